@@ -1,0 +1,35 @@
+# `make test` and `make demo` work on a fresh machine: each creates or updates
+# the virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_CONFIG ?= examples/generator-config.yaml
+
+.PHONY: venv test demo bench clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Generate the full example config into a temporary directory, show what was
+# made, then remove it (set DEMO_DIR=./generated to keep the files).
+demo: $(STAMP)
+	@dir="$${DEMO_DIR:-$$(mktemp -d -t telegen-demo.XXXXXX)}"; \
+	$(VENV)/bin/telegen generate --config $(DEMO_CONFIG) --output-dir "$$dir" && \
+	$(VENV)/bin/telegen inspect "$$dir"; status=$$?; \
+	if [ -z "$${DEMO_DIR:-}" ]; then rm -rf "$$dir"; echo "(removed $$dir; run 'make demo DEMO_DIR=./generated' to keep the files)"; fi; \
+	exit $$status
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q --benchmark-only -s
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

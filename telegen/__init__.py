@@ -1,0 +1,25 @@
+"""telegen: realistic OTLP templates, replayed at very high rates.
+
+    >>> import telegen
+    >>> templates = telegen.generate(telegen.GeneratorConfig.load("examples/generator-config.yaml"))
+    >>> templates.save("./generated", json=True)
+    >>> again = telegen.load("./generated")
+"""
+from ._version import __version__
+from .config import GeneratorConfig
+from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
+from .generate import generate
+from .templates import TemplateSet, load, read_records
+
+__all__ = [
+    "__version__",
+    "ConfigError",
+    "GeneratorConfig",
+    "OutputError",
+    "TelegenError",
+    "TemplateFileError",
+    "TemplateSet",
+    "generate",
+    "load",
+    "read_records",
+]

@@ -1,0 +1,282 @@
+"""The on-disk template format: the contract between generator and sender.
+
+Per signal, `<prefix>-<signal>.pb` is a stream of records, each a varint length
+followed by one serialized Export{Trace,Metrics,Logs}ServiceRequest (the
+standard length-delimited protobuf encoding). `<prefix>-<signal>.json`, when
+asked for, holds the same requests as OTLP JSON, one per line. `metadata.yaml`
+says what was made, from which config and seed.
+
+Every file is written under a temporary name and renamed into place only when
+all of them are complete, so a failed run leaves no partial output.
+"""
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .errors import OutputError, TemplateFileError
+
+SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
+REQUEST_TYPES: dict[str, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+    "logs": ExportLogsServiceRequest,
+}
+METADATA_FILE = "metadata.yaml"
+DEFAULT_PREFIX = "telemetry"
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def pb_path(directory: str | os.PathLike, prefix: str, signal: str) -> Path:
+    return Path(directory) / f"{prefix}-{signal}.pb"
+
+
+def json_path(directory: str | os.PathLike, prefix: str, signal: str) -> Path:
+    return Path(directory) / f"{prefix}-{signal}.json"
+
+
+# -- length-delimited record streams ---------------------------------------------
+
+
+def encode_records(records: Iterable[bytes]) -> Iterator[bytes]:
+    for record in records:
+        yield _VarintBytes(len(record))
+        yield record
+
+
+def split_records(data: bytes | memoryview, source: str = "<bytes>") -> Iterator[memoryview]:
+    """Yield each record of a length-delimited stream without copying it.
+
+    A truncated or malformed stream raises TemplateFileError naming the
+    source and the byte offset where the bad record starts."""
+    view = memoryview(data)
+    size = len(view)
+    pos = 0
+    while pos < size:
+        start = pos
+        try:
+            length, pos = _DecodeVarint(view, pos)
+        except (IndexError, DecodeError):
+            raise TemplateFileError(f"{source}: truncated record length at byte offset {start}") from None
+        if pos + length > size:
+            raise TemplateFileError(
+                f"{source}: record at byte offset {start} declares {length} bytes but only {size - pos} remain"
+                " (truncated file?)")
+        yield view[pos:pos + length]
+        pos += length
+
+
+def read_records(path: str | os.PathLike) -> list[bytes]:
+    """Every record of a `.pb` template stream, as bytes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TemplateFileError(f"template file not found: {path}") from None
+    except OSError as exc:
+        raise TemplateFileError(f"cannot read template file {path}: {exc.strerror}") from None
+    return [bytes(record) for record in split_records(data, str(path))]
+
+
+def decode_record(signal: str, record: bytes | memoryview, source: str = "<record>") -> Message:
+    """Parse one record with the official OTLP classes (for tests and tools,
+    never for the send path)."""
+    message = REQUEST_TYPES[signal]()
+    try:
+        message.ParseFromString(bytes(record))
+    except DecodeError as exc:
+        raise TemplateFileError(f"{source}: not a valid {message.DESCRIPTOR.name}: {exc}") from None
+    return message
+
+
+# -- OTLP JSON -------------------------------------------------------------------
+
+
+def _ids_to_hex(node: Any) -> None:
+    """OTLP JSON writes trace and span ids as hex, where protobuf's JSON
+    mapping would write base64; every other bytes field stays base64."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            elif isinstance(value, (dict, list)) and key not in ("attributes", "body", "resource", "scope"):
+                _ids_to_hex(value)
+    elif isinstance(node, list):
+        for item in node:
+            _ids_to_hex(item)
+
+
+def _ids_from_hex(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+            elif isinstance(value, (dict, list)) and key not in ("attributes", "body", "resource", "scope"):
+                _ids_from_hex(value)
+    elif isinstance(node, list):
+        for item in node:
+            _ids_from_hex(item)
+
+
+def to_otlp_json(signal: str, record: bytes | memoryview) -> str:
+    """One request as OTLP JSON (lowerCamelCase names, hex ids, enums as
+    integers, 64-bit integers as strings), on a single line."""
+    message = decode_record(signal, record)
+    data = json_format.MessageToDict(message, use_integers_for_enums=True)
+    _ids_to_hex(data)
+    return jsonlib.dumps(data, separators=(",", ":"))
+
+
+def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
+    """One OTLP JSON request back to serialized protobuf."""
+    try:
+        data = jsonlib.loads(line)
+        _ids_from_hex(data)
+        message = json_format.ParseDict(data, REQUEST_TYPES[signal]())
+    except (ValueError, json_format.ParseError) as exc:
+        raise TemplateFileError(f"{source}: not a valid OTLP JSON {signal} request: {exc}") from None
+    return message.SerializeToString()
+
+
+def read_json_records(path: str | os.PathLike, signal: str) -> list[bytes]:
+    """Records of an OTLP JSON file (one request per line), serialized."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise TemplateFileError(f"template file not found: {path}") from None
+    return [from_otlp_json(signal, line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+
+
+# -- a whole template set --------------------------------------------------------
+
+
+@dataclass
+class TemplateSet:
+    """Serialized templates per signal plus what describes them."""
+
+    traces: list[bytes] = field(default_factory=list)
+    metrics: list[bytes] = field(default_factory=list)
+    logs: list[bytes] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def records(self, signal: str) -> list[bytes]:
+        if signal not in SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+        return getattr(self, signal)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.metadata.get("counts", {}))
+
+    def save(self, directory: str | os.PathLike, json: bool = False, prefix: str | None = None) -> list[Path]:
+        """Write the `.pb` streams (and OTLP JSON with json=True) plus
+        metadata.yaml into `directory`, atomically. Returns the paths written.
+        Signals with no records get no file."""
+        prefix = prefix or self.metadata.get("prefix") or DEFAULT_PREFIX
+        directory = check_writable(directory)
+        files: dict[Path, Iterable[bytes]] = {}
+        for signal in SIGNALS:
+            records = self.records(signal)
+            if not records:
+                continue
+            files[pb_path(directory, prefix, signal)] = encode_records(records)
+            if json:
+                files[json_path(directory, prefix, signal)] = _json_lines(signal, records)
+        metadata = dict(self.metadata, prefix=prefix, files={
+            signal: pb_path(directory, prefix, signal).name for signal in SIGNALS if self.records(signal)})
+        files[directory / METADATA_FILE] = [yaml.safe_dump(metadata, sort_keys=False).encode()]
+        _write_atomically(directory, files)
+        return list(files)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, prefix: str | None = None) -> TemplateSet:
+        return load(directory, prefix)
+
+
+def _json_lines(signal: str, records: list[bytes]) -> Iterator[bytes]:
+    for record in records:
+        yield (to_otlp_json(signal, record) + "\n").encode()
+
+
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create `directory` if needed and prove a file can be made in it, so a
+    long generation never ends in a write error."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".telegen-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output directory {str(directory)!r} is not writable: {exc.strerror or exc}") from None
+    return directory
+
+
+def _write_atomically(directory: Path, files: dict[Path, Iterable[bytes]]) -> None:
+    temporaries: list[tuple[str, Path]] = []
+    try:
+        for final, chunks in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
+            temporaries.append((tmp, final))
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        for tmp, final in temporaries:
+            os.replace(tmp, final)
+    except OSError as exc:
+        for tmp, _ in temporaries:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise OutputError(f"cannot write templates to {str(directory)!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        for tmp, _ in temporaries:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+
+
+def load(directory: str | os.PathLike, prefix: str | None = None) -> TemplateSet:
+    """Read a template directory written by TemplateSet.save (or by another
+    tool in the same layout). The prefix comes from metadata.yaml when there is
+    one, else `telemetry`. A missing signal file means no templates of it."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise TemplateFileError(f"template directory not found: {directory}")
+    metadata: dict[str, Any] = {}
+    meta_file = directory / METADATA_FILE
+    if meta_file.exists():
+        try:
+            metadata = yaml.safe_load(meta_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TemplateFileError(f"{meta_file}: not valid YAML: {exc}") from None
+    prefix = prefix or metadata.get("prefix") or DEFAULT_PREFIX
+    loaded = {}
+    for signal in SIGNALS:
+        path = pb_path(directory, prefix, signal)
+        loaded[signal] = read_records(path) if path.exists() else []
+    if not any(loaded.values()):
+        raise TemplateFileError(f"no template files ({prefix}-traces.pb, {prefix}-metrics.pb, "
+                                f"{prefix}-logs.pb) in {directory}")
+    return TemplateSet(metadata=metadata, **loaded)
