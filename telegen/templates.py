@@ -133,13 +133,57 @@ def _ids_from_hex(node: Any) -> None:
             _ids_from_hex(item)
 
 
-def to_otlp_json(signal: str, record: bytes | memoryview) -> str:
-    """One request as OTLP JSON (lowerCamelCase names, hex ids, enums as
-    integers, 64-bit integers as strings), on a single line."""
-    message = decode_record(signal, record)
+# The repeated fields that nest request -> resource -> scope -> item.
+_NESTING: dict[str, tuple[str, str, str]] = {
+    "traces": ("resource_spans", "scope_spans", "spans"),
+    "metrics": ("resource_metrics", "scope_metrics", "metrics"),
+    "logs": ("resource_logs", "scope_logs", "log_records"),
+}
+
+
+def _message_json(message: Message) -> str:
     data = json_format.MessageToDict(message, use_integers_for_enums=True)
     _ids_to_hex(data)
     return jsonlib.dumps(data, separators=(",", ":"))
+
+
+def _without(message: Message, name: str) -> Message:
+    """A copy of `message` lacking field `name`, built without copying it."""
+    shell = type(message)()
+    for fd, value in message.ListFields():
+        if fd.name == name:
+            continue
+        target = getattr(shell, fd.name) if fd.message_type or fd.is_repeated else None
+        if fd.is_repeated:
+            target.extend(value)
+        elif fd.message_type:
+            target.CopyFrom(value)
+        else:
+            setattr(shell, fd.name, value)
+    return shell
+
+
+def _json_fragments(message: Message, nesting: tuple[str, ...]) -> Iterator[str]:
+    """OTLP JSON of `message`, streamed: the repeated fields in `nesting` are
+    written element by element, so a 100,000-span trace never becomes one
+    giant dict in memory."""
+    if not nesting:
+        yield _message_json(message)
+        return
+    name = nesting[0]
+    head = _message_json(_without(message, name))
+    yield head[:-1] + ("," if head != "{}" else "") + f'"{message.DESCRIPTOR.fields_by_name[name].json_name}":['
+    for k, item in enumerate(getattr(message, name)):
+        if k:
+            yield ","
+        yield from _json_fragments(item, nesting[1:])
+    yield "]}"
+
+
+def to_otlp_json(signal: str, record: bytes | memoryview) -> str:
+    """One request as OTLP JSON (lowerCamelCase names, hex ids, enums as
+    integers, 64-bit integers as strings), on a single line."""
+    return "".join(_json_fragments(decode_record(signal, record), _NESTING[signal]))
 
 
 def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
@@ -211,7 +255,9 @@ class TemplateSet:
 
 def _json_lines(signal: str, records: list[bytes]) -> Iterator[bytes]:
     for record in records:
-        yield (to_otlp_json(signal, record) + "\n").encode()
+        for fragment in _json_fragments(decode_record(signal, record), _NESTING[signal]):
+            yield fragment.encode()
+        yield b"\n"
 
 
 def check_writable(directory: str | os.PathLike) -> Path:

@@ -119,6 +119,23 @@ def test_unwritable_output_directory(tmp_path, config_file):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "file"]
 
 
+def test_failed_write_leaves_no_partial_files(tmp_path, config_file):
+    """A real write failure (file-size limit, EFBIG) mid-save: exit 2, and
+    neither final nor temporary files remain."""
+    import resource
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "telegen", "generate", "--config", str(config_file),
+                             "--output-dir", str(out), "--json"],
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    assert result.returncode == 2, result.stderr
+    assert "cannot write templates" in result.stderr and "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []
+
+
 def test_inspect_missing_directory(tmp_path):
     result = run_cli("inspect", str(tmp_path / "nothing"))
     assert result.returncode == 2

@@ -132,19 +132,6 @@ def test_unwritable_output_leaves_nothing(tmp_path, generated):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_failed_write_removes_temporaries(tmp_path, generated, monkeypatch):
-    templates, _, _ = generated
-    import telegen.templates as mod
-
-    def broken(signal, record):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(mod, "to_otlp_json", broken)
-    with pytest.raises(OutputError, match="No space left on device"):
-        templates.save(tmp_path, json=True)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_empty_signals_write_no_file(tmp_path):
     from dataclasses import replace
 

@@ -26,7 +26,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from ..config import SEVERITIES, GeneratorConfig, service_names
 from . import log_catalog as catalog
 from .base import TIME_BASE_NS, SignalTemplates, random_id
-from .otlp import attributes, resource, scope
+from .otlp import attributes, field_key, resource, scope, varint
 from .semconv import SemConv, semconv
 
 SEVERITY_NUMBERS: dict[str, int] = {
@@ -508,23 +508,9 @@ def _system_logs(count: int, sc: SemConv, rng: np.random.Generator, nodes: Seque
 
 # --- assembly -------------------------------------------------------------------
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _tag(message: type, field: str) -> bytes:
-    """The key of a length-delimited field (wire type 2)."""
-    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
-
-
-_RESOURCE_LOGS_TAG = _tag(ExportLogsServiceRequest, "resource_logs")
-_SCOPE_LOGS_TAG = _tag(ResourceLogs, "scope_logs")
-_LOG_RECORDS_TAG = _tag(ScopeLogs, "log_records")
+_RESOURCE_LOGS_TAG = field_key(ExportLogsServiceRequest, "resource_logs")
+_SCOPE_LOGS_TAG = field_key(ResourceLogs, "scope_logs")
+_LOG_RECORDS_TAG = field_key(ScopeLogs, "log_records")
 
 
 def _request_bytes(origin: Origin, record: LogRecord) -> bytes:
@@ -533,9 +519,9 @@ def _request_bytes(origin: Origin, record: LogRecord) -> bytes:
     Resource into a fresh message per record would dominate generation time.
     Fields stay in field-number order, so the bytes equal protobuf's own."""
     record_bytes = record.SerializeToString()
-    scope_logs = origin.scope_bytes + _LOG_RECORDS_TAG + _varint(len(record_bytes)) + record_bytes
-    resource_logs = origin.resource_bytes + _SCOPE_LOGS_TAG + _varint(len(scope_logs)) + scope_logs
-    return _RESOURCE_LOGS_TAG + _varint(len(resource_logs)) + resource_logs
+    scope_logs = origin.scope_bytes + _LOG_RECORDS_TAG + varint(len(record_bytes)) + record_bytes
+    resource_logs = origin.resource_bytes + _SCOPE_LOGS_TAG + varint(len(scope_logs)) + scope_logs
+    return _RESOURCE_LOGS_TAG + varint(len(resource_logs)) + resource_logs
 
 
 def _interleave(order: Sequence[int], streams: Sequence[list[Entry]]) -> Iterator[Entry]:

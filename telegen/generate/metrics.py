@@ -37,6 +37,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 
 from ..config import GeneratorConfig, TimeseriesPerMetricConfig
 from . import otlp
+from .otlp import field_key, length_delimited, varint
 from .base import METRIC_INTERVAL_NS, TIME_BASE_NS, SignalTemplates
 from .metric_catalog import (
     CATALOG,
@@ -321,40 +322,13 @@ POOL_BUILDERS: dict[str, Callable[[random.Random, int], list[Attributes]]] = {
 
 # --- wire framing ----------------------------------------------------------------
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# Lengths below 16 KiB (nearly all envelope lengths) come from a table: the
-# framing runs a few times per series and dominates generation otherwise.
-_SMALL_VARINTS: tuple[bytes, ...] = tuple(_encode_varint(i) for i in range(1 << 14))
-
-
-def _varint(value: int) -> bytes:
-    return _SMALL_VARINTS[value] if value < 16384 else _encode_varint(value)
-
-
-def _tag(message: type, field: str) -> bytes:
-    """The key of a length-delimited field (wire type 2)."""
-    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
-
-
-REQUEST_RESOURCE_METRICS = _tag(ExportMetricsServiceRequest, "resource_metrics")
-RM_RESOURCE = _tag(ResourceMetrics, "resource")
-RM_SCOPE_METRICS = _tag(ResourceMetrics, "scope_metrics")
-SM_SCOPE = _tag(ScopeMetrics, "scope")
-SM_METRICS = _tag(ScopeMetrics, "metrics")
-METRIC_DATA = {GAUGE: _tag(Metric, "gauge"), HISTOGRAM: _tag(Metric, "histogram")}
-METRIC_SUM = _tag(Metric, "sum")
+REQUEST_RESOURCE_METRICS = field_key(ExportMetricsServiceRequest, "resource_metrics")
+RM_RESOURCE = field_key(ResourceMetrics, "resource")
+RM_SCOPE_METRICS = field_key(ResourceMetrics, "scope_metrics")
+SM_SCOPE = field_key(ScopeMetrics, "scope")
+SM_METRICS = field_key(ScopeMetrics, "metrics")
+METRIC_DATA = {GAUGE: field_key(Metric, "gauge"), HISTOGRAM: field_key(Metric, "histogram")}
+METRIC_SUM = field_key(Metric, "sum")
 
 
 class Encoded:
@@ -380,12 +354,12 @@ class Encoded:
         key = (kind, index)
         if key not in self._resources:
             attrs = self.pool(kind)[index]
-            self._resources[key] = _field(RM_RESOURCE, otlp.resource(dict(attrs)).SerializeToString())
+            self._resources[key] = length_delimited(RM_RESOURCE, otlp.resource(dict(attrs)).SerializeToString())
         return self._resources[key]
 
     def scope(self, name: str) -> bytes:
         if name not in self._scopes:
-            self._scopes[name] = _field(SM_SCOPE, otlp.scope(name).SerializeToString())
+            self._scopes[name] = length_delimited(SM_SCOPE, otlp.scope(name).SerializeToString())
         return self._scopes[name]
 
     def combos(self, dims: tuple[str, ...]) -> list[list[KeyValue]]:
@@ -481,12 +455,12 @@ def scope_name(metric_type: str, spec: MetricSpec) -> str:
 def _data_encoder(spec: MetricSpec) -> Callable[[list], bytes]:
     """Serializes one entity's points as the Metric's data field, tag included."""
     if spec.kind == GAUGE:
-        return lambda points: _field(METRIC_DATA[GAUGE], Gauge(data_points=points).SerializeToString())
+        return lambda points: length_delimited(METRIC_DATA[GAUGE], Gauge(data_points=points).SerializeToString())
     if spec.kind == HISTOGRAM:
-        return lambda points: _field(METRIC_DATA[HISTOGRAM], Histogram(
+        return lambda points: length_delimited(METRIC_DATA[HISTOGRAM], Histogram(
             data_points=points, aggregation_temporality=AGGREGATION_TEMPORALITY_CUMULATIVE).SerializeToString())
     monotonic = spec.kind == COUNTER
-    return lambda points: _field(METRIC_SUM, Sum(
+    return lambda points: length_delimited(METRIC_SUM, Sum(
         data_points=points, aggregation_temporality=AGGREGATION_TEMPORALITY_CUMULATIVE,
         is_monotonic=monotonic).SerializeToString())
 
@@ -503,9 +477,9 @@ def metric_record(metric_type: str, spec: MetricSpec, n: int, encoded: Encoded, 
     parts = []
     for index in range(-(-n // k)):
         metric = header + encode_data(points[index * k:(index + 1) * k])
-        scope_metrics = scope + SM_METRICS + _varint(len(metric)) + metric
-        resource_metrics = encoded.resource(entity, index) + RM_SCOPE_METRICS + _varint(len(scope_metrics)) + scope_metrics
-        parts += (REQUEST_RESOURCE_METRICS, _varint(len(resource_metrics)), resource_metrics)
+        scope_metrics = scope + SM_METRICS + varint(len(metric)) + metric
+        resource_metrics = encoded.resource(entity, index) + RM_SCOPE_METRICS + varint(len(scope_metrics)) + scope_metrics
+        parts += (REQUEST_RESOURCE_METRICS, varint(len(resource_metrics)), resource_metrics)
     return b"".join(parts)
 
 

@@ -43,3 +43,35 @@ def resource(items: Mapping[str, AttributeValue]) -> Resource:
 
 def scope(name: str, version: str = __version__) -> InstrumentationScope:
     return InstrumentationScope(name=name, version=version)
+
+
+# -- framing around pre-serialized parts ------------------------------------------
+# Generators cache serialized Resources and scopes and frame records around
+# them by hand: copying a Resource into a fresh message per record would
+# dominate generation time. Tests check the bytes equal protobuf's own.
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Lengths below 16 KiB (nearly every envelope) come from a table.
+_SMALL_VARINTS: tuple[bytes, ...] = tuple(_encode_varint(i) for i in range(1 << 14))
+
+
+def varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16384 else _encode_varint(value)
+
+
+def field_key(message: type, field: str) -> bytes:
+    """The key of a length-delimited (wire type 2) field of `message`."""
+    return varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
+
+
+def length_delimited(key: bytes, payload: bytes) -> bytes:
+    return key + varint(len(payload)) + payload
