@@ -32,15 +32,16 @@ def _metric_lines(templates: TemplateSet) -> list[str]:
     series = 0
     for record in templates.metrics:
         request = decode_record("metrics", record)
-        for rm in request.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    kind = metric.WhichOneof("data") or "none"
-                    kinds[kind] += 1
-                    series += len(getattr(metric, kind).data_points) if kind != "none" else 0
-    names = len(templates.metrics)
+        metrics = [m for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+        if not metrics:
+            continue
+        kind = metrics[0].WhichOneof("data") or "none"
+        if kind == "sum":
+            kind = "counter" if metrics[0].sum.is_monotonic else "updowncounter"
+        kinds[kind] += 1
+        series += sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in metrics if m.WhichOneof("data"))
     mix = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-    return [f"{names} metrics, {series} time series (metric streams by kind: {mix})"]
+    return [f"{len(templates.metrics)} metrics ({mix}), {series} time series"]
 
 
 def _log_lines(templates: TemplateSet) -> list[str]:

@@ -89,6 +89,26 @@ def test_span_kinds_follow_the_call_structure(sample):
             assert span.flags & 0x1, "sampled"
 
 
+def test_gateway_forwards_its_route_to_the_owning_backend(sample):
+    """The edge's GET /api/v1/users/{id} first calls the backend that serves
+    GET /api/v1/users/{id}, as a real gateway routes."""
+    checked = 0
+    for trace in sample:
+        if len(trace) < 3:
+            continue
+        spans = {s.span_id: (res["service.name"].string_value, s) for res, _, s in trace}
+        children = check_tree(trace)
+        root = next(s for _, s in spans.values() if not s.parent_span_id)
+        first = min(children[root.span_id], key=lambda s: s.start_time_unix_nano)
+        assert first.kind == CLIENT
+        (backend,) = children[first.span_id]
+        assert backend.name == root.name
+        assert spans[backend.span_id][0] != "api-gateway"
+        assert attr(backend, "url.path") == attr(root, "url.path")
+        checked += 1
+    assert checked > 300
+
+
 def test_span_counts_follow_the_configured_normal_distribution():
     traces = traces_for(TracesConfig(count=4000, spans=SpansConfig(avg_per_trace=15, std_dev=5,
                                                                      high_span_traces=NO_HIGH)))
@@ -281,3 +301,34 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
     assert a != c
     legacy = generate_traces(replace(config, semantic_conventions="legacy"), signal_rng(11, "traces")).records
     assert [len(spans_with_resource(r)) for r in legacy] == [len(spans_with_resource(r)) for r in a]
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32),
+    services=st.integers(1, 9),
+    multi_ingress=st.booleans(),
+    avg=st.floats(1, 40),
+    std=st.floats(0, 20),
+    high=st.integers(1, 3000),
+    error_rate=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_any_config_gives_valid_trees_of_exact_size(seed, services, multi_ingress, avg, std, high, error_rate):
+    """Whatever the topology (a lone service, no calls, many ingresses) and
+    sizes, every trace is a valid nested tree with exactly its span count."""
+    ingress = IngressConfig(single=not multi_ingress)
+    config = TracesConfig(count=12, error_rate=error_rate,
+                          services=ServicesConfig(count=services, ingress=ingress),
+                          spans=SpansConfig(avg_per_trace=avg, std_dev=std,
+                                            high_span_traces=HighSpanTracesConfig(count=1, span_count=high)))
+    out = generate_traces(GeneratorConfig(traces=config), signal_rng(seed, "traces"))
+    traces = [spans_with_resource(r) for r in out.records]
+    assert sum(len(t) for t in traces) == out.counts["spans"]
+    assert high in [len(t) for t in traces]
+    for trace in traces:
+        children = check_tree(trace)
+        assert all(len(k) <= MAX_CHILDREN for k in children.values())

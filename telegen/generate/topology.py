@@ -97,6 +97,8 @@ class Service:
 class Topology:
     services: list[Service]
     ingress: list[int]
+    # Gateway route -> the backend endpoint it forwards to.
+    forwards: dict[Endpoint, Endpoint] = field(default_factory=dict)
 
 
 def _noun(name: str) -> str:
@@ -106,7 +108,12 @@ def _noun(name: str) -> str:
     return base
 
 
+UNCOUNTABLE = ("inventory", "search", "analytics", "media", "billing", "shipping")
+
+
 def _plural(noun: str) -> str:
+    if noun in UNCOUNTABLE:
+        return noun
     if noun.endswith("y") and not noun.endswith("ey"):
         return noun[:-1] + "ies"
     return noun if noun.endswith("s") else noun + "s"
@@ -196,6 +203,7 @@ def build_topology(config: TracesConfig, rng: np.random.Generator) -> Topology:
 
     n = len(services)
     ingress_set = set(range(len([x for x in ordered if x in ingress_names])))
+    forwards: dict[Endpoint, Endpoint] = {}
     for j in range(1, n):
         # Every non-ingress service gets at least one caller before it.
         if j not in ingress_set:
@@ -209,6 +217,15 @@ def build_topology(config: TracesConfig, rng: np.random.Generator) -> Topology:
                 services[i].calls.append((j, _protocol(rng)))
     for svc in services:
         svc.calls.sort()
+        if svc.noun == "request" and svc.calls:
+            # A gateway routes its backends' paths (as Envoy or Kong would),
+            # so its routes are theirs rather than a noun of its own.
+            svc.http_endpoints = []
+            for callee, _ in svc.calls:
+                for ep in services[callee].http_endpoints:
+                    route = Endpoint(svc.index, "http", ep.method, ep.route)
+                    svc.http_endpoints.append(route)
+                    forwards[route] = ep
         is_edge = svc.index in ingress_set and svc.noun == "request"
         db_count = 1 if is_edge else int(rng.integers(1, 3))
         systems = ["redis"] if is_edge else [DB_SYSTEMS[int(k)] for k in rng.permutation(len(DB_SYSTEMS))[:db_count]]
@@ -216,7 +233,7 @@ def build_topology(config: TracesConfig, rng: np.random.Generator) -> Topology:
             plural = _plural(svc.noun)
             collections = (plural, f"{svc.noun}_events", f"{svc.noun}_audit")
             svc.databases.append(Database(system, f"{svc.noun}_db", f"{svc.name}-{system}.shop.svc.cluster.local", collections))
-    return Topology(services=services, ingress=sorted(ingress_set))
+    return Topology(services=services, ingress=sorted(ingress_set), forwards=forwards)
 
 
 def _protocol(rng: np.random.Generator) -> str:

@@ -232,10 +232,15 @@ class TraceBuilder:
         rng = self.rng
         services = self.topology.services
         ingress = self.topology.ingress[int(rng.integers(0, len(self.topology.ingress)))]
-        root_ep = services[ingress].http_endpoints[int(rng.integers(0, len(services[ingress].http_endpoints)))]
+        root_ep = _pick_endpoint(services[ingress].http_endpoints, float(rng.random()))
         shape = _Shape(target)
         shape.add(-1, SERVER, ingress, root_ep)
         expandable = [0]
+        backend = self.topology.forwards.get(root_ep)
+        if backend is not None and target >= 3:
+            # A gateway first forwards the request to the backend that owns the route.
+            client = shape.add(0, CLIENT, ingress, backend)
+            expandable.append(shape.add(client, SERVER, backend.service, backend))
         draws = rng.random((target, 3)).tolist()
         while len(shape.parent) < target:
             u_parent, u_action, u_pick = draws[len(shape.parent)]
@@ -244,11 +249,15 @@ class TraceBuilder:
             svc = services[shape.service[p]]
             remaining = target - len(shape.parent)
             can_call = remaining >= 2 and svc.calls
+            if len(expandable) == 1 and len(shape.children[p]) == MAX_CHILDREN - 1:
+                # The last open parent's last child must be able to have
+                # children itself, or the tree could not grow any further.
+                u_action = 0.0 if can_call else 0.99
             # Weights: call 0.45, database 0.30, internal work 0.25.
             if can_call and u_action < 0.45:
                 callee, protocol = svc.calls[int(u_pick * len(svc.calls))]
                 eps = services[callee].http_endpoints if protocol == "http" else services[callee].grpc_endpoints
-                ep = eps[int(u_pick * 7919) % len(eps)]
+                ep = _pick_endpoint(eps, u_pick * 7919 % 1.0)
                 client = shape.add(p, CLIENT, svc.index, ep)
                 server = shape.add(client, SERVER, callee, ep)
                 expandable.append(server)
@@ -346,6 +355,8 @@ class TraceBuilder:
         pools = self.custom
         draws = rng.random((n, 2)).tolist()
         ids = rng.integers(1, 100000, size=n).tolist()
+        if n > 2 and self.topology.forwards.get(shape.op[0]) == shape.op[1]:
+            ids[1] = ids[0]  # a forwarded request keeps its path
         ips = rng.integers(1, 255, size=(n, 2)).tolist()
 
         parts: list[bytes] = []
@@ -474,6 +485,25 @@ class _Shape:
         if parent >= 0:
             self.children[parent].append(index)
         return index
+
+
+# Reads outnumber writes: weights by an endpoint's position in its service's
+# list (topology builds them as GET by id, GET list, POST, PUT, DELETE, GET
+# history for HTTP; Get, List, Create, Update for gRPC).
+HTTP_ENDPOINT_WEIGHTS = (0.35, 0.2, 0.12, 0.08, 0.05, 0.2)
+GRPC_ENDPOINT_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
+
+
+def _pick_endpoint(endpoints: list[Endpoint], u: float) -> Endpoint:
+    weights = HTTP_ENDPOINT_WEIGHTS if endpoints[0].protocol == "http" else GRPC_ENDPOINT_WEIGHTS
+    # Lists longer than one service's (a gateway's) repeat the pattern per backend.
+    groups = len(endpoints) // len(weights)
+    group, u = divmod(u * groups, 1.0)
+    for k, w in enumerate(weights):
+        if u < w:
+            return endpoints[int(group) * len(weights) + k]
+        u -= w
+    return endpoints[int(group) * len(weights) + len(weights) - 1]
 
 
 def _grpc_code(http_status: int) -> int:
