@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-
-import yaml
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import yaml
 
 from . import __version__
 from .config import GeneratorConfig

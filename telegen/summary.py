@@ -62,7 +62,7 @@ def sample_trace(templates: TemplateSet, max_spans: int = 25) -> list[str]:
     spans: list = []
     for record in templates.traces[:200]:
         request = decode_record("traces", record)
-        found = []
+        found: list = []
         for rs in request.resource_spans:
             service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "?")
             for ss in rs.scope_spans:

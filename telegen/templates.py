@@ -15,7 +15,7 @@ import base64
 import json as jsonlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,30 +107,29 @@ def decode_record(signal: str, record: bytes | memoryview, source: str = "<recor
 # -- OTLP JSON -------------------------------------------------------------------
 
 
-def _ids_to_hex(node: Any) -> None:
-    """OTLP JSON writes trace and span ids as hex, where protobuf's JSON
-    mapping would write base64; every other bytes field stays base64."""
+def _convert_ids(node: Any, convert: Callable[[str], str]) -> None:
+    """Rewrite every trace/span id string in an OTLP JSON tree in place.
+
+    OTLP JSON writes ids as hex where protobuf's JSON mapping writes base64;
+    every other bytes field stays base64. Attribute, body, resource and scope
+    subtrees hold no ids and are skipped."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
-                node[key] = base64.b64decode(value).hex()
+                node[key] = convert(value)
             elif isinstance(value, (dict, list)) and key not in ("attributes", "body", "resource", "scope"):
-                _ids_to_hex(value)
+                _convert_ids(value, convert)
     elif isinstance(node, list):
         for item in node:
-            _ids_to_hex(item)
+            _convert_ids(item, convert)
 
 
-def _ids_from_hex(node: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_KEYS and isinstance(value, str):
-                node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-            elif isinstance(value, (dict, list)) and key not in ("attributes", "body", "resource", "scope"):
-                _ids_from_hex(value)
-    elif isinstance(node, list):
-        for item in node:
-            _ids_from_hex(item)
+def _base64_to_hex(value: str) -> str:
+    return base64.b64decode(value).hex()
+
+
+def _hex_to_base64(value: str) -> str:
+    return base64.b64encode(bytes.fromhex(value)).decode()
 
 
 # The repeated fields that nest request -> resource -> scope -> item.
@@ -143,7 +142,7 @@ _NESTING: dict[str, tuple[str, str, str]] = {
 
 def _message_json(message: Message) -> str:
     data = json_format.MessageToDict(message, use_integers_for_enums=True)
-    _ids_to_hex(data)
+    _convert_ids(data, _base64_to_hex)
     return jsonlib.dumps(data, separators=(",", ":"))
 
 
@@ -153,11 +152,10 @@ def _without(message: Message, name: str) -> Message:
     for fd, value in message.ListFields():
         if fd.name == name:
             continue
-        target = getattr(shell, fd.name) if fd.message_type or fd.is_repeated else None
         if fd.is_repeated:
-            target.extend(value)
+            getattr(shell, fd.name).extend(value)
         elif fd.message_type:
-            target.CopyFrom(value)
+            getattr(shell, fd.name).CopyFrom(value)
         else:
             setattr(shell, fd.name, value)
     return shell
@@ -190,7 +188,7 @@ def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
     """One OTLP JSON request back to serialized protobuf."""
     try:
         data = jsonlib.loads(line)
-        _ids_from_hex(data)
+        _convert_ids(data, _hex_to_base64)
         message = json_format.ParseDict(data, REQUEST_TYPES[signal]())
     except (ValueError, json_format.ParseError) as exc:
         raise TemplateFileError(f"{source}: not a valid OTLP JSON {signal} request: {exc}") from None

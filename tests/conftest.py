@@ -9,7 +9,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from telegen.config import (
-    GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TimeseriesPerMetricConfig,
+    GeneratorConfig,
+    HighSpanTracesConfig,
+    LogsConfig,
+    MetricsConfig,
+    SpansConfig,
+    TimeseriesPerMetricConfig,
     TracesConfig,
 )
 

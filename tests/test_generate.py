@@ -65,7 +65,7 @@ def test_every_patched_field_is_a_nonzero_placeholder(templates):
                     assert log.time_unix_nano and log.observed_time_unix_nano
                     assert (not log.trace_id) or (any(log.trace_id) and any(log.span_id) and log.flags)
     for record in templates.metrics:
-        for name, fd, value in walk(decode_record("metrics", record)):
+        for name, _, value in walk(decode_record("metrics", record)):
             if name.endswith("data_points.time_unix_nano"):
                 assert value == TIME_BASE_NS + 60_000_000_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -78,7 +78,7 @@ def logs_config(count: int, split: tuple[float, float, float] = (40, 40, 20), se
     return GeneratorConfig(logs=LogsConfig(count=count, types=types), semantic_conventions=generation)
 
 
-@lru_cache(maxsize=None)
+@cache
 def generated(count: int = 10_000, split: tuple[float, float, float] = (40, 40, 20), seed: int = 7,
               generation: str = "stable") -> tuple[dict[str, int], tuple[Decoded, ...]]:
     out = generate_logs(logs_config(count, split, generation=generation), np.random.default_rng(seed))

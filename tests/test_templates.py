@@ -12,7 +12,11 @@ from google.protobuf.internal.encoder import _VarintBytes
 import telegen
 from telegen.errors import OutputError, TemplateFileError
 from telegen.templates import (
-    from_otlp_json, read_json_records, read_records, split_records, to_otlp_json,
+    from_otlp_json,
+    read_json_records,
+    read_records,
+    split_records,
+    to_otlp_json,
 )
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -136,6 +140,7 @@ def test_empty_signals_write_no_file(tmp_path):
     from dataclasses import replace
 
     from conftest import small_config
+
     from telegen.config import LogsConfig
     templates = telegen.generate(replace(small_config(), logs=LogsConfig(count=0)))
     names = {p.name for p in templates.save(tmp_path)}

@@ -7,10 +7,17 @@ from dataclasses import replace
 
 import pytest
 from conftest import attr, spans_with_resource
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from telegen.config import (
-    CustomAttributesConfig, GeneratorConfig, HighSpanTracesConfig, IngressConfig, ServicesConfig, SpansConfig,
+    CustomAttributesConfig,
+    GeneratorConfig,
+    HighSpanTracesConfig,
+    IngressConfig,
+    ServicesConfig,
+    SpansConfig,
     TracesConfig,
 )
 from telegen.generate.base import TIME_BASE_NS, signal_rng
@@ -198,7 +205,7 @@ def test_semantic_convention_attributes(generation, keys, absent):
     traces = traces_for(TracesConfig(count=80, spans=SpansConfig(high_span_traces=NO_HIGH)), semconv=generation)
     http_servers = dbs = 0
     for trace in traces:
-        for res, _, span in trace:
+        for _, _, span in trace:
             names = {kv.key for kv in span.attributes}
             assert not names & set(absent)
             if span.kind == SERVER and "http.route" in names:
@@ -222,7 +229,10 @@ def test_grpc_calls_carry_rpc_attributes(sample):
 
 
 def test_failing_requests_fail_consistently(sample):
-    failing = [t for t in sample if next(s for _, _, s in t if not s.parent_span_id).status.code == Status.STATUS_CODE_ERROR]
+    def root(trace):
+        return next(s for _, _, s in trace if not s.parent_span_id)
+
+    failing = [t for t in sample if root(t).status.code == Status.STATUS_CODE_ERROR]
     assert 20 <= len(failing) <= 70  # error_rate 0.1 of 401 traces
     for trace in failing:
         spans = {s.span_id: s for _, _, s in trace}
@@ -302,9 +312,6 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
     legacy = generate_traces(replace(config, semantic_conventions="legacy"), signal_rng(11, "traces")).records
     assert [len(spans_with_resource(r)) for r in legacy] == [len(spans_with_resource(r)) for r in a]
 
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -37,7 +37,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 
 from ..config import GeneratorConfig, TimeseriesPerMetricConfig
 from . import otlp
-from .otlp import field_key, length_delimited, varint
 from .base import METRIC_INTERVAL_NS, TIME_BASE_NS, SignalTemplates
 from .metric_catalog import (
     CATALOG,
@@ -53,6 +52,7 @@ from .metric_catalog import (
     MetricSpec,
     extension_specs,
 )
+from .otlp import field_key, length_delimited, varint
 
 START_NS = TIME_BASE_NS
 POINT_NS = TIME_BASE_NS + METRIC_INTERVAL_NS
@@ -408,7 +408,8 @@ def draw_histograms(n: int, rng: np.random.Generator) -> tuple[list, list, list,
     return counts.tolist(), sums.tolist(), mins.tolist(), maxes.tolist(), buckets.tolist()
 
 
-def number_points(spec: MetricSpec, combos: list[list[KeyValue]], n: int, rng: np.random.Generator) -> list[NumberDataPoint]:
+def number_points(spec: MetricSpec, combos: list[list[KeyValue]], n: int,
+                  rng: np.random.Generator) -> list[NumberDataPoint]:
     values = draw_values(spec.values, n, rng)
     k = len(combos)
     # Gauges have no start time: 0 is proto3's "unset" and is not encoded.
@@ -474,11 +475,11 @@ def metric_record(metric_type: str, spec: MetricSpec, n: int, encoded: Encoded, 
     scope = encoded.scope(scope_name(metric_type, spec))
     entity = spec.entity or TYPE_ENTITY[metric_type]
     encode_data = _data_encoder(spec)
-    parts = []
+    parts: list[bytes] = []
     for index in range(-(-n // k)):
         metric = header + encode_data(points[index * k:(index + 1) * k])
-        scope_metrics = scope + SM_METRICS + varint(len(metric)) + metric
-        resource_metrics = encoded.resource(entity, index) + RM_SCOPE_METRICS + varint(len(scope_metrics)) + scope_metrics
+        scope_metrics = scope + length_delimited(SM_METRICS, metric)
+        resource_metrics = encoded.resource(entity, index) + length_delimited(RM_SCOPE_METRICS, scope_metrics)
         parts += (REQUEST_RESOURCE_METRICS, varint(len(resource_metrics)), resource_metrics)
     return b"".join(parts)
 

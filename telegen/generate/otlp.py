@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from .._version import __version__
 
-AttributeValue = str | bool | int | float | bytes | list
 
-
-def any_value(value: AttributeValue) -> AnyValue:
+def any_value(value: object) -> AnyValue:
     # bool before int: bool is a subclass of int.
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
@@ -28,16 +27,16 @@ def any_value(value: AttributeValue) -> AnyValue:
     raise TypeError(f"unsupported attribute value {value!r}")
 
 
-def key_value(key: str, value: AttributeValue) -> KeyValue:
+def key_value(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=any_value(value))
 
 
-def attributes(items: Mapping[str, AttributeValue] | Iterable[tuple[str, AttributeValue]]) -> list[KeyValue]:
+def attributes(items: Mapping[str, object] | Iterable[tuple[str, object]]) -> list[KeyValue]:
     pairs = items.items() if isinstance(items, Mapping) else items
     return [key_value(k, v) for k, v in pairs]
 
 
-def resource(items: Mapping[str, AttributeValue]) -> Resource:
+def resource(items: Mapping[str, object]) -> Resource:
     return Resource(attributes=attributes(items))
 
 
@@ -68,7 +67,7 @@ def varint(value: int) -> bytes:
     return _SMALL_VARINTS[value] if value < 16384 else _encode_varint(value)
 
 
-def field_key(message: type, field: str) -> bytes:
+def field_key(message: Any, field: str) -> bytes:
     """The key of a length-delimited (wire type 2) field of `message`."""
     return varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
 

@@ -147,7 +147,7 @@ def _grpc_endpoints(index: int, noun: str) -> list[Endpoint]:
 
 
 def _instances(rng: np.random.Generator, name: str, language: str, version: str) -> list[dict[str, str | int]]:
-    instances = []
+    instances: list[dict[str, str | int]] = []
     for _ in range(INSTANCES_PER_SERVICE):
         replicaset = "".join(POD_HASH_ALPHABET[int(v)] for v in rng.integers(0, 27, size=9))
         suffix = "".join(POD_HASH_ALPHABET[int(v)] for v in rng.integers(0, 27, size=5))
@@ -232,7 +232,8 @@ def build_topology(config: TracesConfig, rng: np.random.Generator) -> Topology:
         for system in systems:
             plural = _plural(svc.noun)
             collections = (plural, f"{svc.noun}_events", f"{svc.noun}_audit")
-            svc.databases.append(Database(system, f"{svc.noun}_db", f"{svc.name}-{system}.shop.svc.cluster.local", collections))
+            host = f"{svc.name}-{system}.shop.svc.cluster.local"
+            svc.databases.append(Database(system, f"{svc.noun}_db", host, collections))
     return Topology(services=services, ingress=sorted(ingress_set), forwards=forwards)
 
 

@@ -16,6 +16,7 @@ trace is a few lists of ints, never a tree of Python objects:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -65,7 +66,8 @@ EXCEPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "okhttp/4.12.0",
     "shop-ios/5.14.2 CFNetwork/1494.0.7 Darwin/23.4.0",
@@ -90,6 +92,12 @@ CUSTOM_VALUE_POOL = 256  # distinct values per custom attribute
 
 SQL_OPERATIONS = ("SELECT", "SELECT", "SELECT", "INSERT", "UPDATE", "DELETE")
 REDIS_OPERATIONS = ("GET", "GET", "SET", "HGETALL", "EXPIRE", "DEL")
+SQL_QUERIES = {
+    "SELECT": "SELECT id, status, updated_at FROM {table} WHERE id = ?",
+    "INSERT": "INSERT INTO {table} (id, status, payload) VALUES (?, ?, ?)",
+    "UPDATE": "UPDATE {table} SET status = ? WHERE id = ?",
+    "DELETE": "DELETE FROM {table} WHERE id = ?",
+}
 MONGO_OPERATIONS = ("find", "find", "insert", "update", "aggregate")
 
 
@@ -100,6 +108,11 @@ class Operation:
     name: str
     scope: str  # category key into topology.SCOPES
     static: tuple[KeyValue, ...]
+    db_system: str | None = None  # set on database calls: picks their latency profile
+
+
+# What a span does: serve or call an endpoint, or a database/internal Operation.
+SpanOp = Endpoint | Operation
 
 
 class TraceBuilder:
@@ -160,27 +173,23 @@ class TraceBuilder:
         ops = []
         for collection in db.collections:
             if category == "sql":
-                placeholder = "$1" if db.system == "postgresql" else "?"
                 for op in SQL_OPERATIONS:
-                    query = {
-                        "SELECT": f"SELECT id, status, updated_at FROM {collection} WHERE id = {placeholder}",
-                        "INSERT": f"INSERT INTO {collection} (id, status, payload) VALUES ({placeholder}, {placeholder}, {placeholder})".replace("$1, $1, $1", "$1, $2, $3"),
-                        "UPDATE": f"UPDATE {collection} SET status = {placeholder} WHERE id = {placeholder}".replace("$1 WHERE id = $1", "$1 WHERE id = $2"),
-                        "DELETE": f"DELETE FROM {collection} WHERE id = {placeholder}",
-                    }[op]
+                    query = SQL_QUERIES[op].format(table=collection)
+                    if db.system == "postgresql":  # numbered parameters: $1, $2, ...
+                        query = _number_parameters(query)
                     attrs = dict(common, **{sem.db_collection: collection, sem.db_operation: op, sem.db_query: query})
-                    ops.append(Operation(f"{op} {collection}", category, tuple(attributes(attrs))))
+                    ops.append(Operation(f"{op} {collection}", category, tuple(attributes(attrs)), db.system))
             elif category == "redis":
                 for op in REDIS_OPERATIONS:
                     attrs = dict(common, **{sem.db_operation: op, sem.db_query: f"{op} {svc.noun}:?"})
-                    ops.append(Operation(op, category, tuple(attributes(attrs))))
+                    ops.append(Operation(op, category, tuple(attributes(attrs)), db.system))
                 break  # redis has keys, not collections
             else:
                 collection_key = sem.db_collection if sem.generation == "stable" else "db.mongodb.collection"
                 for op in MONGO_OPERATIONS:
                     query = f'{{"{op}": "{collection}", "filter": {{"_id": "?"}}}}'
                     attrs = dict(common, **{collection_key: collection, sem.db_operation: op, sem.db_query: query})
-                    ops.append(Operation(f"{op} {collection}", category, tuple(attributes(attrs))))
+                    ops.append(Operation(f"{op} {collection}", category, tuple(attributes(attrs)), db.system))
         return ops
 
     def _internal_op(self, svc: Service, op: str) -> Operation:
@@ -264,7 +273,7 @@ class TraceBuilder:
             elif u_action < 0.75:
                 db = int(u_pick * len(svc.databases))
                 ops = self.db_ops[svc.index][db]
-                shape.add(p, CLIENT, svc.index, (svc.databases[db].system, ops[int(u_pick * 104729) % len(ops)]))
+                shape.add(p, CLIENT, svc.index, ops[int(u_pick * 104729) % len(ops)])
             else:
                 ops = self.internal_ops[svc.index]
                 expandable.append(shape.add(p, INTERNAL, svc.index, ops[int(u_pick * len(ops))]))
@@ -292,8 +301,9 @@ class TraceBuilder:
             kids = children[i]
             kind = kinds[i]
             if kind == CLIENT and not kids:  # database call
-                system = ops[i][0]
-                duration[i] = int(np.exp(db_log_median[system] + DB_SIGMA * z0[i])) + 1000
+                op = ops[i]
+                assert isinstance(op, Operation) and op.db_system is not None
+                duration[i] = int(np.exp(db_log_median[op.db_system] + DB_SIGMA * z0[i])) + 1000
                 continue
             if kind == CLIENT:  # the call: request and response cross the network
                 (server,) = kids
@@ -355,14 +365,15 @@ class TraceBuilder:
         pools = self.custom
         draws = rng.random((n, 2)).tolist()
         ids = rng.integers(1, 100000, size=n).tolist()
-        if n > 2 and self.topology.forwards.get(shape.op[0]) == shape.op[1]:
+        root_op = shape.op[0]
+        if n > 2 and isinstance(root_op, Endpoint) and self.topology.forwards.get(root_op) == shape.op[1]:
             ids[1] = ids[0]  # a forwarded request keeps its path
         ips = rng.integers(1, 255, size=(n, 2)).tolist()
 
         parts: list[bytes] = []
         for chunk_start in range(0, n, CHUNK_SPANS):
             request = ExportTraceServiceRequest()
-            containers: dict[tuple[int, str], object] = {}
+            containers: dict[tuple[int, str], Any] = {}  # ScopeSpans.spans containers
             resource_spans: dict[int, ResourceSpans] = {}
             for i in range(chunk_start, min(n, chunk_start + CHUNK_SPANS)):
                 kind = shape.kind[i]
@@ -379,7 +390,7 @@ class TraceBuilder:
                     else:
                         attrs.append(self.kv("rpc.grpc.status_code", _grpc_code(status_code)))
                 else:
-                    operation = op[1] if isinstance(op, tuple) else op
+                    operation = op
                     attrs = list(operation.static)
                 if i in errors and sem.generation == "stable":
                     attrs.append(self.kv("error.type", str(status_code) if i != origin or kind == SERVER
@@ -472,10 +483,10 @@ class _Shape:
         self.parent: list[int] = []
         self.kind: list[int] = []
         self.service: list[int] = []
-        self.op: list[object] = []
+        self.op: list[SpanOp] = []
         self.children: list[list[int]] = []
 
-    def add(self, parent: int, kind: int, service: int, op: object) -> int:
+    def add(self, parent: int, kind: int, service: int, op: SpanOp) -> int:
         index = len(self.parent)
         self.parent.append(parent)
         self.kind.append(kind)
@@ -504,6 +515,11 @@ def _pick_endpoint(endpoints: list[Endpoint], u: float) -> Endpoint:
             return endpoints[int(group) * len(weights) + k]
         u -= w
     return endpoints[int(group) * len(weights) + len(weights) - 1]
+
+
+def _number_parameters(query: str) -> str:
+    parts = query.split("?")
+    return "".join(f"{part}${k}" for k, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
 def _grpc_code(http_status: int) -> int:
