@@ -20,7 +20,9 @@ def extensions() -> list:
     ext = Extension(
         "telegen._fastpath",
         [str(FASTPATH.relative_to(HERE))],
-        extra_compile_args=["-O3"],
+        # No fused multiply-add: the reference implementation must reproduce
+        # every floating-point result bit for bit.
+        extra_compile_args=["-O3", "-ffp-contract=off"],
     )
     return cythonize([ext], language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
 

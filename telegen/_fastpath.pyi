@@ -1,0 +1,42 @@
+"""Type stub for the compiled send-path core (telegen/_fastpath.pyx)."""
+import numpy as np
+import numpy.typing as npt
+
+SIGNALS: tuple[str, str, str]
+REPLICA_KEY: bytes
+
+class PatchPlan:
+    """Offsets of every per-send field of one serialized request."""
+
+    signal: int
+    size: int
+    events: int
+    n_id_groups: int
+    n_time_groups: int
+    ids16: npt.NDArray[np.int64]
+    ids8: npt.NDArray[np.int64]
+    time_add: npt.NDArray[np.int64]
+    time_now: npt.NDArray[np.int64]
+    time_start: npt.NDArray[np.int64]
+    time_window: npt.NDArray[np.int64]
+    counters: npt.NDArray[np.int64]
+    gauges: npt.NDArray[np.int64]
+    histograms: npt.NDArray[np.int64]
+    bucket_runs: npt.NDArray[np.int64]
+    replicas: npt.NDArray[np.int64]
+    group_min: npt.NDArray[np.uint64]
+    group_max: npt.NDArray[np.uint64]
+
+def scan(signal: str, data: bytes | bytearray | memoryview) -> PatchPlan: ...
+def count_events(signal: str, data: bytes | bytearray | memoryview) -> int: ...
+def patch(
+    plan: PatchPlan,
+    data: bytes,
+    now: int,
+    jitter_ns: int = 0,
+    backdate_ns: int = 0,
+    run_start: int = 0,
+    step: int = 0,
+    replica: int = -1,
+    seed: int | None = None,
+) -> bytes: ...

@@ -1,0 +1,828 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The send path's compiled core: scan a serialized OTLP export request once
+into a patch plan, then patch copies of it per send without parsing.
+
+scan(signal, buf) walks the protobuf wire format (bounds-checked: malformed
+input raises ValueError naming the byte offset) and records the offset of
+every field that changes per send. Every such field is fixed-width, so a
+patch never moves a byte: patch(plan, buf, ...) copies `buf` into a new bytes
+object and overwrites ids, times and metric values in place with the GIL
+released.
+
+The plain-Python twin in telegen/send/reference.py implements the same
+operations on decoded messages; given the same seed both produce identical
+bytes, which is how the tests check this file.
+"""
+import os
+import sys
+
+import numpy as np
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+if sys.byteorder != "little":  # protobuf fixed64/double are little-endian on the wire
+    raise ImportError("telegen._fastpath needs a little-endian machine")
+
+SIGNALS = ("traces", "metrics", "logs")
+REPLICA_KEY = b"telegen.replica"
+
+cdef enum:
+    TRACES = 0
+    METRICS = 1
+    LOGS = 2
+    WIRE_VARINT = 0
+    WIRE_I64 = 1
+    WIRE_LEN = 2
+    WIRE_I32 = 5
+
+cdef uint64_t U64_MAX = 0xFFFFFFFFFFFFFFFFULL
+
+
+# -- random numbers: xoshiro256**, seeded by splitmix64 --------------------------
+
+cdef struct Xoshiro:
+    uint64_t s0, s1, s2, s3
+
+
+cdef inline uint64_t _rotl(uint64_t x, int k) noexcept nogil:
+    return (x << k) | (x >> (64 - k))
+
+
+cdef inline uint64_t _splitmix64(uint64_t* state) noexcept nogil:
+    state[0] += 0x9E3779B97F4A7C15ULL
+    cdef uint64_t z = state[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline void _seed(Xoshiro* rng, uint64_t seed) noexcept nogil:
+    rng.s0 = _splitmix64(&seed)
+    rng.s1 = _splitmix64(&seed)
+    rng.s2 = _splitmix64(&seed)
+    rng.s3 = _splitmix64(&seed)
+
+
+cdef inline uint64_t _next(Xoshiro* rng) noexcept nogil:
+    cdef uint64_t result = _rotl(rng.s1 * 5, 7) * 9
+    cdef uint64_t t = rng.s1 << 17
+    rng.s2 ^= rng.s0
+    rng.s3 ^= rng.s1
+    rng.s1 ^= rng.s2
+    rng.s0 ^= rng.s3
+    rng.s2 ^= t
+    rng.s3 = _rotl(rng.s3, 45)
+    return result
+
+
+cdef Xoshiro _global_rng
+
+
+def _reseed() -> None:
+    """Fresh process-wide randomness; runs at import and in every forked child
+    so worker processes never repeat each other's ids."""
+    global _global_rng
+    _seed(&_global_rng, int.from_bytes(os.urandom(8), "little"))
+
+
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
+
+
+# -- the patch plan --------------------------------------------------------------
+
+cdef class PatchPlan:
+    """Offsets of every per-send field of one serialized request.
+
+    Arrays are int64 [offset, argument] rows; group numbers index the id
+    groups (one per trace, or per distinct trace id referenced by logs and
+    exemplars) and time groups (one per trace, or per log record)."""
+
+    def __repr__(self) -> str:
+        return (f"<PatchPlan {SIGNALS[self.signal]} {self.size} bytes, {self.events} events, "
+                f"{self.n_id_groups} id groups, {self.n_time_groups} time groups>")
+
+
+# -- scanning --------------------------------------------------------------------
+
+cdef struct Field:
+    uint64_t number
+    int wire
+    Py_ssize_t start   # value start (after tag, and after length for LEN)
+    Py_ssize_t end     # value end
+    uint64_t value     # VARINT value; I64/I32 raw
+
+
+cdef class _Scanner:
+    cdef const uint8_t* buf
+    cdef Py_ssize_t size
+    cdef int signal
+    cdef Py_ssize_t events
+    cdef list ids16, ids8, time_add, time_now, time_start, time_window
+    cdef list counters, gauges, histograms, bucket_runs, replicas, links
+    cdef list group_min, group_max
+    cdef dict id_groups
+    cdef Py_ssize_t n_time_groups
+
+    def __cinit__(self):
+        self.ids16 = []
+        self.ids8 = []
+        self.time_add = []
+        self.time_now = []
+        self.time_start = []
+        self.time_window = []
+        self.counters = []
+        self.gauges = []
+        self.histograms = []
+        self.bucket_runs = []
+        self.replicas = []
+        self.links = []
+        self.group_min = []
+        self.group_max = []
+        self.id_groups = {}
+        self.n_time_groups = 0
+        self.events = 0
+
+    # wire primitives
+
+    cdef int _fail(self, Py_ssize_t offset, str what) except -1:
+        raise ValueError(f"malformed {SIGNALS[self.signal]} request at byte offset {offset}: {what}")
+
+    cdef int next_field(self, Py_ssize_t* pos, Py_ssize_t end, Field* f) except -1:
+        cdef Py_ssize_t at = pos[0]
+        cdef uint64_t tag = 0
+        cdef uint64_t length
+        self.varint(pos, end, &tag)
+        f.number = tag >> 3
+        f.wire = <int>(tag & 7)
+        if f.number == 0:
+            self._fail(at, "field number 0")
+        if f.wire == WIRE_VARINT:
+            f.start = pos[0]
+            self.varint(pos, end, &f.value)
+            f.end = pos[0]
+        elif f.wire == WIRE_I64:
+            if pos[0] + 8 > end:
+                self._fail(at, "truncated 64-bit field")
+            f.start = pos[0]
+            f.end = pos[0] + 8
+            memcpy(&f.value, self.buf + pos[0], 8)
+            pos[0] += 8
+        elif f.wire == WIRE_LEN:
+            length = 0
+            self.varint(pos, end, &length)
+            if length > <uint64_t>(end - pos[0]):
+                self._fail(at, f"length {length} runs past the end of its message")
+            f.start = pos[0]
+            f.end = pos[0] + <Py_ssize_t>length
+            pos[0] = f.end
+        elif f.wire == WIRE_I32:
+            if pos[0] + 4 > end:
+                self._fail(at, "truncated 32-bit field")
+            f.start = pos[0]
+            f.end = pos[0] + 4
+            f.value = 0
+            memcpy(&f.value, self.buf + pos[0], 4)
+            pos[0] += 4
+        else:
+            self._fail(at, f"unsupported wire type {f.wire}")
+        return 0
+
+    cdef int varint(self, Py_ssize_t* pos, Py_ssize_t end, uint64_t* out) except -1:
+        cdef uint64_t result = 0
+        cdef int shift = 0
+        cdef uint8_t byte
+        cdef Py_ssize_t at = pos[0]
+        while True:
+            if pos[0] >= end:
+                self._fail(at, "truncated varint")
+            if shift >= 64:
+                self._fail(at, "varint longer than 10 bytes")
+            byte = self.buf[pos[0]]
+            pos[0] += 1
+            result |= (<uint64_t>(byte & 0x7F)) << shift
+            if byte < 0x80:
+                out[0] = result
+                return 0
+            shift += 7
+
+    cdef int expect(self, Field* f, int wire, str name) except -1:
+        if f.wire != wire:
+            self._fail(f.start, f"{name} has wire type {f.wire}, expected {wire}")
+        return 0
+
+    cdef bytes id_value(self, Field* f, Py_ssize_t width, str name):
+        cdef Py_ssize_t n = f.end - f.start
+        self.expect(f, WIRE_LEN, name)
+        if n != width and n != 0:
+            self._fail(f.start, f"{name} is {n} bytes, expected {width}")
+        return (<const char*>self.buf)[f.start:f.end]
+
+    cdef Py_ssize_t id_group(self, bytes key):
+        group = self.id_groups.get(key)
+        if group is None:
+            group = self.id_groups[key] = len(self.id_groups)
+        return group
+
+    cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high):
+        self.group_min.append(low)
+        self.group_max.append(high)
+        self.n_time_groups += 1
+        return self.n_time_groups - 1
+
+    # shared structure: request -> resource -> scope -> items
+
+    cdef int scan_request(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                self.expect(&f, WIRE_LEN, "resource")
+                self.scan_resource_items(f.start, f.end)
+        return 0
+
+    cdef int scan_resource_items(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                self.expect(&f, WIRE_LEN, "resource")
+                self.scan_resource(f.start, f.end)
+            elif f.number == 2:
+                self.expect(&f, WIRE_LEN, "scope items")
+                self.scan_scope_items(f.start, f.end)
+        return 0
+
+    cdef int scan_resource(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start, kpos, vpos
+        cdef Field f, k, v
+        cdef bint is_replica
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number != 1 or f.wire != WIRE_LEN:
+                continue
+            # KeyValue{1: key, 2: AnyValue{1: string_value}}
+            kpos = f.start
+            is_replica = False
+            while kpos < f.end:
+                self.next_field(&kpos, f.end, &k)
+                if k.number == 1 and k.wire == WIRE_LEN:
+                    is_replica = (<const char*>self.buf)[k.start:k.end] == REPLICA_KEY
+                elif k.number == 2 and k.wire == WIRE_LEN and is_replica:
+                    vpos = k.start
+                    while vpos < k.end:
+                        self.next_field(&vpos, k.end, &v)
+                        if v.number == 1 and v.wire == WIRE_LEN and v.end > v.start:
+                            self.replicas.append((v.start, v.end - v.start))
+        return 0
+
+    cdef int scan_scope_items(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2:
+                self.expect(&f, WIRE_LEN, "item")
+                if self.signal == TRACES:
+                    self.scan_span(f.start, f.end)
+                elif self.signal == LOGS:
+                    self.scan_log(f.start, f.end)
+                else:
+                    self.scan_metric(f.start, f.end)
+        return 0
+
+    # traces
+
+    cdef int scan_span(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t trace_off = -1, span_off = -1, parent_off = -1
+        cdef uint64_t t_start = 0, t_end = 0
+        cdef list times = []
+        cdef bytes trace_id = b""
+        self.events += 1
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                trace_id = self.id_value(&f, 16, "span.trace_id")
+                trace_off = f.start if f.end > f.start else -1
+            elif f.number == 2:
+                self.id_value(&f, 8, "span.span_id")
+                span_off = f.start if f.end > f.start else -1
+            elif f.number == 4:
+                self.id_value(&f, 8, "span.parent_span_id")
+                parent_off = f.start if f.end > f.start else -1
+            elif f.number == 7 or f.number == 8:
+                self.expect(&f, WIRE_I64, "span time")
+                if f.value:
+                    times.append(f.start)
+                    if f.number == 7:
+                        t_start = f.value
+                    else:
+                        t_end = f.value
+            elif f.number == 11:
+                self.expect(&f, WIRE_LEN, "span.events")
+                self.scan_event(f.start, f.end, times)
+            elif f.number == 13:
+                self.expect(&f, WIRE_LEN, "span.links")
+                self.scan_link(f.start, f.end)
+        cdef Py_ssize_t group = self.id_group(trace_id)
+        if group == self.n_time_groups:
+            self.new_time_group(U64_MAX, 0)
+        if t_start and t_start < self.group_min[group]:
+            self.group_min[group] = t_start
+        if t_end and t_end > self.group_max[group]:
+            self.group_max[group] = t_end
+        if trace_off >= 0:
+            self.ids16.append((trace_off, group))
+        for off in (span_off, parent_off):
+            if off >= 0:
+                self.ids8.append((off, group))
+        for off in times:
+            self.time_add.append((off, group))
+        return 0
+
+    cdef int scan_event(self, Py_ssize_t start, Py_ssize_t end, list times) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                self.expect(&f, WIRE_I64, "event.time_unix_nano")
+                if f.value:
+                    times.append(f.start)
+        return 0
+
+    cdef int scan_link(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t trace_off = -1, span_off = -1
+        cdef bytes trace_id = b""
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                trace_id = self.id_value(&f, 16, "link.trace_id")
+                trace_off = f.start if f.end > f.start else -1
+            elif f.number == 2:
+                self.id_value(&f, 8, "link.span_id")
+                span_off = f.start if f.end > f.start else -1
+        # Resolved once the whole request is scanned: a link follows the new
+        # ids of a trace in the same batch and keeps ids it cannot resolve.
+        self.links.append((trace_id, trace_off, span_off))
+        return 0
+
+    cdef int resolve_links(self) except -1:
+        for trace_id, trace_off, span_off in self.links:
+            group = self.id_groups.get(trace_id) if trace_id else None
+            if group is None:
+                continue
+            if trace_off >= 0:
+                self.ids16.append((trace_off, group))
+            if span_off >= 0:
+                self.ids8.append((span_off, group))
+        return 0
+
+    # logs
+
+    cdef int scan_log(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t trace_off = -1, span_off = -1
+        cdef uint64_t t_time = 0, t_observed = 0
+        cdef list times = []
+        cdef bytes trace_id = b""
+        cdef bint has_ids = False
+        self.events += 1
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1 or f.number == 11:
+                self.expect(&f, WIRE_I64, "log time")
+                if f.value:
+                    times.append(f.start)
+                    if f.number == 1:
+                        t_time = f.value
+                    else:
+                        t_observed = f.value
+            elif f.number == 9:
+                trace_id = self.id_value(&f, 16, "log.trace_id")
+                trace_off = f.start if f.end > f.start else -1
+                has_ids = has_ids or trace_off >= 0
+            elif f.number == 10:
+                self.id_value(&f, 8, "log.span_id")
+                span_off = f.start if f.end > f.start else -1
+                has_ids = has_ids or span_off >= 0
+        cdef Py_ssize_t group
+        if times:
+            anchor = t_time if t_time else t_observed
+            group = self.new_time_group(anchor, anchor)
+            for off in times:
+                self.time_add.append((off, group))
+        if has_ids:
+            group = self.id_group(trace_id)
+            if trace_off >= 0:
+                self.ids16.append((trace_off, group))
+            if span_off >= 0:
+                self.ids8.append((span_off, group))
+        return 0
+
+    # metrics
+
+    cdef int scan_metric(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number in (5, 7, 9, 10, 11):
+                self.expect(&f, WIRE_LEN, "metric data")
+                self.scan_metric_data(<int>f.number, f.start, f.end)
+        return 0
+
+    cdef int scan_metric_data(self, int kind, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef uint64_t temporality = 0
+        cdef bint monotonic = False
+        # Temporality and monotonicity follow the points on the wire, so read
+        # them first: they decide how each point is patched.
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2 and f.wire == WIRE_VARINT and kind != 11:
+                temporality = f.value
+            elif f.number == 3 and f.wire == WIRE_VARINT and kind == 7:
+                monotonic = f.value != 0
+        cdef bint cumulative = temporality == 2
+        pos = start
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 1:
+                self.expect(&f, WIRE_LEN, "data point")
+                self.events += 1
+                if kind == 5 or kind == 7:
+                    self.scan_number_point(f.start, f.end, kind == 7 and cumulative,
+                                           kind == 7 and cumulative and monotonic)
+                elif kind == 9:
+                    self.scan_histogram_point(f.start, f.end, cumulative)
+                else:
+                    self.scan_other_point(f.start, f.end, kind == 10, cumulative)
+        return 0
+
+    cdef int point_times(self, Py_ssize_t start_off, Py_ssize_t time_off, bint cumulative) except -1:
+        if time_off >= 0:
+            self.time_now.append(time_off)
+        if start_off >= 0:
+            if cumulative:
+                self.time_start.append(start_off)
+            elif time_off >= 0:
+                self.time_window.append((start_off, time_off))
+        return 0
+
+    cdef int scan_number_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative, bint counter) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t start_off = -1, time_off = -1, value_off = -1
+        cdef bint is_int = False
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2 or f.number == 3:
+                self.expect(&f, WIRE_I64, "point time")
+                if f.value:
+                    if f.number == 2:
+                        start_off = f.start
+                    else:
+                        time_off = f.start
+            elif f.number == 4 or f.number == 6:
+                self.expect(&f, WIRE_I64, "point value")
+                value_off = f.start
+                is_int = f.number == 6
+            elif f.number == 5:
+                self.expect(&f, WIRE_LEN, "exemplar")
+                self.scan_exemplar(f.start, f.end)
+        self.point_times(start_off, time_off, cumulative)
+        if value_off >= 0:
+            (self.counters if counter else self.gauges).append((value_off, is_int))
+        return 0
+
+    cdef int scan_histogram_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t start_off = -1, time_off = -1, count_off = -1, sum_off = -1
+        cdef Py_ssize_t runs_from = len(self.bucket_runs)
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2 or f.number == 3:
+                self.expect(&f, WIRE_I64, "point time")
+                if f.value:
+                    if f.number == 2:
+                        start_off = f.start
+                    else:
+                        time_off = f.start
+            elif f.number == 4:
+                self.expect(&f, WIRE_I64, "histogram count")
+                count_off = f.start
+            elif f.number == 5:
+                self.expect(&f, WIRE_I64, "histogram sum")
+                sum_off = f.start
+            elif f.number == 6:
+                if f.wire == WIRE_LEN:  # packed, as every proto3 encoder writes
+                    if (f.end - f.start) % 8:
+                        self._fail(f.start, "packed bucket_counts length is not a multiple of 8")
+                    if f.end > f.start:
+                        self.bucket_runs.append((f.start, (f.end - f.start) // 8))
+                else:
+                    self.expect(&f, WIRE_I64, "bucket_counts")
+                    self.bucket_runs.append((f.start, 1))
+            elif f.number == 8:
+                self.expect(&f, WIRE_LEN, "exemplar")
+                self.scan_exemplar(f.start, f.end)
+        self.point_times(start_off, time_off, cumulative)
+        if cumulative and count_off >= 0:
+            self.histograms.append((count_off, sum_off, runs_from, len(self.bucket_runs)))
+        else:
+            del self.bucket_runs[runs_from:]
+        return 0
+
+    cdef int scan_other_point(self, Py_ssize_t start, Py_ssize_t end, bint exponential, bint cumulative) except -1:
+        """Exponential histograms and summaries: times (and exemplars) only;
+        their counts are varints or quantiles that cannot move in place."""
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t start_off = -1, time_off = -1
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2 or f.number == 3:
+                self.expect(&f, WIRE_I64, "point time")
+                if f.value:
+                    if f.number == 2:
+                        start_off = f.start
+                    else:
+                        time_off = f.start
+            elif exponential and f.number == 11:
+                self.expect(&f, WIRE_LEN, "exemplar")
+                self.scan_exemplar(f.start, f.end)
+        self.point_times(start_off, time_off, cumulative or not exponential)
+        return 0
+
+    cdef int scan_exemplar(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef Py_ssize_t trace_off = -1, span_off = -1
+        cdef bytes trace_id = b""
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2:
+                self.expect(&f, WIRE_I64, "exemplar.time_unix_nano")
+                if f.value:
+                    self.time_now.append(f.start)
+            elif f.number == 5:
+                trace_id = self.id_value(&f, 16, "exemplar.trace_id")
+                trace_off = f.start if f.end > f.start else -1
+            elif f.number == 4:
+                self.id_value(&f, 8, "exemplar.span_id")
+                span_off = f.start if f.end > f.start else -1
+        if trace_off >= 0 or span_off >= 0:
+            group = self.id_group(trace_id)
+            if trace_off >= 0:
+                self.ids16.append((trace_off, group))
+            if span_off >= 0:
+                self.ids8.append((span_off, group))
+        return 0
+
+    cdef PatchPlan plan(self):
+        cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
+        plan.signal = self.signal
+        plan.size = self.size
+        plan.events = self.events
+        plan.n_id_groups = len(self.id_groups)
+        plan.n_time_groups = self.n_time_groups
+        plan.ids16 = _rows(self.ids16, 2)
+        plan.ids8 = _rows(self.ids8, 2)
+        plan.time_add = _rows(self.time_add, 2)
+        plan.time_now = np.array(self.time_now, dtype=np.int64)
+        plan.time_start = np.array(self.time_start, dtype=np.int64)
+        plan.time_window = _rows(self.time_window, 2)
+        plan.counters = _rows(self.counters, 2)
+        plan.gauges = _rows(self.gauges, 2)
+        plan.histograms = _rows(self.histograms, 4)
+        plan.bucket_runs = _rows(self.bucket_runs, 2)
+        plan.replicas = _rows(self.replicas, 2)
+        plan.group_min = np.array(self.group_min, dtype=np.uint64)
+        plan.group_max = np.array(self.group_max, dtype=np.uint64)
+        return plan
+
+
+def _rows(list rows, int width):
+    return np.array(rows, dtype=np.int64).reshape(-1, width)
+
+
+def scan(signal: str, data) -> PatchPlan:
+    """The patch plan of one serialized Export{Trace,Metrics,Logs}ServiceRequest
+    (`signal` is "traces", "metrics" or "logs"). Raises ValueError with the
+    byte offset on malformed input."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+    cdef const uint8_t[::1] view = data
+    cdef _Scanner scanner = _Scanner()
+    scanner.buf = &view[0] if view.shape[0] else <const uint8_t*>b""
+    scanner.size = view.shape[0]
+    scanner.signal = SIGNALS.index(signal)
+    scanner.scan_request(0, scanner.size)
+    if scanner.signal == TRACES:
+        scanner.resolve_links()
+    return scanner.plan()
+
+
+def count_events(signal: str, data) -> int:
+    """Spans, log records or metric data points in one request."""
+    return scan(signal, data).events
+
+
+# -- patching --------------------------------------------------------------------
+
+cdef inline uint64_t _load64(const char* p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef inline void _store64(char* p, uint64_t v) noexcept nogil:
+    memcpy(p, &v, 8)
+
+
+cdef inline double _unit(Xoshiro* rng) noexcept nogil:
+    return <double>(_next(rng) >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef inline uint64_t _grow(uint64_t v, uint64_t step) noexcept nogil:
+    return v + step * ((v >> 10) + (1 if v > 0 else 0))
+
+
+cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const char* src, char* dst, Py_ssize_t n, Xoshiro* rng,
+                      uint64_t now, uint64_t jitter, uint64_t backdate, uint64_t run_start,
+                      uint64_t step, int64_t replica, uint64_t* keys, uint64_t* deltas,
+                      const int64_t[:, ::1] ids16, const int64_t[:, ::1] ids8,
+                      const int64_t[:, ::1] time_add, const int64_t[::1] time_now,
+                      const int64_t[::1] time_start, const int64_t[:, ::1] time_window,
+                      const int64_t[:, ::1] counters, const int64_t[:, ::1] gauges,
+                      const int64_t[:, ::1] histograms, const int64_t[:, ::1] bucket_runs,
+                      const int64_t[:, ::1] replicas, const uint64_t[::1] group_min,
+                      const uint64_t[::1] group_max) noexcept nogil:
+    """One attempt; returns False when an id came out all-zero (the caller
+    retries with fresh randomness, so such an id is never emitted)."""
+    cdef Py_ssize_t i, g, j, k, off, width
+    cdef uint64_t a, b, v, count, new_count
+    cdef double d, f
+    cdef int64_t iv, r
+    cdef bint ok = True
+    memcpy(dst, src, n)
+    # The draw order (keys, jitter, gauge noise) is part of the contract with
+    # the reference implementation.
+    for g in range(n_id_groups):
+        while True:
+            keys[3 * g] = _next(rng)
+            keys[3 * g + 1] = _next(rng)
+            if keys[3 * g] | keys[3 * g + 1]:
+                break
+        while True:
+            keys[3 * g + 2] = _next(rng)
+            if keys[3 * g + 2]:
+                break
+    for g in range(n_time_groups):
+        v = _next(rng) % jitter if jitter else 0
+        deltas[g] = now - (group_max[g] - group_min[g]) - v - backdate - group_min[g]
+    for i in range(ids16.shape[0]):
+        off = ids16[i, 0]
+        g = ids16[i, 1]
+        a = _load64(src + off) ^ keys[3 * g]
+        b = _load64(src + off + 8) ^ keys[3 * g + 1]
+        _store64(dst + off, a)
+        _store64(dst + off + 8, b)
+        ok = ok and (a | b) != 0
+    for i in range(ids8.shape[0]):
+        off = ids8[i, 0]
+        a = _load64(src + off) ^ keys[3 * ids8[i, 1] + 2]
+        _store64(dst + off, a)
+        ok = ok and a != 0
+    for i in range(time_add.shape[0]):
+        off = time_add[i, 0]
+        _store64(dst + off, _load64(src + off) + deltas[time_add[i, 1]])
+    for i in range(time_window.shape[0]):
+        a = _load64(src + time_window[i, 0])
+        b = _load64(src + time_window[i, 1])
+        _store64(dst + time_window[i, 0], now - (b - a))
+    for i in range(time_now.shape[0]):
+        _store64(dst + time_now[i], now)
+    for i in range(time_start.shape[0]):
+        _store64(dst + time_start[i], run_start)
+    for i in range(counters.shape[0]):
+        off = counters[i, 0]
+        if counters[i, 1]:
+            memcpy(&iv, src + off, 8)
+            iv = iv + <int64_t>step * ((iv >> 10) + 1) if iv >= 0 else iv + <int64_t>step
+            memcpy(dst + off, &iv, 8)
+        else:
+            memcpy(&d, src + off, 8)
+            d = d + <double>step * (d * 1e-3 if d > 0 else 1.0)
+            memcpy(dst + off, &d, 8)
+    for i in range(gauges.shape[0]):
+        off = gauges[i, 0]
+        f = 0.1 * (2.0 * _unit(rng) - 1.0)
+        if gauges[i, 1]:
+            memcpy(&iv, src + off, 8)
+            iv = iv + <int64_t>(<double>iv * f)
+            memcpy(dst + off, &iv, 8)
+        else:
+            memcpy(&d, src + off, 8)
+            if 0 < d <= 1.0:
+                d = d * (1.0 + f)
+                if d > 1.0:
+                    d = 1.0
+            else:
+                d = d * (1.0 + f)
+            memcpy(dst + off, &d, 8)
+    for i in range(histograms.shape[0]):
+        off = histograms[i, 0]
+        count = _load64(src + off)
+        if histograms[i, 2] < histograms[i, 3]:
+            new_count = 0
+            for j in range(histograms[i, 2], histograms[i, 3]):
+                for k in range(bucket_runs[j, 1]):
+                    v = _grow(_load64(src + bucket_runs[j, 0] + 8 * k), step)
+                    _store64(dst + bucket_runs[j, 0] + 8 * k, v)
+                    new_count += v
+        else:
+            new_count = _grow(count, step)
+        _store64(dst + off, new_count)
+        if histograms[i, 1] >= 0 and count > 0:
+            memcpy(&d, src + histograms[i, 1], 8)
+            d = d * (<double>new_count / <double>count)
+            memcpy(dst + histograms[i, 1], &d, 8)
+    if replica >= 0:
+        for i in range(replicas.shape[0]):
+            off = replicas[i, 0]
+            width = replicas[i, 1]
+            r = replica
+            for k in range(width - 1, -1, -1):
+                dst[off + k] = <char>(48 + r % 10)
+                r = r // 10
+    return ok
+
+
+def patch(PatchPlan plan, bytes data, uint64_t now, uint64_t jitter_ns=0, uint64_t backdate_ns=0,
+          uint64_t run_start=0, uint64_t step=0, int64_t replica=-1, seed=None) -> bytes:
+    """A patched copy of `data` (the buffer `plan` was scanned from).
+
+    now: send time (ns since the epoch); traces end no later than now minus a
+    per-trace jitter in [0, jitter_ns) and backdate_ns, log records are stamped
+    now minus jitter and backdate, metric points now. run_start: start time of
+    cumulative series (0: now). step: how far counters and histograms have grown
+    (monotonic in it). replica >= 0: written zero-padded into every
+    `telegen.replica` resource attribute. seed: for reproducible output (tests);
+    otherwise the process-wide generator supplies fresh randomness."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    if run_start == 0:  # a zero start time would read as "unset"
+        run_start = now
+    if n != plan.size:
+        raise ValueError(f"buffer is {n} bytes but the plan was scanned from {plan.size}")
+    cdef Xoshiro rng
+    if seed is None:
+        _seed(&rng, _next(&_global_rng))
+    else:
+        _seed(&rng, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
+    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    cdef const char* src = PyBytes_AS_STRING(data)
+    cdef uint64_t* keys = <uint64_t*>malloc((3 * plan.n_id_groups + 1) * sizeof(uint64_t))
+    cdef uint64_t* deltas = <uint64_t*>malloc((plan.n_time_groups + 1) * sizeof(uint64_t))
+    if keys == NULL or deltas == NULL:
+        free(keys)
+        free(deltas)
+        raise MemoryError()
+    cdef const int64_t[:, ::1] ids16 = plan.ids16
+    cdef const int64_t[:, ::1] ids8 = plan.ids8
+    cdef const int64_t[:, ::1] time_add = plan.time_add
+    cdef const int64_t[::1] time_now = plan.time_now
+    cdef const int64_t[::1] time_start = plan.time_start
+    cdef const int64_t[:, ::1] time_window = plan.time_window
+    cdef const int64_t[:, ::1] counters = plan.counters
+    cdef const int64_t[:, ::1] gauges = plan.gauges
+    cdef const int64_t[:, ::1] histograms = plan.histograms
+    cdef const int64_t[:, ::1] bucket_runs = plan.bucket_runs
+    cdef const int64_t[:, ::1] replicas = plan.replicas
+    cdef const uint64_t[::1] group_min = plan.group_min
+    cdef const uint64_t[::1] group_max = plan.group_max
+    try:
+        with nogil:
+            while not _patch_once(plan.n_id_groups, plan.n_time_groups, src, dst, n, &rng, now, jitter_ns, backdate_ns, run_start, step,
+                                  replica, keys, deltas, ids16, ids8, time_add, time_now, time_start,
+                                  time_window, counters, gauges, histograms, bucket_runs, replicas,
+                                  group_min, group_max):
+                pass
+    finally:
+        free(keys)
+        free(deltas)
+    return out

@@ -1,0 +1,1 @@
+"""The sender: load templates, patch, transport. Never imports the generator."""

@@ -1,0 +1,346 @@
+"""The plain-Python twin of telegen._fastpath.patch: decode with protobuf,
+change the fields, encode. Slow, obviously correct, and the oracle the tests
+hold the compiled path to.
+
+It follows the same contract, down to the order random numbers are drawn
+(per id group: a 16-byte key until non-zero, then an 8-byte key until
+non-zero; per time group: a jitter; per wandering metric value: a noise
+draw), so with the same seed both produce the same bytes for any template
+that protobuf itself encoded.
+"""
+from __future__ import annotations
+
+import os
+
+from google.protobuf.message import Message
+
+from ..templates import decode_record
+
+MASK64 = (1 << 64) - 1
+REPLICA_KEY = "telegen.replica"
+CUMULATIVE = 2
+
+
+class Xoshiro256:
+    """xoshiro256** seeded by splitmix64, as in _fastpath.pyx."""
+
+    def __init__(self, seed: int) -> None:
+        state = seed & MASK64
+        words = []
+        for _ in range(4):
+            state = (state + 0x9E3779B97F4A7C15) & MASK64
+            z = state
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+            words.append(z ^ (z >> 31))
+        self.s = words
+
+    def next(self) -> int:
+        s = self.s
+        result = (_rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
+        t = (s[1] << 17) & MASK64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 45)
+        return result
+
+    def unit(self) -> float:
+        return (self.next() >> 11) * (1.0 / 9007199254740992.0)
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & MASK64
+
+
+def _int64(x: int) -> int:
+    return ((x + (1 << 63)) & MASK64) - (1 << 63)
+
+
+def _grow(v: int, step: int) -> int:
+    return (v + step * ((v >> 10) + (1 if v > 0 else 0))) & MASK64
+
+
+class _Groups:
+    """Id groups (per distinct trace id) and time groups, numbered in order of
+    first appearance, exactly as the scan numbers them."""
+
+    def __init__(self) -> None:
+        self.ids: dict[bytes, int] = {}
+        self.time_min: list[int] = []
+        self.time_max: list[int] = []
+
+    def id_group(self, trace_id: bytes) -> int:
+        return self.ids.setdefault(trace_id, len(self.ids))
+
+    def time_group(self, low: int, high: int) -> int:
+        self.time_min.append(low)
+        self.time_max.append(high)
+        return len(self.time_min) - 1
+
+
+class _Draws:
+    def __init__(self, rng: Xoshiro256, groups: _Groups, now: int, jitter: int, backdate: int) -> None:
+        self.keys = []
+        for _ in groups.ids:
+            while True:
+                k0, k1 = rng.next(), rng.next()
+                if k0 | k1:
+                    break
+            while True:
+                k2 = rng.next()
+                if k2:
+                    break
+            self.keys.append((k0, k1, k2))
+        self.deltas = []
+        for low, high in zip(groups.time_min, groups.time_max):
+            j = rng.next() % jitter if jitter else 0
+            self.deltas.append((now - (high - low) - j - backdate - low) & MASK64)
+        self.rng = rng
+        self.zero_id = False
+
+    def trace_id(self, value: bytes, group: int) -> bytes:
+        k0, k1, _ = self.keys[group]
+        a = int.from_bytes(value[:8], "little") ^ k0
+        b = int.from_bytes(value[8:], "little") ^ k1
+        self.zero_id |= (a | b) == 0
+        return a.to_bytes(8, "little") + b.to_bytes(8, "little")
+
+    def span_id(self, value: bytes, group: int) -> bytes:
+        a = int.from_bytes(value, "little") ^ self.keys[group][2]
+        self.zero_id |= a == 0
+        return a.to_bytes(8, "little")
+
+
+def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, backdate_ns: int = 0,
+                    run_start: int = 0, step: int = 0, replica: int = -1, seed: int | None = None) -> bytes:
+    """What telegen._fastpath.patch(scan(signal, data), data, ...) returns."""
+    rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
+    run_start = run_start or now
+    while True:
+        message = decode_record(signal, data)
+        groups = _Groups()
+        if signal == "traces":
+            _group_traces(message, groups)
+        elif signal == "logs":
+            _group_logs(message, groups)
+        else:
+            _group_exemplars(message, groups)
+        draws = _Draws(rng, groups, now, jitter_ns, backdate_ns)
+        if signal == "traces":
+            _patch_traces(message, groups, draws)
+        elif signal == "logs":
+            _patch_logs(message, groups, draws)
+        else:
+            _patch_metrics(message, groups, draws, now, run_start, step)
+        if not draws.zero_id:
+            break
+    if replica >= 0:
+        _patch_replicas(message, signal, replica)
+    return message.SerializeToString()
+
+
+# -- traces ----------------------------------------------------------------------
+
+
+def _spans(message: Message):
+    for rs in message.resource_spans:
+        for ss in rs.scope_spans:
+            yield from ss.spans
+
+
+def _group_traces(message: Message, groups: _Groups) -> None:
+    for span in _spans(message):
+        group = groups.id_group(span.trace_id)
+        if group == len(groups.time_min):
+            groups.time_group(MASK64, 0)
+        if span.start_time_unix_nano:
+            groups.time_min[group] = min(groups.time_min[group], span.start_time_unix_nano)
+        if span.end_time_unix_nano:
+            groups.time_max[group] = max(groups.time_max[group], span.end_time_unix_nano)
+
+
+def _patch_traces(message: Message, groups: _Groups, draws: _Draws) -> None:
+    trace_groups = dict(groups.ids)
+    for span in _spans(message):
+        group = trace_groups[span.trace_id]
+        delta = draws.deltas[group]
+        if span.trace_id:
+            span.trace_id = draws.trace_id(span.trace_id, group)
+        if span.span_id:
+            span.span_id = draws.span_id(span.span_id, group)
+        if span.parent_span_id:
+            span.parent_span_id = draws.span_id(span.parent_span_id, group)
+        if span.start_time_unix_nano:
+            span.start_time_unix_nano = (span.start_time_unix_nano + delta) & MASK64
+        if span.end_time_unix_nano:
+            span.end_time_unix_nano = (span.end_time_unix_nano + delta) & MASK64
+        for event in span.events:
+            if event.time_unix_nano:
+                event.time_unix_nano = (event.time_unix_nano + delta) & MASK64
+        for link in span.links:
+            target = trace_groups.get(link.trace_id) if link.trace_id else None
+            if target is None:
+                continue  # a link out of the batch keeps its ids
+            link.trace_id = draws.trace_id(link.trace_id, target)
+            if link.span_id:
+                link.span_id = draws.span_id(link.span_id, target)
+
+
+# -- logs ------------------------------------------------------------------------
+
+
+def _log_records(message: Message):
+    for rl in message.resource_logs:
+        for sl in rl.scope_logs:
+            yield from sl.log_records
+
+
+def _group_logs(message: Message, groups: _Groups) -> None:
+    for log in _log_records(message):
+        if log.time_unix_nano or log.observed_time_unix_nano:
+            anchor = log.time_unix_nano or log.observed_time_unix_nano
+            groups.time_group(anchor, anchor)
+        if log.trace_id or log.span_id:
+            groups.id_group(log.trace_id)
+
+
+def _patch_logs(message: Message, groups: _Groups, draws: _Draws) -> None:
+    time_group = 0
+    for log in _log_records(message):
+        if log.time_unix_nano or log.observed_time_unix_nano:
+            delta = draws.deltas[time_group]
+            time_group += 1
+            if log.time_unix_nano:
+                log.time_unix_nano = (log.time_unix_nano + delta) & MASK64
+            if log.observed_time_unix_nano:
+                log.observed_time_unix_nano = (log.observed_time_unix_nano + delta) & MASK64
+        if log.trace_id or log.span_id:
+            group = groups.ids[log.trace_id]
+            if log.trace_id:
+                log.trace_id = draws.trace_id(log.trace_id, group)
+            if log.span_id:
+                log.span_id = draws.span_id(log.span_id, group)
+
+
+# -- metrics ---------------------------------------------------------------------
+
+_POINT_EXEMPLARS = {"gauge": "exemplars", "sum": "exemplars", "histogram": "exemplars",
+                    "exponential_histogram": "exemplars", "summary": None}
+
+
+def _metric_points(message: Message):
+    """(metric kind, data message, point) in wire order."""
+    for rm in message.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                data = getattr(metric, kind)
+                for point in data.data_points:
+                    yield kind, data, point
+
+
+def _exemplars(kind: str, point: Message):
+    field = _POINT_EXEMPLARS[kind]
+    return getattr(point, field) if field else ()
+
+
+def _group_exemplars(message: Message, groups: _Groups) -> None:
+    for kind, _, point in _metric_points(message):
+        for exemplar in _exemplars(kind, point):
+            if exemplar.trace_id or exemplar.span_id:
+                groups.id_group(exemplar.trace_id)
+
+
+def _patch_point_times(point: Message, now: int, run_start: int, cumulative: bool) -> None:
+    start, time = point.start_time_unix_nano, point.time_unix_nano
+    if time:
+        point.time_unix_nano = now
+    if start:
+        if cumulative:
+            point.start_time_unix_nano = run_start
+        elif time:
+            point.start_time_unix_nano = (now - (time - start)) & MASK64
+
+
+def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int) -> None:
+    for kind, data, point in _metric_points(message):
+        temporality = getattr(data, "aggregation_temporality", 0)
+        cumulative = temporality == CUMULATIVE
+        for exemplar in _exemplars(kind, point):
+            if exemplar.time_unix_nano:
+                exemplar.time_unix_nano = now
+            if exemplar.trace_id or exemplar.span_id:
+                group = groups.ids[exemplar.trace_id]
+                if exemplar.trace_id:
+                    exemplar.trace_id = draws.trace_id(exemplar.trace_id, group)
+                if exemplar.span_id:
+                    exemplar.span_id = draws.span_id(exemplar.span_id, group)
+        if kind in ("gauge", "sum"):
+            is_sum_cumulative = kind == "sum" and cumulative
+            _patch_point_times(point, now, run_start, is_sum_cumulative)
+            counter = is_sum_cumulative and data.is_monotonic
+            _patch_number(point, counter, step, draws)
+        elif kind == "histogram":
+            _patch_point_times(point, now, run_start, cumulative)
+            if cumulative and point.count:
+                _patch_histogram(point, step)
+        elif kind == "exponential_histogram":
+            _patch_point_times(point, now, run_start, cumulative)
+        else:  # summary: cumulative by definition
+            _patch_point_times(point, now, run_start, True)
+
+
+def _patch_number(point: Message, counter: bool, step: int, draws: _Draws) -> None:
+    which = point.WhichOneof("value")
+    if which is None:
+        return
+    if counter:
+        if which == "as_int":
+            v = point.as_int
+            point.as_int = _int64(v + step * ((v >> 10) + 1) if v >= 0 else v + step)
+        else:
+            d = point.as_double
+            point.as_double = d + float(step) * (d * 1e-3 if d > 0 else 1.0)
+        return
+    f = 0.1 * (2.0 * draws.rng.unit() - 1.0)
+    if which == "as_int":
+        v = point.as_int
+        point.as_int = _int64(v + int(float(v) * f))
+    else:
+        d = point.as_double
+        if 0 < d <= 1.0:
+            d = min(d * (1.0 + f), 1.0)
+        else:
+            d = d * (1.0 + f)
+        point.as_double = d
+
+
+def _patch_histogram(point: Message, step: int) -> None:
+    count = point.count
+    if len(point.bucket_counts):
+        grown = [_grow(b, step) for b in point.bucket_counts]
+        point.bucket_counts[:] = grown
+        new_count = sum(grown) & MASK64
+    else:
+        new_count = _grow(count, step)
+    point.count = new_count
+    if point.HasField("sum") and count > 0:
+        point.sum = point.sum * (float(new_count) / float(count))
+
+
+# -- series multiplier -----------------------------------------------------------
+
+
+def _patch_replicas(message: Message, signal: str, replica: int) -> None:
+    containers = {"traces": "resource_spans", "metrics": "resource_metrics", "logs": "resource_logs"}
+    for item in getattr(message, containers[signal]):
+        for kv in item.resource.attributes:
+            value = kv.value.string_value
+            if kv.key == REPLICA_KEY and value:
+                width = len(value.encode())
+                kv.value.string_value = str(replica % 10**width).zfill(width)

@@ -1,0 +1,354 @@
+"""The compiled scan/patch path, held to its plain-Python twin and to the
+invariants DESIGN.md promises the backend (fresh unique ids with intact
+relations, relative timing kept, current times, metric values that move)."""
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+
+import pytest
+from conftest import decode_logs, decode_metrics, decode_traces, small_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+import telegen
+from telegen import _fastpath as fp
+from telegen.send.reference import Xoshiro256, patch_reference
+
+NOW = 1_800_000_000_000_000_000
+RUN_START = NOW - 3600 * 10**9
+SIGNALS = ("traces", "metrics", "logs")
+PARAMS = [
+    dict(now=NOW),
+    dict(now=NOW, jitter_ns=10**9, backdate_ns=5 * 10**9, run_start=RUN_START, step=7),
+    dict(now=NOW + 123_456_789, jitter_ns=1, run_start=RUN_START, step=10**6, replica=42),
+]
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return telegen.generate(small_config())
+
+
+def batches(templates, signal, size=8):
+    """Records joined byte for byte: protobuf reads them as one request."""
+    records = templates.records(signal)
+    return [b"".join(records[i:i + size]) for i in range(0, min(len(records), 6 * size), size)]
+
+
+# -- the two implementations agree ---------------------------------------------
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+@pytest.mark.parametrize("params", PARAMS)
+def test_compiled_and_reference_agree_byte_for_byte(templates, signal, params):
+    for batch in batches(templates, signal) + templates.records(signal)[:3]:
+        plan = fp.scan(signal, batch)
+        for seed in (1, 99):
+            compiled = fp.patch(plan, batch, seed=seed, **params)
+            assert compiled == patch_reference(signal, batch, seed=seed, **params)
+            assert len(compiled) == len(batch)
+
+
+def kitchen_sink_traces() -> bytes:
+    """Links inside and outside the batch, events, a parent in another
+    resource, fields written out of field-number order."""
+    t1, t2, outside = b"\x11" * 16, b"\x22" * 16, b"\x33" * 16
+    base = 1_000_000_000_000
+    root = Span(trace_id=t1, span_id=b"\x01" * 8, name="root", start_time_unix_nano=base,
+                end_time_unix_nano=base + 900, flags=0x101)
+    child = Span(trace_id=t1, span_id=b"\x02" * 8, parent_span_id=b"\x01" * 8, name="child",
+                 start_time_unix_nano=base + 100, end_time_unix_nano=base + 800)
+    child.events.add(name="exception", time_unix_nano=base + 700)
+    other = Span(trace_id=t2, span_id=b"\x03" * 8, name="other", start_time_unix_nano=base + 5,
+                 end_time_unix_nano=base + 50)
+    other.links.add(trace_id=t1, span_id=b"\x02" * 8)
+    other.links.add(trace_id=outside, span_id=b"\x04" * 8)
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.extend([root, other])
+    request.resource_spans.add().scope_spans.add().spans.extend([child])
+    return request.SerializeToString()
+
+
+def kitchen_sink_metrics() -> bytes:
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.add(key="telegen.replica", value=AnyValue(string_value="0000"))
+    rm.resource.attributes.add(key="host.name", value=AnyValue(string_value="web-1"))
+    sm = rm.scope_metrics.add()
+    t, s = 1_000_060_000_000, 1_000_000_000_000
+    gauge = sm.metrics.add(name="g", unit="1")
+    gauge.gauge.data_points.add(time_unix_nano=t, as_double=0.99)
+    gauge.gauge.data_points.add(time_unix_nano=t, start_time_unix_nano=s, as_int=5000)
+    counter = sm.metrics.add(name="c", unit="By")
+    counter.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    counter.sum.is_monotonic = True
+    p = counter.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=s, as_int=123_456)
+    p.exemplars.add(time_unix_nano=t, as_int=7, trace_id=b"\x44" * 16, span_id=b"\x05" * 8)
+    counter.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=s, as_double=3.5e9)
+    delta = sm.metrics.add(name="d")
+    delta.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+    delta.sum.is_monotonic = True
+    delta.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=t - 10**9, as_int=40)
+    hist = sm.metrics.add(name="h", unit="s")
+    hist.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    hist.histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=s, count=10, sum=2.5, min=0.01,
+                                   max=1.2, bucket_counts=[1, 4, 0, 5], explicit_bounds=[0.1, 0.5, 1.0])
+    exp = sm.metrics.add(name="e")
+    exp.exponential_histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    exp.exponential_histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=s, count=3, scale=2)
+    summary = sm.metrics.add(name="s")
+    summary.summary.data_points.add(time_unix_nano=t, start_time_unix_nano=s, count=4, sum=8.0)
+    return request.SerializeToString()
+
+
+def kitchen_sink_logs() -> bytes:
+    request = ExportLogsServiceRequest()
+    sl = request.resource_logs.add().scope_logs.add()
+    base = 1_000_000_000_000
+    sl.log_records.extend([
+        LogRecord(time_unix_nano=base, observed_time_unix_nano=base + 30, trace_id=b"\x66" * 16,
+                  span_id=b"\x01" * 8, flags=1),
+        LogRecord(time_unix_nano=base, trace_id=b"\x66" * 16, span_id=b"\x02" * 8, flags=1),
+        LogRecord(observed_time_unix_nano=base + 9),
+        LogRecord(time_unix_nano=base, span_id=b"\x03" * 8),
+    ])
+    return request.SerializeToString()
+
+
+KITCHEN_SINKS = {"traces": kitchen_sink_traces, "metrics": kitchen_sink_metrics, "logs": kitchen_sink_logs}
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
+@pytest.mark.parametrize("params", PARAMS)
+def test_every_otlp_feature_agrees_with_reference(signal, params):
+    data = KITCHEN_SINKS[signal]()
+    plan = fp.scan(signal, data)
+    for seed in range(5):
+        assert fp.patch(plan, data, seed=seed, **params) == patch_reference(signal, data, seed=seed, **params)
+
+
+def test_an_all_zero_id_is_never_emitted():
+    """Plant, as the template trace id, the exact key the seed draws first:
+    the first attempt would emit zeros, so both paths must draw again."""
+    rng = Xoshiro256(5)
+    k0, k1 = rng.next(), rng.next()
+    trace_id = k0.to_bytes(8, "little") + k1.to_bytes(8, "little")
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=trace_id, span_id=b"\x01" * 8, start_time_unix_nano=10, end_time_unix_nano=20)
+    data = request.SerializeToString()
+    out = fp.patch(fp.scan("traces", data), data, now=NOW, seed=5)
+    assert out == patch_reference("traces", data, now=NOW, seed=5)
+    assert any(decode_traces(out).resource_spans[0].scope_spans[0].spans[0].trace_id)
+
+
+# -- what the backend sees --------------------------------------------------------
+
+
+def all_spans(data: bytes):
+    return [s for rs in decode_traces(data).resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+def test_traces_get_fresh_ids_with_relations_and_timing_kept(templates):
+    batch = b"".join(templates.traces[:20])
+    plan = fp.scan("traces", batch)
+    before = all_spans(batch)
+    jitter, backdate = 2 * 10**9, 10**9
+    seen_traces: set[bytes] = set()
+    for _ in range(3):
+        after = all_spans(fp.patch(plan, batch, now=NOW, jitter_ns=jitter, backdate_ns=backdate))
+        assert len(after) == len(before)
+        old_to_new: dict[bytes, bytes] = {}
+        by_trace = defaultdict(list)
+        for old, new in zip(before, after):
+            assert new.trace_id != old.trace_id and new.span_id != old.span_id
+            assert old_to_new.setdefault(old.trace_id, new.trace_id) == new.trace_id, "one trace, one new id"
+            by_trace[new.trace_id].append((old, new))
+        assert not seen_traces & set(by_trace), "every send gives every trace a new id"
+        seen_traces |= set(by_trace)
+        for pairs in by_trace.values():
+            ids = {new.span_id for _, new in pairs}
+            assert len(ids) == len(pairs)
+            shift = {new.start_time_unix_nano - old.start_time_unix_nano for old, new in pairs}
+            assert len(shift) == 1, "offsets and durations kept"
+            for old, new in pairs:
+                assert new.end_time_unix_nano - new.start_time_unix_nano == \
+                    old.end_time_unix_nano - old.start_time_unix_nano
+                if old.parent_span_id:
+                    assert new.parent_span_id in ids
+            end = max(new.end_time_unix_nano for _, new in pairs)
+            assert NOW - backdate - jitter < end <= NOW - backdate
+
+
+def test_links_follow_traces_in_the_batch_and_keep_outside_ones():
+    data = kitchen_sink_traces()
+    spans = {s.name: s for s in all_spans(fp.patch(fp.scan("traces", data), data, now=NOW))}
+    inside, outside = spans["other"].links
+    assert inside.trace_id == spans["child"].trace_id and inside.span_id == spans["child"].span_id
+    assert outside.trace_id == b"\x33" * 16 and outside.span_id == b"\x04" * 8
+    assert spans["child"].parent_span_id == spans["root"].span_id
+    assert spans["child"].events[0].time_unix_nano - spans["child"].start_time_unix_nano == 600
+
+
+def test_logs_are_current_and_keep_their_trace_context_together():
+    data = kitchen_sink_logs()
+    jitter = 10**9
+    records = [r for rl in decode_logs(fp.patch(fp.scan("logs", data), data, now=NOW, jitter_ns=jitter,
+                                                backdate_ns=10)).resource_logs
+               for sl in rl.scope_logs for r in sl.log_records]
+    first, second, observed_only, no_trace = records
+    assert first.trace_id == second.trace_id != b"\x66" * 16
+    assert first.span_id != second.span_id
+    assert first.observed_time_unix_nano - first.time_unix_nano == 30
+    for record in (first, second):
+        assert NOW - 10 - jitter < record.time_unix_nano <= NOW - 10
+    assert NOW - 10 - jitter < observed_only.observed_time_unix_nano <= NOW - 10
+    assert not no_trace.trace_id and no_trace.span_id != b"\x03" * 8
+
+
+def metric_points(data: bytes):
+    out = {}
+    for rm in decode_metrics(data).resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                out[metric.name] = list(getattr(metric, kind).data_points)
+    return out
+
+
+def test_metric_values_move_the_way_a_backend_expects():
+    data = kitchen_sink_metrics()
+    plan = fp.scan("metrics", data)
+    template = metric_points(data)
+    previous = None
+    for step in range(0, 40, 5):
+        points = metric_points(fp.patch(plan, data, now=NOW + step, run_start=RUN_START, step=step))
+        c_int, c_double = points["c"]
+        h = points["h"][0]
+        assert c_int.time_unix_nano == NOW + step and c_int.start_time_unix_nano == RUN_START
+        assert sum(h.bucket_counts) == h.count and h.start_time_unix_nano == RUN_START
+        assert h.min == template["h"][0].min and h.max == template["h"][0].max
+        assert abs(h.sum / h.count - 0.25) < 1e-12, "the mean holds while the histogram grows"
+        if previous is not None:
+            assert c_int.as_int > previous["c"][0].as_int and c_double.as_double > previous["c"][1].as_double
+            assert h.count > previous["h"][0].count
+            assert all(b >= a for a, b in zip(previous["h"][0].bucket_counts, h.bucket_counts))
+        ratio, absolute = points["g"]
+        assert 0.99 * 0.9 <= ratio.as_double <= 1.0
+        assert 4500 <= absolute.as_int <= 5500
+        assert absolute.time_unix_nano - absolute.start_time_unix_nano == template["g"][1].time_unix_nano - \
+            template["g"][1].start_time_unix_nano
+        (d,) = points["d"]
+        assert d.time_unix_nano - d.start_time_unix_nano == 10**9
+        assert points["e"][0].start_time_unix_nano == RUN_START and points["s"][0].time_unix_nano == NOW + step
+        previous = points
+
+
+def test_replica_number_multiplies_series():
+    data = kitchen_sink_metrics()
+    plan = fp.scan("metrics", data)
+    for replica, text in ((0, "0000"), (42, "0042"), (12345, "2345")):
+        out = decode_metrics(fp.patch(plan, data, now=NOW, replica=replica))
+        attrs = {kv.key: kv.value.string_value for kv in out.resource_metrics[0].resource.attributes}
+        assert attrs == {"telegen.replica": text, "host.name": "web-1"}
+
+
+def test_scan_counts_events(templates):
+    for signal in SIGNALS:
+        batch = b"".join(templates.records(signal))
+        expected = {"traces": templates.counts["spans"], "metrics": templates.counts["series"],
+                    "logs": templates.counts["logs"]}[signal]
+        assert fp.count_events(signal, batch) == expected
+
+
+def test_forked_children_draw_different_ids(templates):
+    data = templates.traces[1]
+    plan = fp.scan("traces", data)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its trace id and leave at once
+        os.write(write, all_spans(fp.patch(plan, data, now=NOW))[0].trace_id)
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16
+    assert child != all_spans(fp.patch(plan, data, now=NOW))[0].trace_id
+
+
+# -- malformed input ---------------------------------------------------------------
+
+
+def test_malformed_buffers_raise_value_error_with_offset(templates):
+    record = templates.traces[0]
+    with pytest.raises(ValueError, match=r"byte offset \d+"):
+        fp.scan("traces", record[:-3])
+    bad_id = ExportTraceServiceRequest()
+    bad_id.resource_spans.add().scope_spans.add().spans.add(trace_id=b"\x01" * 15, span_id=b"\x02" * 8)
+    with pytest.raises(ValueError, match=r"span.trace_id is 15 bytes, expected 16"):
+        fp.scan("traces", bad_id.SerializeToString())
+    with pytest.raises(ValueError, match="unknown signal"):
+        fp.scan("spans", record)
+    plan = fp.scan("traces", record)
+    with pytest.raises(ValueError, match="plan was scanned from"):
+        fp.patch(plan, record + b"\x00", now=NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400), signal=st.sampled_from(SIGNALS))
+def test_scan_survives_garbage(data, signal):
+    try:
+        plan = fp.scan(signal, data)
+    except ValueError:
+        return
+    assert len(fp.patch(plan, data, now=NOW, step=3, replica=1)) == len(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), flips=st.integers(1, 6), signal=st.sampled_from(SIGNALS))
+def test_randomly_mutated_templates_never_crash_and_still_agree(templates, seed, flips, signal):
+    """Flip bytes of a real template: scan either refuses it with ValueError
+    or plans it; when protobuf can also read it, both paths agree."""
+    rnd = random.Random(seed)
+    data = bytearray(templates.records(signal)[rnd.randrange(len(templates.records(signal)))])
+    for _ in range(flips):
+        data[rnd.randrange(len(data))] = rnd.randrange(256)
+    data = bytes(data)
+    try:
+        plan = fp.scan(signal, data)
+    except ValueError:
+        return
+    out = fp.patch(plan, data, now=NOW, jitter_ns=1000, run_start=RUN_START, step=2, seed=seed)
+    assert len(out) == len(data)
+    try:
+        expected = patch_reference(signal, data, now=NOW, jitter_ns=1000, run_start=RUN_START, step=2, seed=seed)
+    except (ValueError, telegen.TemplateFileError):
+        return  # valid wire format for the scan, but not a message protobuf accepts
+    if expected == data or _canonical(signal, data):
+        assert out == expected
+
+
+def _canonical(signal: str, data: bytes) -> bool:
+    from telegen.templates import decode_record
+    return decode_record(signal, data).SerializeToString() == data
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), jitter=st.integers(0, 10**10),
+       backdate=st.integers(0, 10**10), step=st.integers(0, 10**6), replica=st.integers(-1, 10**4),
+       signal=st.sampled_from(SIGNALS), records=st.integers(1, 12))
+def test_any_parameters_agree_with_reference(templates, seed, now, jitter, backdate, step, replica, signal, records):
+    batch = b"".join(templates.records(signal)[:records])
+    params = dict(now=now, jitter_ns=jitter, backdate_ns=backdate, run_start=now - 10**9, step=step,
+                  replica=replica, seed=seed)
+    assert fp.patch(fp.scan(signal, batch), batch, **params) == patch_reference(signal, batch, **params)
