@@ -1,0 +1,104 @@
+"""Load-time batch assembly: every template event lands in exactly one batch,
+resources are gathered, size limits hold, oversized traces stay one unit."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from conftest import decode_metrics, decode_traces, small_config
+
+import telegen
+from telegen import _fastpath as fp
+from telegen.errors import TemplateFileError
+from telegen.send.batches import build_batches, describe, load_signal
+
+NOW = 1_800_000_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return telegen.generate(small_config())
+
+
+def span_ids(data: bytes) -> list[bytes]:
+    return [s.span_id for rs in decode_traces(data).resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+def test_trace_batches_hold_every_span_once_grouped_by_resource(templates):
+    loaded = build_batches("traces", templates.traces, per_batch=10, max_bytes=4 * 2**20)
+    assert loaded.templates == 60 and loaded.events == templates.counts["spans"]
+    assert sum(b.events for b in loaded.batches) == loaded.events
+    expected = Counter(sid for record in templates.traces for sid in span_ids(record))
+    got = Counter(sid for batch in loaded.batches for sid in span_ids(batch.data))
+    assert got == expected
+    for batch in loaded.batches:
+        request = decode_traces(batch.data)
+        resources = [rs.resource.SerializeToString() for rs in request.resource_spans]
+        assert len(resources) == len(set(resources)), "one ResourceSpans per resource"
+        assert len({s.trace_id for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}) <= 10
+    smaller = sum(len(b.data) for b in loaded.batches)
+    assert smaller < sum(len(r) for r in templates.traces), "gathering resources saves bytes"
+
+
+def test_oversized_trace_becomes_one_batch_of_several_requests(templates):
+    big = max(templates.traces, key=len)
+    loaded = build_batches("traces", [big], per_batch=100, max_bytes=32 * 1024)
+    (batch,) = loaded.batches
+    assert len(batch.pieces) > 3
+    out = fp.patch(batch.plan, batch.data, now=NOW)
+    trace_ids = set()
+    total = 0
+    for start, end in batch.pieces:
+        assert end - start <= 40 * 1024
+        spans = [s for rs in decode_traces(out[start:end]).resource_spans for ss in rs.scope_spans for s in ss.spans]
+        trace_ids |= {s.trace_id for s in spans}
+        total += len(spans)
+    assert total == batch.events == len(span_ids(big))
+    assert len(trace_ids) == 1, "the pieces of one trace share its new trace id"
+
+
+def test_batch_boundaries_respect_the_message_limit(templates):
+    loaded = build_batches("logs", templates.logs, per_batch=1000, max_bytes=16 * 1024)
+    assert len(loaded.batches) > 1
+    assert all(len(b.data) <= 16 * 1024 for b in loaded.batches)
+    assert sum(b.events for b in loaded.batches) == 300
+
+
+def test_metric_batches_count_points_and_carry_replica_attribute(templates):
+    loaded = build_batches("metrics", templates.metrics, per_batch=40, max_bytes=4 * 2**20, replicas=12)
+    assert loaded.events == templates.counts["series"] and loaded.replicas == 12
+    assert loaded.events_per_pass == 12 * loaded.events
+    for batch in loaded.batches:
+        out = decode_metrics(fp.patch(batch.plan, batch.data, now=NOW, replica=7))
+        for rm in out.resource_metrics:
+            attrs = {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+            assert attrs["telegen.replica"] == "07"
+
+
+def test_load_from_pb_and_json_and_describe(templates, tmp_path):
+    templates.save(tmp_path, json=True)
+    from_pb = load_signal("traces", tmp_path / "telemetry-traces.pb", per_batch=100, max_bytes=4 * 2**20)
+    from_json = load_signal("traces", tmp_path / "telemetry-traces.json", per_batch=100, max_bytes=4 * 2**20)
+    assert [b.data for b in from_pb.batches] == [b.data for b in from_json.batches]
+    assert describe(from_pb).startswith(f"Loaded 60 trace templates ({templates.counts['spans']} spans)")
+    logs = load_signal("logs", tmp_path / "telemetry-logs.pb", per_batch=100, max_bytes=4 * 2**20)
+    assert describe(logs).startswith("Loaded 300 log templates")
+
+
+def test_bad_template_files(tmp_path, templates):
+    with pytest.raises(TemplateFileError, match="not found"):
+        load_signal("traces", tmp_path / "missing.pb", 10, 2**20)
+    truncated = tmp_path / "t.pb"
+    templates.save(tmp_path)
+    data = (tmp_path / "telemetry-traces.pb").read_bytes()
+    truncated.write_bytes(data[:-10])
+    with pytest.raises(TemplateFileError, match=r"t\.pb: record at byte offset \d+"):
+        load_signal("traces", truncated, 10, 2**20)
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    with pytest.raises(TemplateFileError, match="holds no traces templates"):
+        load_signal("traces", empty, 10, 2**20)
+    wrong = tmp_path / "wrong.pb"
+    wrong.write_bytes(b"\x05\xff\xff\xff\xff\xff")
+    with pytest.raises(TemplateFileError, match="wrong.pb record 0"):
+        load_signal("traces", wrong, 10, 2**20)
