@@ -45,6 +45,7 @@ class Batch:
     plan: _fastpath.PatchPlan
     events: int
     pieces: tuple[tuple[int, int], ...]
+    piece_events: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,9 @@ def _finish(signal: str, pieces: Iterable[bytes]) -> Batch:
         offset += len(part)
     data = b"".join(parts)
     plan = _fastpath.scan(signal, data)
-    return Batch(signal=signal, data=data, plan=plan, events=plan.events, pieces=tuple(bounds))
+    piece_events = tuple(_fastpath.count_events(signal, part) for part in parts)
+    return Batch(signal=signal, data=data, plan=plan, events=plan.events, pieces=tuple(bounds),
+                 piece_events=piece_events)
 
 
 def load_signal(signal: str, path: str | os.PathLike, per_batch: int, max_bytes: int,

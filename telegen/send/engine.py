@@ -1,0 +1,407 @@
+"""The send loop: schedule, rate, workers, counters.
+
+Loaded batches are interleaved into one schedule (each signal spread evenly
+through a pass). A worker walks its share of the schedule, pass after pass:
+take tokens for the batch's events, wait for a free in-flight slot, patch
+(compiled, GIL released), hand the bytes to the transport. Per-send work in
+Python is a handful of calls per batch, never per event.
+
+With several processes the workers are forked after loading, so the batches
+are shared copy-on-write, each takes every P-th schedule item and 1/P of the
+rate; each writes its counters into shared memory the parent reads.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal as signals
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import RawArray
+
+from .. import _fastpath
+from .batches import Batch, SignalTemplates
+from .transport import Outcome, RetryPolicy, SignalTransport, Target
+
+SIGNALS = ("traces", "metrics", "logs")
+# Counters per signal, in this order, in each worker's shared array.
+COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    targets: dict[str, Target]
+    events_per_second: int = 0  # 0: as fast as possible
+    concurrency: int = 50
+    duration: float = 0.0  # seconds; 0: no time bound
+    passes: int = 0  # 0: no pass bound
+    processes: int = 1
+    jitter_ns: int = 0
+    backdate_ns: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    stats_interval: float = 5.0
+    drain_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ScheduleItem:
+    signal: str
+    batch: Batch
+    replica: int  # -1: no replica attribute to write
+
+
+def build_schedule(loaded: Sequence[SignalTemplates]) -> list[ScheduleItem]:
+    """One pass: every batch (times its replicas), signals interleaved evenly."""
+    keyed = []
+    for templates in loaded:
+        items = [ScheduleItem(templates.signal, batch, replica if templates.replicas > 1 else -1)
+                 for replica in range(templates.replicas) for batch in templates.batches]
+        keyed.extend(((k + 0.5) / len(items), SIGNALS.index(templates.signal), item) for k, item in enumerate(items))
+    keyed.sort(key=lambda entry: (entry[0], entry[1]))
+    return [item for _, _, item in keyed]
+
+
+class TokenBucket:
+    """Events per second with debt: a batch larger than the burst still goes,
+    and the next waits until the average is back on target."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.last = time.monotonic()
+
+    def acquire(self, n: int, stop: threading.Event) -> bool:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 0:
+                self.tokens -= n
+                return True
+            if stop.wait(min(0.05, -self.tokens / self.rate)):
+                return False
+
+
+class Counters:
+    """A worker's counters in shared memory, updated from grpc threads."""
+
+    def __init__(self, shared=None) -> None:
+        self.shared = shared if shared is not None else RawArray("q", len(SIGNALS) * len(COUNTERS))
+        self.lock = threading.Lock()
+
+    def add(self, signal: str, **values: int) -> None:
+        base = SIGNALS.index(signal) * len(COUNTERS)
+        with self.lock:
+            for name, value in values.items():
+                self.shared[base + COUNTERS.index(name)] += value
+
+    @staticmethod
+    def totals(arrays: Sequence) -> dict[str, dict[str, int]]:
+        out = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
+        for array in arrays:
+            values = list(array)
+            for si, s in enumerate(SIGNALS):
+                for ci, c in enumerate(COUNTERS):
+                    out[s][c] += values[si * len(COUNTERS) + ci]
+        return out
+
+
+class ErrorLog:
+    """Logs errors at most once per interval per kind, with a count of the
+    ones it held back, so a failing endpoint cannot flood the output."""
+
+    def __init__(self, write: Callable[[str], None], interval: float = 5.0) -> None:
+        self.write = write
+        self.interval = interval
+        self.last: dict[str, float] = {}
+        self.held: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.first = True
+
+    def error(self, key: str, text: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last.get(key, -1e9) < self.interval:
+                self.held[key] = self.held.get(key, 0) + 1
+                return
+            held = self.held.pop(key, 0)
+            self.last[key] = now
+        suffix = f" (and {held} more like it)" if held else ""
+        self.write(f"error: {text}{suffix}")
+
+
+def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
+               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog) -> None:
+    """Send `schedule` pass after pass until a bound is reached or `stop`."""
+    transports = {s: SignalTransport(s, settings.targets[s], settings.retry)
+                  for s in {item.signal for item in schedule}}
+    rate = settings.events_per_second * share
+    biggest = max((item.batch.events for item in schedule), default=1)
+    bucket = TokenBucket(rate, max(biggest, rate / 10)) if rate > 0 else None
+    slots = threading.BoundedSemaphore(settings.concurrency)
+    deadline = time.monotonic() + settings.duration if settings.duration > 0 else None
+    started = time.monotonic()
+    delivered_any = threading.Event()
+
+    def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
+        def done(outcome: Outcome) -> None:
+            counters.add(item.signal, delivered=outcome.delivered, rejected=outcome.rejected,
+                         failed=outcome.failed, retries=outcome.extra.get("retries", 0))
+            if outcome.delivered:
+                delivered_any.set()
+            if outcome.failed:
+                code = outcome.code.name if outcome.code else "ERROR"
+                plainly = "" if delivered_any.is_set() else " (before any request succeeded: check the endpoint, " \
+                                                           "TLS settings and headers)"
+                errors.error(f"{item.signal}:{code}", f"{item.signal}: {outcome.failed} events failed after "
+                             f"{outcome.attempts} attempts: {code} {outcome.message}{plainly}")
+            elif outcome.rejected:
+                errors.error(f"{item.signal}:rejected", f"{item.signal}: the endpoint rejected {outcome.rejected} "
+                             f"events: {outcome.message}")
+            slots.release()
+        return done
+
+    try:
+        pass_number = 0
+        while not stop.is_set() and (settings.passes == 0 or pass_number < settings.passes):
+            for item in schedule:
+                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    stop.set()
+                    break
+                if bucket is not None and not bucket.acquire(item.batch.events, stop):
+                    break
+                if not _take_slot(slots, stop):
+                    break
+                step = pass_number + int(time.monotonic() - started)
+                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item))
+            pass_number += 1
+    finally:
+        _drain(slots, settings, transports)
+
+
+def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
+    """Wait for an in-flight slot; False when told to stop first."""
+    while not slots.acquire(timeout=0.1):
+        if stop.is_set():
+            return False
+    return True
+
+
+def _send(item: ScheduleItem, transport: SignalTransport, counters: Counters, settings: SendSettings,
+          run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
+    batch = item.batch
+    data = _fastpath.patch(batch.plan, batch.data, time.time_ns(), settings.jitter_ns, settings.backdate_ns,
+                           run_start_ns, step, item.replica)
+    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
+    counters.add(item.signal, sent=batch.events, requests=len(requests), bytes=len(data), batches=1)
+    transport.send(requests, batch.piece_events, done)
+
+
+def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, SignalTransport]) -> None:
+    """Wait for in-flight requests (bounded), then close: whatever is still
+    pending or waiting to retry ends as failed, so every event is counted."""
+    deadline = time.monotonic() + settings.drain_timeout
+    taken = 0
+    while taken < settings.concurrency and time.monotonic() < deadline:
+        if slots.acquire(timeout=0.05):
+            taken += 1
+    for transport in transports.values():
+        transport.close()
+    # Closing cancels what was in flight; give those callbacks a moment.
+    end = time.monotonic() + 2.0
+    while taken < settings.concurrency and time.monotonic() < end:
+        if slots.acquire(timeout=0.05):
+            taken += 1
+
+
+@dataclass
+class SignalReport:
+    signal: str
+    sent: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    batches: int = 0
+    events_per_second: float = 0.0
+
+
+@dataclass
+class SendReport:
+    """What a run did. delivered + rejected + failed == sent, per signal."""
+
+    elapsed: float
+    signals: dict[str, SignalReport]
+    target_events_per_second: int
+    processes: int
+    interrupted: bool = False
+
+    @property
+    def delivered(self) -> int:
+        return sum(s.delivered for s in self.signals.values())
+
+    @property
+    def events_per_second(self) -> float:
+        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "elapsed_seconds": round(self.elapsed, 3),
+            "delivered_events": self.delivered,
+            "events_per_second": round(self.events_per_second, 1),
+            "target_events_per_second": self.target_events_per_second,
+            "processes": self.processes,
+            "interrupted": self.interrupted,
+            "signals": {name: {k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
+                               if k != "signal"} for name, s in self.signals.items()},
+        }
+
+
+def _report(totals: dict[str, dict[str, int]], elapsed: float, settings: SendSettings,
+            active: Sequence[str], interrupted: bool) -> SendReport:
+    signals_out = {}
+    for s in active:
+        values = totals[s]
+        signals_out[s] = SignalReport(signal=s, **values,
+                                      events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0)
+    return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=settings.events_per_second,
+                      processes=settings.processes, interrupted=interrupted)
+
+
+class Progress:
+    """One line per signal every interval: events, rates, requests, bytes/s,
+    retries, failures, rejections; with a bounded run, percent done and time left."""
+
+    def __init__(self, write: Callable[[str], None], settings: SendSettings, active: Sequence[str],
+                 events_per_pass: int) -> None:
+        self.write = write
+        self.settings = settings
+        self.active = active
+        self.events_per_pass = events_per_pass
+        self.previous = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
+        self.previous_time = time.monotonic()
+
+    def line(self, totals: dict[str, dict[str, int]], elapsed: float) -> None:
+        now = time.monotonic()
+        interval = max(now - self.previous_time, 1e-9)
+        done = self._fraction_done(totals, elapsed)
+        tail = ""
+        if done is not None and done > 0:
+            left = elapsed / done - elapsed
+            tail = f"  [{100 * min(done, 1):.0f}% done, {_clock(max(left, 0))} left]"
+        for s in self.active:
+            t, p = totals[s], self.previous[s]
+            self.write(
+                f"{s:8s} {t['delivered']:>13,} events  {(t['delivered'] - p['delivered']) / interval:>11,.0f}/s "
+                f"(avg {t['delivered'] / max(elapsed, 1e-9):>11,.0f}/s)  {t['requests']:>9,} req  "
+                f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s  retries {t['retries']}  "
+                f"failed {t['failed']}  rejected {t['rejected']}{tail}")
+            tail = ""
+        self.previous = {s: dict(v) for s, v in totals.items()}
+        self.previous_time = now
+
+    def _fraction_done(self, totals: dict[str, dict[str, int]], elapsed: float) -> float | None:
+        fractions = []
+        if self.settings.duration > 0:
+            fractions.append(elapsed / self.settings.duration)
+        if self.settings.passes > 0 and self.events_per_pass:
+            sent = sum(totals[s]["sent"] for s in self.active)
+            fractions.append(sent / (self.settings.passes * self.events_per_pass))
+        return max(fractions) if fractions else None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callable[[str], None] = print,
+        stop: threading.Event | None = None) -> SendReport:
+    """Send until a bound is reached or `stop` is set; return the report."""
+    stop = stop or threading.Event()
+    schedule = build_schedule(loaded)
+    active = [t.signal for t in loaded]
+    events_per_pass = sum(t.events_per_pass for t in loaded)
+    run_start_ns = time.time_ns()
+    started = time.monotonic()
+    errors = ErrorLog(write)
+    progress = Progress(write, settings, active, events_per_pass)
+    if settings.processes <= 1:
+        counters = Counters()
+        worker = threading.Thread(target=run_worker, name="telegen-sender",
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors))
+        worker.start()
+        arrays = [counters.shared]
+        _watch(lambda: worker.is_alive(), arrays, progress, settings, started, stop)
+        worker.join()
+    else:
+        arrays = _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started)
+    elapsed = time.monotonic() - started
+    return _report(Counters.totals(arrays), elapsed, settings, active, interrupted=stop.is_set()
+                   and not _bounds_reached(settings, elapsed))
+
+
+def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
+    return settings.duration > 0 and elapsed >= settings.duration
+
+
+def _watch(alive: Callable[[], bool], arrays: list, progress: Progress, settings: SendSettings,
+           started: float, stop: threading.Event) -> None:
+    next_line = time.monotonic() + settings.stats_interval
+    while alive():
+        time.sleep(0.05)
+        if time.monotonic() >= next_line:
+            progress.line(Counters.totals(arrays), time.monotonic() - started)
+            next_line += settings.stats_interval
+
+
+def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
+                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float) -> list:
+    """Fork workers after loading (templates shared copy-on-write); grpc is
+    only ever started inside the children."""
+    context = multiprocessing.get_context("fork")
+    process_stop = context.Event()
+    arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(settings.processes)]
+    children = []
+    for index in range(settings.processes):
+        share = schedule[index::settings.processes]
+        child = context.Process(target=_child_main, name=f"telegen-sender-{index}",
+                                args=(share, settings, arrays[index], process_stop, run_start_ns,
+                                      1.0 / settings.processes))
+        child.start()
+        children.append(child)
+
+    def relay_stop() -> None:
+        stop.wait()
+        process_stop.set()
+
+    threading.Thread(target=relay_stop, daemon=True).start()
+    _watch(lambda: any(c.is_alive() for c in children), arrays, progress, settings, started, stop)
+    for child in children:
+        child.join()
+        if child.exitcode not in (0, None):
+            errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
+    return arrays
+
+
+def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, process_stop,
+                run_start_ns: int, share: float) -> None:
+    # The parent owns Ctrl-C and tells the children to stop.
+    signals.signal(signals.SIGINT, signals.SIG_IGN)
+    stop = threading.Event()
+
+    def relay() -> None:
+        process_stop.wait()
+        stop.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
+    run_worker(schedule, settings, Counters(shared), stop, run_start_ns, share, errors)
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: grpc threads would only slow it

@@ -1,0 +1,284 @@
+"""OTLP/gRPC transport for pre-serialized requests.
+
+Requests leave as the bytes the patch path made: the channel's methods are
+registered with no serializer, so grpcio copies them once into its own slice
+and nothing re-encodes them. Each send is asynchronous (a future); the
+caller bounds how many are in flight. Failures are retried as the OTLP
+specification says (retryable codes, exponential backoff with jitter,
+RetryInfo honoured), resending the same bytes; a response's partial_success
+is read and its rejected events counted.
+"""
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from ..errors import TelegenError
+
+METHODS: dict[str, str] = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+# ExportXServiceResponse.partial_success (field 1) -> rejected count (field 1)
+# and error_message (field 2); identical layout for all three signals.
+
+# Retryable per the OTLP specification; RESOURCE_EXHAUSTED only with RetryInfo.
+RETRYABLE = frozenset({
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+})
+RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how one signal is sent."""
+
+    endpoint: str
+    headers: tuple[tuple[str, str], ...] = ()
+    insecure: bool = False
+    compression: str = "none"
+    timeout: float = 10.0
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    max_message_bytes: int = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_backoff: float = 1.0
+    max_backoff: float = 30.0
+    multiplier: float = 2.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff before attempt `attempt + 1`."""
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return rng.uniform(0.5 * ceiling, ceiling)
+
+
+@dataclass
+class Outcome:
+    """How one batch ended: delivered (accepted minus rejected), rejected by
+    partial success, or failed after its retries."""
+
+    events: int
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    attempts: int = 0
+    code: grpc.StatusCode | None = None
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _read(tls_file: str | None, what: str) -> bytes | None:
+    if not tls_file:
+        return None
+    try:
+        return Path(tls_file).read_bytes()
+    except OSError as exc:
+        raise TelegenError(f"cannot read {what} {tls_file}: {exc.strerror}") from None
+
+
+def open_channel(target: Target) -> grpc.Channel:
+    options = [
+        ("grpc.max_send_message_length", target.max_message_bytes * 2),
+        ("grpc.max_receive_message_length", 16 * 2**20),
+        # Separate channels per signal must not collapse onto one subchannel.
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    if target.insecure:
+        return grpc.insecure_channel(target.endpoint, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(target.ca_file, "CA file"),
+        private_key=_read(target.key_file, "client key"),
+        certificate_chain=_read(target.cert_file, "client certificate"),
+    )
+    return grpc.secure_channel(target.endpoint, credentials, options=options)
+
+
+def parse_partial_success(response: bytes) -> tuple[int, str]:
+    """(rejected events, error message) from an Export*ServiceResponse."""
+    rejected, message = 0, ""
+    for number, value in _fields(response):
+        if number == 1 and isinstance(value, bytes):
+            for inner_number, inner in _fields(value):
+                if inner_number == 1 and isinstance(inner, int):
+                    rejected = inner
+                elif inner_number == 2 and isinstance(inner, bytes):
+                    message = inner.decode("utf-8", "replace")
+    return rejected, message
+
+
+def retry_delay(trailing_metadata) -> float | None:
+    """The RetryInfo delay in `grpc-status-details-bin` (a google.rpc.Status), if any."""
+    for key, value in trailing_metadata or ():
+        if key != "grpc-status-details-bin":
+            continue
+        for number, detail in _fields(value):
+            if number != 3 or not isinstance(detail, bytes):
+                continue
+            fields = dict(_fields(detail))
+            if fields.get(1) != RETRY_INFO_TYPE.encode() or not isinstance(fields.get(2), bytes):
+                continue
+            for info_number, duration in _fields(fields[2]):
+                if info_number == 1 and isinstance(duration, bytes):
+                    parts = dict(_fields(duration))
+                    return float(parts.get(1, 0)) + parts.get(2, 0) / 1e9
+    return None
+
+
+def _fields(data: bytes):
+    """(field number, int | bytes) pairs of a small protobuf message; stops
+    quietly at anything malformed (these are best-effort reads of responses)."""
+    pos, n = 0, len(data)
+    while pos < n:
+        key, pos = _varint(data, pos)
+        if key is None:
+            return
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            if value is None:
+                return
+            yield number, value
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if length is None or pos + length > n:
+                return
+            yield number, data[pos:pos + length]
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            return
+
+
+def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
+    result = shift = 0
+    while pos < len(data) and shift < 64:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+    return None, pos
+
+
+class SignalTransport:
+    """Sends one signal's requests to its target, asynchronously, with retries."""
+
+    def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
+        self.signal = signal
+        self.target = target
+        self.retry = retry
+        self.channel = open_channel(target)
+        self._call = self.channel.unary_unary(METHODS[signal], request_serializer=None,
+                                              response_deserializer=None)
+        self._compression = grpc.Compression.Gzip if target.compression == "gzip" else grpc.Compression.NoCompression
+        self._rng = random.Random()
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+        """Send `requests` (the pieces of one batch, usually one, holding
+        `piece_events` events each) and call `done` once with the outcome,
+        from a grpc or timer thread."""
+        state = _BatchState(requests, piece_events, done)
+        for index in range(len(requests)):
+            self._attempt(state, index, 1)
+
+    def _attempt(self, state: _BatchState, index: int, attempt: int) -> None:
+        if self._closed:
+            state.finish_piece(index, failed=True, code=grpc.StatusCode.CANCELLED, message="sender stopped")
+            return
+        state.outcome.attempts += 1
+        future = self._call.future(state.requests[index], timeout=self.target.timeout,
+                                   metadata=self.target.headers or None, compression=self._compression)
+        future.add_done_callback(lambda f: self._completed(f, state, index, attempt))
+
+    def _completed(self, future: grpc.Future, state: _BatchState, index: int, attempt: int) -> None:
+        try:
+            response = future.result()
+        except grpc.RpcError as error:
+            code = error.code()
+            delay = retry_delay(error.trailing_metadata())
+            retryable = code in RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None)
+            if retryable and attempt < self.retry.max_attempts and not self._closed:
+                wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
+                state.outcome.extra["retries"] = state.outcome.extra.get("retries", 0) + 1
+                self._later(wait, lambda: self._attempt(state, index, attempt + 1))
+                return
+            state.finish_piece(index, failed=True, code=code, message=error.details() or "")
+            return
+        except grpc.FutureCancelledError:
+            state.finish_piece(index, failed=True, code=grpc.StatusCode.CANCELLED, message="cancelled")
+            return
+        rejected, message = parse_partial_success(response or b"")
+        state.finish_piece(index, rejected=rejected, message=message)
+
+    def _later(self, delay: float, action: Callable[[], None]) -> None:
+        def run() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            action()
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def close(self) -> None:
+        """Stop retrying; pending retries finish as failed, now."""
+        self._closed = True
+        with self._lock:
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
+            timer.cancel()
+            timer.function()
+        self.channel.close()
+
+
+class _BatchState:
+    """Collects the outcomes of a batch's pieces; reports once all are done."""
+
+    def __init__(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+        self.requests = requests
+        self.piece_events = piece_events
+        self.outcome = Outcome(events=sum(piece_events))
+        self.done = done
+        self.pending = len(requests)
+        self.lock = threading.Lock()
+
+    def finish_piece(self, index: int, failed: bool = False, rejected: int = 0,
+                     code: grpc.StatusCode | None = None, message: str = "") -> None:
+        events = self.piece_events[index]
+        with self.lock:
+            outcome = self.outcome
+            if failed:
+                outcome.failed += events
+            else:
+                rejected = min(rejected, events)
+                outcome.rejected += rejected
+                outcome.delivered += events - rejected
+            if code is not None:
+                outcome.code = code
+            if message:
+                outcome.message = message
+            self.pending -= 1
+            last = self.pending == 0
+        if last:
+            self.done(self.outcome)
