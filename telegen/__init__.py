@@ -9,6 +9,7 @@ from ._version import __version__
 from .config import GeneratorConfig
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .generate import generate
+from .sink import Sink
 from .templates import TemplateSet, load, read_records
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ConfigError",
     "GeneratorConfig",
     "OutputError",
+    "Sink",
     "TelegenError",
     "TemplateFileError",
     "TemplateSet",

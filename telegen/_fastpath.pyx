@@ -592,6 +592,40 @@ cdef class _Scanner:
                 self.ids8.append((span_off, group))
         return 0
 
+    # counting only: the same bounds-checked walk, recording nothing
+
+    cdef int count_nested(self, Py_ssize_t start, Py_ssize_t end, int depth) except -1:
+        """Count the items under request (depth 0) -> resource (1) -> scope (2)."""
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef uint64_t wanted = 1 if depth == 0 else 2
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number != wanted:
+                continue
+            self.expect(&f, WIRE_LEN, "nested message")
+            if depth < 2:
+                self.count_nested(f.start, f.end, depth + 1)
+            elif self.signal == METRICS:
+                self.count_points(f.start, f.end)
+            else:
+                self.events += 1
+        return 0
+
+    cdef int count_points(self, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start, inner
+        cdef Field f, g
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number in (5, 7, 9, 10, 11):
+                self.expect(&f, WIRE_LEN, "metric data")
+                inner = f.start
+                while inner < f.end:
+                    self.next_field(&inner, f.end, &g)
+                    if g.number == 1:
+                        self.events += 1
+        return 0
+
     cdef PatchPlan plan(self):
         cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
         plan.signal = self.signal
@@ -637,8 +671,17 @@ def scan(signal: str, data) -> PatchPlan:
 
 
 def count_events(signal: str, data) -> int:
-    """Spans, log records or metric data points in one request."""
-    return scan(signal, data).events
+    """Spans, log records or metric data points in one request, without
+    building a plan. Raises ValueError with the byte offset on malformed input."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+    cdef const uint8_t[::1] view = data
+    cdef _Scanner scanner = _Scanner()
+    scanner.buf = &view[0] if view.shape[0] else <const uint8_t*>b""
+    scanner.size = view.shape[0]
+    scanner.signal = SIGNALS.index(signal)
+    scanner.count_nested(0, scanner.size, 0)
+    return scanner.events
 
 
 # -- patching --------------------------------------------------------------------

@@ -3,7 +3,9 @@ wrappers over the library. A user error prints one line and exits 2."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +17,8 @@ from . import __version__
 from .config import GeneratorConfig
 from .errors import TelegenError
 from .generate import generate
+from .sink import Sink
+from .sink_report import interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
 
@@ -78,6 +82,77 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats_json_path(value: str | None) -> Path | None:
+    # Checked before serving, so a long run never ends in a write error.
+    if value is None:
+        return None
+    path = Path(value)
+    check_writable(path.parent)
+    return path
+
+
+def _serve(sink: Sink, interval: float, duration: float, stop: threading.Event) -> None:
+    """Print progress every `interval` s until `stop` is set, Ctrl-C, or `duration` s (0: no limit)."""
+    previous = sink.stats()
+    end = previous.elapsed + duration if duration else float("inf")
+    next_report = previous.elapsed + interval
+    try:
+        while (now := sink.stats().elapsed) < end:
+            if stop.wait(min(next_report, end) - now):
+                return
+            current = sink.stats()
+            if current.elapsed >= next_report:
+                print("\n".join(interval_lines(previous, current)), flush=True)
+                previous, next_report = current, next_report + interval
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a sink is meant to end: fall through to the summary
+
+
+def _on_sigterm(stop: threading.Event) -> None:
+    # Signal handlers can only be installed from the main thread; an embedding
+    # caller on another thread keeps its own SIGTERM handling.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+def run_sink(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        raise TelegenError(f"--interval: {args.interval:g} is invalid: expected seconds > 0")
+    if args.duration < 0:
+        raise TelegenError(f"--duration: {args.duration:g} is invalid: expected seconds >= 0 (0: until stopped)")
+    stats_path = _stats_json_path(args.stats_json)
+    sink = Sink(listen=args.listen, validate=args.validate).start()
+    stop = threading.Event()
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    _on_sigterm(stop)
+    try:
+        print(f"Listening on {sink.address} for OTLP/gRPC traces, metrics and logs"
+              f" (validate {'on' if args.validate else 'off'}); Ctrl-C to stop", flush=True)
+        _serve(sink, args.interval, args.duration, stop)
+    finally:
+        sink.stop()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_sigterm)
+    stats = sink.stats()
+    print("\n".join(summary_lines(stats)), flush=True)
+    if stats_path is not None:
+        write_stats_json(stats, stats_path)
+        print(f"Wrote {stats_path}")
+    return 0
+
+
+def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:4317", metavar="HOST:PORT",
+                        help="address to serve on (default: 127.0.0.1:4317, loopback only; port 0 picks a free one)")
+    parser.add_argument("--validate", action="store_true",
+                        help="decode every request fully and reject invalid ones with INVALID_ARGUMENT")
+    parser.add_argument("--stats-json", metavar="PATH", help="write the final counts as JSON here")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between progress lines (default: 5)")
+    parser.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+                        help="stop after this many seconds (default: 0, run until Ctrl-C or SIGTERM)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telegen", description="Realistic OTLP load generation.")
     parser.add_argument("--version", action="version", version=f"telegen {__version__}")
@@ -88,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     insp = commands.add_parser("inspect", help="summarise a template directory and draw a sample trace")
     insp.add_argument("directory", metavar="DIR", help="directory written by `telegen generate`")
     insp.set_defaults(handler=run_inspect)
+    snk = commands.add_parser("sink", help="receive OTLP/gRPC locally, count (and optionally validate) events")
+    _add_sink_arguments(snk)
+    snk.set_defaults(handler=run_sink)
     return parser
 
 

@@ -1,0 +1,57 @@
+"""What `telegen sink` prints and writes: progress lines, the summary, stats JSON."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .sink import SinkStats
+
+
+def _rate(count: float, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
+def interval_lines(previous: SinkStats, current: SinkStats) -> list[str]:
+    """One line per signal: totals, events/s over the last interval and overall,
+    MB/s over the last interval, and invalid requests."""
+    seconds = current.elapsed - previous.elapsed
+    lines = []
+    for name, now in current.signals().items():
+        before = previous.signals()[name]
+        lines.append(
+            f"[{current.elapsed:7.1f}s] {name:<7} events {now.events:>13,}"
+            f"  {_rate(now.events - before.events, seconds):>11,.0f}/s"
+            f"  (avg {_rate(now.events, current.elapsed):>11,.0f}/s)"
+            f"  requests {now.requests:>9,}"
+            f"  {_rate(now.bytes - before.bytes, seconds) / 1e6:>8.2f} MB/s"
+            f"  invalid {now.invalid_requests:,}")
+    return lines
+
+
+def summary_lines(stats: SinkStats) -> list[str]:
+    """The final summary: one line per signal with every counter."""
+    lines = [f"Sink summary after {stats.elapsed:.1f}s:"]
+    for name, s in stats.signals().items():
+        lines.append(
+            f"  {name:<7} {s.events:>13,} events ({_rate(s.events, stats.elapsed):,.0f}/s)"
+            f"  {s.requests:,} requests  {s.bytes / 1e6:,.1f} MB"
+            f"  rejected {s.rejected_events:,}"
+            f"  invalid {s.invalid_requests:,} requests / {s.invalid_events:,} events"
+            f"  refused {s.refused_requests:,}")
+    return lines
+
+
+def write_stats_json(stats: SinkStats, path: Path) -> None:
+    """Write `stats.to_dict()` to `path` atomically: a reader sees the old file
+    or the whole new one, never half of it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(stats.to_dict(), out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
