@@ -1,0 +1,288 @@
+"""The sender end to end on loopback: what a backend receives over several
+passes, exact accounting, and survival of every fault the issue lists."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from concurrent import futures
+
+import grpc
+import pytest
+from conftest import small_config
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+import telegen
+from telegen.send.batches import build_batches
+from telegen.send.engine import SendSettings, run
+from telegen.send.transport import RetryPolicy, Target
+from telegen.sink import Sink, SinkFaults
+
+SIGNALS = ("traces", "metrics", "logs")
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
+
+
+class Recorder(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer,
+               logs_service_pb2_grpc.LogsServiceServicer):
+    """A receiver from the official servicers: every request fully decoded and kept."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):  # noqa: N802 - the servicers' name
+        name = type(request).__name__
+        signal = {"ExportTraceServiceRequest": "traces", "ExportMetricsServiceRequest": "metrics",
+                  "ExportLogsServiceRequest": "logs"}[name]
+        with self.lock:
+            self.requests[signal].append(request)
+        return {"traces": trace_service_pb2.ExportTraceServiceResponse,
+                "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+                "logs": logs_service_pb2.ExportLogsServiceResponse}[signal]()
+
+    def spans(self):
+        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def events(self, signal: str) -> int:
+        if signal == "traces":
+            return len(self.spans())
+        if signal == "logs":
+            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
+                       for sl in rl.scope_logs)
+        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
+                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+
+
+def serve(recorder: Recorder, credentials=None) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.max_receive_message_length", 64 * 2**20)])
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(recorder, server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(recorder, server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(recorder, server)
+    port = (server.add_secure_port("127.0.0.1:0", credentials) if credentials
+            else server.add_insecure_port("127.0.0.1:0"))
+    server.start()
+    return server, port
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return telegen.generate(small_config())
+
+
+def loaded_batches(templates, signals=SIGNALS):
+    sizes = {"traces": 10, "metrics": 60, "logs": 100}
+    return [build_batches(s, templates.records(s), sizes[s], 4 * 2**20) for s in signals]
+
+
+def settings_for(endpoint: str, **overrides) -> SendSettings:
+    target = overrides.pop("target", Target(endpoint=endpoint, insecure=True, timeout=5))
+    values = dict(targets={s: target for s in SIGNALS}, concurrency=4, stats_interval=60, retry=FAST_RETRY,
+                  drain_timeout=5)
+    values.update(overrides)
+    return SendSettings(**values)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_what_the_backend_receives_over_several_passes(templates):
+    recorder = Recorder()
+    server, port = serve(recorder)
+    try:
+        jitter, backdate = 2 * 10**9, 10**9
+        before = time.time_ns()
+        report = run(loaded_batches(templates), settings_for(f"127.0.0.1:{port}", passes=3, jitter_ns=jitter,
+                                                               backdate_ns=backdate), quiet)
+        after = time.time_ns()
+    finally:
+        server.stop(0)
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.failed == r.rejected == 0
+        assert r.delivered == r.sent == recorder.events(signal), signal
+    spans = recorder.spans()
+    template_spans = templates.counts["spans"]
+    assert len(spans) == 3 * template_spans
+    by_trace = defaultdict(list)
+    for span in spans:
+        by_trace[span.trace_id].append(span)
+    assert len(by_trace) == 3 * templates.counts["traces"], "every trace id is new and unique per pass"
+    assert len({(s.trace_id, s.span_id) for s in spans}) == len(spans)
+    assert len({s.span_id for s in spans}) == len(spans)
+    template_shapes = sorted(_shape(s) for t in templates.traces for s in _template_spans(t))
+    for trace in by_trace.values():
+        ids = {s.span_id for s in trace}
+        start = min(s.start_time_unix_nano for s in trace)
+        end = max(s.end_time_unix_nano for s in trace)
+        assert before - backdate - jitter - (end - start) <= start
+        assert end <= after - backdate
+        for s in trace:
+            assert not s.parent_span_id or s.parent_span_id in ids
+    # Every span keeps its template duration and its offset from its trace start.
+    starts = {tid: min(s.start_time_unix_nano for s in trace) for tid, trace in by_trace.items()}
+    got = sorted((s.name, s.start_time_unix_nano - starts[s.trace_id], s.end_time_unix_nano - s.start_time_unix_nano)
+                 for s in spans)
+    assert got == sorted(template_shapes * 3)
+    # Counters grow between passes, and points are stamped "now".
+    counters = defaultdict(list)
+    for request in recorder.requests["metrics"]:
+        for rm in request.resource_metrics:
+            key_base = rm.resource.SerializeToString()
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.WhichOneof("data") == "sum" and m.sum.is_monotonic:
+                        for k, p in enumerate(m.sum.data_points):
+                            counters[(key_base, m.name, k)].append(p.as_double or p.as_int)
+                            assert before <= p.time_unix_nano <= after
+    assert counters
+    for values in counters.values():
+        assert len(values) == 3 and values[0] < values[1] < values[2]
+
+
+def _template_spans(record: bytes):
+    return [s for rs in trace_service_pb2.ExportTraceServiceRequest.FromString(record).resource_spans
+            for ss in rs.scope_spans for s in ss.spans]
+
+
+def _shape(span) -> tuple:
+    from telegen.generate.base import TIME_BASE_NS
+    return span.name, span.start_time_unix_nano - TIME_BASE_NS, span.end_time_unix_nano - span.start_time_unix_nano
+
+
+def test_gzip_and_processes_deliver_exact_counts(templates):
+    with Sink() as sink:
+        target = Target(endpoint=sink.endpoint, insecure=True, compression="gzip")
+        report = run(loaded_batches(templates), settings_for(sink.endpoint, passes=2, processes=2, target=target),
+                     quiet)
+        time.sleep(0.2)
+        stats = sink.stats()
+    for signal in SIGNALS:
+        assert report.signals[signal].delivered == stats.signals()[signal].events == report.signals[signal].sent
+
+
+def test_rate_limit_holds_the_target(templates):
+    with Sink() as sink:
+        rate = 20_000
+        report = run(loaded_batches(templates, ("logs",)),
+                     settings_for(sink.endpoint, events_per_second=rate, duration=3.0), quiet)
+    achieved = report.signals["logs"].sent / report.elapsed
+    assert abs(achieved - rate) / rate < 0.05, achieved
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accounted(report) -> None:
+    for r in report.signals.values():
+        assert r.delivered + r.rejected + r.failed == r.sent
+
+
+def test_receiver_down_at_start_then_up(templates):
+    port = free_port()
+    holder = {}
+
+    def start_later() -> None:
+        time.sleep(0.4)
+        holder["sink"] = Sink(listen=f"127.0.0.1:{port}").start()
+
+    threading.Thread(target=start_later).start()
+    settings = settings_for(f"127.0.0.1:{port}", passes=1,
+                            retry=RetryPolicy(max_attempts=8, initial_backoff=0.1, max_backoff=0.3))
+    report = run(loaded_batches(templates, ("traces",)), settings, quiet)
+    sink = holder["sink"]
+    try:
+        accounted(report)
+        assert report.signals["traces"].delivered == report.signals["traces"].sent
+        assert report.signals["traces"].retries > 0
+        assert sink.stats().traces.events == report.signals["traces"].delivered
+    finally:
+        sink.stop()
+
+
+def test_unavailable_for_a_while_is_retried(templates):
+    patient = RetryPolicy(max_attempts=10, initial_backoff=0.05, max_backoff=0.2)
+    with Sink(faults=SinkFaults(unavailable_first_s=0.3)) as sink:
+        report = run(loaded_batches(templates), settings_for(sink.endpoint, passes=1, retry=patient), quiet)
+        stats = sink.stats()
+    accounted(report)
+    assert sum(r.retries for r in report.signals.values()) > 0
+    for signal in SIGNALS:
+        assert report.signals[signal].delivered == report.signals[signal].sent == stats.signals()[signal].events
+
+
+def test_non_retryable_error_fails_fast_and_is_said_plainly(templates):
+    lines = []
+    with Sink(faults=SinkFaults(error_code="UNAUTHENTICATED")) as sink:
+        report = run(loaded_batches(templates, ("traces",)), settings_for(sink.endpoint, passes=1), lines.append)
+    accounted(report)
+    traces = report.signals["traces"]
+    assert traces.failed == traces.sent and traces.delivered == 0 and traces.retries == 0
+    assert any("UNAUTHENTICATED" in line and "before any request succeeded" in line for line in lines)
+    assert len(lines) < 5, "errors are rate-limited"
+
+
+def test_partial_success_is_counted_as_rejected(templates):
+    with Sink(faults=SinkFaults(reject_fraction=0.25)) as sink:
+        report = run(loaded_batches(templates), settings_for(sink.endpoint, passes=1), quiet)
+        stats = sink.stats()
+    accounted(report)
+    for signal in SIGNALS:
+        r, s = report.signals[signal], stats.signals()[signal]
+        assert r.rejected == s.rejected_events > 0
+        assert r.delivered == s.events
+
+
+def test_connection_drop_mid_run_is_survived_and_accounted(templates):
+    port = free_port()
+    first = Sink(listen=f"127.0.0.1:{port}").start()
+    box = {}
+
+    def bounce() -> None:
+        time.sleep(0.3)
+        first.stop(grace=0)
+        time.sleep(0.3)
+        box["second"] = Sink(listen=f"127.0.0.1:{port}").start()
+
+    bouncer = threading.Thread(target=bounce)
+    bouncer.start()
+    report = run(loaded_batches(templates, ("logs",)),
+                 settings_for(f"127.0.0.1:{port}", duration=1.5, events_per_second=20_000,
+                              retry=RetryPolicy(max_attempts=10, initial_backoff=0.05, max_backoff=0.2)), quiet)
+    bouncer.join()
+    second = box["second"]
+    try:
+        accounted(report)
+        logs = report.signals["logs"]
+        received = first.stats().logs.events + second.stats().logs.events
+        assert logs.delivered == received
+        assert second.stats().logs.events > 0, "sending resumed after the drop"
+    finally:
+        second.stop()
+
+
+def test_tls_with_a_self_signed_certificate(templates, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    recorder = Recorder()
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    server, port = serve(recorder, credentials)
+    try:
+        target = Target(endpoint=f"localhost:{port}", insecure=False, ca_file=str(cert))
+        report = run(loaded_batches(templates, ("traces",)), settings_for("", passes=1, target=target), quiet)
+        untrusted = run(loaded_batches(templates, ("traces",)),
+                        settings_for("", passes=1, target=Target(endpoint=f"localhost:{port}", timeout=2),
+                                     retry=RetryPolicy(max_attempts=1)), quiet)
+    finally:
+        server.stop(0)
+    assert report.signals["traces"].delivered == recorder.events("traces") > 0
+    assert untrusted.signals["traces"].delivered == 0 and untrusted.signals["traces"].failed > 0
