@@ -1,11 +1,9 @@
 """What `telegen sink` prints and writes: progress lines, the summary, stats JSON."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from .atomic import write_json
 from .sink import SinkStats
 
 
@@ -44,14 +42,5 @@ def summary_lines(stats: SinkStats) -> list[str]:
 
 
 def write_stats_json(stats: SinkStats, path: Path) -> None:
-    """Write `stats.to_dict()` to `path` atomically: a reader sees the old file
-    or the whole new one, never half of it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(stats.to_dict(), out, indent=2)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write `stats.to_dict()` to `path` atomically."""
+    write_json(path, stats.to_dict())
