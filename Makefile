@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG ?= examples/generator-config.yaml
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo demo-generate bench clean
 
 $(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Generate the full example config into a temporary directory, show what was
-# made, then remove it (set DEMO_DIR=./generated to keep the files).
+# The main job on built-in defaults: generate small templates (seconds), start
+# a local sink, send to it for 10 s, print sender and sink figures side by side.
 demo: $(STAMP)
+	$(VENV)/bin/telegen demo --seconds 10
+
+# Generate the full example config (~1.15M spans) and show what was made.
+demo-generate: $(STAMP)
 	@dir="$${DEMO_DIR:-$$(mktemp -d -t telegen-demo.XXXXXX)}"; \
 	$(VENV)/bin/telegen generate --config $(DEMO_CONFIG) --output-dir "$$dir" && \
 	$(VENV)/bin/telegen inspect "$$dir"; status=$$?; \
-	if [ -z "$${DEMO_DIR:-}" ]; then rm -rf "$$dir"; echo "(removed $$dir; run 'make demo DEMO_DIR=./generated' to keep the files)"; fi; \
+	if [ -z "$${DEMO_DIR:-}" ]; then rm -rf "$$dir"; echo "(removed $$dir; run 'make demo-generate DEMO_DIR=./generated' to keep the files)"; fi; \
 	exit $$status
 
 bench: $(STAMP)

@@ -9,6 +9,9 @@ from ._version import __version__
 from .config import GeneratorConfig
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .generate import generate
+from .send.config import SenderConfig
+from .send.engine import SendReport
+from .send.sender import Sender
 from .sink import Sink
 from .templates import TemplateSet, load, read_records
 
@@ -17,6 +20,9 @@ __all__ = [
     "ConfigError",
     "GeneratorConfig",
     "OutputError",
+    "SendReport",
+    "Sender",
+    "SenderConfig",
     "Sink",
     "TelegenError",
     "TemplateFileError",

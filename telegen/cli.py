@@ -3,6 +3,7 @@ wrappers over the library. A user error prints one line and exits 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from . import __version__
+from .atomic import write_json
 from .config import GeneratorConfig
 from .errors import TelegenError
 from .generate import generate
@@ -153,6 +155,71 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many seconds (default: 0, run until Ctrl-C or SIGTERM)")
 
 
+def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """CLI flags as dotted config keys: they win over YAML and environment."""
+    flags = {
+        "otlp.endpoint": args.endpoint,
+        "otlp.insecure": True if args.insecure else None,
+        "sending.rate_limit.events_per_second": args.rate,
+        "sending.duration": args.duration,
+        "sending.processes": args.processes,
+    }
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """First Ctrl-C (or SIGTERM): stop taking work, drain, report. A second
+    Ctrl-C leaves at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def first(*_: object) -> None:
+        if stop.is_set():
+            print("telegen: interrupted again, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+        print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, first)
+    signal.signal(signal.SIGTERM, first)
+
+
+def run_send(args: argparse.Namespace) -> int:
+    from .send.config import SenderConfig
+    from .send.sender import Sender, summary
+
+    stats_path = _stats_json_path(args.stats_json)
+    config = SenderConfig.from_file(args.config, overrides=_send_overrides(args))
+    sender = Sender(config, write=lambda line: print(line, flush=True))
+    sender.load()
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    report = sender.run(stop)
+    print(summary(report), flush=True)
+    if stats_path is not None:
+        write_json(stats_path, report.to_dict())
+        print(f"Wrote {stats_path}")
+    return 0
+
+
+def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="PATH", help="sender config (YAML)")
+    parser.add_argument("--endpoint", metavar="HOST:PORT", help="OTLP/gRPC endpoint (overrides otlp.endpoint)")
+    parser.add_argument("--insecure", action="store_true", help="plaintext gRPC, no TLS (overrides otlp.insecure)")
+    parser.add_argument("--rate", type=int, metavar="N", help="events per second over all signals; 0: unthrottled")
+    parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
+    parser.add_argument("--processes", type=int, metavar="N", help="worker processes sharing the rate")
+    parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.seconds <= 0:
+        raise TelegenError(f"--seconds: {args.seconds:g} is invalid: expected seconds > 0")
+    return run_demo(args.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telegen", description="Realistic OTLP load generation.")
     parser.add_argument("--version", action="version", version=f"telegen {__version__}")
@@ -166,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     snk = commands.add_parser("sink", help="receive OTLP/gRPC locally, count (and optionally validate) events")
     _add_sink_arguments(snk)
     snk.set_defaults(handler=run_sink)
+    snd = commands.add_parser("send", help="replay templates to an OTLP/gRPC endpoint at a target rate")
+    _add_send_arguments(snd)
+    snd.set_defaults(handler=run_send)
+    dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")
+    dem.add_argument("--seconds", type=float, default=10.0, help="how long to send (default: 10)")
+    dem.set_defaults(handler=run_demo_command)
     return parser
 
 
@@ -191,6 +264,15 @@ def telemetry_generator_main(argv: Sequence[str] | None = None) -> int:
                                      description="Generate OTLP templates (same as `telegen generate`).")
     _add_generate_arguments(parser)
     parser.set_defaults(handler=run_generate)
+    return _run(parser, argv)
+
+
+def telemetry_sender_main(argv: Sequence[str] | None = None) -> int:
+    """The seed project's command name: `telemetry-sender --config ...`."""
+    parser = argparse.ArgumentParser(prog="telemetry-sender",
+                                     description="Send OTLP templates (same as `telegen send`).")
+    _add_send_arguments(parser)
+    parser.set_defaults(handler=run_send)
     return _run(parser, argv)
 
 

@@ -5,6 +5,10 @@ hints generically (`_build`), so a new key needs only a field here, a rule in
 `_RULES` when its range is restricted, and a line in docs/configuration.md.
 Every default below is documented there.
 
+The walk is public for other configs (the sender's): `build_dataclass` with a
+`Schema` of rules, `parse_yaml`/`load_yaml_file`, `read_source`, `set_dotted`,
+`prefixed`, `invalid`, `to_plain`.
+
 Bad input raises `ConfigError` with one message naming the dotted key path,
 the offending value and what was expected.
 """
@@ -18,7 +22,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -162,15 +166,12 @@ class GeneratorConfig:
 
         `source` prefixes every error message unless it is a `<placeholder>`.
         """
-        with _prefixed(source):
-            config = _build(cls, data, "")
-            _check_relations(config)
-            return config
+        return build_dataclass(cls, data, source, _GENERATOR_SCHEMA, _RELATIONS)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> GeneratorConfig:
         """Parse one YAML document; an empty document means all defaults."""
-        return cls.from_dict(_parse_yaml(text, source), source)
+        return cls.from_dict(parse_yaml(text, source), source)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> GeneratorConfig:
@@ -186,21 +187,8 @@ class GeneratorConfig:
         """
         if isinstance(source, GeneratorConfig):
             return source
-        if isinstance(source, Mapping):
-            return cls.from_dict(source)
-        if isinstance(source, os.PathLike):
-            return cls.from_file(source)
-        if not isinstance(source, str):
-            raise TypeError(f"cannot load a config from {type(source).__name__}; "
-                            "expected a mapping, a path or YAML text")
-        if _looks_like_path(source):
-            return cls.from_file(source)
-        data = _parse_yaml(source, "<string>")
-        if isinstance(data, str) and "\n" not in source.strip():
-            # One plain word is never a valid config; the caller most likely
-            # meant a file name that does not exist.
-            raise ConfigError(f"config file not found: {source.strip()}")
-        return cls.from_dict(data, "<string>")
+        data, name = read_source(source)
+        return cls.from_dict(data, name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-safe data (dicts, lists, scalars); from_dict(to_dict())
@@ -213,14 +201,7 @@ class GeneratorConfig:
         {"output.directory": "/tmp/x", "seed": 7} (what the CLI flags override)."""
         data = self.to_dict()
         for dotted, value in overrides.items():
-            node: Any = data
-            *parents, leaf = dotted.split(".")
-            for depth, part in enumerate(parents):
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    where = ".".join(parents[: depth + 1])
-                    raise ConfigError(f"unknown key {dotted}; {where} is a value, not a section")
-            node[leaf] = value
+            set_dotted(data, dotted, value)
         return type(self).from_dict(data, source)
 
 
@@ -273,6 +254,42 @@ def substitute_env(value: _T, path: str = "", *, env: Mapping[str, str] | None =
     return _substitute(value, path, environ)
 
 
+def read_source(source: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[Any, str]:
+    """(plain data, source name) from a mapping, a path or YAML text, for a
+    config's `load`. A str is a path when it is one line that ends in
+    .yaml/.yml or names an existing file; otherwise it is YAML text."""
+    if isinstance(source, Mapping):
+        return source, "<dict>"
+    if isinstance(source, os.PathLike):
+        return load_yaml_file(source), os.fspath(source)
+    if not isinstance(source, str):
+        raise TypeError(f"cannot load a config from {type(source).__name__}; "
+                        "expected a mapping, a path or YAML text")
+    if _looks_like_path(source):
+        return load_yaml_file(source), source
+    data = parse_yaml(source, "<string>")
+    if isinstance(data, str) and "\n" not in source.strip():
+        # One plain word is never a valid config; the caller most likely
+        # meant a file name that does not exist.
+        raise ConfigError(f"config file not found: {source.strip()}")
+    return data, "<string>"
+
+
+def set_dotted(data: dict[str, Any], dotted: str | Sequence[str], value: Any) -> None:
+    """data["a"]["b"] = value for dotted "a.b" (or the parts ("a", "b")),
+    creating sections on the way: how CLI flags override a config."""
+    parts = dotted.split(".") if isinstance(dotted, str) else list(dotted)
+    shown = dotted if isinstance(dotted, str) else ".".join(parts)
+    node: Any = data
+    *parents, leaf = parts
+    for depth, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"unknown key {shown}; {where} is a value, not a section")
+    node[leaf] = value
+
+
 def _substitute(value: Any, path: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, str):
         return _substitute_text(value, path, env) if "$" in value else value
@@ -284,26 +301,28 @@ def _substitute(value: Any, path: str, env: Mapping[str, str]) -> Any:
     return value
 
 
-def _substitute_text(text: str, path: str, env: Mapping[str, str]) -> str:
+def _substitute_text(text: str, path: str, env: Mapping[str, str], secret: bool = False) -> str:
     where = path or "value"
+    # A secret (a header value) is named by its key path only, never shown.
+    shown = SECRET_SHOWN if secret else repr(text)
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         body = match.group(1)
         if body is None:
-            raise ConfigError(f"{where}: {text!r} is invalid: expected a closing '}}' after '${{' "
+            raise ConfigError(f"{where}: {shown} is invalid: expected a closing '}}' after '${{' "
                               "(write $${ for a literal ${)")
         name, has_default, default = body.partition(":-")
         if not _ENV_NAME.match(name):
-            raise ConfigError(f"{where}: {text!r} is invalid: expected ${{NAME}} or ${{NAME:-default}} "
+            raise ConfigError(f"{where}: {shown} is invalid: expected ${{NAME}} or ${{NAME:-default}} "
                               f"with NAME an environment variable name, not {name!r}")
         current = env.get(name)
         if current is not None and not (has_default and current == ""):
             return current
         if has_default:
             return default
-        raise ConfigError(f"{where}: environment variable {name} is not set (in {text!r}); "
+        raise ConfigError(f"{where}: environment variable {name} is not set (in {shown}); "
                           f"expected it to be set, or a default as ${{{name}:-default}}")
 
     return _ENV_PATTERN.sub(replace, text)
@@ -356,7 +375,13 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def load_yaml_file(path: str | os.PathLike[str]) -> Any:
+    """The plain data of a YAML file (UTF-8); errors name the file."""
+    return parse_yaml(_read_text(path), os.fspath(path))
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """One YAML document as plain data; a key repeated in a mapping is an error."""
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -389,11 +414,21 @@ def _prefixed(source: str) -> Iterator[None]:
         raise ConfigError(prefix + str(exc)) from None
 
 
+prefixed = _prefixed  # public, for configs that validate in several steps
+
+
 # ---------------------------------------------------------------------------
 # Value rules: the ranges and choices the types alone do not express
 # ---------------------------------------------------------------------------
 
-class _Rule:
+class Rule:
+    """A restriction on a value beyond its type, keyed by path in a Schema."""
+
+    def coerce(self, raw: Any, hint: type) -> Any:
+        """The raw value as `hint`, or INVALID. Override to accept other
+        spellings (a duration such as "10m" for a float of seconds)."""
+        return _coerce(raw, hint)
+
     def ok(self, value: Any) -> bool:
         raise NotImplementedError
 
@@ -406,7 +441,7 @@ class _Rule:
 
 
 @dataclass(frozen=True)
-class _Range(_Rule):
+class Range(Rule):
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -433,7 +468,7 @@ class _Range(_Rule):
 
 
 @dataclass(frozen=True)
-class _OneOf(_Rule):
+class OneOf(Rule):
     options: tuple[str, ...]
 
     def ok(self, value: Any) -> bool:
@@ -446,7 +481,7 @@ class _OneOf(_Rule):
         return _did_you_mean(str(value), self.options)
 
 
-class _NonEmpty(_Rule):
+class NonEmpty(Rule):
     def ok(self, value: Any) -> bool:
         return bool(value.strip())
 
@@ -454,7 +489,7 @@ class _NonEmpty(_Rule):
         return "a non-empty string"
 
 
-class _FileNamePrefix(_Rule):
+class FileNamePrefix(Rule):
     # The prefix becomes part of file names inside output.directory, so a
     # separator would silently write somewhere else.
     def ok(self, value: Any) -> bool:
@@ -464,23 +499,23 @@ class _FileNamePrefix(_Rule):
         return "a non-empty file-name prefix without path separators (/ or \\)"
 
 
-_AT_LEAST_0 = _Range(low=0)
-_AT_LEAST_1 = _Range(low=1)
-_PROBABILITY = _Range(low=0, high=1)
+_AT_LEAST_0 = Range(low=0)
+_AT_LEAST_1 = Range(low=1)
+_PROBABILITY = Range(low=0, high=1)
 
 # Keyed by dotted path; "[]" means each list item, ".*" each mapping value.
-_RULES: dict[str, _Rule] = {
-    "output.directory": _NonEmpty(),
-    "output.prefix": _FileNamePrefix(),
+_RULES: dict[str, Rule] = {
+    "output.directory": NonEmpty(),
+    "output.prefix": FileNamePrefix(),
     "traces.count": _AT_LEAST_0,
-    "traces.spans.avg_per_trace": _Range(low=0, low_open=True),
+    "traces.spans.avg_per_trace": Range(low=0, low_open=True),
     "traces.spans.std_dev": _AT_LEAST_0,
     "traces.spans.high_span_traces.count": _AT_LEAST_0,
     "traces.spans.high_span_traces.span_count": _AT_LEAST_0,
     "traces.services.count": _AT_LEAST_0,
-    "traces.services.names[]": _NonEmpty(),
-    "traces.services.ingress.service": _NonEmpty(),
-    "traces.services.ingress.services[]": _NonEmpty(),
+    "traces.services.names[]": NonEmpty(),
+    "traces.services.ingress.service": NonEmpty(),
+    "traces.services.ingress.services[]": NonEmpty(),
     "traces.custom_attributes.count": _AT_LEAST_0,
     "traces.custom_attributes.probability": _PROBABILITY,
     "traces.error_rate": _PROBABILITY,
@@ -488,15 +523,15 @@ _RULES: dict[str, _Rule] = {
     "metrics.timeseries_per_metric.min": _AT_LEAST_1,
     "metrics.timeseries_per_metric.max": _AT_LEAST_1,
     "metrics.timeseries_per_metric.default": _AT_LEAST_1,
-    "metrics.types[]": _OneOf(METRIC_TYPES),
+    "metrics.types[]": OneOf(METRIC_TYPES),
     "logs.count": _AT_LEAST_0,
     "logs.types.http_access.percentage": _AT_LEAST_0,
     "logs.types.application.percentage": _AT_LEAST_0,
     "logs.types.application.services": _AT_LEAST_0,
     "logs.types.application.severity_weights.*": _AT_LEAST_0,
     "logs.types.system.percentage": _AT_LEAST_0,
-    "seed": _Range(low=0, high=2**63, high_open=True, high_label="2**63"),
-    "semantic_conventions": _OneOf(SEMCONV_GENERATIONS),
+    "seed": Range(low=0, high=2**63, high_open=True, high_label="2**63"),
+    "semantic_conventions": OneOf(SEMCONV_GENERATIONS),
 }
 
 # Mappings whose keys are a fixed, case-insensitive set (normalised to upper case).
@@ -510,6 +545,41 @@ _KEY_CHOICES: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------------------
 
 _BAD = object()  # sentinel: the raw value does not have the expected type
+INVALID = _BAD  # what Rule.coerce returns for a value it cannot read
+
+# In a field's metadata: the field is state, not a YAML key (neither read nor written).
+NOT_A_KEY: Mapping[str, Any] = types.MappingProxyType({"config_key": False})
+
+SECRET_SHOWN = "***"  # how a secret value appears in messages and redacted output
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What the walk needs beside the dataclasses' type hints. Paths are
+    dotted key paths; "[]" means each list item, ".*" each mapping value."""
+
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    # Mappings whose keys are a fixed, case-insensitive set (normalised to upper case).
+    key_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per class: fill in values whose default depends on others (raw data, converted values).
+    derived: Mapping[type, Callable[[Mapping[str, Any], dict[str, Any]], None]] = field(default_factory=dict)
+    # Mapping paths whose values are secrets: never shown in error messages.
+    secrets: frozenset[str] = frozenset()
+    # Where ${VAR} is looked up; None: os.environ at the time of the call.
+    env: Mapping[str, str] | None = None
+
+
+def build_dataclass(cls: type[_T], data: Any, source: str = "<dict>", schema: Schema = Schema(),
+                    checks: Sequence[Callable[[_T], None]] = ()) -> _T:
+    """Validate plain data (as YAML gives it) into the frozen dataclass `cls`,
+    walking its type hints; keys left out take their defaults. `checks` then
+    see the whole object (rules across keys). Errors are ConfigErrors naming
+    the key path, prefixed with `source` unless it is a `<placeholder>`."""
+    with _prefixed(source):
+        result = _build(cls, data, "", schema)
+        for check in checks:
+            check(result)
+        return result
 
 _NOUNS: dict[type, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -517,10 +587,14 @@ _NOUNS: dict[type, str] = {int: "an integer", float: "a number", bool: "true or 
 @cache
 def _field_hints(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if _is_key(f)}
 
 
-def _build(cls: type[_T], data: Any, path: str) -> _T:
+def _is_key(f: dataclasses.Field[Any]) -> bool:
+    return bool(f.metadata.get("config_key", True))
+
+
+def _build(cls: type[_T], data: Any, path: str, schema: Schema) -> _T:
     hints = _field_hints(cls)
     if data is None:  # `traces:` with nothing under it: all defaults
         data = {}
@@ -529,17 +603,17 @@ def _build(cls: type[_T], data: Any, path: str) -> _T:
     for key in data:
         if key not in hints:
             raise _unknown_key(path, key, tuple(hints))
-    values = {name: _convert(data[name], hint, _join(path, name))
+    values = {name: _convert(data[name], hint, _join(path, name), schema)
               for name, hint in hints.items() if name in data}
-    derive = _DERIVED_DEFAULTS.get(cls)
+    derive = schema.derived.get(cls)
     if derive is not None:
         derive(data, values)
     return cls(**values)
 
 
-def _convert(raw: Any, hint: Any, path: str) -> Any:
+def _convert(raw: Any, hint: Any, path: str, schema: Schema) -> Any:
     if dataclasses.is_dataclass(hint):
-        return _build(hint, raw, path)
+        return _build(hint, raw, path, schema)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         others = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -547,31 +621,33 @@ def _convert(raw: Any, hint: Any, path: str) -> Any:
             raise TypeError(f"unsupported config type {hint} at {path}")
         if raw is None:
             return None
-        return _convert_scalar(raw, others[0], path, _RULES.get(path), nullable=True)
+        return _convert_scalar(raw, others[0], path, schema, schema.rules.get(path), nullable=True)
     if origin is tuple:
-        return _convert_str_list(raw, path)
-    if origin is dict:
-        return _convert_mapping(raw, typing.get_args(hint)[1], path)
-    return _convert_scalar(raw, hint, path, _RULES.get(path))
+        return _convert_str_list(raw, path, schema)
+    if origin in (dict, Mapping):
+        return _convert_mapping(raw, typing.get_args(hint)[1], path, schema)
+    return _convert_scalar(raw, hint, path, schema, schema.rules.get(path))
 
 
-def _convert_scalar(raw: Any, hint: type, path: str, rule: _Rule | None, nullable: bool = False) -> Any:
+def _convert_scalar(raw: Any, hint: type, path: str, schema: Schema, rule: Rule | None,
+                    nullable: bool = False, secret: bool = False) -> Any:
     noun = _NOUNS[hint]
-    raw = _substitute_scalar(raw, hint, path)
-    value = _coerce(raw, hint)
+    raw = _substitute_scalar(raw, hint, path, schema, secret)
+    value = rule.coerce(raw, hint) if rule is not None else _coerce(raw, hint)
     if value is _BAD or (rule is not None and not rule.ok(value)):
         expected = rule.expected(noun) if rule is not None else noun
         if nullable:
             expected = f"null or {expected}"
         hint_text = rule.suggest(raw) if rule is not None and isinstance(raw, str) else ""
-        raise _invalid(path, raw, expected + hint_text)
+        raise _invalid(path, raw, expected + hint_text, secret)
     return value
 
 
-def _substitute_scalar(raw: Any, hint: type, path: str) -> Any:
+def _substitute_scalar(raw: Any, hint: type, path: str, schema: Schema, secret: bool) -> Any:
     if not isinstance(raw, str) or "$" not in raw:
         return raw
-    text = substitute_env(raw, path)
+    env = os.environ if schema.env is None else schema.env
+    text = _substitute_text(raw, path, env, secret)
     if hint is str or text == raw:
         return text
     # `count: ${TRACES}` must give a number, so a substituted string is read
@@ -599,20 +675,21 @@ def _coerce(raw: Any, hint: type) -> Any:
     raise TypeError(f"unsupported config type {hint}")
 
 
-def _convert_str_list(raw: Any, path: str) -> tuple[str, ...]:
+def _convert_str_list(raw: Any, path: str, schema: Schema) -> tuple[str, ...]:
     # A bare string is iterable too; treating "a,b" as a list of letters would be a silent surprise.
     if not isinstance(raw, (list, tuple)):
         raise _invalid(path, raw, "a list of strings")
-    rule = _RULES.get(path + "[]")
-    return tuple(_convert_scalar(item, str, f"{path}[{i}]", rule) for i, item in enumerate(raw))
+    rule = schema.rules.get(path + "[]")
+    return tuple(_convert_scalar(item, str, f"{path}[{i}]", schema, rule) for i, item in enumerate(raw))
 
 
-def _convert_mapping(raw: Any, value_hint: type, path: str) -> dict[str, Any]:
-    choices = _KEY_CHOICES.get(path)
+def _convert_mapping(raw: Any, value_hint: type, path: str, schema: Schema) -> dict[str, Any]:
+    choices = schema.key_choices.get(path)
+    secret = path in schema.secrets
     if not isinstance(raw, Mapping):
         keys = f" ({', '.join(choices)})" if choices else ""
-        raise _invalid(path, raw, f"a mapping of key{keys} to {_NOUNS[value_hint]}")
-    rule = _RULES.get(path + ".*")
+        raise _invalid(path, raw, f"a mapping of key{keys} to {_NOUNS[value_hint]}", secret)
+    rule = schema.rules.get(path + ".*")
     # With a fixed key set, keys left out get 0: giving the mapping replaces the default.
     result: dict[str, Any] = dict.fromkeys(choices, value_hint(0)) if choices else {}
     original: dict[str, Any] = {}
@@ -626,7 +703,7 @@ def _convert_mapping(raw: Any, value_hint: type, path: str) -> dict[str, Any]:
             raise ConfigError(f"{path}.{key}: {key!r} is invalid: expected each key once "
                               f"(same as {original[name]!r}; keys are case-insensitive)")
         original[name] = key
-        result[name] = _convert_scalar(value, value_hint, f"{path}.{key}", rule)
+        result[name] = _convert_scalar(value, value_hint, f"{path}.{key}", schema, rule, secret=secret)
     return result
 
 
@@ -658,15 +735,12 @@ _DERIVED_DEFAULTS: dict[type, Callable[[Mapping[str, Any], dict[str, Any]], None
     TimeseriesPerMetricConfig: _derive_timeseries,
 }
 
+_GENERATOR_SCHEMA = Schema(rules=_RULES, key_choices=_KEY_CHOICES, derived=_DERIVED_DEFAULTS)
+
 
 # ---------------------------------------------------------------------------
 # Rules across keys
 # ---------------------------------------------------------------------------
-
-def _check_relations(config: GeneratorConfig) -> None:
-    for check in _RELATIONS:
-        check(config)
-
 
 def _check_high_span_traces(config: GeneratorConfig) -> None:
     high = config.traces.spans.high_span_traces
@@ -754,8 +828,12 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _invalid(path: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{path}: {_show(value)} is invalid: expected {expected}")
+def _invalid(path: str, value: Any, expected: str, secret: bool = False) -> ConfigError:
+    shown = SECRET_SHOWN if secret else _show(value)
+    return ConfigError(f"{path}: {shown} is invalid: expected {expected}")
+
+
+invalid = _invalid  # public: the one message style for a bad value, for other configs' checks
 
 
 def _unknown_key(section: str, key: Any, valid: tuple[str, ...]) -> ConfigError:
@@ -804,9 +882,15 @@ def _num(value: float | None) -> str:
     return repr(value)
 
 
+def to_plain(value: Any) -> Any:
+    """Plain YAML-safe data from a config object (the keys only, not NOT_A_KEY
+    state); a literal "${" is written "$${" so that reading it back keeps it."""
+    return _to_plain(value)
+
+
 def _to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _is_key(f)}
     if isinstance(value, (list, tuple)):
         return [_to_plain(v) for v in value]
     if isinstance(value, Mapping):

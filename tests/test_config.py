@@ -615,4 +615,4 @@ def test_doc_documents_every_key() -> None:
     text = DOC.read_text()
     missing = [path for path in leaf_paths(GeneratorConfig) if f"| `{path}` |" not in text]
     assert missing == []
-    assert text.rstrip().endswith("## Sender configuration\n\nDocumented with the sender (coming next).")
+    assert "## Sender configuration" in text

@@ -262,7 +262,10 @@ def test_connection_drop_mid_run_is_survived_and_accounted(templates):
         accounted(report)
         logs = report.signals["logs"]
         received = first.stats().logs.events + second.stats().logs.events
-        assert logs.delivered == received
+        # A request the dying sink had counted but never answered is retried
+        # and arrives twice (at-least-once): duplicates are bounded by retries.
+        biggest_batch = max(b.events for b in loaded_batches(templates, ("logs",))[0].batches)
+        assert logs.delivered <= received <= logs.delivered + logs.retries * biggest_batch
         assert second.stats().logs.events > 0, "sending resumed after the drop"
     finally:
         second.stop()

@@ -41,7 +41,8 @@ class Target:
     """Where and how one signal is sent."""
 
     endpoint: str
-    headers: tuple[tuple[str, str], ...] = ()
+    # Header values are secrets (API keys): never in a repr.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     insecure: bool = False
     compression: str = "none"
     timeout: float = 10.0

@@ -1,0 +1,115 @@
+"""telegen.Sender: the public face of the send path, for the CLI and for test
+harnesses:
+
+    report = telegen.Sender(config).run()   # config: SenderConfig, dict, YAML text or path
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import TemplateFileError
+from .batches import SignalTemplates, describe, load_signal
+from .config import SenderConfig
+from .engine import SIGNALS, SendReport, SendSettings, run
+from .transport import RetryPolicy, Target
+
+
+class Sender:
+    """Loads templates into batches once, then sends them per its config."""
+
+    def __init__(self, config: SenderConfig | Mapping[str, Any] | str | os.PathLike,
+                 write: Callable[[str], None] = print) -> None:
+        self.config = config if isinstance(config, SenderConfig) else SenderConfig.load(config)
+        self.write = write
+        self._loaded: list[SignalTemplates] | None = None
+
+    def input_files(self) -> dict[str, Path]:
+        """The template file per signal that will be sent."""
+        return {signal: Path(path) for signal, path in self.config.input.files().items()}
+
+    def load(self) -> list[SignalTemplates]:
+        """Read and batch the templates (once); prints the seed's load lines."""
+        if self._loaded is not None:
+            return self._loaded
+        sending = self.config.sending
+        loaded = []
+        for signal, path in self.input_files().items():
+            replicas = sending.metric_series_multiplier if signal == "metrics" else 1
+            templates = load_signal(signal, path, getattr(sending.batch_size, signal),
+                                    sending.max_message_bytes, replicas)
+            self.write(describe(templates))
+            loaded.append(templates)
+        if not loaded:
+            raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
+                                    "(or input.directory) to files written by `telegen generate`")
+        self._loaded = loaded
+        return loaded
+
+    def settings(self) -> SendSettings:
+        sending = self.config.sending
+        retry = sending.retry
+        return SendSettings(
+            targets={signal: self.target(signal) for signal in SIGNALS},
+            events_per_second=sending.rate_limit.events_per_second,
+            concurrency=sending.concurrency,
+            duration=sending.duration,
+            passes=sending.multiplier,
+            processes=sending.processes,
+            jitter_ns=self.config.timestamps.jitter_ms * 1_000_000,
+            backdate_ns=self.config.timestamps.backdate_ms * 1_000_000,
+            retry=RetryPolicy(max_attempts=retry.max_attempts, initial_backoff=retry.initial_backoff,
+                              max_backoff=retry.max_backoff, multiplier=retry.backoff_multiplier),
+            stats_interval=sending.stats_interval,
+        )
+
+    def target(self, signal: str) -> Target:
+        resolved = self.config.signal_target(signal)
+        return Target(
+            endpoint=resolved.endpoint,
+            headers=tuple(resolved.headers),
+            insecure=resolved.insecure,
+            compression=resolved.compression,
+            timeout=resolved.timeout,
+            ca_file=resolved.tls.ca_file,
+            cert_file=resolved.tls.cert_file,
+            key_file=resolved.tls.key_file,
+            max_message_bytes=self.config.sending.max_message_bytes,
+        )
+
+    def describe_setup(self) -> str:
+        settings = self.settings()
+        rate = f"{settings.events_per_second:,} events/s" if settings.events_per_second else "as fast as possible"
+        bounds = []
+        if settings.duration:
+            bounds.append(f"for {settings.duration:g} s")
+        if settings.passes:
+            bounds.append(f"{settings.passes} passes")
+        endpoints = sorted({f"{t.endpoint} ({'insecure' if t.insecure else 'TLS'}, {t.compression})"
+                            for t in settings.targets.values()})
+        return (f"Sending to {', '.join(endpoints)} with {settings.processes} process(es) x "
+                f"{settings.concurrency} requests in flight, {rate}, "
+                f"{' or '.join(bounds) if bounds else 'until stopped'}")
+
+    def run(self, stop: threading.Event | None = None) -> SendReport:
+        """Load (if not yet), send until the duration or pass bound or `stop`,
+        and return the report. Never raises for endpoint errors: they are
+        retried, counted and logged."""
+        loaded = self.load()
+        self.write(self.describe_setup())
+        return run(loaded, self.settings(), self.write, stop)
+
+
+def summary(report: SendReport) -> str:
+    """The final summary, one line per signal plus a total."""
+    lines = [f"Sent for {report.elapsed:.1f} s with {report.processes} process(es)"
+             + (" (interrupted)" if report.interrupted else "")]
+    for name, s in report.signals.items():
+        lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
+                     f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
+                     f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
+    lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""`telegen send`, `telegen.Sender` and `telegen demo` as a user runs them."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import small_config
+
+import telegen
+from telegen.sink import Sink, SinkFaults
+
+
+@pytest.fixture(scope="module")
+def template_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("templates")
+    telegen.generate(small_config()).save(directory)
+    return directory
+
+
+def sender_yaml(path, template_dir, extra: str = "", multiplier: int = 2) -> None:
+    path.write_text(f"""
+input: {{directory: "{template_dir}"}}
+otlp: {{endpoint: "localhost:1", headers: {{x-honeycomb-team: "${{TEST_API_KEY}}"}}}}
+sending:
+  rate_limit: {{events_per_second: 0}}
+  batch_size: {{traces: 10, metrics: 100, logs: 100}}
+  concurrency: 4
+  duration: "20s"
+  multiplier: {multiplier}
+  stats_interval: 1
+  retry: {{max_attempts: 2, initial_backoff: 0.05, max_backoff: 0.1}}
+{extra}""")
+
+
+def send(*args: str, env_key: str = "s3cr3t-api-key", timeout: float = 60) -> subprocess.CompletedProcess:
+    import os
+    env = dict(os.environ, TEST_API_KEY=env_key)
+    return subprocess.run([sys.executable, "-m", "telegen", "send", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_sender_api_against_the_sink(template_dir):
+    with Sink() as sink:
+        report = telegen.Sender({
+            "input": {"directory": str(template_dir)},
+            "otlp": {"endpoint": sink.endpoint, "insecure": True},
+            "sending": {"multiplier": 2, "rate_limit": {"events_per_second": 0}},
+        }, write=lambda line: None).run()
+        time.sleep(0.1)
+        stats = sink.stats()
+    counts = telegen.load(template_dir).counts
+    assert report.signals["traces"].delivered == stats.traces.events == 2 * counts["spans"]
+    assert report.signals["metrics"].delivered == stats.metrics.events == 2 * counts["series"]
+    assert report.signals["logs"].delivered == stats.logs.events == 2 * counts["logs"]
+
+
+def test_send_cli_reports_exact_counts_and_writes_json(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir)
+    out = tmp_path / "report.json"
+    with Sink() as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", "--stats-json", str(out))
+        time.sleep(0.1)
+        stats = sink.stats()
+    assert result.returncode == 0, result.stderr
+    assert "Loaded 60 trace templates" in result.stdout and "Loaded 300 log templates" in result.stdout
+    report = json.loads(out.read_text())
+    for signal_name in ("traces", "metrics", "logs"):
+        assert report["signals"][signal_name]["delivered"] == stats.signals()[signal_name].events > 0
+    assert "s3cr3t-api-key" not in result.stdout + result.stderr + out.read_text()
+
+
+def test_failures_are_counted_and_secrets_never_printed(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir)
+    with Sink(faults=SinkFaults(error_code="UNAUTHENTICATED")) as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure")
+    assert result.returncode == 0, "endpoint errors never stop a run"
+    output = result.stdout + result.stderr
+    assert "UNAUTHENTICATED" in output and "before any request succeeded" in output
+    assert "s3cr3t-api-key" not in output
+
+
+def test_ctrl_c_stops_gracefully_with_a_summary(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir, "timestamps: {jitter_ms: 10}\n", multiplier=0)
+    with Sink() as sink:
+        import os
+        env = dict(os.environ, TEST_API_KEY="k")
+        process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config), "--endpoint",
+                                    sink.endpoint, "--insecure", "--duration", "0", "--rate", "20000"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(2.5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+        time.sleep(0.1)
+        received = sink.stats()
+    assert process.returncode == 0, stderr
+    assert "(interrupted)" in stdout and "delivered" in stdout
+    delivered = sum(int(line.split()[1].replace(",", "")) for line in stdout.splitlines()
+                    if line.strip().split(" ")[0] in ("traces", "metrics", "logs") and "delivered" in line)
+    assert delivered == received.traces.events + received.metrics.events + received.logs.events > 0
+
+
+def test_user_errors_exit_2(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    config.write_text("input: {traces: missing.pb}\nsending: {concurrency: 0}\n")
+    result = send("--config", str(config))
+    assert result.returncode == 2 and "sending.concurrency: 0" in result.stderr
+    config.write_text(f"input: {{traces: {tmp_path / 'missing.pb'}}}\n")
+    result = send("--config", str(config), "--insecure")
+    assert result.returncode == 2 and "missing.pb" in result.stderr and "Traceback" not in result.stderr
+    truncated = tmp_path / "t.pb"
+    truncated.write_bytes((template_dir / "telemetry-traces.pb").read_bytes()[:-7])
+    config.write_text(f"input: {{traces: {truncated}}}\n")
+    result = send("--config", str(config), "--insecure")
+    assert result.returncode == 2 and "byte offset" in result.stderr
+
+
+def test_telemetry_sender_wrapper_and_demo(template_dir, tmp_path, capsys):
+    from telegen.cli import main, telemetry_sender_main
+    assert telemetry_sender_main(["--config", str(tmp_path / "none.yaml")]) == 2
+    assert "telemetry-sender: error:" in capsys.readouterr().err
+    assert main(["demo", "--seconds", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("match") == 3 and "MISMATCH" not in out
