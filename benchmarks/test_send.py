@@ -1,0 +1,87 @@
+"""End to end on loopback against `telegen sink` (its own process), one run:
+for each signal, with gzip off and on, the transport ceiling (the same batch
+bytes sent with no patching, same concurrency and channel) beside `telegen
+send` unthrottled; events/s, their ratio, and the sender's CPU seconds per
+million events (sender process only: user + system, grpc threads included).
+
+Issue targets (2-core machine): >= 0.9 of the ceiling per signal,
+>= 3,000,000 spans/s, <= 0.3 sender CPU-seconds per million spans.
+"""
+from __future__ import annotations
+
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import telegen
+from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
+from telegen.send.batches import build_batches
+from telegen.send.engine import SendSettings, run
+from telegen.send.transport import Target
+
+SECONDS = 4.0
+BATCH_SIZES = {"traces": 100, "metrics": 1000, "logs": 1000}  # the seed's
+CONCURRENCY = 16
+RESULTS: dict[tuple[str, str, str], dict] = {}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    templates = telegen.generate(GeneratorConfig(
+        seed=5,
+        traces=TracesConfig(count=3000, spans=SpansConfig(high_span_traces=HighSpanTracesConfig(enabled=False))),
+        metrics=MetricsConfig(metric_count=300),
+        logs=LogsConfig(count=30000),
+    ))
+    return {s: build_batches(s, templates.records(s), BATCH_SIZES[s], 4 * 2**20) for s in BATCH_SIZES}
+
+
+@pytest.fixture(scope="module")
+def sink_endpoint():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}",
+                                "--interval", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def send_for(loaded, endpoint: str, signal: str, compression: str, patch: bool) -> dict:
+    target = Target(endpoint=endpoint, insecure=True, compression=compression)
+    settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
+                            stats_interval=3600, patch=patch)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    report = run([loaded[signal]], settings, write=lambda line: None)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    r = report.signals[signal]
+    assert r.failed == 0 and r.delivered == r.sent
+    return {"events_per_second": r.delivered / report.elapsed, "cpu_s_per_million": cpu / (r.delivered / 1e6),
+            "bytes_per_second": r.bytes / report.elapsed}
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("signal", list(BATCH_SIZES))
+def test_send_against_ceiling(benchmark, loaded, sink_endpoint, signal, compression):
+    ceiling = send_for(loaded, sink_endpoint, signal, compression, patch=False)
+    result = benchmark.pedantic(send_for, args=(loaded, sink_endpoint, signal, compression, True), rounds=1)
+    ratio = result["events_per_second"] / ceiling["events_per_second"]
+    benchmark.extra_info.update(ceiling=ceiling, telegen=result, ratio=ratio)
+    RESULTS[(signal, compression, "ceiling")] = ceiling
+    RESULTS[(signal, compression, "telegen")] = result
+    print(f"\n{signal:8s} gzip={compression:4s}  ceiling {ceiling['events_per_second']:>12,.0f}/s  "
+          f"telegen {result['events_per_second']:>12,.0f}/s  ratio {ratio:.2f}  "
+          f"sender CPU {result['cpu_s_per_million']:.2f} s per million (ceiling {ceiling['cpu_s_per_million']:.2f})")
