@@ -289,3 +289,52 @@ def test_tls_with_a_self_signed_certificate(templates, tmp_path):
         server.stop(0)
     assert report.signals["traces"].delivered == recorder.events("traces") > 0
     assert untrusted.signals["traces"].delivered == 0 and untrusted.signals["traces"].failed > 0
+
+
+def _status_details(seconds: int, nanos: int) -> bytes:
+    """A google.rpc.Status carrying RetryInfo, encoded by the official classes."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds, nanos=nanos)))
+    return status_pb2.Status(code=8, message="slow down", details=[detail]).SerializeToString()
+
+
+def test_retry_info_is_parsed():
+    from telegen.send.transport import parse_partial_success, retry_delay
+    assert retry_delay([("grpc-status-details-bin", _status_details(2, 500_000_000))]) == 2.5
+    assert retry_delay([("other", b"x")]) is None
+    assert retry_delay(None) is None
+    assert retry_delay([("grpc-status-details-bin", b"\xff\xff")]) is None  # malformed: ignored
+    response = trace_service_pb2.ExportTraceServiceResponse()
+    response.partial_success.rejected_spans = 7
+    response.partial_success.error_message = "too old"
+    assert parse_partial_success(response.SerializeToString()) == (7, "too old")
+
+
+def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
+    """RESOURCE_EXHAUSTED is retryable only with RetryInfo, after its delay."""
+    calls = []
+
+    def export(request: bytes, context):
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            context.set_trailing_metadata([("grpc-status-details-bin", _status_details(0, 300_000_000))])
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.logs.v1.LogsService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        one_batch = build_batches("logs", templates.logs, 1000, 4 * 2**20)
+        report = run([one_batch], settings_for(f"127.0.0.1:{port}", passes=1, concurrency=1,
+                                               retry=RetryPolicy(max_attempts=5, initial_backoff=0.01)), quiet)
+    finally:
+        server.stop(0)
+    assert report.signals["logs"].delivered == report.signals["logs"].sent
+    assert report.signals["logs"].retries == 2
+    assert calls[1] - calls[0] >= 0.28 and calls[2] - calls[1] >= 0.28, "the server's delay, not the backoff"

@@ -128,3 +128,27 @@ def test_telemetry_sender_wrapper_and_demo(template_dir, tmp_path, capsys):
     assert main(["demo", "--seconds", "1.5"]) == 0
     out = capsys.readouterr().out
     assert out.count("match") == 3 and "MISMATCH" not in out
+
+
+def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
+    """The first Ctrl-C drains in-flight requests (slow here: the sink takes
+    5 s per request); the second leaves immediately with status 130."""
+    import os
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir, multiplier=0)
+    with Sink(faults=SinkFaults(delay_ms=5000)) as sink:
+        process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config), "--endpoint",
+                                    sink.endpoint, "--insecure", "--duration", "0"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=dict(os.environ, TEST_API_KEY="k"))
+        time.sleep(2.0)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None, "still draining after the first Ctrl-C"
+        second = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - second
+    assert process.returncode == 130
+    assert took < 2.0
+    assert "Ctrl-C again to exit at once" in stderr and "Traceback" not in stderr
