@@ -85,3 +85,21 @@ def test_send_against_ceiling(benchmark, loaded, sink_endpoint, signal, compress
     print(f"\n{signal:8s} gzip={compression:4s}  ceiling {ceiling['events_per_second']:>12,.0f}/s  "
           f"telegen {result['events_per_second']:>12,.0f}/s  ratio {ratio:.2f}  "
           f"sender CPU {result['cpu_s_per_million']:.2f} s per million (ceiling {ceiling['cpu_s_per_million']:.2f})")
+
+
+@pytest.mark.parametrize("rate", [200_000, 600_000])
+def test_rate_limit_accuracy(benchmark, loaded, sink_endpoint, rate):
+    """Below capacity, the achieved rate over 10 s is within 3 % of the target."""
+    target = Target(endpoint=sink_endpoint, insecure=True)
+    settings = SendSettings(targets={s: target for s in BATCH_SIZES}, concurrency=CONCURRENCY, duration=10.0,
+                            stats_interval=3600, events_per_second=rate)
+
+    def once():
+        return run(list(loaded.values()), settings, write=lambda line: None)
+
+    report = benchmark.pedantic(once, rounds=1)
+    achieved = sum(r.sent for r in report.signals.values()) / report.elapsed
+    error = (achieved - rate) / rate
+    benchmark.extra_info.update(target=rate, achieved=achieved, error=error)
+    print(f"\nrate target {rate:,}/s achieved {achieved:,.0f}/s ({100 * error:+.2f} %)")
+    assert abs(error) <= 0.03

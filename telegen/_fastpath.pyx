@@ -471,6 +471,16 @@ cdef class _Scanner:
                     self.scan_other_point(f.start, f.end, kind == 10, cumulative)
         return 0
 
+    cdef int point_time_field(self, Field* f, Py_ssize_t* start_off, Py_ssize_t* time_off) except -1:
+        """Data points share field 2 (start time) and 3 (time); zero means unset."""
+        self.expect(f, WIRE_I64, "point time")
+        if f.value:
+            if f.number == 2:
+                start_off[0] = f.start
+            else:
+                time_off[0] = f.start
+        return 0
+
     cdef int point_times(self, Py_ssize_t start_off, Py_ssize_t time_off, bint cumulative) except -1:
         if time_off >= 0:
             self.time_now.append(time_off)
@@ -489,12 +499,7 @@ cdef class _Scanner:
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
-                self.expect(&f, WIRE_I64, "point time")
-                if f.value:
-                    if f.number == 2:
-                        start_off = f.start
-                    else:
-                        time_off = f.start
+                self.point_time_field(&f, &start_off, &time_off)
             elif f.number == 4 or f.number == 6:
                 self.expect(&f, WIRE_I64, "point value")
                 value_off = f.start
@@ -515,12 +520,7 @@ cdef class _Scanner:
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
-                self.expect(&f, WIRE_I64, "point time")
-                if f.value:
-                    if f.number == 2:
-                        start_off = f.start
-                    else:
-                        time_off = f.start
+                self.point_time_field(&f, &start_off, &time_off)
             elif f.number == 4:
                 self.expect(&f, WIRE_I64, "histogram count")
                 count_off = f.start
@@ -555,12 +555,7 @@ cdef class _Scanner:
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
-                self.expect(&f, WIRE_I64, "point time")
-                if f.value:
-                    if f.number == 2:
-                        start_off = f.start
-                    else:
-                        time_off = f.start
+                self.point_time_field(&f, &start_off, &time_off)
             elif exponential and f.number == 11:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
@@ -649,6 +644,17 @@ cdef class _Scanner:
         return plan
 
 
+cdef _Scanner _scanner(str signal, const uint8_t[::1] view):
+    """A scanner over `view`; the caller keeps the buffer alive meanwhile."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+    cdef _Scanner scanner = _Scanner()
+    scanner.buf = &view[0] if view.shape[0] else <const uint8_t*>b""
+    scanner.size = view.shape[0]
+    scanner.signal = SIGNALS.index(signal)
+    return scanner
+
+
 def _rows(list rows, int width):
     return np.array(rows, dtype=np.int64).reshape(-1, width)
 
@@ -657,13 +663,8 @@ def scan(signal: str, data) -> PatchPlan:
     """The patch plan of one serialized Export{Trace,Metrics,Logs}ServiceRequest
     (`signal` is "traces", "metrics" or "logs"). Raises ValueError with the
     byte offset on malformed input."""
-    if signal not in SIGNALS:
-        raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
     cdef const uint8_t[::1] view = data
-    cdef _Scanner scanner = _Scanner()
-    scanner.buf = &view[0] if view.shape[0] else <const uint8_t*>b""
-    scanner.size = view.shape[0]
-    scanner.signal = SIGNALS.index(signal)
+    cdef _Scanner scanner = _scanner(signal, view)
     scanner.scan_request(0, scanner.size)
     if scanner.signal == TRACES:
         scanner.resolve_links()
@@ -673,13 +674,8 @@ def scan(signal: str, data) -> PatchPlan:
 def count_events(signal: str, data) -> int:
     """Spans, log records or metric data points in one request, without
     building a plan. Raises ValueError with the byte offset on malformed input."""
-    if signal not in SIGNALS:
-        raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
     cdef const uint8_t[::1] view = data
-    cdef _Scanner scanner = _Scanner()
-    scanner.buf = &view[0] if view.shape[0] else <const uint8_t*>b""
-    scanner.size = view.shape[0]
-    scanner.signal = SIGNALS.index(signal)
+    cdef _Scanner scanner = _scanner(signal, view)
     scanner.count_nested(0, scanner.size, 0)
     return scanner.events
 
