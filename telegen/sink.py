@@ -49,6 +49,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from . import _fastpath
+from ._memory import reuse_large_buffers
 from .errors import TelegenError
 
 SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
@@ -380,6 +381,7 @@ class Sink:
     def start(self) -> Sink:
         if self._server is not None:
             raise RuntimeError("the sink is already started")
+        reuse_large_buffers()  # requests arrive as large buffers, like the sender's
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="telegen-sink"),
             handlers=[self._handler(name) for name in SIGNALS],

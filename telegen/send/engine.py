@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import RawArray
 
 from .. import _fastpath
+from .._memory import reuse_large_buffers
 from .batches import Batch, SignalTemplates
 from .transport import Outcome, RetryPolicy, SignalTransport, Target
 
@@ -331,6 +332,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         stop: threading.Event | None = None) -> SendReport:
     """Send until a bound is reached or `stop` is set; return the report."""
     stop = stop or threading.Event()
+    reuse_large_buffers()  # before forking: the children inherit it
     schedule = build_schedule(loaded)
     active = [t.signal for t in loaded]
     events_per_pass = sum(t.events_per_pass for t in loaded)
