@@ -227,6 +227,14 @@ cdef class _Scanner:
             group = self.id_groups[key] = len(self.id_groups)
         return group
 
+    cdef int add_ids(self, Py_ssize_t group, Py_ssize_t trace_off, Py_ssize_t span_off) except -1:
+        """A trace id and a span id (either may be absent: -1) keyed to `group`."""
+        if trace_off >= 0:
+            self.ids16.append((trace_off, group))
+        if span_off >= 0:
+            self.ids8.append((span_off, group))
+        return 0
+
     cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high):
         self.group_min.append(low)
         self.group_max.append(high)
@@ -381,10 +389,7 @@ cdef class _Scanner:
             group = self.id_groups.get(trace_id) if trace_id else None
             if group is None:
                 continue
-            if trace_off >= 0:
-                self.ids16.append((trace_off, group))
-            if span_off >= 0:
-                self.ids8.append((span_off, group))
+            self.add_ids(group, trace_off, span_off)
         return 0
 
     # logs
@@ -424,10 +429,7 @@ cdef class _Scanner:
                 self.time_add.append((off, group))
         if has_ids:
             group = self.id_group(trace_id)
-            if trace_off >= 0:
-                self.ids16.append((trace_off, group))
-            if span_off >= 0:
-                self.ids8.append((span_off, group))
+            self.add_ids(group, trace_off, span_off)
         return 0
 
     # metrics
@@ -581,10 +583,7 @@ cdef class _Scanner:
                 span_off = f.start if f.end > f.start else -1
         if trace_off >= 0 or span_off >= 0:
             group = self.id_group(trace_id)
-            if trace_off >= 0:
-                self.ids16.append((trace_off, group))
-            if span_off >= 0:
-                self.ids8.append((span_off, group))
+            self.add_ids(group, trace_off, span_off)
         return 0
 
     # counting only: the same bounds-checked walk, recording nothing
