@@ -338,3 +338,13 @@ def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
     assert report.signals["logs"].delivered == report.signals["logs"].sent
     assert report.signals["logs"].retries == 2
     assert calls[1] - calls[0] >= 0.28 and calls[2] - calls[1] >= 0.28, "the server's delay, not the backoff"
+
+
+def test_more_processes_than_batches_ends(templates):
+    """A worker whose share of the schedule is empty must not spin forever."""
+    one_batch = build_batches("logs", templates.logs[:10], 1000, 4 * 2**20)
+    assert len(one_batch.batches) == 1
+    with Sink() as sink:
+        report = run([one_batch], settings_for(sink.endpoint, duration=1.0, processes=2), quiet)
+    assert report.elapsed < 10
+    assert report.signals["logs"].delivered == report.signals["logs"].sent > 0

@@ -141,6 +141,8 @@ class ErrorLog:
 def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
                stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog) -> None:
     """Send `schedule` pass after pass until a bound is reached or `stop`."""
+    if not schedule:  # more processes than batches: nothing for this one
+        return
     transports = {s: SignalTransport(s, settings.targets[s], settings.retry)
                   for s in {item.signal for item in schedule}}
     rate = settings.events_per_second * share
