@@ -45,9 +45,10 @@ class SendSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stats_interval: float = 5.0
     drain_timeout: float = 10.0
-    # False sends the template bytes unchanged: the transport's own ceiling,
-    # for benchmarks; a real run always patches.
-    patch: bool = True
+    # How a batch becomes request bytes: None patches with the compiled
+    # kernel (every real run). Benchmarks swap in the unpatched bytes (the
+    # transport's ceiling) or a naive protobuf re-encoder to compare against.
+    prepare: Callable[[ScheduleItem], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,11 +201,11 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
 def _send(item: ScheduleItem, transport: SignalTransport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
     batch = item.batch
-    if settings.patch:
+    if settings.prepare is None:
         data = _fastpath.patch(batch.plan, batch.data, time.time_ns(), settings.jitter_ns, settings.backdate_ns,
                                run_start_ns, step, item.replica)
     else:
-        data = batch.data
+        data = settings.prepare(item)
     requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
     counters.add(item.signal, sent=batch.events, requests=len(requests), bytes=len(data), batches=1)
     transport.send(requests, batch.piece_events, done)

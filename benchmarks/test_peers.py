@@ -1,0 +1,190 @@
+"""telegen beside the ways a Python user would otherwise replay telemetry, in
+one run against `telegen sink` in its own process:
+
+- naive replay: keep parsed protobuf messages, set ids and times field by
+  field, SerializeToString(), send (same transport, concurrency, batches);
+- the OpenTelemetry Python SDK: tracer + BatchSpanProcessor + OTLP gRPC
+  exporter producing spans of the same shape (traces only).
+
+Issue targets: telegen >= 5x the naive replay and >= 100x the SDK.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from test_send import BATCH_SIZES, CONCURRENCY, SECONDS
+
+import telegen
+from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
+from telegen.send.batches import build_batches
+from telegen.send.engine import SendSettings, run
+from telegen.send.transport import Target
+from telegen.templates import decode_record
+
+RESULTS: dict[tuple[str, str], float] = {}
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return telegen.generate(GeneratorConfig(
+        seed=5,
+        traces=TracesConfig(count=3000, spans=SpansConfig(high_span_traces=HighSpanTracesConfig(enabled=False))),
+        metrics=MetricsConfig(metric_count=300),
+        logs=LogsConfig(count=30000),
+    ))
+
+
+@pytest.fixture(scope="module")
+def loaded(templates):
+    return {s: build_batches(s, templates.records(s), BATCH_SIZES[s], 4 * 2**20) for s in BATCH_SIZES}
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}",
+                                "--interval", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=15)
+
+
+class NaiveReplay:
+    """What a careful Python user would write without telegen's kernel."""
+
+    def __init__(self, loaded) -> None:
+        self.messages = {id(b): decode_record(t.signal, b.data) for t in loaded.values() for b in t.batches}
+        self.run_start = time.time_ns()
+
+    def __call__(self, item) -> bytes:
+        message = self.messages[id(item.batch)]
+        now = time.time_ns()
+        {"traces": self._traces, "metrics": self._metrics, "logs": self._logs}[item.signal](message, now)
+        return message.SerializeToString()
+
+    @staticmethod
+    def _traces(message, now: int) -> None:
+        spans = [s for rs in message.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        window: dict[bytes, list[int]] = {}
+        for s in spans:
+            w = window.setdefault(s.trace_id, [s.start_time_unix_nano, s.end_time_unix_nano])
+            w[0] = min(w[0], s.start_time_unix_nano)
+            w[1] = max(w[1], s.end_time_unix_nano)
+        new_trace = {tid: os.urandom(16) for tid in window}
+        new_span = {s.span_id: os.urandom(8) for s in spans}
+        for s in spans:
+            start, end = window[s.trace_id]
+            delta = now - (end - start) - start
+            if s.parent_span_id:
+                s.parent_span_id = new_span[s.parent_span_id]
+            s.span_id = new_span[s.span_id]
+            s.trace_id = new_trace[s.trace_id]
+            s.start_time_unix_nano += delta
+            s.end_time_unix_nano += delta
+            for event in s.events:
+                event.time_unix_nano += delta
+
+    def _metrics(self, message, now: int) -> None:
+        for rm in message.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    for p in getattr(m, kind).data_points:
+                        p.time_unix_nano = now
+                        if p.start_time_unix_nano:
+                            p.start_time_unix_nano = self.run_start
+                        if kind == "sum" and m.sum.is_monotonic:
+                            if p.WhichOneof("value") == "as_int":
+                                p.as_int += 1
+                            else:
+                                p.as_double += 1.0
+
+    @staticmethod
+    def _logs(message, now: int) -> None:
+        for rl in message.resource_logs:
+            for sl in rl.scope_logs:
+                for r in sl.log_records:
+                    offset = r.observed_time_unix_nano - r.time_unix_nano
+                    r.time_unix_nano = now
+                    r.observed_time_unix_nano = now + offset
+                    if r.trace_id:
+                        r.trace_id = os.urandom(16)
+                        r.span_id = os.urandom(8)
+
+
+def send_rate(loaded, endpoint: str, signal: str, prepare) -> float:
+    target = Target(endpoint=endpoint, insecure=True)
+    settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
+                            stats_interval=3600, prepare=prepare)
+    report = run([loaded[signal]], settings, write=lambda line: None)
+    r = report.signals[signal]
+    assert r.failed == 0 and r.delivered == r.sent
+    return r.delivered / report.elapsed
+
+
+@pytest.mark.parametrize("signal", list(BATCH_SIZES))
+def test_telegen_vs_naive_replay(benchmark, loaded, endpoint, signal):
+    naive = send_rate(loaded, endpoint, signal, NaiveReplay(loaded))
+    fast = benchmark.pedantic(send_rate, args=(loaded, endpoint, signal, None), rounds=1)
+    RESULTS[(signal, "naive")] = naive
+    RESULTS[(signal, "telegen")] = fast
+    benchmark.extra_info.update(telegen=fast, naive=naive, ratio=fast / naive)
+    print(f"\n{signal:8s} telegen {fast:>12,.0f}/s  naive protobuf replay {naive:>10,.0f}/s  ratio {fast / naive:.1f}x")
+
+
+def sdk_spans_per_second(endpoint: str, templates, seconds: float) -> float:
+    """Spans of the templates' shape (name, kind, attributes, tree) made and
+    exported through the OpenTelemetry SDK as fast as it goes."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import SpanKind, set_span_in_context
+
+    request = decode_record("traces", templates.traces[1])
+    shape = [(s.name, s.kind, {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in s.attributes},
+              s.span_id, s.parent_span_id)
+             for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-peer"}))
+    processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True),
+                                   max_queue_size=2**20, max_export_batch_size=512)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("telegen.benchmark")
+    kinds = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT}
+    made = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        contexts = {}
+        ordered = sorted(shape, key=lambda s: bool(s[4]))  # roots first; children follow parents in the file
+        for name, kind, attributes, span_id, parent in ordered:
+            context = contexts.get(parent) if parent else None
+            span = tracer.start_span(name, context=context, kind=kinds.get(kind, SpanKind.INTERNAL),
+                                     attributes=attributes)
+            contexts[span_id] = set_span_in_context(span)
+            span.end()
+            made += 1
+    provider.force_flush(timeout_millis=60_000)
+    elapsed = time.monotonic() - started
+    provider.shutdown()
+    return made / elapsed
+
+
+def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, endpoint):
+    sdk = benchmark.pedantic(sdk_spans_per_second, args=(endpoint, templates, SECONDS), rounds=1)
+    fast = RESULTS.get(("traces", "telegen")) or send_rate(loaded, endpoint, "traces", None)
+    benchmark.extra_info.update(telegen=fast, sdk=sdk, ratio=fast / sdk)
+    print(f"\ntraces   telegen {fast:>12,.0f}/s  OpenTelemetry SDK {sdk:>10,.0f}/s  ratio {fast / sdk:.0f}x")
