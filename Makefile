@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG ?= examples/generator-config.yaml
 
-.PHONY: venv test demo demo-generate bench clean
+.PHONY: venv test demo demo-generate bench bench-quick bench-check clean
 
 $(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,32 @@ demo-generate: $(STAMP)
 	if [ -z "$${DEMO_DIR:-}" ]; then rm -rf "$$dir"; echo "(removed $$dir; run 'make demo-generate DEMO_DIR=./generated' to keep the files)"; fi; \
 	exit $$status
 
-bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-only -s
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH = $(PY) -m pytest benchmarks -q --benchmark-only -s -p no:cacheprovider
+RESULTS := benchmarks/results
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# The whole suite (about 10 minutes): results JSON, Markdown table and chart.
+bench: $(BENCH_STAMP)
+	mkdir -p $(RESULTS)
+	$(BENCH) --benchmark-json=$(RESULTS)/raw.json
+	$(PY) benchmarks/report.py $(RESULTS)/raw.json $(RESULTS)
+
+# Short runs of everything but the full-size generation and the 10 s rate checks.
+bench-quick: $(BENCH_STAMP)
+	mkdir -p $(RESULTS)/quick
+	TELEGEN_BENCH_QUICK=1 $(BENCH) -k "not full_example and not rate_limit" --benchmark-json=$(RESULTS)/quick/raw.json
+	$(PY) benchmarks/report.py $(RESULTS)/quick/raw.json $(RESULTS)/quick
+
+# Re-measure the in-run ratios and fail if any fell more than 10 % below the baseline.
+bench-check: $(BENCH_STAMP)
+	mkdir -p $(RESULTS)/check
+	$(BENCH) -k "ceiling or naive or sdk" --benchmark-json=$(RESULTS)/check/raw.json
+	$(PY) benchmarks/report.py $(RESULTS)/check/raw.json $(RESULTS)/check
+	$(PY) benchmarks/report.py --check $(RESULTS)/check/results.json benchmarks/baseline.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

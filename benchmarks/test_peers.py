@@ -142,7 +142,7 @@ def test_telegen_vs_naive_replay(benchmark, loaded, endpoint, signal):
     fast = benchmark.pedantic(send_rate, args=(loaded, endpoint, signal, None), rounds=1)
     RESULTS[(signal, "naive")] = naive
     RESULTS[(signal, "telegen")] = fast
-    benchmark.extra_info.update(telegen=fast, naive=naive, ratio=fast / naive)
+    benchmark.extra_info.update(kind="naive", signal=signal, telegen=fast, naive=naive, ratio=fast / naive)
     print(f"\n{signal:8s} telegen {fast:>12,.0f}/s  naive protobuf replay {naive:>10,.0f}/s  ratio {fast / naive:.1f}x")
 
 
@@ -186,5 +186,5 @@ def sdk_spans_per_second(endpoint: str, templates, seconds: float) -> float:
 def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, endpoint):
     sdk = benchmark.pedantic(sdk_spans_per_second, args=(endpoint, templates, SECONDS), rounds=1)
     fast = RESULTS.get(("traces", "telegen")) or send_rate(loaded, endpoint, "traces", None)
-    benchmark.extra_info.update(telegen=fast, sdk=sdk, ratio=fast / sdk)
+    benchmark.extra_info.update(kind="sdk", signal="traces", telegen=fast, sdk=sdk, ratio=fast / sdk)
     print(f"\ntraces   telegen {fast:>12,.0f}/s  OpenTelemetry SDK {sdk:>10,.0f}/s  ratio {fast / sdk:.0f}x")

@@ -1,0 +1,151 @@
+"""Turn a pytest-benchmark JSON run into the published figures, and guard them.
+
+    python benchmarks/report.py RAW.json OUT_DIR        # results.json, results.md, chart.png
+    python benchmarks/report.py --check RESULTS BASELINE  # exit 1 if a ratio fell > 10 %
+
+Only ratios measured within one run are guarded: absolute rates on a shared
+machine move too much to compare across runs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+TOLERANCE = 0.10
+
+
+def condense(raw: dict) -> dict:
+    out: dict = {"machine": {k: raw.get("machine_info", {}).get(k) for k in ("node", "cpu", "python_version")},
+                 "datetime": raw.get("datetime"), "ratios": {}, "rows": []}
+    out["machine"]["cpu"] = (raw.get("machine_info", {}).get("cpu") or {}).get("brand_raw")
+    for bench in raw.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        kind = info.get("kind")
+        row = {"name": bench["name"], "kind": kind, **{k: v for k, v in info.items() if k != "kind"}}
+        out["rows"].append(row)
+        if kind == "ceiling":
+            out["ratios"][f"telegen/ceiling {info['signal']} {info['compression']}"] = info["ratio"]
+        elif kind in ("naive", "sdk"):
+            out["ratios"][f"telegen/{kind} {info['signal']}"] = info["ratio"]
+    return out
+
+
+def markdown(results: dict) -> str:
+    rows = results["rows"]
+    lines = [f"# telegen benchmark results ({results['datetime']})", "",
+             f"Machine: {results['machine'].get('cpu')}, Python {results['machine'].get('python_version')}", ""]
+    ceiling = [r for r in rows if r["kind"] == "ceiling"]
+    if ceiling:
+        lines += ["## End to end against `telegen sink` (medians of alternating rounds)", "",
+                  "| signal | gzip | ceiling events/s | telegen events/s | ratio | sender CPU s / M events |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {r['compression']} | {r['ceiling']['events_per_second']:,.0f} | "
+                  f"{r['telegen']['events_per_second']:,.0f} | {r['ratio']:.2f} | "
+                  f"{r['telegen']['cpu_s_per_million']:.2f} |" for r in ceiling]
+        lines.append("")
+    peers = [r for r in rows if r["kind"] in ("naive", "sdk")]
+    if peers:
+        lines += ["## Peers, same run", "", "| signal | peer | peer events/s | telegen events/s | telegen / peer |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {'naive protobuf replay' if r['kind'] == 'naive' else 'OpenTelemetry SDK'} | "
+                  f"{r.get('naive', r.get('sdk')):,.0f} | {r['telegen']:,.0f} | {r['ratio']:.1f}x |" for r in peers]
+        lines.append("")
+    for kind, title, key in (("batch_sweep", "Batch size (traces per batch)", "batch_traces"),
+                             ("processes", "Worker processes", "processes")):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            lines += [f"## {title}", "", f"| {key} | spans/s | sender CPU s / M spans |", "|---|---|---|"]
+            lines += [f"| {r[key]} | {r['events_per_second']:,.0f} | {r['cpu_s_per_million']:.2f} |" for r in sel]
+            lines.append("")
+    rate = [r for r in rows if r["kind"] == "rate"]
+    if rate:
+        lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]
+        lines += [f"| {r['target']:,} | {r['achieved']:,.0f} | {100 * r['error']:+.2f} % |" for r in rate]
+        lines.append("")
+    other = [r for r in rows if r["kind"] is None and ("events_per_second" in r or "spans_per_s" in r)]
+    if other:
+        lines += ["## Kernel and generation", "", "| benchmark | figure |", "|---|---|"]
+        for r in other:
+            if "events_per_second" in r:
+                lines.append(f"| {r['name']} | {r['events_per_second'] / 1e6:.1f} M events/s "
+                             f"({r['bytes_per_second'] / 1e9:.1f} GB/s) |")
+            else:
+                lines.append(f"| {r['name']} | {r['spans_per_s']:,.0f} spans/s, {r['series_per_s']:,.0f} series/s, "
+                             f"{r['logs_per_s']:,.0f} logs/s, peak RSS {r['peak_rss_bytes'] / 1e6:.0f} MB |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    signals = ["traces", "metrics", "logs"]
+    methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {}, "naive replay": {},
+                                            "OpenTelemetry SDK": {}}
+    for r in rows:
+        if r["kind"] == "ceiling" and r["compression"] == "none":
+            methods["transport ceiling"][r["signal"]] = r["ceiling"]["events_per_second"]
+            methods["telegen send"][r["signal"]] = r["telegen"]["events_per_second"]
+        elif r["kind"] == "naive":
+            methods["naive replay"][r["signal"]] = r["naive"]
+        elif r["kind"] == "sdk":
+            methods["OpenTelemetry SDK"][r["signal"]] = r["sdk"]
+    sweep = [r for r in rows if r["kind"] == "batch_sweep"]
+    fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(12 if sweep else 7, 4.5), squeeze=False)
+    ax = axes[0][0]
+    width = 0.2
+    for k, (method, values) in enumerate(methods.items()):
+        xs = [i + (k - 1.5) * width for i, s in enumerate(signals) if s in values]
+        ax.bar(xs, [values[s] / 1e6 for s in signals if s in values], width, label=method)
+    ax.set_xticks(range(len(signals)), signals)
+    ax.set_ylabel("million events/s")
+    ax.set_title("events/s by method (no compression)")
+    ax.legend(fontsize=8)
+    if sweep:
+        ax2 = axes[0][1]
+        ax2.plot([r["batch_traces"] for r in sweep], [r["events_per_second"] / 1e6 for r in sweep], marker="o")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("traces per batch")
+        ax2.set_ylabel("million spans/s")
+        ax2.set_title("telegen send vs batch size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def check(results: dict, baseline: dict) -> list[str]:
+    failures = []
+    for name, base in baseline["ratios"].items():
+        now = results["ratios"].get(name)
+        if now is None:
+            failures.append(f"{name}: missing from this run")
+        elif now < base * (1 - TOLERANCE):
+            failures.append(f"{name}: {now:.2f} is more than {TOLERANCE:.0%} below the baseline {base:.2f}")
+    return failures
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--check"]:
+        results, baseline = (json.loads(Path(p).read_text()) for p in argv[1:3])
+        failures = check(results, baseline)
+        for line in failures:
+            print(f"regression: {line}")
+        print(f"{len(baseline['ratios']) - len(failures)} of {len(baseline['ratios'])} ratios within "
+              f"{TOLERANCE:.0%} of the baseline")
+        return 1 if failures else 0
+    raw_path, out_dir = Path(argv[0]), Path(argv[1])
+    results = condense(json.loads(raw_path.read_text()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "results.md").write_text(markdown(results) + "\n")
+    chart(results, out_dir / "chart.png")
+    print(markdown(results))
+    print(f"Wrote {out_dir / 'results.json'}, {out_dir / 'results.md'}, {out_dir / 'chart.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
