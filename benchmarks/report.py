@@ -51,13 +51,28 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['signal']} | {'naive protobuf replay' if r['kind'] == 'naive' else 'OpenTelemetry SDK'} | "
                   f"{r.get('naive', r.get('sdk')):,.0f} | {r['telegen']:,.0f} | {r['ratio']:.1f}x |" for r in peers]
         lines.append("")
-    for kind, title, key in (("batch_sweep", "Batch size (traces per batch)", "batch_traces"),
-                             ("processes", "Worker processes", "processes")):
-        sel = [r for r in rows if r["kind"] == kind]
-        if sel:
-            lines += [f"## {title}", "", f"| {key} | spans/s | sender CPU s / M spans |", "|---|---|---|"]
-            lines += [f"| {r[key]} | {r['events_per_second']:,.0f} | {r['cpu_s_per_million']:.2f} |" for r in sel]
-            lines.append("")
+    sweep = [r for r in rows if r["kind"] == "batch_sweep"]
+    if sweep:
+        lines += ["## Batch size (traces per batch)", "", "| traces per batch | spans/s | sender CPU s / M spans |",
+                  "|---|---|---|"]
+        lines += [f"| {r['batch_traces']} | {r['events_per_second']:,.0f} | {r['cpu_s_per_million']:.2f} |"
+                  for r in sweep]
+        lines.append("")
+    procs = [r for r in rows if r["kind"] == "processes"]
+    if procs:
+        lines += ["## Worker processes (traces)", "", "| processes | gzip | spans/s | sender CPU s / M spans |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['processes']} | {r.get('compression', 'none')} | {r['events_per_second']:,.0f} | "
+                  f"{r['cpu_s_per_million']:.2f} |" for r in procs]
+        lines.append("")
+    memory = [r for r in rows if r["kind"] == "memory"]
+    if memory:
+        lines += ["## Sender memory", "", "| run | RSS after loading | RSS at the end of the run | growth | bound |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['seconds']} s at {r['rate']:,} events/s | {r['steady_min'] / 1e6:.2f} MB | "
+                  f"{r['steady_max'] / 1e6:.2f} MB | {100 * r['growth']:+.2f} % | {r['bound'] / 1e6:.0f} MB |"
+                  for r in memory]
+        lines.append("")
     rate = [r for r in rows if r["kind"] == "rate"]
     if rate:
         lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]

@@ -128,14 +128,16 @@ def test_batch_size_sweep(benchmark, trace_templates, sink_endpoint, batch_trace
           f"sender CPU {result['cpu_s_per_million']:.2f} s per million")
 
 
+@pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("processes", [1, 2])
-def test_processes(benchmark, loaded, sink_endpoint, processes):
-    """The sender's CPU-bound rate and cost with 1 and 2 worker processes
-    (CPU of the workers only; the sink shares the same 2 cores)."""
-    result = benchmark.pedantic(send_for, args=(loaded, sink_endpoint, "traces", "none", True, processes),
+def test_processes(benchmark, loaded, sink_endpoint, processes, compression):
+    """The sender's rate and cost with 1 and 2 worker processes (CPU of the
+    workers only; the sink shares the same 2 cores). With gzip the sender is
+    CPU-bound, which is where a second process should pay."""
+    result = benchmark.pedantic(send_for, args=(loaded, sink_endpoint, "traces", compression, True, processes),
                                 rounds=1)
-    benchmark.extra_info.update(kind="processes", processes=processes, **result)
-    print(f"\nprocesses {processes}: {result['events_per_second']:>12,.0f} spans/s, "
+    benchmark.extra_info.update(kind="processes", processes=processes, compression=compression, **result)
+    print(f"\nprocesses {processes} gzip={compression}: {result['events_per_second']:>12,.0f} spans/s, "
           f"sender CPU {result['cpu_s_per_million']:.2f} s per million")
 
 
