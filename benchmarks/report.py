@@ -27,7 +27,7 @@ def condense(raw: dict) -> dict:
         if kind == "ceiling":
             out["ratios"][f"telegen/ceiling {info['signal']} {info['compression']}"] = info["ratio"]
         elif kind in ("naive", "sdk"):
-            out["ratios"][f"telegen/{kind} {info['signal']}"] = info["ratio"]
+            out["ratios"][f"telegen/{kind} {info['signal']} {info.get('compression', 'none')}"] = info["ratio"]
     return out
 
 
@@ -46,9 +46,11 @@ def markdown(results: dict) -> str:
         lines.append("")
     peers = [r for r in rows if r["kind"] in ("naive", "sdk")]
     if peers:
-        lines += ["## Peers, same run", "", "| signal | peer | peer events/s | telegen events/s | telegen / peer |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {r['signal']} | {'naive protobuf replay' if r['kind'] == 'naive' else 'OpenTelemetry SDK'} | "
+        lines += ["## Peers, same run", "",
+                  "| signal | gzip | peer | peer events/s | telegen events/s | telegen / peer |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {r.get('compression', 'none')} | "
+                  f"{'naive protobuf replay' if r['kind'] == 'naive' else 'OpenTelemetry SDK'} | "
                   f"{r.get('naive', r.get('sdk')):,.0f} | {r['telegen']:,.0f} | {r['ratio']:.1f}x |" for r in peers]
         lines.append("")
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
@@ -102,7 +104,9 @@ def chart(results: dict, path: Path) -> None:
     methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {}, "naive replay": {},
                                             "OpenTelemetry SDK": {}}
     for r in rows:
-        if r["kind"] == "ceiling" and r["compression"] == "none":
+        if r.get("compression", "none") != "none":
+            continue
+        if r["kind"] == "ceiling":
             methods["transport ceiling"][r["signal"]] = r["ceiling"]["events_per_second"]
             methods["telegen send"][r["signal"]] = r["telegen"]["events_per_second"]
         elif r["kind"] == "naive":

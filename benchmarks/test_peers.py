@@ -127,8 +127,8 @@ class NaiveReplay:
                         r.span_id = os.urandom(8)
 
 
-def send_rate(loaded, endpoint: str, signal: str, prepare) -> float:
-    target = Target(endpoint=endpoint, insecure=True)
+def send_rate(loaded, endpoint: str, signal: str, prepare, compression: str = "none") -> float:
+    target = Target(endpoint=endpoint, insecure=True, compression=compression)
     settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
                             stats_interval=3600, prepare=prepare)
     report = run([loaded[signal]], settings, write=lambda line: None)
@@ -137,26 +137,29 @@ def send_rate(loaded, endpoint: str, signal: str, prepare) -> float:
     return r.delivered / report.elapsed
 
 
+@pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("signal", list(BATCH_SIZES))
-def test_telegen_vs_naive_replay(benchmark, loaded, endpoint, signal):
+def test_telegen_vs_naive_replay(benchmark, loaded, endpoint, signal, compression):
     """The two alternate ROUNDS times; medians, as the noise demands."""
     naives, fasts = [], []
     replay = NaiveReplay(loaded)
 
     def alternate() -> None:
         for _ in range(ROUNDS):
-            naives.append(send_rate(loaded, endpoint, signal, replay))
-            fasts.append(send_rate(loaded, endpoint, signal, None))
+            naives.append(send_rate(loaded, endpoint, signal, replay, compression))
+            fasts.append(send_rate(loaded, endpoint, signal, None, compression))
 
     benchmark.pedantic(alternate, rounds=1)
     naive, fast = statistics.median(naives), statistics.median(fasts)
-    RESULTS[(signal, "naive")] = naive
-    RESULTS[(signal, "telegen")] = fast
-    benchmark.extra_info.update(kind="naive", signal=signal, telegen=fast, naive=naive, ratio=fast / naive)
-    print(f"\n{signal:8s} telegen {fast:>12,.0f}/s  naive protobuf replay {naive:>10,.0f}/s  ratio {fast / naive:.1f}x")
+    RESULTS[(signal, compression, "naive")] = naive
+    RESULTS[(signal, compression, "telegen")] = fast
+    benchmark.extra_info.update(kind="naive", signal=signal, compression=compression, telegen=fast, naive=naive,
+                                ratio=fast / naive)
+    print(f"\n{signal:8s} gzip={compression:4s} telegen {fast:>12,.0f}/s  "
+          f"naive protobuf replay {naive:>10,.0f}/s  ratio {fast / naive:.1f}x")
 
 
-def sdk_spans_per_second(endpoint: str, templates, seconds: float) -> float:
+def sdk_spans_per_second(endpoint: str, templates, seconds: float, compression: str = "none") -> float:
     """Spans of the templates' shape (name, kind, attributes, tree) made and
     exported through the OpenTelemetry SDK as fast as it goes."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -170,7 +173,10 @@ def sdk_spans_per_second(endpoint: str, templates, seconds: float) -> float:
               s.span_id, s.parent_span_id)
              for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
     provider = TracerProvider(resource=Resource.create({"service.name": "sdk-peer"}))
-    processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True),
+    from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True,
+                                compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression)
+    processor = BatchSpanProcessor(exporter,
                                    max_queue_size=2**20, max_export_batch_size=512)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("telegen.benchmark")
@@ -193,8 +199,11 @@ def sdk_spans_per_second(endpoint: str, templates, seconds: float) -> float:
     return made / elapsed
 
 
-def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, endpoint):
-    sdk = benchmark.pedantic(sdk_spans_per_second, args=(endpoint, templates, SECONDS), rounds=1)
-    fast = RESULTS.get(("traces", "telegen")) or send_rate(loaded, endpoint, "traces", None)
-    benchmark.extra_info.update(kind="sdk", signal="traces", telegen=fast, sdk=sdk, ratio=fast / sdk)
-    print(f"\ntraces   telegen {fast:>12,.0f}/s  OpenTelemetry SDK {sdk:>10,.0f}/s  ratio {fast / sdk:.0f}x")
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, endpoint, compression):
+    sdk = benchmark.pedantic(sdk_spans_per_second, args=(endpoint, templates, SECONDS, compression), rounds=1)
+    fast = RESULTS.get(("traces", compression, "telegen")) or send_rate(loaded, endpoint, "traces", None, compression)
+    benchmark.extra_info.update(kind="sdk", signal="traces", compression=compression, telegen=fast, sdk=sdk,
+                                ratio=fast / sdk)
+    print(f"\ntraces   gzip={compression:4s} telegen {fast:>12,.0f}/s  "
+          f"OpenTelemetry SDK {sdk:>10,.0f}/s  ratio {fast / sdk:.0f}x")
