@@ -214,11 +214,13 @@ cdef class _Scanner:
             self._fail(f.start, f"{name} has wire type {f.wire}, expected {wire}")
         return 0
 
-    cdef bytes id_value(self, Field* f, Py_ssize_t width, str name):
+    cdef bytes id_value(self, Field* f, Py_ssize_t width, str name, Py_ssize_t* offset):
+        """An id field's bytes; `offset` gets its position, or -1 when empty."""
         cdef Py_ssize_t n = f.end - f.start
         self.expect(f, WIRE_LEN, name)
         if n != width and n != 0:
             self._fail(f.start, f"{name} is {n} bytes, expected {width}")
+        offset[0] = f.start if n else -1
         return (<const char*>self.buf)[f.start:f.end]
 
     cdef Py_ssize_t id_group(self, bytes key):
@@ -317,14 +319,11 @@ cdef class _Scanner:
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 1:
-                trace_id = self.id_value(&f, 16, "span.trace_id")
-                trace_off = f.start if f.end > f.start else -1
+                trace_id = self.id_value(&f, 16, "span.trace_id", &trace_off)
             elif f.number == 2:
-                self.id_value(&f, 8, "span.span_id")
-                span_off = f.start if f.end > f.start else -1
+                self.id_value(&f, 8, "span.span_id", &span_off)
             elif f.number == 4:
-                self.id_value(&f, 8, "span.parent_span_id")
-                parent_off = f.start if f.end > f.start else -1
+                self.id_value(&f, 8, "span.parent_span_id", &parent_off)
             elif f.number == 7 or f.number == 8:
                 self.expect(&f, WIRE_I64, "span time")
                 if f.value:
@@ -374,11 +373,9 @@ cdef class _Scanner:
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 1:
-                trace_id = self.id_value(&f, 16, "link.trace_id")
-                trace_off = f.start if f.end > f.start else -1
+                trace_id = self.id_value(&f, 16, "link.trace_id", &trace_off)
             elif f.number == 2:
-                self.id_value(&f, 8, "link.span_id")
-                span_off = f.start if f.end > f.start else -1
+                self.id_value(&f, 8, "link.span_id", &span_off)
         # Resolved once the whole request is scanned: a link follows the new
         # ids of a trace in the same batch and keeps ids it cannot resolve.
         self.links.append((trace_id, trace_off, span_off))
@@ -414,12 +411,10 @@ cdef class _Scanner:
                     else:
                         t_observed = f.value
             elif f.number == 9:
-                trace_id = self.id_value(&f, 16, "log.trace_id")
-                trace_off = f.start if f.end > f.start else -1
+                trace_id = self.id_value(&f, 16, "log.trace_id", &trace_off)
                 has_ids = has_ids or trace_off >= 0
             elif f.number == 10:
-                self.id_value(&f, 8, "log.span_id")
-                span_off = f.start if f.end > f.start else -1
+                self.id_value(&f, 8, "log.span_id", &span_off)
                 has_ids = has_ids or span_off >= 0
         cdef Py_ssize_t group
         if times:
@@ -576,11 +571,9 @@ cdef class _Scanner:
                 if f.value:
                     self.time_now.append(f.start)
             elif f.number == 5:
-                trace_id = self.id_value(&f, 16, "exemplar.trace_id")
-                trace_off = f.start if f.end > f.start else -1
+                trace_id = self.id_value(&f, 16, "exemplar.trace_id", &trace_off)
             elif f.number == 4:
-                self.id_value(&f, 8, "exemplar.span_id")
-                span_off = f.start if f.end > f.start else -1
+                self.id_value(&f, 8, "exemplar.span_id", &span_off)
         if trace_off >= 0 or span_off >= 0:
             group = self.id_group(trace_id)
             self.add_ids(group, trace_off, span_off)
