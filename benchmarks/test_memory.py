@@ -6,13 +6,13 @@ flat, and within 1.5x the loaded template bytes plus a fixed overhead.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import telegen
+from telegen.sink_process import SinkProcess
 
 QUICK = os.environ.get("TELEGEN_BENCH_QUICK") == "1"
 DURATION = 20 if QUICK else 300
@@ -33,28 +33,18 @@ def _rss_bytes(pid: int) -> int | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def soak(tmp_path: Path) -> dict:
     templates = tmp_path / "templates"
     telegen.generate(Path(__file__).resolve().parent.parent / "examples" / "small-config.yaml").save(templates)
     template_bytes = sum(p.stat().st_size for p in templates.glob("*.pb"))
-    port = _free_port()
     config = tmp_path / "sender.yaml"
-    config.write_text(f"""
+    with SinkProcess() as sink:
+        config.write_text(f"""
 input: {{directory: "{templates}", prefix: small}}
-otlp: {{endpoint: "127.0.0.1:{port}", insecure: true}}
+otlp: {{endpoint: "{sink.endpoint}", insecure: true}}
 sending: {{rate_limit: {{events_per_second: {RATE}}}, duration: "{DURATION}s", multiplier: 0, concurrency: 16,
           stats_interval: 3600}}
 """)
-    sink = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}",
-                             "--interval", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(2)
         sender = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         samples = []
@@ -65,9 +55,6 @@ sending: {{rate_limit: {{events_per_second: {RATE}}}, duration: "{DURATION}s", m
                 samples.append((round(time.monotonic() - started, 1), rss))
             time.sleep(INTERVAL)
         output, _ = sender.communicate(timeout=60)
-    finally:
-        sink.terminate()
-        sink.wait(timeout=15)
     assert sender.returncode == 0, output
     steady = [rss for t, rss in samples if t >= 2 * INTERVAL]  # after loading
     return {"template_bytes": template_bytes, "samples": samples, "steady_min": min(steady),

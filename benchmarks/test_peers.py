@@ -11,55 +11,15 @@ Issue targets: telegen >= 5x the naive replay and >= 100x the SDK.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
-from test_send import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS
+from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS
 
-import telegen
-from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
-from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import Target
 from telegen.templates import decode_record
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(GeneratorConfig(
-        seed=5,
-        traces=TracesConfig(count=3000, spans=SpansConfig(high_span_traces=HighSpanTracesConfig(enabled=False))),
-        metrics=MetricsConfig(metric_count=300),
-        logs=LogsConfig(count=30000),
-    ))
-
-
-@pytest.fixture(scope="module")
-def loaded(templates):
-    return {s: build_batches(s, templates.records(s), BATCH_SIZES[s], 4 * 2**20) for s in BATCH_SIZES}
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}",
-                                "--interval", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=15)
 
 
 class NaiveReplay:
@@ -137,15 +97,15 @@ def send_rate(loaded, endpoint: str, signal: str, prepare, compression: str = "n
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("signal", list(BATCH_SIZES))
-def test_telegen_vs_naive_replay(benchmark, loaded, endpoint, signal, compression):
+def test_telegen_vs_naive_replay(benchmark, loaded, sink_endpoint, signal, compression):
     """The two alternate ROUNDS times; medians, as the noise demands."""
     naives, fasts = [], []
     replay = NaiveReplay(loaded)
 
     def alternate() -> None:
         for _ in range(ROUNDS):
-            naives.append(send_rate(loaded, endpoint, signal, replay, compression))
-            fasts.append(send_rate(loaded, endpoint, signal, None, compression))
+            naives.append(send_rate(loaded, sink_endpoint, signal, replay, compression))
+            fasts.append(send_rate(loaded, sink_endpoint, signal, None, compression))
 
     benchmark.pedantic(alternate, rounds=1)
     naive, fast = statistics.median(naives), statistics.median(fasts)
@@ -196,14 +156,14 @@ def sdk_spans_per_second(endpoint: str, templates, seconds: float, compression: 
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, endpoint, compression):
+def test_telegen_vs_opentelemetry_sdk(benchmark, loaded, templates, sink_endpoint, compression):
     """The SDK and telegen alternate ROUNDS times; medians."""
     sdks, fasts = [], []
 
     def alternate() -> None:
         for _ in range(ROUNDS):
-            sdks.append(sdk_spans_per_second(endpoint, templates, SECONDS, compression))
-            fasts.append(send_rate(loaded, endpoint, "traces", None, compression))
+            sdks.append(sdk_spans_per_second(sink_endpoint, templates, SECONDS, compression))
+            fasts.append(send_rate(loaded, sink_endpoint, "traces", None, compression))
 
     benchmark.pedantic(alternate, rounds=1)
     sdk, fast = statistics.median(sdks), statistics.median(fasts)

@@ -9,67 +9,20 @@ Issue targets (2-core machine): >= 0.9 of the ceiling per signal,
 """
 from __future__ import annotations
 
-import os
 import resource
-import socket
 import statistics
-import subprocess
-import sys
-import time
 
 import pytest
+from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS
 
-import telegen
-from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
 from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import Target
-
-# TELEGEN_BENCH_QUICK=1 (make bench-quick) shortens every timed run.
-QUICK = os.environ.get("TELEGEN_BENCH_QUICK") == "1"
-SECONDS = 1.0 if QUICK else 3.0
-ROUNDS = 1 if QUICK else 3  # ceiling and telegen alternate; medians reported
-BATCH_SIZES = {"traces": 100, "metrics": 1000, "logs": 1000}  # the seed's
-CONCURRENCY = 16
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(GeneratorConfig(
-        seed=5,
-        traces=TracesConfig(count=3000, spans=SpansConfig(high_span_traces=HighSpanTracesConfig(enabled=False))),
-        metrics=MetricsConfig(metric_count=300),
-        logs=LogsConfig(count=30000),
-    ))
 
 
 @pytest.fixture(scope="module")
 def trace_templates(templates):
     return templates.traces
-
-
-@pytest.fixture(scope="module")
-def loaded(templates):
-    return {s: build_batches(s, templates.records(s), BATCH_SIZES[s], 4 * 2**20) for s in BATCH_SIZES}
-
-
-@pytest.fixture(scope="module")
-def sink_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}",
-                                "--interval", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=15)
 
 
 def send_for(loaded, endpoint: str, signal: str, compression: str, patch: bool, processes: int = 1,

@@ -2,7 +2,6 @@
 passes, exact accounting, and survival of every fault the issue lists."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import RetryPolicy, Target
 from telegen.sink import Sink, SinkFaults
+from telegen.sink_process import free_port
 
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
@@ -172,12 +172,6 @@ def test_rate_limit_holds_the_target(templates):
                      settings_for(sink.endpoint, events_per_second=rate, duration=3.0), quiet)
     achieved = report.signals["logs"].sent / report.elapsed
     assert abs(achieved - rate) / rate < 0.05, achieved
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def accounted(report) -> None:
