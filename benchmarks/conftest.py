@@ -7,7 +7,14 @@ import os
 import pytest
 
 import telegen
-from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
+from telegen.generate.config import (
+    GeneratorConfig,
+    HighSpanTracesConfig,
+    LogsConfig,
+    MetricsConfig,
+    SpansConfig,
+    TracesConfig,
+)
 from telegen.send.batches import build_batches
 from telegen.sink_process import SinkProcess
 

@@ -9,7 +9,14 @@ import pytest
 
 import telegen
 from telegen import _fastpath
-from telegen.config import GeneratorConfig, HighSpanTracesConfig, LogsConfig, MetricsConfig, SpansConfig, TracesConfig
+from telegen.generate.config import (
+    GeneratorConfig,
+    HighSpanTracesConfig,
+    LogsConfig,
+    MetricsConfig,
+    SpansConfig,
+    TracesConfig,
+)
 from telegen.send.batches import build_batches
 
 NOW = 1_800_000_000_000_000_000

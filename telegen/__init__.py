@@ -6,9 +6,9 @@
     >>> again = telegen.load("./generated")
 """
 from ._version import __version__
-from .config import GeneratorConfig
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .generate import generate
+from .generate.config import GeneratorConfig
 from .send.config import SenderConfig
 from .send.engine import SendReport
 from .send.sender import Sender

@@ -16,9 +16,9 @@ import yaml
 
 from . import __version__
 from .atomic import write_json
-from .config import GeneratorConfig
 from .errors import TelegenError
 from .generate import generate
+from .generate.config import GeneratorConfig
 from .sink import Sink
 from .sink_report import interval_lines, summary_lines, write_stats_json
 from .summary import describe

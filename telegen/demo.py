@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import GeneratorConfig
 from .errors import TelegenError
 from .generate import generate
+from .generate.config import GeneratorConfig
 from .send.sender import Sender, summary
 from .sink_process import SinkProcess
 

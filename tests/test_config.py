@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from telegen.config import (
+from telegen.configkit import substitute_env
+from telegen.errors import ConfigError, TelegenError
+from telegen.generate.config import (
     _RULES,
     DEFAULT_SERVICE_NAMES,
     METRIC_TYPES,
     GeneratorConfig,
-    substitute_env,
 )
-from telegen.errors import ConfigError, TelegenError
 
 # The structure the issue specifies, verbatim: the defaults must equal it.
 ISSUE_YAML = """\

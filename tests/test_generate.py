@@ -10,8 +10,8 @@ from conftest import small_config
 from google.protobuf.message import Message
 
 import telegen
-from telegen.config import LogsConfig
 from telegen.generate.base import TIME_BASE_NS
+from telegen.generate.config import LogsConfig
 from telegen.templates import SIGNALS, decode_record
 
 WALL_CLOCK_FLOOR = 10**15  # 1970-01-12: any real timestamp is far above

@@ -12,7 +12,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from telegen.config import (
+from telegen.generate import log_catalog
+from telegen.generate.base import TIME_BASE_NS
+from telegen.generate.config import (
     ApplicationLogsConfig,
     GeneratorConfig,
     HttpAccessLogsConfig,
@@ -20,8 +22,6 @@ from telegen.config import (
     LogTypesConfig,
     SystemLogsConfig,
 )
-from telegen.generate import log_catalog
-from telegen.generate.base import TIME_BASE_NS
 from telegen.generate.logs import generate_logs, split_counts
 
 SEVERITY_NUMBERS = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}

@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE, Metric
 
-from telegen.config import METRIC_TYPES, GeneratorConfig, MetricsConfig, TimeseriesPerMetricConfig
 from telegen.generate.base import METRIC_INTERVAL_NS, TIME_BASE_NS, SignalTemplates
+from telegen.generate.config import METRIC_TYPES, GeneratorConfig, MetricsConfig, TimeseriesPerMetricConfig
 from telegen.generate.metric_catalog import CATALOG
 from telegen.generate.metrics import generate_metrics
 

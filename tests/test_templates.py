@@ -141,7 +141,7 @@ def test_empty_signals_write_no_file(tmp_path):
 
     from conftest import small_config
 
-    from telegen.config import LogsConfig
+    from telegen.generate.config import LogsConfig
     templates = telegen.generate(replace(small_config(), logs=LogsConfig(count=0)))
     names = {p.name for p in templates.save(tmp_path)}
     assert "telemetry-logs.pb" not in names and "telemetry-traces.pb" in names

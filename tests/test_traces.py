@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from telegen.config import (
+from telegen.generate.base import TIME_BASE_NS, signal_rng
+from telegen.generate.config import (
     CustomAttributesConfig,
     GeneratorConfig,
     HighSpanTracesConfig,
@@ -20,7 +21,6 @@ from telegen.config import (
     SpansConfig,
     TracesConfig,
 )
-from telegen.generate.base import TIME_BASE_NS, signal_rng
 from telegen.generate.traces import MAX_CHILDREN, generate_traces
 
 SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL

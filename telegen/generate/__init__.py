@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._version import __version__
-from ..config import GeneratorConfig
 from ..templates import TemplateSet
 from .base import TIME_BASE_NS, signal_rng
+from .config import GeneratorConfig
 from .logs import generate_logs
 from .metrics import generate_metrics
 from .traces import generate_traces

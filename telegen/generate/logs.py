@@ -23,9 +23,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from ..config import SEVERITIES, GeneratorConfig, service_names
 from . import log_catalog as catalog
 from .base import TIME_BASE_NS, SignalTemplates, random_id
+from .config import SEVERITIES, GeneratorConfig, service_names
 from .otlp import attributes, field_key, resource, scope, varint
 from .semconv import SemConv, semconv
 

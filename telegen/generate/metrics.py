@@ -35,9 +35,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Sum,
 )
 
-from ..config import GeneratorConfig, TimeseriesPerMetricConfig
 from . import otlp
 from .base import METRIC_INTERVAL_NS, TIME_BASE_NS, SignalTemplates
+from .config import GeneratorConfig, TimeseriesPerMetricConfig
 from .metric_catalog import (
     CATALOG,
     COUNTER,

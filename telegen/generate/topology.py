@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import TracesConfig, service_names
+from .config import TracesConfig, service_names
 
 LANGUAGES: tuple[str, ...] = ("java", "go", "python", "nodejs")
 SDK_VERSIONS: dict[str, str] = {"java": "1.44.1", "go": "1.32.0", "python": "1.29.0", "nodejs": "1.29.0"}

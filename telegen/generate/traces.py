@@ -23,8 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
-from ..config import GeneratorConfig, TracesConfig
 from .base import TIME_BASE_NS, SignalTemplates
+from .config import GeneratorConfig, TracesConfig
 from .otlp import attributes, key_value, resource, scope
 from .semconv import SemConv, semconv
 from .topology import DB_PORTS, SCOPES, Database, Endpoint, Service, Topology, build_topology

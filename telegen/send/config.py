@@ -2,8 +2,9 @@
 
 The structure is the seed's (`input`, `otlp`, `sending`, `timestamps`) plus
 what a load test needs beyond it; docs/configuration.md documents every key.
-Parsing reuses telegen.config's generic walk (type hints + rules), so errors
-read the same: the dotted key path, the value, what was expected.
+Parsing uses telegen.configkit's walk (type hints + rules), as every stage's
+config does, so errors read the same: the dotted key path, the value, what
+was expected.
 
 Where a value comes from, lowest first: the default, the standard
 OTEL_EXPORTER_OTLP_* environment variables, the YAML, then CLI flags (passed as
@@ -23,16 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ..config import (
-    INVALID,
+from ..configkit import (
+    AT_LEAST_0,
+    AT_LEAST_1,
     NOT_A_KEY,
     SECRET_SHOWN,
+    Derive,
+    Duration,
     FileNamePrefix,
     OneOf,
     Range,
     Rule,
     Schema,
     build_dataclass,
+    escape,
     invalid,
     load_yaml_file,
     parse_yaml,
@@ -319,38 +324,8 @@ class SenderConfig:
 
 
 # ---------------------------------------------------------------------------
-# Durations and endpoints
+# Endpoints
 # ---------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
-_DURATION_UNITS: dict[str, float] = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds from "10m", "30s", "1h30m", "250ms", "1.5h" or a bare number
-    of seconds; None when the text is none of these. Units go largest first,
-    each at most once."""
-    text = text.strip().lower()
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        return value if math.isfinite(value) else None
-    total, pos, last_rank = 0.0, 0, -1
-    order = list(_DURATION_UNITS)
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            return None
-        number, unit = match.groups()
-        rank = order.index(unit)
-        if rank <= last_rank:
-            return None  # "30s10m" or "1m1m": almost certainly a typo
-        total += float(number) * _DURATION_UNITS[unit]
-        pos, last_rank = match.end(), rank
-    return total if text else None
-
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)\Z", re.DOTALL)
 _HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?\Z")
@@ -415,23 +390,6 @@ def _endpoint_problem(text: str) -> str | None:
 # ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Duration(Range):
-    """A number of seconds, also written "30s", "10m", "1h30m", "250ms"."""
-
-    note: str = ""
-
-    def coerce(self, raw: Any, hint: type) -> Any:
-        if isinstance(raw, str):
-            seconds = parse_duration(raw)
-            return INVALID if seconds is None else seconds
-        return super().coerce(raw, float)
-
-    def expected(self, noun: str) -> str:
-        note = f" ({self.note})" if self.note else ""
-        return f"{super().expected('a duration')} such as 30s, 10m, 1h30m, 250ms or a number of seconds{note}"
-
-
-@dataclass(frozen=True)
 class Endpoint(Rule):
     empty_ok: bool = False  # per-signal: empty means "the common endpoint"
 
@@ -446,30 +404,27 @@ class Endpoint(Rule):
         return f" ({problem})" if problem else ""
 
 
-_AT_LEAST_0 = Range(low=0)
-_AT_LEAST_1 = Range(low=1)
-
 _RULES: dict[str, Rule] = {
     "input.prefix": FileNamePrefix(),
     "otlp.endpoint": Endpoint(),
     **{f"otlp.{signal}.endpoint": Endpoint(empty_ok=True) for signal in SIGNALS},
     "otlp.compression": OneOf(COMPRESSIONS),
     "otlp.timeout": Duration(low=0, low_open=True),
-    "sending.rate_limit.events_per_second": _AT_LEAST_0,
-    **{f"sending.batch_size.{signal}": _AT_LEAST_1 for signal in SIGNALS},
-    "sending.concurrency": _AT_LEAST_1,
+    "sending.rate_limit.events_per_second": AT_LEAST_0,
+    **{f"sending.batch_size.{signal}": AT_LEAST_1 for signal in SIGNALS},
+    "sending.concurrency": AT_LEAST_1,
     "sending.duration": Duration(low=0, note="0 = until stopped"),
-    "sending.multiplier": _AT_LEAST_0,
-    "sending.processes": _AT_LEAST_1,
+    "sending.multiplier": AT_LEAST_0,
+    "sending.processes": AT_LEAST_1,
     "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
-    "sending.metric_series_multiplier": _AT_LEAST_1,
+    "sending.metric_series_multiplier": AT_LEAST_1,
     "sending.stats_interval": Duration(low=0, low_open=True),
-    "sending.retry.max_attempts": _AT_LEAST_1,
+    "sending.retry.max_attempts": AT_LEAST_1,
     "sending.retry.initial_backoff": Duration(low=0, low_open=True),
     "sending.retry.max_backoff": Duration(low=0, low_open=True),
     "sending.retry.backoff_multiplier": Range(low=1),
-    "timestamps.jitter_ms": _AT_LEAST_0,
-    "timestamps.backdate_ms": _AT_LEAST_0,
+    "timestamps.jitter_ms": AT_LEAST_0,
+    "timestamps.backdate_ms": AT_LEAST_0,
 }
 
 _HEADER_PATHS: frozenset[str] = frozenset(
@@ -500,7 +455,7 @@ def _derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
         values["insecure"] = scheme == "http"
 
 
-_DERIVED: dict[type, Callable[[Mapping[str, Any], dict[str, Any]], None]] = {
+_DERIVED: dict[type, Derive] = {
     InputConfig: _derive_input,
     OtlpConfig: _derive_endpoint,
     SignalOtlpConfig: _derive_endpoint,
@@ -551,18 +506,6 @@ _CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tl
 # ---------------------------------------------------------------------------
 # Layers: environment < YAML < overrides, merged as plain data
 # ---------------------------------------------------------------------------
-
-def _literal(value: Any) -> Any:
-    """Protect a value from ${VAR} substitution: environment variables and
-    CLI flags are taken as they are."""
-    if isinstance(value, str):
-        return value.replace("${", "$${")
-    if isinstance(value, Mapping):
-        return {key: _literal(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_literal(item) for item in value]
-    return value
-
 
 def _copy(value: Any) -> Any:
     # Layers are edited in place (header names lower-cased); never the caller's data.
@@ -630,7 +573,7 @@ def _yaml_layer(data: Mapping[str, Any] | None) -> dict[str, Any]:
 def _override_layer(overrides: Mapping[str, Any]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     for dotted, value in overrides.items():
-        set_dotted(layer, _override_parts(dotted), _literal(value))
+        set_dotted(layer, _override_parts(dotted), escape(value))
     _lower_header_names(layer)
     return layer
 
@@ -695,7 +638,7 @@ def _env_endpoint(var: str, text: str) -> str:
     if problem is not None:
         raise ConfigError(f"{var}: {text!r} is invalid: expected host:port or a URL such as "
                           f"https://api.honeycomb.io:443 ({problem})")
-    return _literal(text.strip())  # the scheme stays: the walk reads TLS from it
+    return escape(text.strip())  # the scheme stays: the walk reads TLS from it
 
 
 def _env_headers(var: str, text: str) -> dict[str, str]:
@@ -710,7 +653,7 @@ def _env_headers(var: str, text: str) -> dict[str, str]:
             # The entry is not shown: it may be a secret missing its "name=".
             raise ConfigError(f"{var}: entry {index} is invalid: expected name=value pairs separated "
                               "by commas, as in x-honeycomb-team=KEY,x-honeycomb-dataset=NAME")
-        headers[name] = _literal(unquote(value.strip()))
+        headers[name] = escape(unquote(value.strip()))
     return headers
 
 
@@ -740,7 +683,7 @@ def _env_timeout(var: str, text: str) -> float:
 
 
 def _env_path(var: str, text: str) -> str:
-    return _literal(text.strip())
+    return escape(text.strip())
 
 
 _ENV_VARIABLES: tuple[tuple[str, tuple[str, ...], Callable[[str, str], Any]], ...] = (
