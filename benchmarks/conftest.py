@@ -16,7 +16,7 @@ from telegen.generate.config import (
     TracesConfig,
 )
 from telegen.send.batches import build_batches
-from telegen.sink_process import SinkProcess
+from telegen.sink import SinkProcess
 
 # TELEGEN_BENCH_QUICK=1 (make bench-quick) shortens every timed run.
 QUICK = os.environ.get("TELEGEN_BENCH_QUICK") == "1"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import telegen
-from telegen.sink_process import SinkProcess
+from telegen.sink import SinkProcess
 
 QUICK = os.environ.get("TELEGEN_BENCH_QUICK") == "1"
 DURATION = 20 if QUICK else 300

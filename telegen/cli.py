@@ -20,7 +20,7 @@ from .errors import TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .sink import Sink
-from .sink_report import interval_lines, summary_lines, write_stats_json
+from .sink.report import interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
 

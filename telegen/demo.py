@@ -15,7 +15,7 @@ from .errors import TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .send.sender import Sender, summary
-from .sink_process import SinkProcess
+from .sink import SinkProcess
 
 SIGNALS = ("traces", "metrics", "logs")
 DEMO_TEMPLATES = {

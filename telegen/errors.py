@@ -18,3 +18,7 @@ class OutputError(TelegenError, OSError):
 
 class TemplateFileError(TelegenError, ValueError):
     """A template file is missing, truncated or corrupt (names file and offset)."""
+
+
+class SinkError(TelegenError):
+    """The sink cannot start as asked (bad listen address, port in use, bad fault)."""

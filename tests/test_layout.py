@@ -25,6 +25,10 @@ def _source(module: str) -> Path | None:
     return None  # compiled (telegen._fastpath) or not telegen's
 
 
+def _is_module(name: str) -> bool:
+    return _source(name) is not None or ROOT.joinpath(*name.split(".")).with_suffix(".pyx").exists()
+
+
 @cache
 def _direct_imports(module: str) -> frozenset[str]:
     path = _source(module)
@@ -40,7 +44,7 @@ def _direct_imports(module: str) -> frozenset[str]:
             name = ".".join(base + ([node.module] if node.module else []))
             found.add(name)
             # `from . import x` and `from .send import config` may name modules.
-            found.update(f"{name}.{alias.name}" for alias in node.names if _source(f"{name}.{alias.name}"))
+            found.update(f"{name}.{alias.name}" for alias in node.names if _is_module(f"{name}.{alias.name}"))
     modules: set[str] = set()
     for name in found:
         if not name.startswith("telegen"):
@@ -73,6 +77,7 @@ def modules_under(package: str) -> list[str]:
 BOUNDARIES = [
     ("telegen.send", ("telegen.generate", "telegen.sink")),
     ("telegen.generate", ("telegen.send", "telegen.sink")),
+    ("telegen.sink", ("telegen.generate", "telegen.send")),
     ("telegen.configkit", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.templates")),
     ("telegen.templates", ("telegen.generate", "telegen.send", "telegen.sink")),
 ]
@@ -92,4 +97,5 @@ def test_the_walk_sees_real_imports() -> None:
     assert {"telegen.configkit", "telegen.templates", "telegen.errors"} <= reachable("telegen.send.config")
     assert "telegen.generate.config" in reachable("telegen.generate.traces")
     assert "telegen.send.sender" in reachable("telegen.cli")
+    assert {"telegen.sink.receiver", "telegen.sink.validate", "telegen._fastpath"} <= reachable("telegen.sink")
 

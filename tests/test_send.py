@@ -19,8 +19,7 @@ import telegen
 from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import RetryPolicy, Target
-from telegen.sink import Sink, SinkFaults
-from telegen.sink_process import free_port
+from telegen.sink import Sink, SinkFaults, free_port
 
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import write_json
-from .sink import SinkStats
+from ..atomic import write_json
+from .stats import SinkStats
 
 
 def _rate(count: float, seconds: float) -> float:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .errors import TelegenError
+from ..errors import TelegenError
 
 
 def free_port() -> int:
