@@ -16,8 +16,8 @@ from .generate import generate
 from .generate.config import GeneratorConfig
 from .send.sender import Sender, summary
 from .sink import SinkProcess
+from .templates import SIGNALS
 
-SIGNALS = ("traces", "metrics", "logs")
 DEMO_TEMPLATES = {
     "seed": 7,
     "traces": {"count": 2000, "spans": {"avg_per_trace": 15, "std_dev": 5,

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..templates import SIGNALS
+
 # Template times are offsets from a trace's (or record's) start plus this base.
 # It is non-zero so every fixed64 time field is present at a stable offset
 # (proto3 omits zeros), and far from any wall-clock time (1000 s after the
@@ -15,8 +17,6 @@ TIME_BASE_NS: int = 1_000_000_000_000
 # Metric data points: cumulative series start at the base and the single
 # template point is one collection interval later.
 METRIC_INTERVAL_NS: int = 60_000_000_000
-
-SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
 
 
 def signal_rng(seed: int, signal: str) -> np.random.Generator:

@@ -24,10 +24,10 @@ from multiprocessing.sharedctypes import RawArray
 
 from .. import _fastpath
 from .._memory import reuse_large_buffers
+from ..templates import SIGNALS
 from .batches import Batch, SignalTemplates
 from .transport import Outcome, RetryPolicy, SignalTransport, Target
 
-SIGNALS = ("traces", "metrics", "logs")
 # Counters per signal, in this order, in each worker's shared array.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
 
