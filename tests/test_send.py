@@ -302,7 +302,34 @@ def test_retry_info_is_parsed():
     response = trace_service_pb2.ExportTraceServiceResponse()
     response.partial_success.rejected_spans = 7
     response.partial_success.error_message = "too old"
-    assert parse_partial_success(response.SerializeToString()) == (7, "too old")
+    assert parse_partial_success("traces", response.SerializeToString()) == (7, "too old")
+
+
+def test_responses_are_read_per_signal_and_never_crash():
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    from telegen.send.transport import parse_partial_success, retry_delay
+    metrics = metrics_service_pb2.ExportMetricsServiceResponse()
+    metrics.partial_success.rejected_data_points = 3
+    logs = logs_service_pb2.ExportLogsServiceResponse()
+    logs.partial_success.rejected_log_records = 4
+    logs.partial_success.error_message = "bad body"
+    assert parse_partial_success("metrics", metrics.SerializeToString()) == (3, "")
+    assert parse_partial_success("logs", logs.SerializeToString()) == (4, "bad body")
+    assert parse_partial_success("logs", b"") == (0, "")
+    assert parse_partial_success("traces", b"\x0a\x05\x08") == (0, "")  # truncated: ignored, delivered
+    negative = trace_service_pb2.ExportTraceServiceResponse()
+    negative.partial_success.rejected_spans = -5
+    assert parse_partial_success("traces", negative.SerializeToString()) == (0, "")
+    # A detail of another type is skipped; a RetryInfo with a broken body is ignored.
+    other, broken = any_pb2.Any(), any_pb2.Any(type_url="type.googleapis.com/google.rpc.RetryInfo", value=b"\x0a\xff")
+    other.Pack(error_details_pb2.ErrorInfo(reason="x"))
+    retry = any_pb2.Any()
+    retry.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1)))
+    status = status_pb2.Status(code=8, details=[other, retry]).SerializeToString()
+    assert retry_delay([("grpc-status-details-bin", status)]) == 1.0
+    assert retry_delay([("grpc-status-details-bin", status_pb2.Status(details=[broken]).SerializeToString())]) is None
 
 
 def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
@@ -331,6 +358,26 @@ def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
     assert report.signals["logs"].delivered == report.signals["logs"].sent
     assert report.signals["logs"].retries == 2
     assert calls[1] - calls[0] >= 0.28 and calls[2] - calls[1] >= 0.28, "the server's delay, not the backoff"
+
+
+def test_a_garbled_ok_response_counts_as_delivered(templates):
+    """The server said OK; a response body that does not parse must not fail the run."""
+    def export(request: bytes, context):
+        return b"\x0a\x05\x08"  # partial_success cut short
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.logs.v1.LogsService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        one_batch = build_batches("logs", templates.logs, 1000, 4 * 2**20)
+        report = run([one_batch], settings_for(f"127.0.0.1:{port}", passes=1, concurrency=1), quiet)
+    finally:
+        server.stop(0)
+    logs = report.signals["logs"]
+    assert logs.delivered == logs.sent > 0 and logs.failed == logs.rejected == 0
 
 
 def test_more_processes_than_batches_ends(templates):

@@ -6,7 +6,9 @@ and nothing re-encodes them. Each send is asynchronous (a future); the
 caller bounds how many are in flight. Failures are retried as the OTLP
 specification says (retryable codes, exponential backoff with jitter,
 RetryInfo honoured), resending the same bytes; a response's partial_success
-is read and its rejected events counted.
+is read and its rejected events counted. Responses and google.rpc.Status
+details are decoded with the official classes, once per request (never per
+event), and a malformed one never fails a run.
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from ..errors import TelegenError
 
@@ -25,15 +32,18 @@ METHODS: dict[str, str] = {
     "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
     "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
 }
-# ExportXServiceResponse.partial_success (field 1) -> rejected count (field 1)
-# and error_message (field 2); identical layout for all three signals.
+# The response type per signal and its partial_success field that counts rejected events.
+_RESPONSES: dict[str, tuple[type[Message], str]] = {
+    "traces": (ExportTraceServiceResponse, "rejected_spans"),
+    "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
+}
 
 # Retryable per the OTLP specification; RESOURCE_EXHAUSTED only with RetryInfo.
 RETRYABLE = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
     grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
 })
-RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 
 
 @dataclass(frozen=True)
@@ -106,17 +116,19 @@ def open_channel(target: Target) -> grpc.Channel:
     return grpc.secure_channel(target.endpoint, credentials, options=options)
 
 
-def parse_partial_success(response: bytes) -> tuple[int, str]:
-    """(rejected events, error message) from an Export*ServiceResponse."""
-    rejected, message = 0, ""
-    for number, value in _fields(response):
-        if number == 1 and isinstance(value, bytes):
-            for inner_number, inner in _fields(value):
-                if inner_number == 1 and isinstance(inner, int):
-                    rejected = inner
-                elif inner_number == 2 and isinstance(inner, bytes):
-                    message = inner.decode("utf-8", "replace")
-    return rejected, message
+def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:
+    """(rejected events, error message) from a serialized Export*ServiceResponse;
+    (0, "") when it has no partial_success or does not parse (the server said
+    OK: a response it garbled must not fail the run)."""
+    if not response:
+        return 0, ""  # the usual answer: an empty message, nothing to decode
+    response_type, rejected_field = _RESPONSES[signal]
+    try:
+        partial = response_type.FromString(response).partial_success
+    except DecodeError:
+        return 0, ""
+    # A negative count (int64 on the wire) would inflate what is delivered.
+    return max(0, getattr(partial, rejected_field)), partial.error_message
 
 
 def retry_delay(trailing_metadata) -> float | None:
@@ -124,57 +136,15 @@ def retry_delay(trailing_metadata) -> float | None:
     for key, value in trailing_metadata or ():
         if key != "grpc-status-details-bin":
             continue
-        for number, detail in _fields(value):
-            if number != 3 or not isinstance(detail, bytes):
-                continue
-            fields = dict(_fields(detail))
-            if fields.get(1) != RETRY_INFO_TYPE.encode() or not isinstance(fields.get(2), bytes):
-                continue
-            for info_number, duration in _fields(fields[2]):
-                if info_number == 1 and isinstance(duration, bytes):
-                    parts = dict(_fields(duration))
-                    return float(parts.get(1, 0)) + parts.get(2, 0) / 1e9
+        try:
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):  # False for details of other types
+                    delay = info.retry_delay
+                    return max(0.0, delay.seconds + delay.nanos / 1e9)
+        except DecodeError:
+            return None
     return None
-
-
-def _fields(data: bytes):
-    """(field number, int | bytes) pairs of a small protobuf message; stops
-    quietly at anything malformed (these are best-effort reads of responses)."""
-    pos, n = 0, len(data)
-    while pos < n:
-        key, pos = _varint(data, pos)
-        if key is None:
-            return
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            if value is None:
-                return
-            yield number, value
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            if length is None or pos + length > n:
-                return
-            yield number, data[pos:pos + length]
-            pos += length
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            return
-
-
-def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
-    result = shift = 0
-    while pos < len(data) and shift < 64:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    return None, pos
 
 
 class SignalTransport:
@@ -227,7 +197,7 @@ class SignalTransport:
         except grpc.FutureCancelledError:
             state.finish_piece(index, failed=True, code=grpc.StatusCode.CANCELLED, message="cancelled")
             return
-        rejected, message = parse_partial_success(response or b"")
+        rejected, message = parse_partial_success(self.signal, response or b"")
         state.finish_piece(index, rejected=rejected, message=message)
 
     def _later(self, delay: float, action: Callable[[], None]) -> None:
