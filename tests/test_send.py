@@ -332,6 +332,22 @@ def test_responses_are_read_per_signal_and_never_crash():
     assert retry_delay([("grpc-status-details-bin", status_pb2.Status(details=[broken]).SerializeToString())]) is None
 
 
+def _send_logs_once(templates, export, **settings):
+    """One pass of the log batches, one request at a time, to a gRPC server
+    whose LogsService Export is `export` (raw bytes in and out)."""
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.logs.v1.LogsService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        one_batch = build_batches("logs", templates.logs, 1000, 4 * 2**20)
+        return run([one_batch], settings_for(f"127.0.0.1:{port}", passes=1, concurrency=1, **settings), quiet)
+    finally:
+        server.stop(0)
+
+
 def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
     """RESOURCE_EXHAUSTED is retryable only with RetryInfo, after its delay."""
     calls = []
@@ -343,18 +359,7 @@ def test_resource_exhausted_with_retry_info_waits_and_retries(templates):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
         return b""
 
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "opentelemetry.proto.collector.logs.v1.LogsService",
-        {"Export": grpc.unary_unary_rpc_method_handler(export)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        one_batch = build_batches("logs", templates.logs, 1000, 4 * 2**20)
-        report = run([one_batch], settings_for(f"127.0.0.1:{port}", passes=1, concurrency=1,
-                                               retry=RetryPolicy(max_attempts=5, initial_backoff=0.01)), quiet)
-    finally:
-        server.stop(0)
+    report = _send_logs_once(templates, export, retry=RetryPolicy(max_attempts=5, initial_backoff=0.01))
     assert report.signals["logs"].delivered == report.signals["logs"].sent
     assert report.signals["logs"].retries == 2
     assert calls[1] - calls[0] >= 0.28 and calls[2] - calls[1] >= 0.28, "the server's delay, not the backoff"
@@ -365,17 +370,7 @@ def test_a_garbled_ok_response_counts_as_delivered(templates):
     def export(request: bytes, context):
         return b"\x0a\x05\x08"  # partial_success cut short
 
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "opentelemetry.proto.collector.logs.v1.LogsService",
-        {"Export": grpc.unary_unary_rpc_method_handler(export)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        one_batch = build_batches("logs", templates.logs, 1000, 4 * 2**20)
-        report = run([one_batch], settings_for(f"127.0.0.1:{port}", passes=1, concurrency=1), quiet)
-    finally:
-        server.stop(0)
+    report = _send_logs_once(templates, export)
     logs = report.signals["logs"]
     assert logs.delivered == logs.sent > 0 and logs.failed == logs.rejected == 0
 
