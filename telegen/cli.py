@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -24,7 +25,13 @@ from .sink.report import interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from .send.engine import SendReport
+
+# Exit statuses, for the scripts and CI jobs that drive load tests.
+EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
+EXIT_USAGE = 2  # bad input: config, files, flags
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (after the drain and the summary)
 
 
 def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +183,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
     def first(*_: object) -> None:
         if stop.is_set():
             print("telegen: interrupted again, exiting now", file=sys.stderr, flush=True)
-            os._exit(130)
+            os._exit(EXIT_INTERRUPTED)
         print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
         stop.set()
 
@@ -199,7 +206,17 @@ def run_send(args: argparse.Namespace) -> int:
     if stats_path is not None:
         write_json(stats_path, report.to_dict())
         print(f"Wrote {stats_path}")
-    return 0
+    return _exit_status(report)
+
+
+def _exit_status(report: SendReport) -> int:
+    """0 done, 1 the run failed (said why on stderr), 130 interrupted."""
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    failures = report.failures()
+    for reason in failures:
+        print(f"telegen: run failed: {reason}", file=sys.stderr, flush=True)
+    return EXIT_FAILED if failures else 0
 
 
 def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +268,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

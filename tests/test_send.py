@@ -383,3 +383,14 @@ def test_more_processes_than_batches_ends(templates):
         report = run([one_batch], settings_for(sink.endpoint, duration=1.0, processes=2), quiet)
     assert report.elapsed < 10
     assert report.signals["logs"].delivered == report.signals["logs"].sent > 0
+
+
+def test_failures_name_what_failed():
+    from telegen.send.engine import SendReport, SignalReport
+    def report(**signals):
+        return SendReport(elapsed=1.0, signals={name: SignalReport(name, **values) for name, values in signals.items()},
+                          target_events_per_second=0, processes=1)
+    assert report(traces={"sent": 10, "delivered": 9, "failed": 1}).failures() == []
+    assert report(traces={"sent": 0}).failures() == ["nothing was sent"]
+    assert report(traces={"sent": 10, "delivered": 10}, logs={"sent": 5, "failed": 3, "rejected": 2}).failures() == [
+        "logs: none of 5 events delivered (3 failed, 2 rejected)"]

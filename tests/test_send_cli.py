@@ -36,9 +36,10 @@ sending:
 {extra}""")
 
 
-def send(*args: str, env_key: str = "s3cr3t-api-key", timeout: float = 60) -> subprocess.CompletedProcess:
+def send(*args: str, env_key: str = "s3cr3t-api-key", timeout: float = 60,
+         env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import os
-    env = dict(os.environ, TEST_API_KEY=env_key)
+    env = dict(os.environ, TEST_API_KEY=env_key, **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "telegen", "send", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
@@ -79,10 +80,39 @@ def test_failures_are_counted_and_secrets_never_printed(template_dir, tmp_path):
     sender_yaml(config, template_dir)
     with Sink(faults=SinkFaults(error_code="UNAUTHENTICATED")) as sink:
         result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure")
-    assert result.returncode == 0, "endpoint errors never stop a run"
+    # Endpoint errors never stop a run early, but a run that delivered nothing failed.
+    assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
     assert "UNAUTHENTICATED" in output and "before any request succeeded" in output
+    assert "Sent for" in result.stdout, "the summary comes first"
+    for signal_name in ("traces", "metrics", "logs"):
+        assert f"telegen: run failed: {signal_name}: none of " in result.stderr
     assert "s3cr3t-api-key" not in output
+
+
+def test_a_signal_that_gets_nothing_through_fails_the_run(template_dir, tmp_path):
+    """Traces and metrics reach the sink; logs go to a closed port."""
+    from telegen.sink import free_port
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir, multiplier=1)
+    with Sink() as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", env_extra={
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
+        time.sleep(0.1)
+        stats = sink.stats()
+    assert result.returncode == 1, result.stderr
+    assert stats.traces.events > 0 and stats.metrics.events > 0 and stats.logs.events == 0
+    assert "telegen: run failed: logs: none of " in result.stderr
+    assert "run failed: traces" not in result.stderr and "run failed: metrics" not in result.stderr
+
+
+def test_tls_against_a_plaintext_port_fails_the_run(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir, multiplier=1)
+    with Sink() as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint)  # TLS: no --insecure
+    assert result.returncode == 1, result.stderr
+    assert "before any request succeeded" in result.stdout + result.stderr
 
 
 def test_ctrl_c_stops_gracefully_with_a_summary(template_dir, tmp_path):
@@ -99,7 +129,7 @@ def test_ctrl_c_stops_gracefully_with_a_summary(template_dir, tmp_path):
         stdout, stderr = process.communicate(timeout=30)
         time.sleep(0.1)
         received = sink.stats()
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
     assert "(interrupted)" in stdout and "delivered" in stdout
     delivered = sum(int(line.split()[1].replace(",", "")) for line in stdout.splitlines()
                     if line.strip().split(" ")[0] in ("traces", "metrics", "logs") and "delivered" in line)

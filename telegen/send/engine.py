@@ -260,6 +260,17 @@ class SendReport:
     def events_per_second(self) -> float:
         return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
 
+    def failures(self) -> list[str]:
+        """Why the run failed, or [] when it did not: nothing was delivered at
+        all, or a signal that sent events got none of them delivered (a wrong
+        endpoint, TLS or headers for that signal). Some failed or rejected
+        events beside delivered ones are counted, not a failed run."""
+        reasons = [f"{name}: none of {s.sent:,} events delivered ({s.failed:,} failed, {s.rejected:,} rejected)"
+                   for name, s in self.signals.items() if s.sent and not s.delivered]
+        if not self.delivered and not reasons:
+            reasons.append("nothing was sent")
+        return reasons
+
     def to_dict(self) -> dict:
         return {
             "elapsed_seconds": round(self.elapsed, 3),
