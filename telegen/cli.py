@@ -163,6 +163,8 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
+    from .send.shard import parse_shard
+
     """CLI flags as dotted config keys: they win over YAML and environment."""
     flags = {
         "otlp.endpoint": args.endpoint,
@@ -171,6 +173,12 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
         "sending.duration": args.duration,
         "sending.processes": args.processes,
     }
+    if args.shard is not None:
+        try:
+            index, count = parse_shard(args.shard)
+        except ValueError as exc:
+            raise TelegenError(f"--shard: {args.shard!r} is invalid: {exc}") from None
+        flags.update({"sending.shard.index": index, "sending.shard.count": count})
     return {key: value for key, value in flags.items() if value is not None}
 
 
@@ -226,6 +234,9 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, metavar="N", help="events per second over all signals; 0: unthrottled")
     parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
     parser.add_argument("--processes", type=int, metavar="N", help="worker processes sharing the rate")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
+                             "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
 
 

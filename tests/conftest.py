@@ -1,11 +1,19 @@
-"""Shared helpers: decode templates with the official opentelemetry-proto classes."""
+"""Shared helpers: decode templates with the official opentelemetry-proto classes;
+a receiver built from the official servicers that keeps what it gets."""
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
+from concurrent import futures
 from dataclasses import replace
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from telegen.generate.config import (
@@ -71,3 +79,60 @@ def small_config(**overrides) -> GeneratorConfig:
 @pytest.fixture
 def small() -> GeneratorConfig:
     return small_config()
+
+
+class Recorder(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer,
+               logs_service_pb2_grpc.LogsServiceServicer):
+    """A receiver from the official servicers: every request fully decoded and kept."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):  # noqa: N802 - the servicers' name
+        name = type(request).__name__
+        signal = {"ExportTraceServiceRequest": "traces", "ExportMetricsServiceRequest": "metrics",
+                  "ExportLogsServiceRequest": "logs"}[name]
+        with self.lock:
+            self.requests[signal].append(request)
+        return {"traces": trace_service_pb2.ExportTraceServiceResponse,
+                "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+                "logs": logs_service_pb2.ExportLogsServiceResponse}[signal]()
+
+    def spans(self):
+        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def events(self, signal: str) -> int:
+        if signal == "traces":
+            return len(self.spans())
+        if signal == "logs":
+            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
+                       for sl in rl.scope_logs)
+        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
+                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+
+
+def serve(recorder: Recorder, credentials=None) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.max_receive_message_length", 64 * 2**20)])
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(recorder, server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(recorder, server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(recorder, server)
+    port = (server.add_secure_port("127.0.0.1:0", credentials) if credentials
+            else server.add_insecure_port("127.0.0.1:0"))
+    server.start()
+    return server, port
+
+
+def metric_series(recorder: Recorder) -> set:
+    """Distinct series received: (resource attributes, metric name, point attributes)."""
+    def attrs(kvs) -> frozenset:
+        return frozenset((kv.key, kv.value.SerializeToString()) for kv in kvs)
+    series = set()
+    for request in recorder.requests["metrics"]:
+        for rm in request.resource_metrics:
+            resource = attrs(rm.resource.attributes)
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for point in getattr(m, m.WhichOneof("data")).data_points:
+                        series.add((resource, m.name, attrs(point.attributes)))
+    return series

@@ -10,10 +10,10 @@ from concurrent import futures
 
 import grpc
 import pytest
-from conftest import small_config
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from conftest import Recorder, serve, small_config
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 import telegen
 from telegen.send.batches import build_batches
@@ -23,48 +23,6 @@ from telegen.sink import Sink, SinkFaults, free_port
 
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
-
-
-class Recorder(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer,
-               logs_service_pb2_grpc.LogsServiceServicer):
-    """A receiver from the official servicers: every request fully decoded and kept."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, list] = defaultdict(list)
-        self.lock = threading.Lock()
-
-    def Export(self, request, context):  # noqa: N802 - the servicers' name
-        name = type(request).__name__
-        signal = {"ExportTraceServiceRequest": "traces", "ExportMetricsServiceRequest": "metrics",
-                  "ExportLogsServiceRequest": "logs"}[name]
-        with self.lock:
-            self.requests[signal].append(request)
-        return {"traces": trace_service_pb2.ExportTraceServiceResponse,
-                "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
-                "logs": logs_service_pb2.ExportLogsServiceResponse}[signal]()
-
-    def spans(self):
-        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-
-    def events(self, signal: str) -> int:
-        if signal == "traces":
-            return len(self.spans())
-        if signal == "logs":
-            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
-                       for sl in rl.scope_logs)
-        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
-                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
-
-
-def serve(recorder: Recorder, credentials=None) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.max_receive_message_length", 64 * 2**20)])
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(recorder, server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(recorder, server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(recorder, server)
-    port = (server.add_secure_port("127.0.0.1:0", credentials) if credentials
-            else server.add_insecure_port("127.0.0.1:0"))
-    server.start()
-    return server, port
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from .. import _fastpath
 from ..errors import TemplateFileError
 from ..templates import REQUEST_TYPES, decode_record, read_json_records, read_records
+from .shard import SeriesCopies
 
 # request field, resource-level item field, scope-level item field
 NESTING: dict[str, tuple[str, str, str]] = {
@@ -54,7 +55,14 @@ class SignalTemplates:
     templates: int  # records loaded
     events: int  # spans / data points / log records in them
     batches: tuple[Batch, ...]
-    replicas: int = 1  # times each batch goes out per pass (metric series multiplier)
+    # The `telegen.replica` numbers each batch goes out with, once per pass
+    # each (metric series multiplier, and the shard's share of the fleet's).
+    copies: SeriesCopies = SeriesCopies()
+
+    @property
+    def replicas(self) -> int:
+        """Times each batch goes out per pass."""
+        return self.copies.count
 
     @property
     def events_per_pass(self) -> int:
@@ -152,11 +160,14 @@ def _split_oversized(signal: str, message: Message, max_bytes: int) -> list[Mess
 
 
 def build_batches(signal: str, records: Sequence[bytes], per_batch: int, max_bytes: int,
-                  replicas: int = 1, source: str = "<templates>") -> SignalTemplates:
+                  replicas: int | SeriesCopies = 1, source: str = "<templates>") -> SignalTemplates:
     """Group `records` into batches of about `per_batch` events (traces for
     the traces signal: a trace is never split unless it alone exceeds
-    max_bytes) and at most max_bytes per request."""
-    replica_width = len(str(replicas - 1)) if replicas > 1 else 0
+    max_bytes) and at most max_bytes per request. `replicas`: copies of each
+    batch per pass, numbered 0..replicas-1, or a shard's SeriesCopies."""
+    copies = replicas if isinstance(replicas, SeriesCopies) else SeriesCopies(count=max(1, replicas),
+                                                                              total=max(1, replicas))
+    replica_width = copies.width
     batches: list[Batch] = []
     merger = _Merger(signal, replica_width)
     units = 0
@@ -187,7 +198,7 @@ def build_batches(signal: str, records: Sequence[bytes], per_batch: int, max_byt
     if units:
         batches.append(_finish(signal, [merger.serialize()]))
     return SignalTemplates(signal=signal, templates=len(records), events=total_events, batches=tuple(batches),
-                           replicas=max(1, replicas))
+                           copies=copies)
 
 
 def _finish(signal: str, pieces: Iterable[bytes]) -> Batch:
@@ -205,7 +216,7 @@ def _finish(signal: str, pieces: Iterable[bytes]) -> Batch:
 
 
 def load_signal(signal: str, path: str | os.PathLike, per_batch: int, max_bytes: int,
-                replicas: int = 1) -> SignalTemplates:
+                replicas: int | SeriesCopies = 1) -> SignalTemplates:
     records = read_template_file(path, signal)
     if not records:
         raise TemplateFileError(f"{path}: holds no {signal} templates")
@@ -218,8 +229,12 @@ def describe(loaded: SignalTemplates) -> str:
         text = f"Loaded {loaded.templates} trace templates ({loaded.events} spans)"
     elif loaded.signal == "metrics":
         text = f"Loaded {loaded.templates} metric templates ({loaded.events} time series)"
-        if loaded.replicas > 1:
-            text += f", each sent as {loaded.replicas} replicas ({loaded.events_per_pass} series)"
+        copies = loaded.copies
+        if copies.total > 1:
+            text += f", each sent as {copies.count} replicas ({loaded.events_per_pass} series)"
+            if copies.count < copies.total:
+                last = copies.first + copies.count - 1
+                text += f" numbered {copies.first}..{last} of the fleet's {copies.total}"
     else:
         text = f"Loaded {loaded.templates} log templates"
     return f"{text} in {len(loaded.batches)} batches"

@@ -6,8 +6,9 @@ Parsing uses telegen.configkit's walk (type hints + rules), as every stage's
 config does, so errors read the same: the dotted key path, the value, what
 was expected.
 
-Where a value comes from, lowest first: the default, the standard
-OTEL_EXPORTER_OTLP_* environment variables, the YAML, then CLI flags (passed as
+Where a value comes from, lowest first: the default, the environment (the
+standard OTEL_EXPORTER_OTLP_* variables, and the shard's TELEGEN_SHARD or
+JOB_COMPLETION_INDEX with TELEGEN_SHARDS), the YAML, then CLI flags (passed as
 dotted `overrides`). The layers are merged as plain data before validation, so
 each layer may give any subset of keys and headers merge key by key.
 
@@ -49,6 +50,7 @@ from ..configkit import (
 )
 from ..errors import ConfigError, TemplateFileError
 from ..templates import SIGNALS, pb_path
+from .shard import shard_from_env
 
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
 DEFAULT_PORT = 4317  # the OTLP/gRPC port, used when an endpoint names none
@@ -197,6 +199,14 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
+class ShardConfig:
+    """This sender is shard `index` of `count` in a fleet (see telegen.send.shard)."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class SendingConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
@@ -211,6 +221,7 @@ class SendingConfig:
     metric_series_multiplier: int = 1
     stats_interval: float = 5.0
     retry: RetryConfig = field(default_factory=RetryConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
 
 
 @dataclass(frozen=True)
@@ -423,6 +434,8 @@ _RULES: dict[str, Rule] = {
     "sending.retry.initial_backoff": Duration(low=0, low_open=True),
     "sending.retry.max_backoff": Duration(low=0, low_open=True),
     "sending.retry.backoff_multiplier": Range(low=1),
+    "sending.shard.index": AT_LEAST_0,
+    "sending.shard.count": AT_LEAST_1,
     "timestamps.jitter_ms": AT_LEAST_0,
     "timestamps.backdate_ms": AT_LEAST_0,
 }
@@ -500,7 +513,14 @@ def _check_retry(config: SenderConfig) -> None:
                       f"a duration >= sending.retry.initial_backoff ({retry.initial_backoff:g})")
 
 
-_CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry)
+def _check_shard(config: SenderConfig) -> None:
+    shard = config.sending.shard
+    if shard.index >= shard.count:
+        raise invalid("sending.shard.index", shard.index,
+                      f"an integer < sending.shard.count ({shard.count}): shards are numbered 0 .. count-1")
+
+
+_CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry, _check_shard)
 
 
 # ---------------------------------------------------------------------------
@@ -709,4 +729,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         if text is None or not text.strip():
             continue  # the specification treats empty as unset
         set_dotted(layer, parts, parse(var, text))
+    shard = shard_from_env(env)
+    if shard is not None:
+        set_dotted(layer, ("sending", "shard"), {"index": shard[0], "count": shard[1]})
     return layer

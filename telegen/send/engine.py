@@ -35,7 +35,7 @@ COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "ret
 @dataclass(frozen=True)
 class SendSettings:
     targets: dict[str, Target]
-    events_per_second: int = 0  # 0: as fast as possible
+    events_per_second: float = 0  # 0: as fast as possible
     concurrency: int = 50
     duration: float = 0.0  # seconds; 0: no time bound
     passes: int = 0  # 0: no pass bound
@@ -62,8 +62,8 @@ def build_schedule(loaded: Sequence[SignalTemplates]) -> list[ScheduleItem]:
     """One pass: every batch (times its replicas), signals interleaved evenly."""
     keyed = []
     for templates in loaded:
-        items = [ScheduleItem(templates.signal, batch, replica if templates.replicas > 1 else -1)
-                 for replica in range(templates.replicas) for batch in templates.batches]
+        numbers = templates.copies.numbers() if templates.copies.width else range(-1, 0)
+        items = [ScheduleItem(templates.signal, batch, replica) for replica in numbers for batch in templates.batches]
         keyed.extend(((k + 0.5) / len(items), SIGNALS.index(templates.signal), item) for k, item in enumerate(items))
     keyed.sort(key=lambda entry: (entry[0], entry[1]))
     return [item for _, _, item in keyed]
@@ -248,7 +248,7 @@ class SendReport:
 
     elapsed: float
     signals: dict[str, SignalReport]
-    target_events_per_second: int
+    target_events_per_second: float
     processes: int
     interrupted: bool = False
 

@@ -15,6 +15,7 @@ from ..errors import TemplateFileError
 from .batches import SignalTemplates, describe, load_signal
 from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
+from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
 
 
@@ -37,10 +38,12 @@ class Sender:
             return self._loaded
         sending = self.config.sending
         loaded = []
+        shard = sending.shard
         for signal, path in self.input_files().items():
-            replicas = sending.metric_series_multiplier if signal == "metrics" else 1
+            copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier)
+                      if signal == "metrics" else SeriesCopies())
             templates = load_signal(signal, path, getattr(sending.batch_size, signal),
-                                    sending.max_message_bytes, replicas)
+                                    sending.max_message_bytes, copies)
             self.write(describe(templates))
             loaded.append(templates)
         if not loaded:
@@ -54,7 +57,8 @@ class Sender:
         retry = sending.retry
         return SendSettings(
             targets={signal: self.target(signal) for signal in SIGNALS},
-            events_per_second=sending.rate_limit.events_per_second,
+            # The configured rate is the fleet's: a shard sends its 1/N.
+            events_per_second=sending.rate_limit.events_per_second / sending.shard.count,
             concurrency=sending.concurrency,
             duration=sending.duration,
             passes=sending.multiplier,
@@ -82,7 +86,14 @@ class Sender:
 
     def describe_setup(self) -> str:
         settings = self.settings()
-        rate = f"{settings.events_per_second:,} events/s" if settings.events_per_second else "as fast as possible"
+        shard = self.config.sending.shard
+        fleet_rate = self.config.sending.rate_limit.events_per_second
+        if not settings.events_per_second:
+            rate = "as fast as possible"
+        elif shard.count > 1:
+            rate = f"{settings.events_per_second:,.0f} events/s (1/{shard.count} of the fleet-wide {fleet_rate:,})"
+        else:
+            rate = f"{settings.events_per_second:,.0f} events/s"
         bounds = []
         if settings.duration:
             bounds.append(f"for {settings.duration:g} s")
@@ -90,7 +101,8 @@ class Sender:
             bounds.append(f"{settings.passes} passes")
         endpoints = sorted({f"{t.endpoint} ({'insecure' if t.insecure else 'TLS'}, {t.compression})"
                             for t in settings.targets.values()})
-        return (f"Sending to {', '.join(endpoints)} with {settings.processes} process(es) x "
+        who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
+        return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "
                 f"{settings.concurrency} requests in flight, {rate}, "
                 f"{' or '.join(bounds) if bounds else 'until stopped'}")
 

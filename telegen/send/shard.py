@@ -1,0 +1,80 @@
+"""Shards: sender i of N in a fleet, with no coordination between senders.
+
+A shard sends 1/N of the fleet-wide rate, draws its own random ids, and writes
+metric series no other shard writes: the shard is folded into the
+`telegen.replica` numbering, so shard i's copies of the template series are
+numbers i*k .. i*k+k-1 of N*k (k: the series multiplier), zero-padded to one
+width for the whole fleet. That is still a fixed-width patch, not a re-encode.
+
+The shard comes from `sending.shard`, `--shard I/N`, `TELEGEN_SHARD=I/N`, or a
+Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` with `TELEGEN_SHARDS=N`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+SHARD_FORMAT = "INDEX/COUNT with 0 <= INDEX < COUNT, such as 0/4"
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*\Z")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(index, count) from "I/N"; ValueError saying what is wrong."""
+    match = _SHARD.match(text)
+    if match is None:
+        raise ValueError(f"expected {SHARD_FORMAT}")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise ValueError(f"the count must be at least 1 ({SHARD_FORMAT})")
+    if index >= count:
+        raise ValueError(f"the index must be below the count ({SHARD_FORMAT})")
+    return index, count
+
+
+def shard_from_env(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """The shard the environment gives, if any. TELEGEN_SHARD=I/N wins over a
+    Kubernetes Indexed Job's JOB_COMPLETION_INDEX with TELEGEN_SHARDS=N."""
+    explicit = env.get("TELEGEN_SHARD", "").strip()
+    if explicit:
+        try:
+            return parse_shard(explicit)
+        except ValueError as exc:
+            raise ConfigError(f"TELEGEN_SHARD: {explicit!r} is invalid: {exc}") from None
+    count_text = env.get("TELEGEN_SHARDS", "").strip()
+    if not count_text:
+        return None  # JOB_COMPLETION_INDEX alone: an indexed job that is not a telegen fleet
+    index_text = env.get("JOB_COMPLETION_INDEX", "").strip()
+    if not index_text:
+        raise ConfigError(f"TELEGEN_SHARDS: {count_text!r} needs JOB_COMPLETION_INDEX (set in each pod of a "
+                          "Kubernetes Indexed Job) or TELEGEN_SHARD=I/N to say which shard this sender is")
+    try:
+        return parse_shard(f"{index_text}/{count_text}")
+    except ValueError as exc:
+        raise ConfigError(f"JOB_COMPLETION_INDEX={index_text!r} with TELEGEN_SHARDS={count_text!r} is invalid: "
+                          f"{exc}") from None
+
+
+@dataclass(frozen=True)
+class SeriesCopies:
+    """Which `telegen.replica` numbers this sender writes: `count` copies of
+    every metric series per pass, numbered first .. first+count-1 out of
+    `total` over the whole fleet."""
+
+    first: int = 0
+    count: int = 1
+    total: int = 1
+
+    @classmethod
+    def for_shard(cls, index: int, shards: int, multiplier: int) -> SeriesCopies:
+        return cls(first=index * multiplier, count=multiplier, total=shards * multiplier)
+
+    @property
+    def width(self) -> int:
+        """Digits of the replica attribute; 0: no attribute (one copy in the fleet)."""
+        return len(str(self.total - 1)) if self.total > 1 else 0
+
+    def numbers(self) -> range:
+        return range(self.first, self.first + self.count)
