@@ -20,7 +20,7 @@ import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
 if sys.byteorder != "little":  # protobuf fixed64/double are little-endian on the wire
@@ -108,6 +108,56 @@ cdef class PatchPlan:
 
 # -- scanning --------------------------------------------------------------------
 
+cdef class _Rows:
+    """A growable C array of int64 rows of `width` columns: what a scan
+    records per field, without a Python object per row."""
+    cdef int64_t* data
+    cdef Py_ssize_t n, cap, width
+
+    def __cinit__(self, Py_ssize_t width):
+        self.width = width
+        self.n = 0
+        self.cap = 0
+        self.data = NULL
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int64_t* row(self) except NULL:
+        """Room for one more row, counted; the caller fills it."""
+        cdef Py_ssize_t cap
+        cdef int64_t* grown
+        if self.n == self.cap:
+            cap = self.cap * 2 if self.cap else 64
+            grown = <int64_t*>realloc(self.data, cap * self.width * sizeof(int64_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.data = grown
+            self.cap = cap
+        self.n += 1
+        return self.data + (self.n - 1) * self.width
+
+    cdef int add1(self, int64_t a) except -1:
+        self.row()[0] = a
+        return 0
+
+    cdef int add2(self, int64_t a, int64_t b) except -1:
+        cdef int64_t* r = self.row()
+        r[0] = a
+        r[1] = b
+        return 0
+
+    cdef object array(self, object dtype, bint flat):
+        """A numpy copy: (n, width) rows, or n values when `flat`."""
+        out = np.empty(self.n * self.width, dtype=dtype)
+        if not flat:
+            out = out.reshape(self.n, self.width)
+        cdef uint8_t[::1] raw = out.reshape(-1).view(np.uint8)
+        if self.n:
+            memcpy(&raw[0], self.data, self.n * self.width * sizeof(int64_t))
+        return out
+
+
 cdef struct Field:
     uint64_t number
     int wire
@@ -121,27 +171,30 @@ cdef class _Scanner:
     cdef Py_ssize_t size
     cdef int signal
     cdef Py_ssize_t events
-    cdef list ids16, ids8, time_add, time_now, time_start, time_window
-    cdef list counters, gauges, histograms, bucket_runs, replicas, links
-    cdef list group_min, group_max
+    cdef _Rows ids16, ids8, time_add, time_now, time_start, time_window
+    cdef _Rows counters, gauges, histograms, bucket_runs, replicas
+    cdef _Rows group_min, group_max  # uint64 values kept in int64 slots
+    cdef _Rows times  # one span's or log record's time offsets, reused
+    cdef list links
     cdef dict id_groups
     cdef Py_ssize_t n_time_groups
 
     def __cinit__(self):
-        self.ids16 = []
-        self.ids8 = []
-        self.time_add = []
-        self.time_now = []
-        self.time_start = []
-        self.time_window = []
-        self.counters = []
-        self.gauges = []
-        self.histograms = []
-        self.bucket_runs = []
-        self.replicas = []
+        self.ids16 = _Rows(2)
+        self.ids8 = _Rows(2)
+        self.time_add = _Rows(2)
+        self.time_now = _Rows(1)
+        self.time_start = _Rows(1)
+        self.time_window = _Rows(2)
+        self.counters = _Rows(2)
+        self.gauges = _Rows(2)
+        self.histograms = _Rows(4)
+        self.bucket_runs = _Rows(2)
+        self.replicas = _Rows(2)
+        self.group_min = _Rows(1)
+        self.group_max = _Rows(1)
+        self.times = _Rows(1)
         self.links = []
-        self.group_min = []
-        self.group_max = []
         self.id_groups = {}
         self.n_time_groups = 0
         self.events = 0
@@ -196,6 +249,10 @@ cdef class _Scanner:
         cdef int shift = 0
         cdef uint8_t byte
         cdef Py_ssize_t at = pos[0]
+        if at < end and self.buf[at] < 0x80:  # one byte: most tags and short lengths
+            out[0] = self.buf[at]
+            pos[0] = at + 1
+            return 0
         while True:
             if pos[0] >= end:
                 self._fail(at, "truncated varint")
@@ -232,14 +289,14 @@ cdef class _Scanner:
     cdef int add_ids(self, Py_ssize_t group, Py_ssize_t trace_off, Py_ssize_t span_off) except -1:
         """A trace id and a span id (either may be absent: -1) keyed to `group`."""
         if trace_off >= 0:
-            self.ids16.append((trace_off, group))
+            self.ids16.add2(trace_off, group)
         if span_off >= 0:
-            self.ids8.append((span_off, group))
+            self.ids8.add2(span_off, group)
         return 0
 
     cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high):
-        self.group_min.append(low)
-        self.group_max.append(high)
+        self.group_min.add1(<int64_t>low)
+        self.group_max.add1(<int64_t>high)
         self.n_time_groups += 1
         return self.n_time_groups - 1
 
@@ -288,7 +345,7 @@ cdef class _Scanner:
                     while vpos < k.end:
                         self.next_field(&vpos, k.end, &v)
                         if v.number == 1 and v.wire == WIRE_LEN and v.end > v.start:
-                            self.replicas.append((v.start, v.end - v.start))
+                            self.replicas.add2(v.start, v.end - v.start)
         return 0
 
     cdef int scan_scope_items(self, Py_ssize_t start, Py_ssize_t end) except -1:
@@ -313,8 +370,10 @@ cdef class _Scanner:
         cdef Field f
         cdef Py_ssize_t trace_off = -1, span_off = -1, parent_off = -1
         cdef uint64_t t_start = 0, t_end = 0
-        cdef list times = []
+        cdef _Rows times = self.times
         cdef bytes trace_id = b""
+        cdef Py_ssize_t i
+        times.n = 0
         self.events += 1
         while pos < end:
             self.next_field(&pos, end, &f)
@@ -327,7 +386,7 @@ cdef class _Scanner:
             elif f.number == 7 or f.number == 8:
                 self.expect(&f, WIRE_I64, "span time")
                 if f.value:
-                    times.append(f.start)
+                    times.add1(f.start)
                     if f.number == 7:
                         t_start = f.value
                     else:
@@ -341,20 +400,23 @@ cdef class _Scanner:
         cdef Py_ssize_t group = self.id_group(trace_id)
         if group == self.n_time_groups:
             self.new_time_group(U64_MAX, 0)
-        if t_start and t_start < self.group_min[group]:
-            self.group_min[group] = t_start
-        if t_end and t_end > self.group_max[group]:
-            self.group_max[group] = t_end
+        cdef uint64_t* low = <uint64_t*>self.group_min.data + group
+        cdef uint64_t* high = <uint64_t*>self.group_max.data + group
+        if t_start and t_start < low[0]:
+            low[0] = t_start
+        if t_end and t_end > high[0]:
+            high[0] = t_end
         if trace_off >= 0:
-            self.ids16.append((trace_off, group))
-        for off in (span_off, parent_off):
-            if off >= 0:
-                self.ids8.append((off, group))
-        for off in times:
-            self.time_add.append((off, group))
+            self.ids16.add2(trace_off, group)
+        if span_off >= 0:
+            self.ids8.add2(span_off, group)
+        if parent_off >= 0:
+            self.ids8.add2(parent_off, group)
+        for i in range(times.n):
+            self.time_add.add2(times.data[i], group)
         return 0
 
-    cdef int scan_event(self, Py_ssize_t start, Py_ssize_t end, list times) except -1:
+    cdef int scan_event(self, Py_ssize_t start, Py_ssize_t end, _Rows times) except -1:
         cdef Py_ssize_t pos = start
         cdef Field f
         while pos < end:
@@ -362,7 +424,7 @@ cdef class _Scanner:
             if f.number == 1:
                 self.expect(&f, WIRE_I64, "event.time_unix_nano")
                 if f.value:
-                    times.append(f.start)
+                    times.add1(f.start)
         return 0
 
     cdef int scan_link(self, Py_ssize_t start, Py_ssize_t end) except -1:
@@ -396,16 +458,18 @@ cdef class _Scanner:
         cdef Field f
         cdef Py_ssize_t trace_off = -1, span_off = -1
         cdef uint64_t t_time = 0, t_observed = 0
-        cdef list times = []
+        cdef _Rows times = self.times
         cdef bytes trace_id = b""
         cdef bint has_ids = False
+        cdef Py_ssize_t i
+        times.n = 0
         self.events += 1
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 1 or f.number == 11:
                 self.expect(&f, WIRE_I64, "log time")
                 if f.value:
-                    times.append(f.start)
+                    times.add1(f.start)
                     if f.number == 1:
                         t_time = f.value
                     else:
@@ -417,11 +481,12 @@ cdef class _Scanner:
                 self.id_value(&f, 8, "log.span_id", &span_off)
                 has_ids = has_ids or span_off >= 0
         cdef Py_ssize_t group
-        if times:
+        cdef uint64_t anchor
+        if times.n:
             anchor = t_time if t_time else t_observed
             group = self.new_time_group(anchor, anchor)
-            for off in times:
-                self.time_add.append((off, group))
+            for i in range(times.n):
+                self.time_add.add2(times.data[i], group)
         if has_ids:
             group = self.id_group(trace_id)
             self.add_ids(group, trace_off, span_off)
@@ -480,12 +545,12 @@ cdef class _Scanner:
 
     cdef int point_times(self, Py_ssize_t start_off, Py_ssize_t time_off, bint cumulative) except -1:
         if time_off >= 0:
-            self.time_now.append(time_off)
+            self.time_now.add1(time_off)
         if start_off >= 0:
             if cumulative:
-                self.time_start.append(start_off)
+                self.time_start.add1(start_off)
             elif time_off >= 0:
-                self.time_window.append((start_off, time_off))
+                self.time_window.add2(start_off, time_off)
         return 0
 
     cdef int scan_number_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative, bint counter) except -1:
@@ -506,14 +571,15 @@ cdef class _Scanner:
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
         if value_off >= 0:
-            (self.counters if counter else self.gauges).append((value_off, is_int))
+            (self.counters if counter else self.gauges).add2(value_off, is_int)
         return 0
 
     cdef int scan_histogram_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative) except -1:
         cdef Py_ssize_t pos = start
         cdef Field f
         cdef Py_ssize_t start_off = -1, time_off = -1, count_off = -1, sum_off = -1
-        cdef Py_ssize_t runs_from = len(self.bucket_runs)
+        cdef Py_ssize_t runs_from = self.bucket_runs.n
+        cdef int64_t* h
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
@@ -529,18 +595,22 @@ cdef class _Scanner:
                     if (f.end - f.start) % 8:
                         self._fail(f.start, "packed bucket_counts length is not a multiple of 8")
                     if f.end > f.start:
-                        self.bucket_runs.append((f.start, (f.end - f.start) // 8))
+                        self.bucket_runs.add2(f.start, (f.end - f.start) // 8)
                 else:
                     self.expect(&f, WIRE_I64, "bucket_counts")
-                    self.bucket_runs.append((f.start, 1))
+                    self.bucket_runs.add2(f.start, 1)
             elif f.number == 8:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
         if cumulative and count_off >= 0:
-            self.histograms.append((count_off, sum_off, runs_from, len(self.bucket_runs)))
+            h = self.histograms.row()
+            h[0] = count_off
+            h[1] = sum_off
+            h[2] = runs_from
+            h[3] = self.bucket_runs.n
         else:
-            del self.bucket_runs[runs_from:]
+            self.bucket_runs.n = runs_from
         return 0
 
     cdef int scan_other_point(self, Py_ssize_t start, Py_ssize_t end, bint exponential, bint cumulative) except -1:
@@ -569,7 +639,7 @@ cdef class _Scanner:
             if f.number == 2:
                 self.expect(&f, WIRE_I64, "exemplar.time_unix_nano")
                 if f.value:
-                    self.time_now.append(f.start)
+                    self.time_now.add1(f.start)
             elif f.number == 5:
                 trace_id = self.id_value(&f, 16, "exemplar.trace_id", &trace_off)
             elif f.number == 4:
@@ -620,19 +690,19 @@ cdef class _Scanner:
         plan.events = self.events
         plan.n_id_groups = len(self.id_groups)
         plan.n_time_groups = self.n_time_groups
-        plan.ids16 = _rows(self.ids16, 2)
-        plan.ids8 = _rows(self.ids8, 2)
-        plan.time_add = _rows(self.time_add, 2)
-        plan.time_now = np.array(self.time_now, dtype=np.int64)
-        plan.time_start = np.array(self.time_start, dtype=np.int64)
-        plan.time_window = _rows(self.time_window, 2)
-        plan.counters = _rows(self.counters, 2)
-        plan.gauges = _rows(self.gauges, 2)
-        plan.histograms = _rows(self.histograms, 4)
-        plan.bucket_runs = _rows(self.bucket_runs, 2)
-        plan.replicas = _rows(self.replicas, 2)
-        plan.group_min = np.array(self.group_min, dtype=np.uint64)
-        plan.group_max = np.array(self.group_max, dtype=np.uint64)
+        plan.ids16 = self.ids16.array(np.int64, False)
+        plan.ids8 = self.ids8.array(np.int64, False)
+        plan.time_add = self.time_add.array(np.int64, False)
+        plan.time_now = self.time_now.array(np.int64, True)
+        plan.time_start = self.time_start.array(np.int64, True)
+        plan.time_window = self.time_window.array(np.int64, False)
+        plan.counters = self.counters.array(np.int64, False)
+        plan.gauges = self.gauges.array(np.int64, False)
+        plan.histograms = self.histograms.array(np.int64, False)
+        plan.bucket_runs = self.bucket_runs.array(np.int64, False)
+        plan.replicas = self.replicas.array(np.int64, False)
+        plan.group_min = self.group_min.array(np.uint64, True)
+        plan.group_max = self.group_max.array(np.uint64, True)
         return plan
 
 
@@ -645,10 +715,6 @@ cdef _Scanner _scanner(str signal, const uint8_t[::1] view):
     scanner.size = view.shape[0]
     scanner.signal = SIGNALS.index(signal)
     return scanner
-
-
-def _rows(list rows, int width):
-    return np.array(rows, dtype=np.int64).reshape(-1, width)
 
 
 def scan(signal: str, data) -> PatchPlan:
@@ -670,6 +736,373 @@ def count_events(signal: str, data) -> int:
     cdef _Scanner scanner = _scanner(signal, view)
     scanner.count_nested(0, scanner.size, 0)
     return scanner.events
+
+
+# -- load-time assembly: requests regrouped at the wire level --------------------
+#
+# Every signal nests the same way: request {1: ResourceX}, ResourceX {1: resource,
+# 2: ScopeX, 3: schema_url}, ScopeX {1: scope, 2: item, 3: schema_url}, the item
+# being a span, a metric or a log record. Regrouping moves bytes between these
+# levels and never decodes an item.
+
+cdef inline Py_ssize_t _varint_size(uint64_t v) noexcept nogil:
+    cdef Py_ssize_t n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+cdef inline Py_ssize_t _put_varint(char* p, uint64_t v) noexcept nogil:
+    cdef Py_ssize_t n = 0
+    while v >= 0x80:
+        p[n] = <char>((v & 0x7F) | 0x80)
+        v >>= 7
+        n += 1
+    p[n] = <char>v
+    return n + 1
+
+
+cdef inline Py_ssize_t _len_field_size(Py_ssize_t length) noexcept nogil:
+    """Bytes of a length-delimited field whose tag takes one byte."""
+    return 1 + _varint_size(<uint64_t>length) + length
+
+
+cdef inline Py_ssize_t _put_len_field(char* p, uint8_t tag, Py_ssize_t length) noexcept nogil:
+    """Writes a tag and a length; returns their size (the value follows)."""
+    p[0] = <char>tag
+    return 1 + _put_varint(p + 1, <uint64_t>length)
+
+
+cdef bytes _replica_attribute(Py_ssize_t width):
+    """The serialized Resource.attributes entry (tag included) of
+    KeyValue{key: "telegen.replica", value: {string_value: "0" * width}}."""
+    if width <= 0:
+        return b""
+    value = b"\x0a" + bytes([width]) + b"0" * width          # AnyValue.string_value
+    key_value = b"\x0a" + bytes([len(REPLICA_KEY)]) + REPLICA_KEY + b"\x12" + bytes([len(value)]) + value
+    return b"\x0a" + bytes([len(key_value)]) + key_value
+
+
+cdef class _Group:
+    """One ResourceX or ScopeX of the output: its header message and schema_url
+    bytes, and what goes under it: scope groups, or (for a scope) runs of raw
+    item fields as (address, length) rows into the input buffers, copied once,
+    when the request is built."""
+    cdef bytes head, schema
+    cdef list children
+    cdef _Rows runs
+    cdef Py_ssize_t children_size  # serialized bytes of what goes under it
+
+    def __cinit__(self, bytes head, bytes schema):
+        self.head = head
+        self.schema = schema
+        self.children = []
+        self.runs = _Rows(2)
+        self.children_size = 0
+
+    cdef int add_run(self, const char* start, Py_ssize_t length) except -1:
+        self.runs.add2(<int64_t>start, length)
+        self.children_size += length
+        return 0
+
+
+cdef class Regrouper:
+    """Builds one request from the items of several: the items of one resource
+    (and schema_url) gathered under one ResourceX, those of one scope under one
+    ScopeX, in first-seen order. `replica_width` > 0 appends a `telegen.replica`
+    attribute of that many zeros to every resource, for the patch to number."""
+    cdef int signal
+    cdef bytes replica
+    cdef dict resource_index, scope_index
+    cdef list resources
+    cdef list owners  # the input buffers the runs point into, kept alive until build
+    cdef readonly Py_ssize_t items
+
+    def __init__(self, str signal, Py_ssize_t replica_width=0):
+        if signal not in SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+        self.signal = SIGNALS.index(signal)
+        self.replica = _replica_attribute(replica_width)
+        self.resource_index = {}
+        self.scope_index = {}
+        self.resources = []
+        self.owners = []
+        self.items = 0
+
+    cdef _Group scope_group(self, bytes resource, bytes resource_schema, bytes scope, bytes scope_schema):
+        rkey = resource + b"\0" + resource_schema
+        cdef _Group rgroup = self.resource_index.get(rkey)
+        if rgroup is None:
+            rgroup = _Group(resource + self.replica, resource_schema)
+            self.resource_index[rkey] = rgroup
+            self.resources.append(rgroup)
+        skey = (rkey, scope + b"\0" + scope_schema)
+        cdef _Group sgroup = self.scope_index.get(skey)
+        if sgroup is None:
+            sgroup = _Group(scope, scope_schema)
+            self.scope_index[skey] = sgroup
+            rgroup.children.append(sgroup)
+        return sgroup
+
+    def add(self, data, Py_ssize_t start=0, Py_ssize_t end=-1):
+        """Gather every item of the request data[start:end] (all of `data` by default).
+        Raises ValueError with the byte offset on malformed input."""
+        cdef const uint8_t[::1] view = data
+        cdef _Scanner walk = _scanner(SIGNALS[self.signal], view)
+        if end < 0:
+            end = walk.size
+        if not 0 <= start <= end <= walk.size:
+            raise ValueError(f"range {start}..{end} is outside the {walk.size}-byte buffer")
+        self.owners.append(data)
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        while pos < end:
+            walk.next_field(&pos, end, &f)
+            if f.number == 1:
+                walk.expect(&f, WIRE_LEN, "resource items")
+                self.add_resource_items(walk, f.start, f.end)
+        return None
+
+    cdef int add_resource_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end) except -1:
+        """One ResourceX: its scopes' items gathered under their groups."""
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef bytes resource = b"", schema = b""
+        cdef list scopes = []
+        cdef const char* buf = <const char*>walk.buf
+        while pos < end:
+            walk.next_field(&pos, end, &f)
+            if f.number == 1:
+                walk.expect(&f, WIRE_LEN, "resource")
+                resource = buf[f.start:f.end]
+            elif f.number == 2:
+                walk.expect(&f, WIRE_LEN, "scope items")
+                scopes.append((f.start, f.end))
+            elif f.number == 3:
+                walk.expect(&f, WIRE_LEN, "schema_url")
+                schema = buf[f.start:f.end]
+        for scope_start, scope_end in scopes:
+            self.add_scope_items(walk, scope_start, scope_end, resource, schema)
+        return 0
+
+    cdef int add_scope_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end, bytes resource,
+                             bytes resource_schema) except -1:
+        cdef Py_ssize_t pos = start, field_start, run_start = -1, run_end = -1
+        cdef Field f
+        cdef bytes scope = b"", schema = b""
+        cdef const char* buf = <const char*>walk.buf
+        cdef Py_ssize_t n_items = 0
+        # The scope and its schema_url first: they say which group the items join.
+        while pos < end:
+            walk.next_field(&pos, end, &f)
+            if f.number == 1:
+                walk.expect(&f, WIRE_LEN, "scope")
+                scope = buf[f.start:f.end]
+            elif f.number == 3:
+                walk.expect(&f, WIRE_LEN, "schema_url")
+                schema = buf[f.start:f.end]
+            elif f.number == 2:
+                walk.expect(&f, WIRE_LEN, "item")
+                n_items += 1
+        if not n_items:
+            return 0
+        cdef _Group group = self.scope_group(resource, resource_schema, scope, schema)
+        pos = start
+        while pos < end:
+            field_start = pos
+            walk.next_field(&pos, end, &f)
+            if f.number != 2:
+                continue
+            if run_end == field_start:
+                run_end = pos
+            else:  # the first item, or another field came between: a new run
+                if run_start >= 0:
+                    group.add_run(buf + run_start, run_end - run_start)
+                run_start, run_end = field_start, pos
+        group.add_run(buf + run_start, run_end - run_start)
+        self.items += n_items
+        return 0
+
+    cdef int add_run(self, bytes resource, bytes resource_schema, bytes scope, bytes scope_schema,
+                     const char* start, Py_ssize_t length, Py_ssize_t n_items) except -1:
+        """A run of `n_items` consecutive item fields in a buffer in `owners`."""
+        self.scope_group(resource, resource_schema, scope, scope_schema).add_run(start, length)
+        self.items += n_items
+        return 0
+
+    cpdef bytes build(self):
+        """The request: ResourceX by ResourceX, as first seen."""
+        cdef _Group r, s
+        cdef Py_ssize_t total = 0, size, scopes_size
+        cdef list sizes = []
+        for r in self.resources:
+            scopes_size = 0
+            for s in r.children:
+                size = _optional_size(s.head) + s.children_size + _optional_size(s.schema)
+                scopes_size += _len_field_size(size)
+                sizes.append(size)
+            size = _optional_size(r.head) + scopes_size + _optional_size(r.schema)
+            r.children_size = scopes_size
+            total += _len_field_size(size)
+            sizes.append(size)
+        out = PyBytes_FromStringAndSize(NULL, total)
+        cdef char* p = PyBytes_AS_STRING(out)
+        cdef Py_ssize_t at = 0, k = 0, rsize_index, i
+        # sizes hold, per resource, its scopes' sizes then its own
+        for r in self.resources:
+            rsize_index = k + len(r.children)
+            at += _put_len_field(p + at, 0x0A, sizes[rsize_index])
+            at = _put_optional(p, at, 0x0A, r.head)
+            for s in r.children:
+                at += _put_len_field(p + at, 0x12, sizes[k])
+                k += 1
+                at = _put_optional(p, at, 0x0A, s.head)
+                for i in range(s.runs.n):
+                    memcpy(p + at, <const char*>s.runs.data[2 * i], s.runs.data[2 * i + 1])
+                    at += s.runs.data[2 * i + 1]
+                at = _put_optional(p, at, 0x1A, s.schema)
+            at = _put_optional(p, at, 0x1A, r.schema)
+            k += 1
+        if at != total:
+            raise AssertionError(f"regroup wrote {at} bytes, expected {total}")
+        return out
+
+
+cdef inline Py_ssize_t _optional_size(bytes value):
+    """An empty message or string is left out, as protobuf serializers do."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
+    return _len_field_size(n) if n else 0
+
+
+cdef inline Py_ssize_t _put_optional(char* p, Py_ssize_t at, uint8_t tag, bytes value):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
+    if n:
+        at += _put_len_field(p + at, tag, n)
+        memcpy(p + at, PyBytes_AS_STRING(value), n)
+        at += n
+    return at
+
+
+cdef class _Splitter:
+    """Cuts one request into pieces of at most about max_bytes, item by item:
+    each piece a Regrouper fed runs of consecutive items, never one item at a
+    time, so a 100,000-span trace costs a few calls per piece."""
+    cdef str signal
+    cdef Py_ssize_t width, max_bytes, size
+    cdef Regrouper current
+    cdef object last_resource, last_scope
+    cdef list pieces
+
+    def __cinit__(self, str signal, Py_ssize_t max_bytes, Py_ssize_t width):
+        self.signal = signal
+        self.width = width
+        self.max_bytes = max_bytes
+        self.pieces = []
+        self.start_piece()
+
+    cdef int start_piece(self) except -1:
+        self.current = Regrouper(self.signal, self.width)
+        self.size = 0
+        self.last_resource = self.last_scope = None
+        return 0
+
+    cdef int finish_piece(self) except -1:
+        if self.size:
+            self.pieces.append(self.current.build())
+        return 0
+
+    cdef int add_run(self, bytes resource, bytes resource_schema, bytes scope, bytes scope_schema,
+                     const char* start, Py_ssize_t length, Py_ssize_t n_items) except -1:
+        return self.current.add_run(resource, resource_schema, scope, scope_schema, start, length, n_items)
+
+    cdef int resource_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t pos = start
+        cdef Field f
+        cdef bytes resource = b"", schema = b""
+        cdef const char* buf = <const char*>walk.buf
+        cdef list scopes = []
+        while pos < end:
+            walk.next_field(&pos, end, &f)
+            if f.number == 1:
+                walk.expect(&f, WIRE_LEN, "resource")
+                resource = buf[f.start:f.end]
+            elif f.number == 2:
+                walk.expect(&f, WIRE_LEN, "scope items")
+                scopes.append((f.start, f.end))
+            elif f.number == 3:
+                walk.expect(&f, WIRE_LEN, "schema_url")
+                schema = buf[f.start:f.end]
+        for scope_start, scope_end in scopes:
+            self.scope_items(walk, scope_start, scope_end, resource, schema)
+        return 0
+
+    cdef int scope_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end, bytes resource,
+                         bytes resource_schema) except -1:
+        cdef Py_ssize_t pos = start, field_start, run_start = -1, run_end = -1, item_size, n_run = 0
+        cdef Field f
+        cdef bytes scope = b"", schema = b""
+        cdef const char* buf = <const char*>walk.buf
+        cdef list items = []
+        # Scope and schema first: a run of items is added under them.
+        while pos < end:
+            walk.next_field(&pos, end, &f)
+            if f.number == 1:
+                walk.expect(&f, WIRE_LEN, "scope")
+                scope = buf[f.start:f.end]
+            elif f.number == 3:
+                walk.expect(&f, WIRE_LEN, "schema_url")
+                schema = buf[f.start:f.end]
+        pos = start
+        while pos < end:
+            field_start = pos
+            walk.next_field(&pos, end, &f)
+            if f.number != 2:
+                continue
+            walk.expect(&f, WIRE_LEN, "item")
+            item_size = f.end - f.start + 16  # the item and room for its framing
+            if self.size and self.size + item_size > self.max_bytes:
+                if n_run:
+                    self.add_run(resource, resource_schema, scope, schema, buf + run_start, run_end - run_start, n_run)
+                    n_run = 0
+                self.finish_piece()
+                self.start_piece()
+            if resource != self.last_resource:
+                self.size += PyBytes_GET_SIZE(resource) + 8
+                self.last_resource, self.last_scope = resource, None
+            if scope != self.last_scope:
+                self.size += PyBytes_GET_SIZE(scope) + 8
+                self.last_scope = scope
+            if n_run and run_end != field_start:  # another field between items: a new run
+                self.add_run(resource, resource_schema, scope, schema, buf + run_start, run_end - run_start, n_run)
+                n_run = 0
+            if not n_run:
+                run_start = field_start
+            run_end = pos
+            n_run += 1
+            self.size += item_size
+        if n_run:
+            self.add_run(resource, resource_schema, scope, schema, buf + run_start, run_end - run_start, n_run)
+        return 0
+
+
+def split(str signal, data, Py_ssize_t max_bytes, Py_ssize_t replica_width=0) -> list:
+    """One request cut into requests of at most about `max_bytes` each, item by
+    item, every item under its own resource and scope (each piece regrouped).
+    For a template too big for one message: a 100,000-span trace."""
+    cdef const uint8_t[::1] view = data
+    cdef _Scanner walk = _scanner(signal, view)
+    cdef _Splitter splitter = _Splitter(signal, max_bytes, replica_width)
+    cdef Py_ssize_t pos = 0
+    # `data` outlives every piece's build (all happen inside this call).
+    cdef Field f
+    while pos < walk.size:
+        walk.next_field(&pos, walk.size, &f)
+        if f.number == 1:
+            walk.expect(&f, WIRE_LEN, "resource items")
+            splitter.resource_items(walk, f.start, f.end)
+    splitter.finish_piece()
+    return splitter.pieces
 
 
 # -- patching --------------------------------------------------------------------

@@ -133,7 +133,7 @@ def _hex_to_base64(value: str) -> str:
 
 
 # The repeated fields that nest request -> resource -> scope -> item.
-_NESTING: dict[str, tuple[str, str, str]] = {
+NESTING: dict[str, tuple[str, str, str]] = {
     "traces": ("resource_spans", "scope_spans", "spans"),
     "metrics": ("resource_metrics", "scope_metrics", "metrics"),
     "logs": ("resource_logs", "scope_logs", "log_records"),
@@ -181,7 +181,7 @@ def _json_fragments(message: Message, nesting: tuple[str, ...]) -> Iterator[str]
 def to_otlp_json(signal: str, record: bytes | memoryview) -> str:
     """One request as OTLP JSON (lowerCamelCase names, hex ids, enums as
     integers, 64-bit integers as strings), on a single line."""
-    return "".join(_json_fragments(decode_record(signal, record), _NESTING[signal]))
+    return "".join(_json_fragments(decode_record(signal, record), NESTING[signal]))
 
 
 def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
@@ -253,7 +253,7 @@ class TemplateSet:
 
 def _json_lines(signal: str, records: list[bytes]) -> Iterator[bytes]:
     for record in records:
-        for fragment in _json_fragments(decode_record(signal, record), _NESTING[signal]):
+        for fragment in _json_fragments(decode_record(signal, record), NESTING[signal]):
             yield fragment.encode()
         yield b"\n"
 

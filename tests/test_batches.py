@@ -102,3 +102,68 @@ def test_bad_template_files(tmp_path, templates):
     wrong.write_bytes(b"\x05\xff\xff\xff\xff\xff")
     with pytest.raises(TemplateFileError, match="wrong.pb record 0"):
         load_signal("traces", wrong, 10, 2**20)
+
+
+# -- the compiled regrouping against its protobuf twin ---------------------------
+
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+@pytest.mark.parametrize("width", [0, 3])
+def test_regrouper_matches_its_protobuf_twin(templates, signal, width):
+    from telegen.send.reference import regroup_reference
+    records = templates.records(signal)
+    for chunk in (records[:1], records[:7], records[3:40], records):
+        grouper = fp.Regrouper(signal, width)
+        for record in chunk:
+            grouper.add(memoryview(record))  # views, as a mapped template file gives them
+        ours = grouper.build()
+        theirs = regroup_reference(signal, chunk, width)
+        assert decode(signal, ours) == decode(signal, theirs)
+        assert fp.count_events(signal, ours) == sum(fp.count_events(signal, r) for r in chunk)
+        assert len(ours) == len(theirs), "same fields, same sizes; only the order inside a Resource may differ"
+
+
+@pytest.mark.parametrize("max_bytes", [2048, 32 * 1024, 10**9])
+def test_split_matches_its_protobuf_twin(templates, max_bytes):
+    from telegen.send.reference import split_reference
+    big = max(templates.traces, key=len)
+    ours = fp.split("traces", big, max_bytes, 2)
+    theirs = split_reference("traces", big, max_bytes, 2)
+    assert [decode("traces", piece) for piece in ours] == [decode("traces", piece) for piece in theirs]
+    assert sum(fp.count_events("traces", piece) for piece in ours) == fp.count_events("traces", big)
+
+
+def test_regrouper_keeps_resources_and_scopes_apart_by_schema_url():
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from telegen.send.reference import regroup_reference
+    requests = []
+    for schema, scope_schema, body in (("s1", "", "a"), ("s2", "", "b"), ("s1", "x", "c"), ("s1", "", "d")):
+        request = ExportLogsServiceRequest()
+        rl = request.resource_logs.add(schema_url=schema)
+        rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+        sl = rl.scope_logs.add(schema_url=scope_schema)
+        sl.scope.name = "lib"
+        sl.log_records.add(time_unix_nano=1).body.string_value = body
+        requests.append(request.SerializeToString())
+    grouper = fp.Regrouper("logs")
+    for request in requests:
+        grouper.add(request)
+    merged = decode("logs", grouper.build())
+    assert merged == decode("logs", regroup_reference("logs", requests))
+    assert [rl.schema_url for rl in merged.resource_logs] == ["s1", "s2"]
+    assert [[r.body.string_value for sl in rl.scope_logs for r in sl.log_records] for rl in merged.resource_logs] == [
+        ["a", "d", "c"], ["b"]]
+
+
+def test_regrouper_reports_malformed_input_with_its_offset(templates):
+    grouper = fp.Regrouper("traces")
+    record = templates.traces[0]
+    with pytest.raises(ValueError, match=r"malformed traces request at byte offset \d+"):
+        grouper.add(record[:-3])
+    with pytest.raises(ValueError, match="outside"):
+        grouper.add(record, 5, len(record) + 1)
+
+
+def decode(signal: str, data: bytes):
+    from telegen.templates import decode_record
+    return decode_record(signal, data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ class Sender:
         for signal, path in self.input_files().items():
             copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier)
                       if signal == "metrics" else SeriesCopies())
+            started = time.monotonic()
             templates = load_signal(signal, path, getattr(sending.batch_size, signal),
-                                    sending.max_message_bytes, copies)
-            self.write(describe(templates))
+                                    sending.max_message_bytes, copies, self.write)
+            self.write(f"{describe(templates)} ({time.monotonic() - started:.1f} s)")
             loaded.append(templates)
         if not loaded:
             raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
