@@ -27,11 +27,18 @@ class PatchPlan:
     group_min: npt.NDArray[np.uint64]
     group_max: npt.NDArray[np.uint64]
 
+    def scalars(self) -> dict[str, str | int]: ...
+    def arrays(self) -> dict[str, npt.NDArray[np.int64] | npt.NDArray[np.uint64]]: ...
+
+PLAN_ARRAYS: dict[str, tuple[type, int]]
+
+def plan_from_arrays(signal: str, size: int, events: int, n_id_groups: int, n_time_groups: int,
+                     arrays: dict[str, npt.NDArray[np.int64] | npt.NDArray[np.uint64]]) -> PatchPlan: ...
 def scan(signal: str, data: bytes | bytearray | memoryview) -> PatchPlan: ...
 def count_events(signal: str, data: bytes | bytearray | memoryview) -> int: ...
 def patch(
     plan: PatchPlan,
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     now: int,
     jitter_ns: int = 0,
     backdate_ns: int = 0,

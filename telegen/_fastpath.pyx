@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -104,6 +105,103 @@ cdef class PatchPlan:
     def __repr__(self) -> str:
         return (f"<PatchPlan {SIGNALS[self.signal]} {self.size} bytes, {self.events} events, "
                 f"{self.n_id_groups} id groups, {self.n_time_groups} time groups>")
+
+    def scalars(self) -> dict:
+        """Everything but the arrays, as plan_from_arrays takes it."""
+        return {"signal": SIGNALS[self.signal], "size": self.size, "events": self.events,
+                "n_id_groups": self.n_id_groups, "n_time_groups": self.n_time_groups}
+
+    def arrays(self) -> dict:
+        """name -> array: what plan_from_arrays takes back."""
+        return {name: getattr(self, name) for name in PLAN_ARRAYS}
+
+
+# The arrays of a plan, and each one's dtype and columns (0: one-dimensional).
+PLAN_ARRAYS = {
+    "ids16": (np.int64, 2), "ids8": (np.int64, 2), "time_add": (np.int64, 2), "time_now": (np.int64, 0),
+    "time_start": (np.int64, 0), "time_window": (np.int64, 2), "counters": (np.int64, 2),
+    "gauges": (np.int64, 2), "histograms": (np.int64, 4), "bucket_runs": (np.int64, 2),
+    "replicas": (np.int64, 2), "group_min": (np.uint64, 0), "group_max": (np.uint64, 0),
+}
+
+
+def plan_from_arrays(str signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t n_id_groups,
+                     Py_ssize_t n_time_groups, dict arrays) -> PatchPlan:
+    """A plan from saved parts (a load cache), the arrays used as they are
+    (read-only views of a mapping are fine). Shapes and dtypes are checked;
+    offsets are trusted to come from a scan of a buffer of `size` bytes."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}")
+    cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
+    plan.signal = SIGNALS.index(signal)
+    plan.size = size
+    plan.events = events
+    plan.n_id_groups = n_id_groups
+    plan.n_time_groups = n_time_groups
+    for name, (dtype, columns) in PLAN_ARRAYS.items():
+        array = arrays[name]
+        if array.dtype != dtype or array.ndim != (2 if columns else 1) or (columns and array.shape[1] != columns):
+            raise ValueError(f"plan array {name} has dtype {array.dtype} and shape {array.shape}")
+    plan.ids16 = arrays["ids16"]
+    plan.ids8 = arrays["ids8"]
+    plan.time_add = arrays["time_add"]
+    plan.time_now = arrays["time_now"]
+    plan.time_start = arrays["time_start"]
+    plan.time_window = arrays["time_window"]
+    plan.counters = arrays["counters"]
+    plan.gauges = arrays["gauges"]
+    plan.histograms = arrays["histograms"]
+    plan.bucket_runs = arrays["bucket_runs"]
+    plan.replicas = arrays["replicas"]
+    plan.group_min = arrays["group_min"]
+    plan.group_max = arrays["group_max"]
+    if len(plan.group_min) != n_time_groups or len(plan.group_max) != n_time_groups:
+        raise ValueError("plan time groups do not match their bounds")
+    _check_bounds(plan)
+    return plan
+
+
+def _check_bounds(PatchPlan plan) -> None:
+    """Every write patch would make lands inside the buffer, and every group
+    index names a group: a damaged cache file must fail here, not corrupt
+    memory there."""
+    def offsets(name, array, width, column=0):
+        if len(array):
+            values = array[:, column] if array.ndim == 2 else array
+            if values.min() < 0 or values.max() > plan.size - width:
+                raise ValueError(f"plan array {name} has an offset outside the {plan.size}-byte buffer")
+
+    def groups(name, array, count):
+        if len(array) and (array[:, 1].min() < 0 or array[:, 1].max() >= count):
+            raise ValueError(f"plan array {name} names a group that does not exist")
+
+    offsets("ids16", plan.ids16, 16)
+    groups("ids16", plan.ids16, plan.n_id_groups)
+    offsets("ids8", plan.ids8, 8)
+    groups("ids8", plan.ids8, plan.n_id_groups)
+    offsets("time_add", plan.time_add, 8)
+    groups("time_add", plan.time_add, plan.n_time_groups)
+    offsets("time_now", plan.time_now, 8)
+    offsets("time_start", plan.time_start, 8)
+    offsets("time_window", plan.time_window, 8, 0)
+    offsets("time_window", plan.time_window, 8, 1)
+    offsets("counters", plan.counters, 8)
+    offsets("gauges", plan.gauges, 8)
+    offsets("histograms", plan.histograms, 8)
+    runs, histograms = plan.bucket_runs, plan.histograms
+    if len(runs):
+        if runs[:, 1].min() < 0 or (runs[:, 0] + 8 * runs[:, 1]).max() > plan.size or runs[:, 0].min() < 0:
+            raise ValueError("plan array bucket_runs runs outside the buffer")
+    if len(histograms):
+        sums = histograms[:, 1]
+        if sums.max() > plan.size - 8 or sums.min() < -1:
+            raise ValueError("plan array histograms has a sum offset outside the buffer")
+        if histograms[:, 2].min() < 0 or histograms[:, 3].max() > len(runs) or (histograms[:, 2] > histograms[:, 3]).any():
+            raise ValueError("plan array histograms names bucket runs that do not exist")
+    replicas = plan.replicas
+    if len(replicas) and (replicas[:, 0].min() < 0 or replicas[:, 1].min() < 0
+                          or (replicas[:, 0] + replicas[:, 1]).max() > plan.size):
+        raise ValueError("plan array replicas runs outside the buffer")
 
 
 # -- scanning --------------------------------------------------------------------
@@ -1236,9 +1334,10 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
     return ok
 
 
-def patch(PatchPlan plan, bytes data, uint64_t now, uint64_t jitter_ns=0, uint64_t backdate_ns=0,
+def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint64_t backdate_ns=0,
           uint64_t run_start=0, uint64_t step=0, int64_t replica=-1, seed=None) -> bytes:
-    """A patched copy of `data` (the buffer `plan` was scanned from).
+    """A patched copy of `data` (the buffer `plan` was scanned from: bytes, or
+    any buffer such as a view of a mapped load cache).
 
     now: send time (ns since the epoch); traces end no later than now minus a
     per-trace jitter in [0, jitter_ns) and backdate_ns, log records are stamped
@@ -1247,7 +1346,17 @@ def patch(PatchPlan plan, bytes data, uint64_t now, uint64_t jitter_ns=0, uint64
     (monotonic in it). replica >= 0: written zero-padded into every
     `telegen.replica` resource attribute. seed: for reproducible output (tests);
     otherwise the process-wide generator supplies fresh randomness."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_buffer source
+    PyObject_GetBuffer(data, &source, PyBUF_SIMPLE)
+    try:
+        return _patch(plan, <const char*>source.buf, source.len, now, jitter_ns, backdate_ns, run_start, step,
+                      replica, seed)
+    finally:
+        PyBuffer_Release(&source)
+
+
+cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, uint64_t jitter_ns,
+                  uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed):
     if run_start == 0:  # a zero start time would read as "unset"
         run_start = now
     if n != plan.size:
@@ -1259,7 +1368,6 @@ def patch(PatchPlan plan, bytes data, uint64_t now, uint64_t jitter_ns=0, uint64
         _seed(&rng, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
     out = PyBytes_FromStringAndSize(NULL, n)
     cdef char* dst = PyBytes_AS_STRING(out)
-    cdef const char* src = PyBytes_AS_STRING(data)
     cdef uint64_t* keys = <uint64_t*>malloc((3 * plan.n_id_groups + 1) * sizeof(uint64_t))
     cdef uint64_t* deltas = <uint64_t*>malloc((plan.n_time_groups + 1) * sizeof(uint64_t))
     if keys == NULL or deltas == NULL:

@@ -38,3 +38,17 @@ def reuse_large_buffers() -> bool:
     _tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
     return _tuned
+
+
+def release_free_memory() -> bool:
+    """Give memory freed so far back to the kernel (glibc's malloc_trim; elsewhere
+    a no-op): after loading, the files' and the build's scratch would otherwise
+    stay in the process's resident set for the whole run."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    return bool(trim(0))

@@ -172,6 +172,7 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
         "sending.rate_limit.events_per_second": args.rate,
         "sending.duration": args.duration,
         "sending.processes": args.processes,
+        "input.cache_dir": args.cache_dir,
     }
     if args.shard is not None:
         try:
@@ -234,6 +235,9 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, metavar="N", help="events per second over all signals; 0: unthrottled")
     parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
     parser.add_argument("--processes", type=int, metavar="N", help="worker processes sharing the rate")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="save loaded batches here and map them on later loads; senders on one machine that "
+                             "share it share one copy in memory (overrides input.cache_dir)")
     parser.add_argument("--shard", metavar="I/N",
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")

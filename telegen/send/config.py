@@ -108,6 +108,10 @@ class InputConfig:
     logs: str | None = DEFAULT_INPUT["logs"]
     directory: str | None = None
     prefix: str = "telemetry"
+    # Where loaded batches are saved and mapped from (telegen.send.loadcache):
+    # later loads take a fraction of a second, and senders on one machine that
+    # share the directory share one copy in memory. None: no cache.
+    cache_dir: str | None = None
     # The signals whose path the user set; a file they name must exist, while
     # a default one is skipped when missing. None: inferred (a path other than
     # the default counts as set).
@@ -450,7 +454,7 @@ _HEADER_PATHS: frozenset[str] = frozenset(
 
 def _derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
     values["given"] = tuple(signal for signal in SIGNALS if signal in raw)
-    for key in (*SIGNALS, "directory"):
+    for key in (*SIGNALS, "directory", "cache_dir"):
         if values.get(key) == "":
             values[key] = None  # `${TRACES:-}` disables, like null
 

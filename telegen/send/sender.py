@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._memory import release_free_memory
 from ..errors import TemplateFileError
 from .batches import SignalTemplates, describe, load_signal
 from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
+from .loadcache import load_cached
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
 
@@ -44,10 +46,15 @@ class Sender:
             copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier)
                       if signal == "metrics" else SeriesCopies())
             started = time.monotonic()
-            templates = load_signal(signal, path, getattr(sending.batch_size, signal),
-                                    sending.max_message_bytes, copies, self.write)
+            per_batch = getattr(sending.batch_size, signal)
+            if self.config.input.cache_dir:
+                templates = load_cached(signal, path, per_batch, sending.max_message_bytes, copies,
+                                        self.config.input.cache_dir, self.write)
+            else:
+                templates = load_signal(signal, path, per_batch, sending.max_message_bytes, copies, self.write)
             self.write(f"{describe(templates)} ({time.monotonic() - started:.1f} s)")
             loaded.append(templates)
+        release_free_memory()
         if not loaded:
             raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
                                     "(or input.directory) to files written by `telegen generate`")

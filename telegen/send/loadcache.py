@@ -1,0 +1,188 @@
+"""The load cache: a signal's batches and patch plans saved once, then mapped.
+
+Loading builds batches (regrouped requests) and scans them into patch plans.
+With `input.cache_dir` set, the result is written to one file per (template
+file, batch settings) and every later load maps that file instead: in a
+fraction of a second, and with the pages shared. N senders on one machine
+pointed at one cache directory hold one copy of the batches in memory, not N:
+the page cache's. Senders that start together build it once: the first takes
+a lock and builds, the others wait for it and map the result.
+
+A file is written to a temporary name and renamed into place, so a reader
+sees a whole file or none. Its name carries everything the batches depend on
+(the template file's path, size, modification time and inode; batch sizes;
+the replica attribute's width; telegen's version), so a changed template or
+setting simply makes a new one. A file that fails its checks is rebuilt.
+
+File layout: MAGIC, the header's length (8 bytes, little-endian), the header
+(JSON: batches, their pieces and plan scalars, where each array starts),
+padding to a 64-byte boundary, then the body: per batch its request bytes and
+its plan arrays, each 8-byte aligned.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .. import _fastpath
+from .._version import __version__
+from ..errors import TemplateFileError
+from .batches import Batch, SignalTemplates, load_signal
+from .shard import SeriesCopies
+
+MAGIC = b"TELEGEN-LOAD-CACHE\n"
+FORMAT = 1
+_ALIGN = 64
+
+
+class CacheError(ValueError):
+    """A cache file that cannot be used as it is (damaged, or another format)."""
+
+
+def cache_file(cache_dir: str | os.PathLike, signal: str, template: str | os.PathLike, per_batch: int,
+               max_bytes: int, replica_width: int) -> Path:
+    """Where the batches of `template`, built with these settings, are cached."""
+    path = Path(template).resolve()
+    stat = path.stat()
+    identity = json.dumps([FORMAT, __version__, signal, str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino,
+                           per_batch, max_bytes, replica_width])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
+    return Path(cache_dir) / f"{path.stem}-{digest}.batches"
+
+
+def load_cached(signal: str, template: str | os.PathLike, per_batch: int, max_bytes: int, copies: SeriesCopies,
+                cache_dir: str | os.PathLike, write: Callable[[str], None] = print) -> SignalTemplates:
+    """The batches of `template` from the cache, built and saved first if they
+    are not there. A cache directory that cannot be written costs the sharing,
+    not the run: the batches are built in memory and the reason is said."""
+    try:
+        target = cache_file(cache_dir, signal, template, per_batch, max_bytes, copies.width)
+    except FileNotFoundError:
+        raise TemplateFileError(f"template file not found: {template}") from None
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with _locked(target):
+            if target.exists():
+                try:
+                    return open_cache(target, copies)
+                except CacheError as exc:
+                    write(f"Rebuilding the load cache {target}: {exc}")
+            loaded = load_signal(signal, template, per_batch, max_bytes, copies, write)
+            save(loaded, target)
+            write(f"Saved the load cache {target} ({target.stat().st_size / 2**20:,.1f} MiB)")
+            del loaded  # map the saved file instead: shared pages, no second copy
+            return open_cache(target, copies)
+    except OSError as exc:
+        write(f"Cannot use the load cache in {cache_dir} ({exc.strerror or exc}); loading {signal} without it")
+        return load_signal(signal, template, per_batch, max_bytes, copies, write)
+
+
+@contextmanager
+def _locked(target: Path):
+    """One builder at a time per cache file, across processes."""
+    with open(target.with_name(target.name + ".lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def save(loaded: SignalTemplates, target: str | os.PathLike) -> None:
+    """Write `loaded` to `target` atomically (a temporary file, then a rename)."""
+    target = Path(target)
+    batches: list[dict[str, Any]] = []
+    offset = 0
+    for batch in loaded.batches:
+        entry: dict[str, Any] = {"data": [offset, len(batch.data)], "pieces": [list(p) for p in batch.pieces],
+                                 "piece_events": list(batch.piece_events), "plan": batch.plan.scalars(),
+                                 "arrays": {}}
+        offset = _aligned(offset + len(batch.data), 8)
+        for name, array in batch.plan.arrays().items():
+            entry["arrays"][name] = [offset, len(array)]
+            offset += array.nbytes
+        batches.append(entry)
+    header = json.dumps({"format": FORMAT, "telegen": __version__, "signal": loaded.signal,
+                         "templates": loaded.templates, "events": loaded.events, "batches": batches}).encode()
+    fd, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            prefix = MAGIC + len(header).to_bytes(8, "little") + header
+            out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
+            written = 0
+            for batch in loaded.batches:
+                out.write(batch.data)
+                written = _pad(out, written + len(batch.data), 8)
+                for array in batch.plan.arrays().values():
+                    out.write(np.ascontiguousarray(array).tobytes())
+                    written += array.nbytes
+            out.flush()
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def open_cache(path: str | os.PathLike, copies: SeriesCopies) -> SignalTemplates:
+    """Map a cache file: every batch's data and plan arrays are read-only views
+    of the mapping, shared with any other process that maps it."""
+    with open(path, "rb") as file:
+        try:
+            mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file
+            raise CacheError("the file is empty") from None
+    try:
+        return _read(mapping, copies)
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise CacheError(str(exc) or type(exc).__name__) from None
+
+
+def _read(mapping: mmap.mmap, copies: SeriesCopies) -> SignalTemplates:
+    if mapping[:len(MAGIC)] != MAGIC:
+        raise CacheError("not a telegen load cache")
+    header_at = len(MAGIC) + 8
+    header_size = int.from_bytes(mapping[len(MAGIC):header_at], "little")
+    header = json.loads(mapping[header_at:header_at + header_size])
+    if header.get("format") != FORMAT or header.get("telegen") != __version__:
+        raise CacheError(f"written by telegen {header.get('telegen')} (format {header.get('format')})")
+    body = _aligned(header_at + header_size, _ALIGN)
+    view = memoryview(mapping)
+    batches = []
+    for entry in header["batches"]:
+        start, length = entry["data"]
+        if body + start + length > len(mapping):
+            raise CacheError("the file is shorter than its header says (truncated?)")
+        arrays = {}
+        for name, (dtype, columns) in _fastpath.PLAN_ARRAYS.items():
+            at, rows = entry["arrays"][name]
+            count = rows * max(columns, 1)
+            array = np.frombuffer(mapping, dtype=dtype, count=count, offset=body + at)
+            arrays[name] = array.reshape(rows, columns) if columns else array
+        plan = _fastpath.plan_from_arrays(arrays=arrays, **entry["plan"])
+        if plan.size != length:
+            raise CacheError("a batch's plan does not match its data")
+        batches.append(Batch(signal=header["signal"], data=view[body + start:body + start + length], plan=plan,
+                             events=plan.events, pieces=tuple(tuple(p) for p in entry["pieces"]),
+                             piece_events=tuple(entry["piece_events"])))
+    return SignalTemplates(signal=header["signal"], templates=header["templates"], events=header["events"],
+                           batches=tuple(batches), copies=copies)
+
+
+def _aligned(offset: int, boundary: int) -> int:
+    return -(-offset // boundary) * boundary
+
+
+def _pad(out: BinaryIO, written: int, boundary: int) -> int:
+    padding = _aligned(written, boundary) - written
+    out.write(b"\0" * padding)
+    return written + padding
