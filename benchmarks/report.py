@@ -75,6 +75,26 @@ def markdown(results: dict) -> str:
                   f"{r['steady_max'] / 1e6:.2f} MB | {100 * r['growth']:+.2f} % | {r['bound'] / 1e6:.0f} MB |"
                   for r in memory]
         lines.append("")
+    loading = [r for r in rows if r["kind"] == "loading"]
+    for r in loading:
+        lines += [f"## Loading the full example config ({r['template_bytes'] / 1e6:,.0f} MB of templates)", "",
+                  f"Medians of {r['runs']} fresh processes; RSS after loading and one patch of every batch "
+                  f"(bound: 1.3 x the templates + 100 MB = {r['rss_bound'] / 1e6:,.0f} MB).", "",
+                  "| load | seconds | RSS | of it anonymous |", "|---|---|---|---|"]
+        names = {"in_memory": "in memory", "cache_cold": "load cache, cold (built and saved)",
+                 "cache_warm": "load cache, warm (mapped)"}
+        lines += [f"| {label} | {r[key]['load_seconds']:.2f} | {r[key]['rss'] / 1e6:,.0f} MB | "
+                  f"{r[key]['anonymous'] / 1e6:,.0f} MB |" for key, label in names.items()]
+        lines.append("")
+    pairs = [r for r in rows if r["kind"] == "two_senders"]
+    for r in pairs:
+        lines += [f"## Two senders on one machine ({r['rate']:,} events/s together, {r['seconds']} s)", "",
+                  "| senders | RSS of each | RSS total | PSS total | anonymous total |", "|---|---|---|---|---|"]
+        names = {"separate": "each loads its own", "shared_cache": "one shared `cache_dir`"}
+        lines += [f"| {label} | {r[key]['rss_each'] / 1e6:,.0f} MB | {r[key]['rss_total'] / 1e6:,.0f} MB | "
+                  f"{r[key]['pss_total'] / 1e6:,.0f} MB | {r[key]['anonymous_total'] / 1e6:,.0f} MB |"
+                  for key, label in names.items()]
+        lines.append("")
     rate = [r for r in rows if r["kind"] == "rate"]
     if rate:
         lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]
