@@ -7,6 +7,7 @@
 """
 from ._version import __version__
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
+from .fleet import Fleet, FleetReport
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .send.config import SenderConfig
@@ -18,6 +19,8 @@ from .templates import TemplateSet, load, read_records
 __all__ = [
     "__version__",
     "ConfigError",
+    "Fleet",
+    "FleetReport",
     "GeneratorConfig",
     "OutputError",
     "SendReport",

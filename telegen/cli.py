@@ -26,6 +26,7 @@ from .summary import describe
 from .templates import check_writable
 
 if TYPE_CHECKING:
+    from .fleet import FleetReport
     from .send.engine import SendReport
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
@@ -171,10 +172,10 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
         "otlp.insecure": True if args.insecure else None,
         "sending.rate_limit.events_per_second": args.rate,
         "sending.duration": args.duration,
-        "sending.processes": args.processes,
+        "sending.processes": getattr(args, "processes", None),
         "input.cache_dir": args.cache_dir,
     }
-    if args.shard is not None:
+    if getattr(args, "shard", None) is not None:
         try:
             index, count = parse_shard(args.shard)
         except ValueError as exc:
@@ -218,7 +219,7 @@ def run_send(args: argparse.Namespace) -> int:
     return _exit_status(report)
 
 
-def _exit_status(report: SendReport) -> int:
+def _exit_status(report: SendReport | FleetReport) -> int:
     """0 done, 1 the run failed (said why on stderr), 130 interrupted."""
     if report.interrupted:
         return EXIT_INTERRUPTED
@@ -242,6 +243,43 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    from .fleet import Fleet
+
+    stats_path = _stats_json_path(args.stats_json)
+    stop = threading.Event()
+    fleet = Fleet(args.config, senders=args.senders, address=args.address, overrides=_send_overrides(args),
+                  on_sender_failure=args.on_sender_failure, write=lambda line: print(line, flush=True),
+                  # After Ray is up: ray.init installs its own SIGTERM handler in the driver.
+                  on_connected=lambda: _stop_on_signals(stop))
+    report = fleet.run(stop)
+    print(report.summary(), flush=True)
+    if stats_path is not None:
+        write_json(stats_path, report.to_dict())
+        print(f"Wrote {stats_path}")
+    return _exit_status(report)
+
+
+def _add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="PATH",
+                        help="sender config (YAML), the same for every sender")
+    parser.add_argument("--senders", type=int, required=True, metavar="N",
+                        help="sender actors, one core each; sender i is shard i/N")
+    parser.add_argument("--address", metavar="ADDRESS",
+                        help="the Ray cluster: auto (the one this machine belongs to) or ray://HOST:10001; "
+                             "default: start a local Ray instance with N CPUs")
+    parser.add_argument("--endpoint", metavar="HOST:PORT", help="OTLP/gRPC endpoint (overrides otlp.endpoint)")
+    parser.add_argument("--insecure", action="store_true", help="plaintext gRPC, no TLS (overrides otlp.insecure)")
+    parser.add_argument("--rate", type=int, metavar="N", help="events per second for the whole fleet; 0: unthrottled")
+    parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
+    parser.add_argument("--cache-dir", metavar="DIR",
+                        help="load cache directory on every node (default: a scratch directory per run and node)")
+    parser.add_argument("--on-sender-failure", choices=("continue", "stop"), default="continue",
+                        help="when a sender dies: the others go on (default), or the whole fleet stops")
+    parser.add_argument("--stats-json", metavar="PATH", help="write the fleet's report (totals and a row per "
+                                                             "sender) as JSON here")
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
@@ -268,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     snd = commands.add_parser("send", help="replay templates to an OTLP/gRPC endpoint at a target rate")
     _add_send_arguments(snd)
     snd.set_defaults(handler=run_send)
+    flt = commands.add_parser("fleet", help="run N sharded senders on a Ray cluster (pip install 'telegen[fleet]')")
+    _add_fleet_arguments(flt)
+    flt.set_defaults(handler=run_fleet)
     dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")
     dem.add_argument("--seconds", type=float, default=10.0, help="how long to send (default: 10)")
     dem.set_defaults(handler=run_demo_command)

@@ -75,11 +75,12 @@ def modules_under(package: str) -> list[str]:
 
 # (package, packages none of its modules may reach)
 BOUNDARIES = [
-    ("telegen.send", ("telegen.generate", "telegen.sink")),
-    ("telegen.generate", ("telegen.send", "telegen.sink")),
-    ("telegen.sink", ("telegen.generate", "telegen.send")),
-    ("telegen.configkit", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.templates")),
-    ("telegen.templates", ("telegen.generate", "telegen.send", "telegen.sink")),
+    ("telegen.send", ("telegen.generate", "telegen.sink", "telegen.fleet")),
+    ("telegen.generate", ("telegen.send", "telegen.sink", "telegen.fleet")),
+    ("telegen.sink", ("telegen.generate", "telegen.send", "telegen.fleet")),
+    ("telegen.fleet", ("telegen.generate", "telegen.sink")),
+    ("telegen.configkit", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.templates")),
+    ("telegen.templates", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet")),
 ]
 
 
@@ -97,5 +98,6 @@ def test_the_walk_sees_real_imports() -> None:
     assert {"telegen.configkit", "telegen.templates", "telegen.errors"} <= reachable("telegen.send.config")
     assert "telegen.generate.config" in reachable("telegen.generate.traces")
     assert "telegen.send.sender" in reachable("telegen.cli")
+    assert "telegen.send.sender" in reachable("telegen.fleet.runner")
     assert {"telegen.sink.receiver", "telegen.sink.validate", "telegen._fastpath"} <= reachable("telegen.sink")
 

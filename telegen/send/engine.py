@@ -343,8 +343,12 @@ def _clock(seconds: float) -> str:
 
 
 def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callable[[str], None] = print,
-        stop: threading.Event | None = None) -> SendReport:
-    """Send until a bound is reached or `stop` is set; return the report."""
+        stop: threading.Event | None = None,
+        on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
+    """Send until a bound is reached or `stop` is set; return the report.
+    `on_start` is given, once sending starts, a function that returns the
+    counts so far as a SendReport (callable from any thread): how a fleet
+    watches its senders."""
     stop = stop or threading.Event()
     reuse_large_buffers()  # before forking: the children inherit it
     schedule = build_schedule(loaded)
@@ -354,16 +358,18 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     started = time.monotonic()
     errors = ErrorLog(write)
     progress = Progress(write, settings, active, events_per_pass)
+    arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
+    if on_start is not None:
+        on_start(lambda: _report(Counters.totals(arrays), time.monotonic() - started, settings, active,
+                                 interrupted=False))
     if settings.processes <= 1:
-        counters = Counters()
         worker = threading.Thread(target=run_worker, name="telegen-sender",
-                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors))
+                                  args=(schedule, settings, Counters(arrays[0]), stop, run_start_ns, 1.0, errors))
         worker.start()
-        arrays = [counters.shared]
         _watch(lambda: worker.is_alive(), arrays, progress, settings, started, stop)
         worker.join()
     else:
-        arrays = _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started)
+        _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays)
     elapsed = time.monotonic() - started
     return _report(Counters.totals(arrays), elapsed, settings, active, interrupted=stop.is_set()
                    and not _bounds_reached(settings, elapsed))
@@ -384,12 +390,11 @@ def _watch(alive: Callable[[], bool], arrays: list, progress: Progress, settings
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
-                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float) -> list:
+                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float, arrays: list) -> None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
-    only ever started inside the children."""
+    only ever started inside the children. Worker i counts into arrays[i]."""
     context = multiprocessing.get_context("fork")
     process_stop = context.Event()
-    arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(settings.processes)]
     children = []
     for index in range(settings.processes):
         share = schedule[index::settings.processes]
@@ -409,7 +414,6 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         child.join()
         if child.exitcode not in (0, None):
             errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
-    return arrays
 
 
 def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, process_stop,

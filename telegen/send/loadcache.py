@@ -27,7 +27,7 @@ import json
 import mmap
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -71,7 +71,7 @@ def load_cached(signal: str, template: str | os.PathLike, per_batch: int, max_by
         raise TemplateFileError(f"template file not found: {template}") from None
     try:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        with _locked(target):
+        with file_lock(target):
             if target.exists():
                 try:
                     return open_cache(target, copies)
@@ -88,9 +88,11 @@ def load_cached(signal: str, template: str | os.PathLike, per_batch: int, max_by
 
 
 @contextmanager
-def _locked(target: Path):
-    """One builder at a time per cache file, across processes."""
-    with open(target.with_name(target.name + ".lock"), "a+b") as lock:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (a `.lock` file beside it), across the
+    processes of one machine: one builder at a time per cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

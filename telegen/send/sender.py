@@ -115,13 +115,15 @@ class Sender:
                 f"{settings.concurrency} requests in flight, {rate}, "
                 f"{' or '.join(bounds) if bounds else 'until stopped'}")
 
-    def run(self, stop: threading.Event | None = None) -> SendReport:
+    def run(self, stop: threading.Event | None = None,
+            on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
         """Load (if not yet), send until the duration or pass bound or `stop`,
         and return the report. Never raises for endpoint errors: they are
-        retried, counted and logged."""
+        retried, counted and logged. `on_start` receives, once sending starts,
+        a function returning the counts so far (see engine.run)."""
         loaded = self.load()
         self.write(self.describe_setup())
-        return run(loaded, self.settings(), self.write, stop)
+        return run(loaded, self.settings(), self.write, stop, on_start)
 
 
 def summary(report: SendReport) -> str:

@@ -1,0 +1,103 @@
+"""What a fleet run did: the exact sum of its senders' reports, a row per sender."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..send.engine import SendReport, SignalReport
+
+_SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second")]
+
+
+@dataclass
+class SenderRow:
+    """One sender of the fleet: shard `index`, where it ran, how it ended.
+    `report` is its final report, or for a sender that died its last one."""
+
+    index: int
+    node: str
+    report: SendReport | None = None
+    died: str | None = None  # why, when the sender died before reporting
+    died_after: float = 0.0  # seconds into the run
+
+    @property
+    def status(self) -> str:
+        if self.died is not None:
+            return f"died after {self.died_after:.1f} s ({self.died})"
+        if self.report is None:
+            return "no report"
+        return "interrupted" if self.report.interrupted else "done"
+
+
+@dataclass
+class FleetReport:
+    """delivered + rejected + failed == sent per signal, for the fleet as for
+    each sender; a sender that died counts what its last report said."""
+
+    elapsed: float
+    target_events_per_second: float
+    senders: list[SenderRow] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def signals(self) -> dict[str, SignalReport]:
+        out: dict[str, SignalReport] = {}
+        for row in self.senders:
+            if row.report is None:
+                continue
+            for name, own in row.report.signals.items():
+                total = out.setdefault(name, SignalReport(signal=name))
+                for key in _SUMMED:
+                    setattr(total, key, getattr(total, key) + getattr(own, key))
+        for total in out.values():
+            total.events_per_second = total.delivered / self.elapsed if self.elapsed > 0 else 0.0
+        return out
+
+    @property
+    def delivered(self) -> int:
+        return sum(s.delivered for s in self.signals.values())
+
+    @property
+    def events_per_second(self) -> float:
+        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def nodes(self) -> int:
+        return len({row.node for row in self.senders})
+
+    def failures(self) -> list[str]:
+        """Why the run failed, or []: a sender died, or the fleet's totals
+        failed as a single sender's would (see SendReport.failures)."""
+        reasons = [f"sender {row.index}: {row.status}" for row in self.senders if row.died is not None]
+        summed = SendReport(elapsed=self.elapsed, signals=self.signals,
+                            target_events_per_second=self.target_events_per_second, processes=len(self.senders))
+        return reasons + summed.failures()
+
+    def summary(self) -> str:
+        lines = [f"Fleet of {len(self.senders)} senders on {self.nodes} node(s), {self.elapsed:.1f} s"
+                 + (" (interrupted)" if self.interrupted else "")]
+        for name, s in self.signals.items():
+            lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
+                         f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
+                         f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
+        lines.append(f"  total    {self.delivered:>13,} delivered ({self.events_per_second:,.0f}/s)")
+        lines.append(f"  {'sender':>6s}  {'node':12s}  {'delivered':>13s}  {'events/s':>11s}  {'failed':>9s}  "
+                     f"{'rejected':>9s}  status")
+        for row in self.senders:
+            report = row.report
+            delivered = report.delivered if report else 0
+            failed = sum(s.failed for s in report.signals.values()) if report else 0
+            rejected = sum(s.rejected for s in report.signals.values()) if report else 0
+            rate = report.events_per_second if report else 0.0
+            prefix = "at least " if row.died is not None else ""
+            lines.append(f"  {row.index:>6d}  {row.node[:12]:12s}  {prefix}{delivered:>13,}  {rate:>11,.0f}  "
+                         f"{failed:>9,}  {rejected:>9,}  {row.status}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        totals = SendReport(elapsed=self.elapsed, signals=self.signals,
+                            target_events_per_second=self.target_events_per_second,
+                            processes=len(self.senders), interrupted=self.interrupted).to_dict()
+        totals.pop("processes")
+        return {**totals, "senders": [
+            {"index": row.index, "node": row.node, "status": row.status, "died": row.died,
+             "report": row.report.to_dict() if row.report else None} for row in self.senders]}

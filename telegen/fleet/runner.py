@@ -1,0 +1,335 @@
+"""`telegen fleet`: N sharded senders on a Ray cluster, watched and summed.
+
+Ray places the senders (one core each, spread over the nodes) and carries
+the calls; telegen adds nothing of its own to run a cluster. Sender i is
+shard i/N (telegen.send.shard): 1/N of the fleet-wide rate, its own ids and
+metric series. Template files reach each node once: read in place where the
+node sees them at the driver's path, else shipped through Ray's object store
+(fetched once per node) into the node's scratch directory. The senders of one
+node share one mapped copy of the loaded batches (telegen.send.loadcache).
+
+Without an address, a local Ray instance with N CPUs is started, bound to
+127.0.0.1, so one command works on one box.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TelegenError, TemplateFileError
+from ..send.config import SenderConfig
+from ..send.engine import SendReport
+from ..templates import SIGNALS
+from .actor import SenderActor, remove_scratch
+from .report import FleetReport, SenderRow
+
+ON_SENDER_FAILURE = ("continue", "stop")
+POLL_SECONDS = 1.0  # how often the driver asks every sender for its counts
+LOAD_TIMEOUT = 600.0
+DRAIN_TIMEOUT = 120.0
+
+
+class FleetError(TelegenError):
+    """The fleet cannot run as asked (no Ray, too few CPUs, bad templates)."""
+
+
+@dataclass
+class SenderInfo:
+    """Where sender `index` runs; filled in once the senders are placed."""
+
+    index: int
+    node: str
+    host: str
+    pid: int
+
+
+class Fleet:
+    """N senders of one config, shard i/N each, on a Ray cluster.
+
+        report = telegen.Fleet("send.yaml", senders=8).run()   # a local Ray instance
+        report = telegen.Fleet(config, senders=64, address="ray://head:10001").run()
+    """
+
+    def __init__(self, config: SenderConfig | Mapping[str, Any] | str | os.PathLike, senders: int = 1,
+                 address: str | None = None, overrides: Mapping[str, Any] | None = None,
+                 on_sender_failure: str = "continue", write: Callable[[str], None] = print,
+                 ship_templates: bool = False, on_connected: Callable[[], None] | None = None) -> None:
+        if senders < 1:
+            raise FleetError(f"senders: {senders} is invalid: expected an integer >= 1")
+        if on_sender_failure not in ON_SENDER_FAILURE:
+            raise FleetError(f"on_sender_failure: {on_sender_failure!r} is invalid: expected one of "
+                             f"{', '.join(ON_SENDER_FAILURE)}")
+        base = config if isinstance(config, SenderConfig) else SenderConfig.load(config)
+        self.config = base.with_overrides(dict(overrides)) if overrides else base
+        self.count = senders
+        self.address = address
+        self.on_sender_failure = on_sender_failure
+        self.write = write
+        self.ship_templates = ship_templates  # ship even files a node could read (tests, odd mounts)
+        self.on_connected = on_connected
+        self.senders: list[SenderInfo] = []
+        self.loads: list[dict[str, Any]] = []  # what each sender's load did
+        self.run_id = uuid.uuid4().hex[:12]
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> FleetReport:
+        """Start the senders together, watch them, stop them (bounds, `stop`,
+        or a sender failure with on_sender_failure="stop"), and sum their reports."""
+        stop = stop or threading.Event()
+        ray = _import_ray()
+        files = self._template_files()
+        started_ray = self._connect(ray)
+        try:
+            if self.on_connected is not None:
+                self.on_connected()
+            actors = self._place(ray)
+            try:
+                self._load(ray, actors, files)
+                return self._send(ray, actors, stop)
+            finally:
+                self._clean_up(ray, actors)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    def _template_files(self) -> dict[str, Path]:
+        files = {signal: Path(path).resolve() for signal, path in self.config.input.files().items()}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise TemplateFileError(f"template file not found: {', '.join(missing)}")
+        if not files:
+            raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
+                                    "(or input.directory) to files written by `telegen generate`")
+        # Senders run elsewhere: they get absolute paths (or copies), and a
+        # signal without templates here is off there too.
+        self.config = self.config.with_overrides({f"input.{s}": str(files[s]) if s in files else None
+                                                  for s in SIGNALS})
+        return files
+
+    def _connect(self, ray) -> bool:
+        """Join the cluster at `address`, or start a local one; True if started here."""
+        if ray.is_initialized():
+            return False
+        if self.address:
+            try:
+                ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise FleetError(f"cannot join the Ray cluster at {self.address}: {exc}") from None
+            return True
+        # A local instance listens on loopback only, and ignores the terminal's
+        # Ctrl-C (it reaches the whole process group): the driver drains the
+        # senders first, then stops Ray itself.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        import signal
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            # address="local": a new instance, even when this machine runs a cluster already.
+            ray.init(address="local", num_cpus=self.count, include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return True
+
+    def _place(self, ray) -> list:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < self.count:
+            raise FleetError(f"the Ray cluster has {cpus:g} CPUs for {self.count} senders (one CPU each); "
+                             "add nodes or ask for fewer senders")
+        remote = ray.remote(SenderActor).options(num_cpus=1, max_concurrency=4, scheduling_strategy="SPREAD",
+                                                 max_restarts=0)
+        plain = self.config.to_dict(redact=False)
+        return [remote.remote(plain, index, self.count, self.run_id) for index in range(self.count)]
+
+    def _load(self, ray, actors: list, files: dict[str, Path]) -> None:
+        expected = {signal: path.stat().st_size for signal, path in files.items()}
+        placed = ray.get([actor.prepare.remote(expected) for actor in actors], timeout=LOAD_TIMEOUT)
+        self.senders = [SenderInfo(p["index"], p["node"], p["host"], p["pid"]) for p in placed]
+        # One object per file, put once; Ray fetches it to each node that asks, once.
+        need = {s for p in placed for s in (files if self.ship_templates else p["missing"])}
+        refs = {signal: ray.put(files[signal].read_bytes()) for signal in need}
+        shipped = [{s: refs[s] for s in (files if self.ship_templates else p["missing"])} for p in placed]
+        nodes = len({p["node"] for p in placed})
+        via = f", shipping {', '.join(sorted(need))} through the object store" if need else ""
+        self.write(f"Loading templates on {self.count} senders on {nodes} node(s){via}")
+        started = time.monotonic()
+        try:
+            self.loads = ray.get([actor.load.remote(ship) for actor, ship in zip(actors, shipped)],
+                                 timeout=LOAD_TIMEOUT)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, TelegenError):
+                raise type(cause)(str(cause).splitlines()[-1]) from None
+            raise
+        for index, load in enumerate(self.loads):
+            for line in load["warnings"]:
+                self.write(f"sender {index}: {line}")
+        slowest = max(load["seconds"] for load in self.loads)
+        built = sum(load["cache_built"] for load in self.loads)
+        self.write(f"Loaded {self.loads[0]['batches']} batches per sender in {time.monotonic() - started:.1f} s "
+                   f"(slowest sender {slowest:.1f} s; {built} load cache file(s) built, the rest mapped)")
+
+    def _send(self, ray, actors: list, stop: threading.Event) -> FleetReport:
+        self.write(self._describe())
+        ray.get([actor.start.remote() for actor in actors])
+        started = time.monotonic()
+        watch = _Watch(self, started)
+        live = dict(enumerate(actors))
+        next_line = started + self.config.sending.stats_interval
+        stopping = failed_stop = False
+        while live:
+            if (stop.is_set() or failed_stop) and not stopping:
+                stopping = True
+                self.write("Stopping the fleet: draining every sender")
+                for actor in live.values():
+                    actor.stop.remote()
+            time.sleep(0.2 if stopping else POLL_SECONDS)
+            asked = {index: actor.snapshot.remote() for index, actor in live.items()}
+            for index, pending in asked.items():
+                try:
+                    snapshot = ray.get(pending, timeout=30)
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                    watch.died(index, _reason(exc), time.monotonic() - started)
+                    del live[index]
+                    if self.on_sender_failure == "stop" and not stopping:
+                        self.write(f"sender {index} died: stopping the fleet (on_sender_failure: stop)")
+                        failed_stop = True
+                    continue
+                actor = live[index]
+                for line in snapshot["lines"]:
+                    self.write(f"sender {index}: {line}")
+                if snapshot["report"] is not None:
+                    watch.seen(index, snapshot["report"])
+                if snapshot["done"]:
+                    del live[index]
+                    watch.finished(index, actor)
+            if time.monotonic() >= next_line:
+                watch.progress(time.monotonic() - started)
+                next_line += self.config.sending.stats_interval
+        rows = watch.rows(ray)
+        # The fleet sent for as long as its longest-running sender did; the
+        # driver's own clock also counts polling and the drain.
+        elapsed = max((row.report.elapsed for row in rows if row.report is not None),
+                      default=time.monotonic() - started)
+        return FleetReport(elapsed=elapsed,
+                           target_events_per_second=self.config.sending.rate_limit.events_per_second,
+                           senders=rows, interrupted=stop.is_set())
+
+    def _describe(self) -> str:
+        sending = self.config.sending
+        rate = (f"{sending.rate_limit.events_per_second:,} events/s fleet-wide "
+                f"({sending.rate_limit.events_per_second / self.count:,.0f} per sender)"
+                if sending.rate_limit.events_per_second else "as fast as each sender can")
+        bounds = [f"for {sending.duration:g} s"] if sending.duration else []
+        bounds += [f"{sending.multiplier} passes"] if sending.multiplier else []
+        endpoints = sorted({self.config.signal_target(s).endpoint for s in self.config.input.files()})
+        return (f"Fleet of {self.count} senders (shards 0..{self.count - 1} of {self.count}) sending to "
+                f"{', '.join(endpoints)}, {rate}, {' or '.join(bounds) if bounds else 'until stopped'}")
+
+    def _clean_up(self, ray, actors: list) -> None:
+        nodes = {info.node for info in self.senders}
+        cleanup = ray.remote(num_cpus=0)(remove_scratch)
+        tasks = []
+        for node in nodes:
+            strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+            tasks.append(cleanup.options(scheduling_strategy=strategy).remote(self.run_id, node))
+        for actor in actors:
+            ray.kill(actor)
+        try:
+            ray.get(tasks, timeout=30)
+        except Exception:  # a node that went away took its scratch directory with it
+            pass
+
+
+class _Watch:
+    """The driver's view of its senders: last counts, who finished, who died."""
+
+    def __init__(self, fleet: Fleet, started: float) -> None:
+        self.fleet = fleet
+        self.started = started
+        self.last: dict[int, SendReport] = {}
+        self.previous: dict[int, SendReport] = {}
+        self.previous_time = started
+        self.dead: dict[int, tuple[str, float]] = {}
+        self.done: dict[int, Any] = {}
+
+    def seen(self, index: int, report: SendReport) -> None:
+        self.last[index] = report
+
+    def finished(self, index: int, actor) -> None:
+        self.done[index] = actor
+
+    def died(self, index: int, reason: str, after: float) -> None:
+        self.dead[index] = (reason, after)
+        last = self.last.get(index)
+        counted = f"{last.delivered:,} events delivered by its last report" if last else "no report yet"
+        self.fleet.write(f"sender {index} died after {after:.1f} s ({reason}); {counted}; the others go on"
+                         if self.fleet.on_sender_failure == "continue" else
+                         f"sender {index} died after {after:.1f} s ({reason}); {counted}")
+
+    def progress(self, elapsed: float) -> None:
+        """Fleet totals per signal over the last interval, and the slowest and fastest sender."""
+        now = time.monotonic()
+        interval = max(now - self.previous_time, 1e-9)
+        totals: dict[str, dict[str, int]] = {}
+        for report in self.last.values():
+            for name, s in report.signals.items():
+                t = totals.setdefault(name, dict.fromkeys(("delivered", "failed", "rejected", "retries"), 0))
+                for key in t:
+                    t[key] += getattr(s, key)
+        before: dict[str, int] = {}
+        for report in self.previous.values():
+            for name, s in report.signals.items():
+                before[name] = before.get(name, 0) + s.delivered
+        for name, t in totals.items():
+            rate = (t["delivered"] - before.get(name, 0)) / interval
+            self.fleet.write(f"[{elapsed:7.1f}s] fleet {name:8s} {t['delivered']:>14,} delivered  {rate:>12,.0f}/s  "
+                             f"failed {t['failed']:,}  rejected {t['rejected']:,}  retries {t['retries']:,}")
+        rates = {i: (r.delivered - (self.previous[i].delivered if i in self.previous else 0)) / interval
+                 for i, r in self.last.items() if i not in self.dead}
+        if rates:
+            slow, fast = min(rates, key=rates.get), max(rates, key=rates.get)
+            alive = len(self.fleet.senders) - len(self.dead)
+            spread = (f"slowest {slow} ({rates[slow]:,.0f}/s), fastest {fast} ({rates[fast]:,.0f}/s)"
+                      if rates[fast] > rates[slow] else f"each {rates[slow]:,.0f}/s")
+            self.fleet.write(f"[{elapsed:7.1f}s] senders {alive} of {len(self.fleet.senders)} running; {spread}")
+        self.previous = dict(self.last)
+        self.previous_time = now
+
+    def rows(self, ray) -> list[SenderRow]:
+        rows = []
+        for info in self.fleet.senders:
+            row = SenderRow(index=info.index, node=info.node)
+            if info.index in self.dead:
+                row.died, row.died_after = self.dead[info.index]
+                row.report = self.last.get(info.index)
+            else:
+                try:
+                    row.report = ray.get(self.done[info.index].result.remote(), timeout=DRAIN_TIMEOUT)
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                    row.died, row.died_after = _reason(exc), time.monotonic() - self.started
+                    row.report = self.last.get(info.index)
+            rows.append(row)
+        return rows
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    detail = next((line.strip() for line in text if "reason" in line.lower() or "died" in line.lower()), "")
+    return f"{name}: {detail}"[:200] if detail else name
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.util.scheduling_strategies  # noqa: F401 - the node-pinned clean-up uses it
+    except ImportError:
+        raise FleetError("telegen fleet needs Ray: pip install 'telegen[fleet]'") from None
+    return ray
