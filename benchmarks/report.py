@@ -95,6 +95,22 @@ def markdown(results: dict) -> str:
                   f"{r[key]['pss_total'] / 1e6:,.0f} MB | {r[key]['anonymous_total'] / 1e6:,.0f} MB |"
                   for key, label in names.items()]
         lines.append("")
+    fleet = [r for r in rows if r["kind"] == "fleet"]
+    if fleet:
+        lines += ["## `telegen fleet`, local Ray, unthrottled", "",
+                  "| senders | fleet events/s | per sender | one plain `telegen send`, same run "
+                  "| driver CPU per sender-second |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['senders']} | {r['events_per_second']:,.0f} | "
+                  f"{', '.join(f'{x:,.0f}' for x in r['per_sender'])} | {r['plain_send']:,.0f} | "
+                  f"{1000 * r['driver_cpu_per_sender_second']:.1f} ms |" for r in fleet]
+        lines.append("")
+    fleet_rate = [r for r in rows if r["kind"] == "fleet_rate"]
+    if fleet_rate:
+        lines += ["## Fleet rate limit", "", "| target events/s (fleet-wide) | achieved | error |", "|---|---|---|"]
+        lines += [f"| {r['target']:,} | {r['events_per_second']:,.0f} | {100 * r['error']:+.2f} % |"
+                  for r in fleet_rate]
+        lines.append("")
     rate = [r for r in rows if r["kind"] == "rate"]
     if rate:
         lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]

@@ -36,6 +36,7 @@ class SenderActor:
     def __init__(self, config: dict[str, Any], index: int, count: int, run_id: str) -> None:
         import ray
 
+        _undo_worker_niceness()
         self.index = index
         self.run_id = run_id
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -137,6 +138,17 @@ class SenderActor:
             raise self.error
         assert self.report is not None
         return self.report
+
+
+def _undo_worker_niceness() -> None:
+    """Ray starts workers at nice 15 unless its cluster says otherwise: a sender
+    would yield its core to anything else on the node. Back to normal where
+    the process may (root, or CAP_SYS_NICE); elsewhere it stays as Ray set it."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > 0:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def remove_scratch(run_id: str, node_id: str) -> None:
