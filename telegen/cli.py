@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,15 +184,17 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {key: value for key, value in flags.items() if value is not None}
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, before_exit: Callable[[], None] | None = None) -> None:
     """First Ctrl-C (or SIGTERM): stop taking work, drain, report. A second
-    Ctrl-C leaves at once."""
+    Ctrl-C leaves at once (after `before_exit`, which must be quick)."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def first(*_: object) -> None:
         if stop.is_set():
             print("telegen: interrupted again, exiting now", file=sys.stderr, flush=True)
+            if before_exit is not None:
+                before_exit()
             os._exit(EXIT_INTERRUPTED)
         print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
         stop.set()
@@ -253,7 +255,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     fleet = Fleet(args.config, senders=args.senders, address=args.address, overrides=_send_overrides(args),
                   on_sender_failure=args.on_sender_failure, write=lambda line: print(line, flush=True),
                   # After Ray is up: ray.init installs its own SIGTERM handler in the driver.
-                  on_connected=lambda: _stop_on_signals(stop))
+                  on_connected=lambda: _stop_on_signals(stop, before_exit=fleet.kill_local_ray))
     report = fleet.run(stop)
     print(report.summary(), flush=True)
     if stats_path is not None:

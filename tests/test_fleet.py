@@ -19,7 +19,7 @@ from conftest import Recorder, metric_series, serve, small_config
 
 import telegen
 from telegen.fleet import Fleet, FleetError
-from telegen.sink import Sink
+from telegen.sink import Sink, SinkFaults
 
 ray = pytest.importorskip("ray")
 MULTIPLIER = 2
@@ -190,3 +190,30 @@ def test_without_ray_the_message_says_how_to_get_it(monkeypatch, template_dir):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(FleetError, match=r"needs Ray: pip install 'telegen\[fleet\]'"):
         Fleet(fleet_config(template_dir, "127.0.0.1:1"), senders=1).run()
+
+
+def test_second_ctrl_c_exits_at_once_and_leaves_no_ray_behind(template_dir, tmp_path):
+    from telegen.fleet.runner import _descendants
+    config = tmp_path / "send.yaml"
+    with Sink(faults=SinkFaults(delay_ms=3000)) as sink:
+        config.write_text(json.dumps(fleet_config(template_dir, sink.endpoint, multiplier=0, duration=0,
+                                                  rate_limit={"events_per_second": 5_000})))
+        process = subprocess.Popen([sys.executable, "-m", "telegen", "fleet", "--config", str(config), "--senders",
+                                    "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen, deadline = "", time.monotonic() + 120
+        while "Fleet of 2 senders" not in seen and time.monotonic() < deadline:
+            seen += process.stdout.readline() or ""
+        time.sleep(2.0)
+        ray_processes = _descendants(process.pid)
+        assert ray_processes, "the local Ray instance runs below the driver"
+        process.send_signal(signal.SIGINT)  # drain: slow, the sink holds every request 3 s
+        time.sleep(0.5)
+        second = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - second
+    assert process.returncode == 130 and took < 5, (took, stderr[-1000:])
+    time.sleep(1.0)
+    alive = [pid for pid in ray_processes if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
+    assert alive == [], "no Ray process of the fleet outlives it"

@@ -14,6 +14,7 @@ Without an address, a local Ray instance with N CPUs is started, bound to
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import uuid
@@ -76,6 +77,18 @@ class Fleet:
         self.senders: list[SenderInfo] = []
         self.loads: list[dict[str, Any]] = []  # what each sender's load did
         self.run_id = uuid.uuid4().hex[:12]
+        self._local_ray = False
+
+    def kill_local_ray(self) -> None:
+        """SIGKILL the local Ray instance this fleet started, at once: for a
+        second Ctrl-C, which skips the orderly shutdown. Its processes are
+        this process's descendants (some would outlive it as orphans)."""
+        if self._local_ray:
+            for pid in _descendants(os.getpid()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     # -- the run -------------------------------------------------------------
 
@@ -126,11 +139,11 @@ class Fleet:
         # A local instance listens on loopback only, and ignores the terminal's
         # Ctrl-C (it reaches the whole process group): the driver drains the
         # senders first, then stops Ray itself.
+        self._local_ray = True
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         # Ray runs workers at nice 15; a load generator sharing its box with a
         # receiver must not yield to it (a local sender lost ~40 % that way).
         os.environ.setdefault("RAY_worker_niceness", "0")
-        import signal
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             # address="local": a new instance, even when this machine runs a cluster already.
@@ -327,6 +340,27 @@ def _reason(exc: BaseException) -> str:
     name = type(exc).__name__
     detail = next((line.strip() for line in text if "reason" in line.lower() or "died" in line.lower()), "")
     return f"{name}: {detail}"[:200] if detail else name
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, children first (from /proc; Linux)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name (field 2) may hold spaces; the parent pid follows its ')'.
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(entry.name))
+    out: list[int] = []
+    todo = list(parents.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(parents.get(pid, []))
+    return out
 
 
 def _import_ray():
