@@ -15,12 +15,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BATCH_SIZES, CONCURRENCY
+from conftest import BATCH_SIZES, CONCURRENCY, QUICK
 
 from telegen.fleet import Fleet
 
 pytest.importorskip("ray")
-SECONDS = 10
+SECONDS = 3 if QUICK else 10
 
 
 @pytest.fixture(scope="module")
