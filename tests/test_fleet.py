@@ -217,3 +217,20 @@ def test_second_ctrl_c_exits_at_once_and_leaves_no_ray_behind(template_dir, tmp_
     alive = [pid for pid in ray_processes if Path(f"/proc/{pid}").exists()
              and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
     assert alive == [], "no Ray process of the fleet outlives it"
+
+
+def test_the_cli_joins_a_cluster_by_address(cluster, template_dir, tmp_path):
+    config, out = tmp_path / "send.yaml", tmp_path / "fleet.json"
+    with Sink() as sink:
+        config.write_text(json.dumps(fleet_config(template_dir, sink.endpoint, multiplier=1, duration=0,
+                                                  processes=2, rate_limit={"events_per_second": 0})))
+        result = subprocess.run([sys.executable, "-m", "telegen", "fleet", "--config", str(config), "--senders", "2",
+                                 "--address", cluster.address, "--stats-json", str(out)],
+                                capture_output=True, text=True, timeout=180)
+        time.sleep(0.2)
+        received = sum(s.events for s in sink.stats().signals().values())
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["delivered_events"] == received > 0
+    assert "sending.processes: 2 ignored" in result.stdout
+    assert len({s["node"] for s in report["senders"]}) == 2, "spread over both nodes"

@@ -113,7 +113,7 @@ class Fleet:
                 ray.shutdown()
 
     def _template_files(self) -> dict[str, Path]:
-        files = {signal: Path(path).resolve() for signal, path in self.config.input.files().items()}
+        files = {name: Path(path).resolve() for name, path in self.config.input.files().items()}
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
             raise TemplateFileError(f"template file not found: {', '.join(missing)}")
@@ -164,12 +164,12 @@ class Fleet:
         return [remote.remote(plain, index, self.count, self.run_id) for index in range(self.count)]
 
     def _load(self, ray, actors: list, files: dict[str, Path]) -> None:
-        expected = {signal: path.stat().st_size for signal, path in files.items()}
+        expected = {name: path.stat().st_size for name, path in files.items()}
         placed = ray.get([actor.prepare.remote(expected) for actor in actors], timeout=LOAD_TIMEOUT)
         self.senders = [SenderInfo(p["index"], p["node"], p["host"], p["pid"]) for p in placed]
         # One object per file, put once; Ray fetches it to each node that asks, once.
         need = {s for p in placed for s in (files if self.ship_templates else p["missing"])}
-        refs = {signal: ray.put(files[signal].read_bytes()) for signal in need}
+        refs = {name: ray.put(files[name].read_bytes()) for name in need}
         shipped = [{s: refs[s] for s in (files if self.ship_templates else p["missing"])} for p in placed]
         nodes = len({p["node"] for p in placed})
         via = f", shipping {', '.join(sorted(need))} through the object store" if need else ""
@@ -245,8 +245,10 @@ class Fleet:
         bounds = [f"for {sending.duration:g} s"] if sending.duration else []
         bounds += [f"{sending.multiplier} passes"] if sending.multiplier else []
         endpoints = sorted({self.config.signal_target(s).endpoint for s in self.config.input.files()})
+        note = (f" (sending.processes: {sending.processes} ignored: a fleet sender is one process; "
+                "more senders use more cores)" if sending.processes > 1 else "")
         return (f"Fleet of {self.count} senders (shards 0..{self.count - 1} of {self.count}) sending to "
-                f"{', '.join(endpoints)}, {rate}, {' or '.join(bounds) if bounds else 'until stopped'}")
+                f"{', '.join(endpoints)}, {rate}, {' or '.join(bounds) if bounds else 'until stopped'}{note}")
 
     def _clean_up(self, ray, actors: list) -> None:
         nodes = {info.node for info in self.senders}
