@@ -882,6 +882,48 @@ cdef bytes _replica_attribute(Py_ssize_t width):
     return b"\x0a" + bytes([len(key_value)]) + key_value
 
 
+cdef tuple _resource_parts(_Scanner walk, Py_ssize_t start, Py_ssize_t end):
+    """(resource bytes, schema_url bytes, [(start, end) of every ScopeX]) of one ResourceX."""
+    cdef Py_ssize_t pos = start
+    cdef Field f
+    cdef bytes resource = b"", schema = b""
+    cdef list scopes = []
+    cdef const char* buf = <const char*>walk.buf
+    while pos < end:
+        walk.next_field(&pos, end, &f)
+        if f.number == 1:
+            walk.expect(&f, WIRE_LEN, "resource")
+            resource = buf[f.start:f.end]
+        elif f.number == 2:
+            walk.expect(&f, WIRE_LEN, "scope items")
+            scopes.append((f.start, f.end))
+        elif f.number == 3:
+            walk.expect(&f, WIRE_LEN, "schema_url")
+            schema = buf[f.start:f.end]
+    return resource, schema, scopes
+
+
+cdef tuple _scope_header(_Scanner walk, Py_ssize_t start, Py_ssize_t end):
+    """(scope bytes, schema_url bytes, item count) of one ScopeX: what says
+    which group its items join, read before the items are moved."""
+    cdef Py_ssize_t pos = start, n_items = 0
+    cdef Field f
+    cdef bytes scope = b"", schema = b""
+    cdef const char* buf = <const char*>walk.buf
+    while pos < end:
+        walk.next_field(&pos, end, &f)
+        if f.number == 1:
+            walk.expect(&f, WIRE_LEN, "scope")
+            scope = buf[f.start:f.end]
+        elif f.number == 2:
+            walk.expect(&f, WIRE_LEN, "item")
+            n_items += 1
+        elif f.number == 3:
+            walk.expect(&f, WIRE_LEN, "schema_url")
+            schema = buf[f.start:f.end]
+    return scope, schema, n_items
+
+
 cdef class _Group:
     """One ResourceX or ScopeX of the output: its header message and schema_url
     bytes, and what goes under it: scope groups, or (for a scope) runs of raw
@@ -964,22 +1006,7 @@ cdef class Regrouper:
 
     cdef int add_resource_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end) except -1:
         """One ResourceX: its scopes' items gathered under their groups."""
-        cdef Py_ssize_t pos = start
-        cdef Field f
-        cdef bytes resource = b"", schema = b""
-        cdef list scopes = []
-        cdef const char* buf = <const char*>walk.buf
-        while pos < end:
-            walk.next_field(&pos, end, &f)
-            if f.number == 1:
-                walk.expect(&f, WIRE_LEN, "resource")
-                resource = buf[f.start:f.end]
-            elif f.number == 2:
-                walk.expect(&f, WIRE_LEN, "scope items")
-                scopes.append((f.start, f.end))
-            elif f.number == 3:
-                walk.expect(&f, WIRE_LEN, "schema_url")
-                schema = buf[f.start:f.end]
+        resource, schema, scopes = _resource_parts(walk, start, end)
         for scope_start, scope_end in scopes:
             self.add_scope_items(walk, scope_start, scope_end, resource, schema)
         return 0
@@ -988,21 +1015,10 @@ cdef class Regrouper:
                              bytes resource_schema) except -1:
         cdef Py_ssize_t pos = start, field_start, run_start = -1, run_end = -1
         cdef Field f
-        cdef bytes scope = b"", schema = b""
         cdef const char* buf = <const char*>walk.buf
-        cdef Py_ssize_t n_items = 0
-        # The scope and its schema_url first: they say which group the items join.
-        while pos < end:
-            walk.next_field(&pos, end, &f)
-            if f.number == 1:
-                walk.expect(&f, WIRE_LEN, "scope")
-                scope = buf[f.start:f.end]
-            elif f.number == 3:
-                walk.expect(&f, WIRE_LEN, "schema_url")
-                schema = buf[f.start:f.end]
-            elif f.number == 2:
-                walk.expect(&f, WIRE_LEN, "item")
-                n_items += 1
+        cdef bytes scope, schema
+        cdef Py_ssize_t n_items
+        scope, schema, n_items = _scope_header(walk, start, end)
         if not n_items:
             return 0
         cdef _Group group = self.scope_group(resource, resource_schema, scope, schema)
@@ -1115,22 +1131,7 @@ cdef class _Splitter:
         return self.current.add_run(resource, resource_schema, scope, scope_schema, start, length, n_items)
 
     cdef int resource_items(self, _Scanner walk, Py_ssize_t start, Py_ssize_t end) except -1:
-        cdef Py_ssize_t pos = start
-        cdef Field f
-        cdef bytes resource = b"", schema = b""
-        cdef const char* buf = <const char*>walk.buf
-        cdef list scopes = []
-        while pos < end:
-            walk.next_field(&pos, end, &f)
-            if f.number == 1:
-                walk.expect(&f, WIRE_LEN, "resource")
-                resource = buf[f.start:f.end]
-            elif f.number == 2:
-                walk.expect(&f, WIRE_LEN, "scope items")
-                scopes.append((f.start, f.end))
-            elif f.number == 3:
-                walk.expect(&f, WIRE_LEN, "schema_url")
-                schema = buf[f.start:f.end]
+        resource, schema, scopes = _resource_parts(walk, start, end)
         for scope_start, scope_end in scopes:
             self.scope_items(walk, scope_start, scope_end, resource, schema)
         return 0
@@ -1139,19 +1140,9 @@ cdef class _Splitter:
                          bytes resource_schema) except -1:
         cdef Py_ssize_t pos = start, field_start, run_start = -1, run_end = -1, item_size, n_run = 0
         cdef Field f
-        cdef bytes scope = b"", schema = b""
         cdef const char* buf = <const char*>walk.buf
-        cdef list items = []
-        # Scope and schema first: a run of items is added under them.
-        while pos < end:
-            walk.next_field(&pos, end, &f)
-            if f.number == 1:
-                walk.expect(&f, WIRE_LEN, "scope")
-                scope = buf[f.start:f.end]
-            elif f.number == 3:
-                walk.expect(&f, WIRE_LEN, "schema_url")
-                schema = buf[f.start:f.end]
-        pos = start
+        cdef bytes scope, schema
+        scope, schema, _ = _scope_header(walk, start, end)
         while pos < end:
             field_start = pos
             walk.next_field(&pos, end, &f)

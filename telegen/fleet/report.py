@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..send.engine import SendReport, SignalReport
+from ..send.sender import signal_lines
 
 _SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second")]
 
@@ -40,6 +41,7 @@ class FleetReport:
 
     @property
     def signals(self) -> dict[str, SignalReport]:
+        """Per signal, every sender's counts summed."""
         out: dict[str, SignalReport] = {}
         for row in self.senders:
             if row.report is None:
@@ -53,12 +55,19 @@ class FleetReport:
         return out
 
     @property
+    def totals(self) -> SendReport:
+        """The fleet as if it were one sender."""
+        return SendReport(elapsed=self.elapsed, signals=self.signals,
+                          target_events_per_second=self.target_events_per_second, processes=len(self.senders),
+                          interrupted=self.interrupted)
+
+    @property
     def delivered(self) -> int:
-        return sum(s.delivered for s in self.signals.values())
+        return self.totals.delivered
 
     @property
     def events_per_second(self) -> float:
-        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
+        return self.totals.events_per_second
 
     @property
     def nodes(self) -> int:
@@ -67,19 +76,12 @@ class FleetReport:
     def failures(self) -> list[str]:
         """Why the run failed, or []: a sender died, or the fleet's totals
         failed as a single sender's would (see SendReport.failures)."""
-        reasons = [f"sender {row.index}: {row.status}" for row in self.senders if row.died is not None]
-        summed = SendReport(elapsed=self.elapsed, signals=self.signals,
-                            target_events_per_second=self.target_events_per_second, processes=len(self.senders))
-        return reasons + summed.failures()
+        died = [f"sender {row.index}: {row.status}" for row in self.senders if row.died is not None]
+        return died + self.totals.failures()
 
     def summary(self) -> str:
         lines = [f"Fleet of {len(self.senders)} senders on {self.nodes} node(s), {self.elapsed:.1f} s"
-                 + (" (interrupted)" if self.interrupted else "")]
-        for name, s in self.signals.items():
-            lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
-                         f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
-                         f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
-        lines.append(f"  total    {self.delivered:>13,} delivered ({self.events_per_second:,.0f}/s)")
+                 + (" (interrupted)" if self.interrupted else ""), *signal_lines(self.totals)]
         lines.append(f"  {'sender':>6s}  {'node':12s}  {'delivered':>13s}  {'events/s':>11s}  {'failed':>9s}  "
                      f"{'rejected':>9s}  status")
         for row in self.senders:
@@ -94,9 +96,7 @@ class FleetReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        totals = SendReport(elapsed=self.elapsed, signals=self.signals,
-                            target_events_per_second=self.target_events_per_second,
-                            processes=len(self.senders), interrupted=self.interrupted).to_dict()
+        totals = self.totals.to_dict()
         totals.pop("processes")
         return {**totals, "senders": [
             {"index": row.index, "node": row.node, "status": row.status, "died": row.died,

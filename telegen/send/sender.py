@@ -128,11 +128,14 @@ class Sender:
 
 def summary(report: SendReport) -> str:
     """The final summary, one line per signal plus a total."""
-    lines = [f"Sent for {report.elapsed:.1f} s with {report.processes} process(es)"
-             + (" (interrupted)" if report.interrupted else "")]
-    for name, s in report.signals.items():
-        lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
-                     f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
-                     f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
+    return "\n".join([f"Sent for {report.elapsed:.1f} s with {report.processes} process(es)"
+                      + (" (interrupted)" if report.interrupted else ""), *signal_lines(report)])
+
+
+def signal_lines(report: SendReport) -> list[str]:
+    """A summary's lines: one per signal with every counter, then the total."""
+    lines = [f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
+             f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
+             f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries" for name, s in report.signals.items()]
     lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")
-    return "\n".join(lines)
+    return lines
