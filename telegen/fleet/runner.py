@@ -13,6 +13,7 @@ Without an address, a local Ray instance with N CPUs is started, bound to
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -132,7 +133,8 @@ class Fleet:
             return False
         if self.address:
             try:
-                ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+                ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
+                         logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise FleetError(f"cannot join the Ray cluster at {self.address}: {exc}") from None
             return True
@@ -148,7 +150,7 @@ class Fleet:
         try:
             # address="local": a new instance, even when this machine runs a cluster already.
             ray.init(address="local", num_cpus=self.count, include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1")
+                     logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
         finally:
             signal.signal(signal.SIGINT, previous)
         return True
