@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG ?= examples/generator-config.yaml
 
-.PHONY: venv test demo demo-generate bench bench-quick bench-check clean
+.PHONY: venv test demo demo-generate bench bench-quick bench-check peers clean
 
 $(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) peers
 	$(PY) -m pytest -q
 
 # The main job on built-in defaults: generate small templates (seconds), start
@@ -59,5 +59,30 @@ bench-check: $(BENCH_STAMP)
 	$(PY) benchmarks/report.py $(RESULTS)/check/raw.json $(RESULTS)/check
 	$(PY) benchmarks/report.py --check $(RESULTS)/check/results.json benchmarks/baseline.json
 
+# The real peers, built from pinned Go modules (nothing built is committed):
+# an OpenTelemetry Collector (peers/otelcol: our main, upstream modules at one
+# release) and telemetrygen. They land in a cache directory named after what
+# they are built from, so a second run, or a fresh clone on the same machine,
+# does nothing; .peers links to it. Without Go, the interop tests skip.
+TELEMETRYGEN_VERSION := v0.161.0
+PEERS_KEY := $(shell cat peers/otelcol/go.mod peers/otelcol/go.sum peers/otelcol/main.go 2>/dev/null | sha256sum | cut -c1-12)
+PEERS_DIR ?= $(HOME)/.cache/telegen-peers/otelcol-$(PEERS_KEY)-telemetrygen-$(TELEMETRYGEN_VERSION)
+
+peers:
+	@if ! command -v go >/dev/null 2>&1; then \
+		echo "make peers: no Go toolchain on PATH; the interop tests with the Collector and telemetrygen will skip"; \
+	else \
+		$(MAKE) --no-print-directory $(PEERS_DIR)/otelcol-telegen $(PEERS_DIR)/telemetrygen && ln -sfn $(PEERS_DIR) .peers; \
+	fi
+
+$(PEERS_DIR)/otelcol-telegen:
+	mkdir -p $(PEERS_DIR)
+	cd peers/otelcol && GOFLAGS=-mod=readonly go build -trimpath -o $@.tmp . && mv $@.tmp $@
+
+$(PEERS_DIR)/telemetrygen:
+	mkdir -p $(PEERS_DIR)/.gobin
+	GOBIN=$(PEERS_DIR)/.gobin go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
+	mv $(PEERS_DIR)/.gobin/telemetrygen $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .peers
