@@ -26,7 +26,7 @@ def condense(raw: dict) -> dict:
         out["rows"].append(row)
         if kind == "ceiling":
             out["ratios"][f"telegen/ceiling {info['signal']} {info['compression']}"] = info["ratio"]
-        elif kind in ("naive", "sdk"):
+        elif kind in ("naive", "sdk", "telemetrygen"):
             out["ratios"][f"telegen/{kind} {info['signal']} {info.get('compression', 'none')}"] = info["ratio"]
     return out
 
@@ -52,6 +52,18 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['signal']} | {r.get('compression', 'none')} | "
                   f"{'naive protobuf replay' if r['kind'] == 'naive' else 'OpenTelemetry SDK'} | "
                   f"{r.get('naive', r.get('sdk')):,.0f} | {r['telegen']:,.0f} | {r['ratio']:.1f}x |" for r in peers]
+        lines.append("")
+    rivals = [r for r in rows if r["kind"] == "telemetrygen"]
+    if rivals:
+        lines += ["## telegen beside telemetrygen (one core each, same sink, medians of alternating rounds)", "",
+                  "| signal | gzip | tool | events/s | MB/s | payload B/event | wire B/event | CPU s / M events |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rivals:
+            for tool in ("telegen", "telemetrygen"):
+                f = r[tool]
+                lines.append(f"| {r['signal']} | {r['compression']} | {tool} | {f['events_per_second']:,.0f} | "
+                             f"{f['mb_per_second']:,.1f} | {f['payload_bytes_per_event']:,.0f} | "
+                             f"{f['wire_bytes_per_event']:,.0f} | {f['cpu_s_per_million']:.2f} |")
         lines.append("")
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     if sweep:
@@ -137,8 +149,8 @@ def chart(results: dict, path: Path) -> None:
 
     rows = results["rows"]
     signals = ["traces", "metrics", "logs"]
-    methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {}, "naive replay": {},
-                                            "OpenTelemetry SDK": {}}
+    methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {}, "telemetrygen (Go)": {},
+                                            "naive replay": {}, "OpenTelemetry SDK": {}}
     for r in rows:
         if r.get("compression", "none") != "none":
             continue
@@ -149,15 +161,18 @@ def chart(results: dict, path: Path) -> None:
             methods["naive replay"][r["signal"]] = r["naive"]
         elif r["kind"] == "sdk":
             methods["OpenTelemetry SDK"][r["signal"]] = r["sdk"]
+        elif r["kind"] == "telemetrygen":
+            methods["telemetrygen (Go)"][r["signal"]] = r["telemetrygen"]["events_per_second"]
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(12 if sweep else 7, 4.5), squeeze=False)
     ax = axes[0][0]
-    width = 0.2
+    width = 0.16
     for k, (method, values) in enumerate(methods.items()):
-        xs = [i + (k - 1.5) * width for i, s in enumerate(signals) if s in values]
+        xs = [i + (k - 2) * width for i, s in enumerate(signals) if s in values]
         ax.bar(xs, [values[s] / 1e6 for s in signals if s in values], width, label=method)
     ax.set_xticks(range(len(signals)), signals)
-    ax.set_ylabel("million events/s")
+    ax.set_ylabel("million events/s (log scale)")
+    ax.set_yscale("log")
     ax.set_title("events/s by method (no compression)")
     ax.legend(fontsize=8)
     if sweep:
