@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG ?= examples/generator-config.yaml
 
-.PHONY: venv test demo demo-generate bench bench-quick bench-check peers clean
+.PHONY: venv test demo demo-generate bench bench-quick bench-check bench-baseline peers clean
 
 $(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,12 +52,29 @@ bench-quick: $(BENCH_STAMP)
 	TELEGEN_BENCH_QUICK=1 $(BENCH) -k "not full_example and not rate_limit" --benchmark-json=$(RESULTS)/quick/raw.json
 	$(PY) benchmarks/report.py $(RESULTS)/quick/raw.json $(RESULTS)/quick
 
-# Re-measure the in-run ratios and fail if any fell more than 10 % below the baseline.
-bench-check: $(BENCH_STAMP)
+# Re-measure what the baseline guards and fail on a regression: instructions per
+# event on the send path (callgrind: repeatable), and the in-run ratios against
+# floors taken from the spread of unchanged code (make bench-baseline).
+CHECKED := -k "ceiling or naive or sdk or telemetrygen"
+bench-check: $(BENCH_STAMP) peers
 	mkdir -p $(RESULTS)/check
-	$(BENCH) -k "ceiling or naive or sdk" --benchmark-json=$(RESULTS)/check/raw.json
-	$(PY) benchmarks/report.py $(RESULTS)/check/raw.json $(RESULTS)/check
-	$(PY) benchmarks/report.py --check $(RESULTS)/check/results.json benchmarks/baseline.json
+	$(PY) benchmarks/instructions.py $(RESULTS)/check/instructions.json
+	$(BENCH) $(CHECKED) --benchmark-json=$(RESULTS)/check/raw.json
+	$(PY) benchmarks/report.py $(RESULTS)/check/raw.json $(RESULTS)/check > /dev/null
+	$(PY) benchmarks/report.py --check $(RESULTS)/check/results.json benchmarks/baseline.json \
+		--instructions $(RESULTS)/check/instructions.json
+
+# A new baseline for bench-check on this machine, from unchanged code: the
+# instruction counts, and floors from three runs of the ratios (about 30 minutes).
+bench-baseline: $(BENCH_STAMP) peers
+	for run in 1 2 3; do \
+		mkdir -p $(RESULTS)/calibrate/$$run && \
+		$(BENCH) $(CHECKED) --benchmark-json=$(RESULTS)/calibrate/$$run/raw.json && \
+		$(PY) benchmarks/report.py $(RESULTS)/calibrate/$$run/raw.json $(RESULTS)/calibrate/$$run > /dev/null || exit 1; \
+	done
+	$(PY) benchmarks/instructions.py $(RESULTS)/calibrate/instructions.json
+	$(PY) benchmarks/report.py --calibrate benchmarks/baseline.json --instructions $(RESULTS)/calibrate/instructions.json \
+		$(RESULTS)/calibrate/1/results.json $(RESULTS)/calibrate/2/results.json $(RESULTS)/calibrate/3/results.json
 
 # The real peers, built from pinned Go modules (nothing built is committed):
 # an OpenTelemetry Collector (peers/otelcol: our main, upstream modules at one

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-TOLERANCE = 0.10
+MARGIN = 0.10  # below the lowest of the calibration runs
 
 
 def condense(raw: dict) -> dict:
@@ -186,26 +186,59 @@ def chart(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def check(results: dict, baseline: dict) -> list[str]:
+def check(results: dict, baseline: dict, instructions: dict | None = None) -> list[str]:
+    """What fell below its floor (ratios) or grew past its tolerance
+    (instruction counts), one line each; [] when all is well."""
     failures = []
-    for name, base in baseline["ratios"].items():
+    for name, floor in baseline["floors"].items():
         now = results["ratios"].get(name)
         if now is None:
             failures.append(f"{name}: missing from this run")
-        elif now < base * (1 - TOLERANCE):
-            failures.append(f"{name}: {now:.2f} is more than {TOLERANCE:.0%} below the baseline {base:.2f}")
+        elif now < floor:
+            failures.append(f"{name}: {now:.2f} is below its floor {floor:.2f}")
+    if instructions is not None:
+        counted = baseline["instructions"]
+        tolerance = counted["tolerance"]
+        for kind in ("kernel", "send_path"):
+            for signal, base in counted[kind].items():
+                now = instructions[kind][signal]
+                if now > base * (1 + tolerance):
+                    failures.append(f"instructions per event, {kind} {signal}: {now:,.1f} is more than "
+                                    f"{tolerance:.0%} above the baseline {base:,.1f}")
     return failures
+
+
+def calibrate(runs: list[dict], margin: float = MARGIN) -> dict[str, float]:
+    """Floors from the spread of runs of unchanged code: the lowest each
+    ratio went, less `margin`. Noise alone then stays above them."""
+    names = set.intersection(*(set(run["ratios"]) for run in runs))
+    return {name: round(min(run["ratios"][name] for run in runs) * (1 - margin), 3) for name in sorted(names)}
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--check"]:
         results, baseline = (json.loads(Path(p).read_text()) for p in argv[1:3])
-        failures = check(results, baseline)
+        instructions = json.loads(Path(argv[4]).read_text()) if argv[3:4] == ["--instructions"] else None
+        failures = check(results, baseline, instructions)
         for line in failures:
             print(f"regression: {line}")
-        print(f"{len(baseline['ratios']) - len(failures)} of {len(baseline['ratios'])} ratios within "
-              f"{TOLERANCE:.0%} of the baseline")
+        counted = 0 if instructions is None else sum(len(v) for v in baseline["instructions"].values()
+                                                     if isinstance(v, dict))
+        print(f"{len(baseline['floors']) + counted - len(failures)} of {len(baseline['floors']) + counted} "
+              "guarded figures within their bounds")
         return 1 if failures else 0
+    if argv[:1] == ["--calibrate"]:
+        baseline_path, *runs = argv[1:]
+        baseline = json.loads(Path(baseline_path).read_text())
+        if runs[:1] == ["--instructions"]:
+            counts = json.loads(Path(runs[1]).read_text())
+            baseline["instructions"] = {"tolerance": baseline.get("instructions", {}).get("tolerance", 0.03),
+                                        "kernel": counts["kernel"], "send_path": counts["send_path"]}
+            runs = runs[2:]
+        baseline["floors"] = calibrate([json.loads(Path(p).read_text()) for p in runs])
+        Path(baseline_path).write_text(json.dumps(baseline, indent=2) + "\n")
+        print(f"Wrote {len(baseline['floors'])} floors from {len(runs)} runs to {baseline_path}")
+        return 0
     raw_path, out_dir = Path(argv[0]), Path(argv[1])
     results = condense(json.loads(raw_path.read_text()))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -200,15 +200,23 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
 
 def _send(item: ScheduleItem, transport: SignalTransport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
+    requests = requests_for(item, settings, run_start_ns, step)
+    counters.add(item.signal, sent=item.batch.events, requests=len(requests),
+                 bytes=sum(len(r) for r in requests), batches=1)
+    transport.send(requests, item.batch.piece_events, done)
+
+
+def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, step: int) -> list[bytes]:
+    """The request bytes of one send of a batch: patched now (or as
+    settings.prepare says), cut into its pieces. All the per-send work of the
+    send path but the transport's (benchmarks count its instructions)."""
     batch = item.batch
     if settings.prepare is None:
         data = _fastpath.patch(batch.plan, batch.data, time.time_ns(), settings.jitter_ns, settings.backdate_ns,
                                run_start_ns, step, item.replica)
     else:
         data = settings.prepare(item)
-    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
-    counters.add(item.signal, sent=batch.events, requests=len(requests), bytes=len(data), batches=1)
-    transport.send(requests, batch.piece_events, done)
+    return [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
 
 
 def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, SignalTransport]) -> None:
