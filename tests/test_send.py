@@ -252,7 +252,8 @@ def _status_details(seconds: int, nanos: int) -> bytes:
 
 
 def test_retry_info_is_parsed():
-    from telegen.send.transport import parse_partial_success, retry_delay
+    from telegen.send.transport import parse_partial_success
+    from telegen.send.transport_grpc import retry_delay
     assert retry_delay([("grpc-status-details-bin", _status_details(2, 500_000_000))]) == 2.5
     assert retry_delay([("other", b"x")]) is None
     assert retry_delay(None) is None
@@ -267,7 +268,8 @@ def test_responses_are_read_per_signal_and_never_crash():
     from google.protobuf import any_pb2, duration_pb2
     from google.rpc import error_details_pb2, status_pb2
 
-    from telegen.send.transport import parse_partial_success, retry_delay
+    from telegen.send.transport import parse_partial_success
+    from telegen.send.transport_grpc import retry_delay
     metrics = metrics_service_pb2.ExportMetricsServiceResponse()
     metrics.partial_success.rejected_data_points = 3
     logs = logs_service_pb2.ExportLogsServiceResponse()

@@ -11,6 +11,7 @@ import pytest
 
 from telegen.configkit import NOT_A_KEY, parse_duration
 from telegen.errors import ConfigError, TemplateFileError
+from telegen.templates import SIGNALS
 from telegen.send.config import (
     BatchSizeConfig,
     Headers,
@@ -75,7 +76,7 @@ def test_seed_yaml_parses_to_the_expected_objects() -> None:
 def test_defaults_for_every_key_left_out() -> None:
     config = load("")
     assert config == SenderConfig() == load("sending:\notlp:\n")
-    assert config.otlp.endpoint == "localhost:4317"
+    assert config.otlp.endpoint == "" and config.signal_target("traces").endpoint == "localhost:4317"
     assert dict(config.otlp.headers) == {}
     assert config.otlp.insecure is False and config.otlp.compression == "none"
     assert config.otlp.timeout == 10.0 and config.otlp.tls == TlsConfig()
@@ -162,7 +163,8 @@ def test_env_substitution() -> None:
                   "sending: {concurrency: '${C}', duration: '${D}'}", env=env)
     assert dict(config.otlp.headers) == {"x-k": SECRET, "x-d": "fallback"}
     assert config.sending.concurrency == 12 and config.sending.duration == 30.0
-    assert config.otlp.endpoint == "collector:4317" and config.otlp.insecure is True
+    assert config.otlp.endpoint == "http://collector:4317" and config.otlp.insecure is True
+    assert config.signal_target("logs").endpoint == "collector:4317"
 
 
 def test_unset_variable_is_named() -> None:
@@ -195,7 +197,7 @@ OVERRIDES_ALL = {"otlp.endpoint": "cli-host:3333", "otlp.headers.x-c": "cli", "o
 
 def summary(config: SenderConfig) -> tuple[str, dict[str, str], bool, str]:
     otlp = config.otlp
-    return otlp.endpoint, dict(otlp.headers), otlp.insecure, otlp.compression
+    return config.signal_target("traces").endpoint, dict(otlp.headers), otlp.insecure, otlp.compression
 
 
 def test_precedence_default() -> None:
@@ -235,7 +237,7 @@ def test_env_values_are_literal_and_other_otel_variables() -> None:
     assert config.otlp.headers["x-a"] == "${HOME}"
     assert config.otlp.timeout == 2.5  # milliseconds in the variable, seconds in the config
     assert config.otlp.tls == TlsConfig("/ca.pem", "/c.pem", "/k.pem")
-    assert config.otlp.endpoint == "localhost:4317"  # an empty variable counts as unset
+    assert config.otlp.endpoint == ""  # an empty variable counts as unset
 
 
 # ---------------------------------------------------------------------------
@@ -514,3 +516,77 @@ def test_doc_documents_every_sender_key() -> None:
     paths = leaves(SenderConfig())
     assert "otlp.metrics.headers" in paths and "sending.retry.max_backoff" in paths
     assert [path for path in paths if f"`{path}`" not in section] == []
+
+
+# ---------------------------------------------------------------------------
+# OTLP/HTTP: protocol and endpoints as the exporter specification says
+# ---------------------------------------------------------------------------
+
+def http_urls(text: str = "", env: dict[str, str] | None = None, **overrides: object) -> dict[str, tuple[str, bool]]:
+    config = load(text, env=env, **overrides)
+    return {s: (config.signal_target(s).endpoint, config.signal_target(s).insecure) for s in SIGNALS}
+
+
+@pytest.mark.parametrize(("yaml", "traces_url", "plaintext"), [
+    ("", "http://localhost:4318/v1/traces", True),  # the specification's default
+    ("endpoint: collector", "https://collector:4318/v1/traces", False),
+    ("{endpoint: collector, insecure: true}", "http://collector:4318/v1/traces", True),
+    ("endpoint: http://collector:4318", "http://collector:4318/v1/traces", True),
+    ("endpoint: http://collector:4318/", "http://collector:4318/v1/traces", True),
+    ("endpoint: https://api.honeycomb.io", "https://api.honeycomb.io/v1/traces", False),  # the scheme's port
+    ("endpoint: http://gw.example:8080/otlp/", "http://gw.example:8080/otlp/v1/traces", True),
+    ("endpoint: 'http://[::1]:4318'", "http://[::1]:4318/v1/traces", True),
+])
+def test_http_base_endpoint_gets_the_signal_path(yaml: str, traces_url: str, plaintext: bool) -> None:
+    urls = http_urls(f"otlp: {{protocol: http/protobuf, {yaml.strip('{}')}}}" if yaml else
+                     "otlp: {protocol: http/protobuf}")
+    assert urls["traces"] == (traces_url, plaintext)
+    assert urls["logs"][0] == traces_url.replace("/v1/traces", "/v1/logs")
+
+
+def test_http_per_signal_endpoint_is_used_as_given() -> None:
+    urls = http_urls("""\
+otlp:
+  protocol: http/protobuf
+  endpoint: http://collector:4318
+  traces: {endpoint: "https://traces.example/custom/path"}
+  metrics: {endpoint: "http://metrics.example:9000"}
+""")
+    assert urls["traces"] == ("https://traces.example/custom/path", False)
+    assert urls["metrics"] == ("http://metrics.example:9000/", True)  # no path: the root, nothing appended
+    assert urls["logs"] == ("http://collector:4318/v1/logs", True)
+
+
+def test_protocol_from_the_environment_and_its_precedence() -> None:
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
+           "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://env:4317",
+           "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://env:4318/v1/logs"}
+    config = load("", env=env)
+    assert [config.signal_target(s).protocol for s in SIGNALS] == ["http/protobuf", "grpc", "http/protobuf"]
+    assert config.signal_target("traces").endpoint == "http://env:4318/v1/traces"
+    assert config.signal_target("metrics").endpoint == "env:4317"
+    assert config.signal_target("logs").endpoint == "http://env:4318/v1/logs"
+    # YAML over the environment, a flag over both.
+    assert load("otlp: {protocol: grpc}", env=env).signal_target("traces").protocol == "grpc"
+    assert load("otlp: {protocol: grpc}", env=env, otlp__protocol="http/protobuf").signal_target(
+        "traces").protocol == "http/protobuf"
+
+
+def test_wrong_protocols_are_named() -> None:
+    with raises("otlp.protocol: 'http/json' is invalid: expected one of grpc, http/protobuf (telegen sends "
+                "protobuf: use http/protobuf)"):
+        load("otlp: {protocol: http/json}")
+    with raises("otlp.logs.protocol: 'http' is invalid: expected null or one of grpc, http/protobuf (did you mean "
+                "http/protobuf?)"):
+        load("otlp: {logs: {protocol: http}}")
+    with raises("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'thrift' is invalid: expected one of grpc, http/protobuf"):
+        load("", env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"})
+
+
+def test_http_config_round_trips() -> None:
+    config = load("otlp: {protocol: http/protobuf, endpoint: 'https://gw.example/otlp', "
+                  "traces: {endpoint: 'https://t.example/x'}}")
+    again = SenderConfig.from_dict(config.to_dict(redact=False), env={})
+    assert again == config and again.signal_target("metrics").endpoint == "https://gw.example/otlp/v1/metrics"
+    changed = config.with_overrides({"sending.processes": 2})
+    assert changed.signal_target("traces").endpoint == "https://t.example/x"

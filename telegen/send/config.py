@@ -53,7 +53,11 @@ from ..templates import SIGNALS, pb_path
 from .shard import shard_from_env
 
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
+PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
 DEFAULT_PORT = 4317  # the OTLP/gRPC port, used when an endpoint names none
+DEFAULT_HTTP_PORT = 4318  # the OTLP/HTTP port, for an endpoint with neither port nor scheme
+# What an unset endpoint means, per protocol (the OTLP exporter specification's defaults).
+DEFAULT_ENDPOINTS: dict[str, str] = {"grpc": "localhost:4317", "http/protobuf": "http://localhost:4318"}
 DEFAULT_INPUT: dict[str, str] = {signal: f"./generated/telemetry-{signal}.pb" for signal in SIGNALS}
 
 
@@ -158,9 +162,10 @@ class TlsConfig:
 class SignalOtlpConfig:
     """Per-signal overrides of `otlp`; None inherits, headers merge over the common ones."""
 
-    endpoint: str | None = None
+    endpoint: str | None = None  # for OTLP/HTTP, the full URL: used as given
     headers: Mapping[str, str] = _headers_field()
     insecure: bool | None = None
+    protocol: str | None = None
 
     def __post_init__(self) -> None:
         _freeze_headers(self)
@@ -168,9 +173,11 @@ class SignalOtlpConfig:
 
 @dataclass(frozen=True)
 class OtlpConfig:
-    endpoint: str = "localhost:4317"
+    # Empty: the protocol's default. For OTLP/HTTP a base URL: /v1/<signal> is appended.
+    endpoint: str = ""
     headers: Mapping[str, str] = _headers_field()
     insecure: bool = False
+    protocol: str = "grpc"  # or http/protobuf
     compression: str = "none"
     timeout: float = 10.0  # seconds per export RPC
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -238,17 +245,19 @@ class TimestampsConfig:
 class SignalTarget:
     """Where and how one signal is sent: what the transport needs."""
 
-    endpoint: str  # host:port
-    headers: tuple[tuple[str, str], ...]  # gRPC metadata: lower-case names
+    endpoint: str  # gRPC: host:port; OTLP/HTTP: the URL requests are POSTed to
+    headers: tuple[tuple[str, str], ...]  # lower-case names (gRPC metadata, HTTP headers)
     insecure: bool
     compression: str
     timeout: float
     tls: TlsConfig
+    protocol: str = "grpc"
 
     def __repr__(self) -> str:
         headers = tuple((key, SECRET_SHOWN) for key, _ in self.headers)
         return (f"SignalTarget(endpoint={self.endpoint!r}, headers={headers!r}, insecure={self.insecure}, "
-                f"compression={self.compression!r}, timeout={self.timeout}, tls={self.tls!r})")
+                f"compression={self.compression!r}, timeout={self.timeout}, tls={self.tls!r}, "
+                f"protocol={self.protocol!r})")
 
 
 @dataclass(frozen=True)
@@ -328,13 +337,20 @@ class SenderConfig:
         own: SignalOtlpConfig = getattr(common, signal)
         headers = {key.lower(): value for key, value in common.headers.items()}
         headers.update((key.lower(), value) for key, value in own.headers.items())
+        protocol = own.protocol or common.protocol
+        insecure = common.insecure if own.insecure is None else own.insecure
+        if protocol == "grpc":
+            endpoint = split_endpoint(own.endpoint or common.endpoint or DEFAULT_ENDPOINTS[protocol])[0]
+        else:
+            endpoint, insecure = http_url(signal, own.endpoint, common.endpoint, insecure)
         return SignalTarget(
-            endpoint=own.endpoint or common.endpoint,
+            endpoint=endpoint,
             headers=tuple(headers.items()),
-            insecure=common.insecure if own.insecure is None else own.insecure,
+            insecure=insecure,
             compression=common.compression,
             timeout=common.timeout,
             tls=common.tls,
+            protocol=protocol,
         )
 
 
@@ -366,7 +382,35 @@ def split_endpoint(text: str) -> tuple[str, str | None]:
     return f"{host}:{port}", scheme
 
 
-def _split_host_port(text: str) -> tuple[str, int]:
+def http_url(signal: str, own: str | None, base: str | None, insecure: bool) -> tuple[str, bool]:
+    """(URL, plaintext?) that `signal`'s requests are POSTed to, as the OTLP
+    exporter specification says: a per-signal endpoint is used as given (the
+    root path when it has none); a base endpoint gets /v1/<signal> appended to
+    its path. Without a scheme, `insecure` picks http:// over https://, and a
+    missing port is 4318; with one, the scheme's own port (80, 443) applies."""
+    text = (own or base or DEFAULT_ENDPOINTS["http/protobuf"]).strip()
+    match = _SCHEME.match(text)
+    if match is not None:
+        scheme, rest = match.group(1).lower(), match.group(2)
+    else:
+        scheme, rest = ("http" if insecure else "https"), text
+    split = re.search(r"[/?#]", rest)
+    authority, path = (rest[:split.start()], rest[split.start():]) if split else (rest, "")
+    path = path.split("#", 1)[0]
+    host, port = _split_host_port(authority, None if match is not None else DEFAULT_HTTP_PORT)
+    netloc = host if port is None else f"{host}:{port}"
+    if own:
+        path = path if path.startswith("/") else "/" + path
+    else:
+        query = ""
+        if "?" in path:
+            path, query = path.split("?", 1)
+            query = "?" + query
+        path = path.rstrip("/") + f"/v1/{signal}" + query
+    return f"{scheme}://{netloc}{path}", scheme == "http"
+
+
+def _split_host_port(text: str, default_port: int | None = DEFAULT_PORT) -> tuple[str, int | None]:
     if text.startswith("["):  # IPv6 literal
         end = text.find("]")
         if end < 0:
@@ -386,7 +430,7 @@ def _split_host_port(text: str) -> tuple[str, int]:
         if ":" in text and not port_text:
             raise ValueError("the port after ':' is missing")
     if not port_text:
-        return host, DEFAULT_PORT
+        return host, default_port
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"the port must be a number from 1 to 65535, not {port_text!r}")
     return host, int(port_text)
@@ -412,18 +456,36 @@ class Endpoint(Rule):
         return (self.empty_ok and not value.strip()) or _endpoint_problem(value) is None
 
     def expected(self, noun: str) -> str:
-        return "host:port or a URL such as https://api.honeycomb.io:443 or http://localhost:4317"
+        return "host:port or a URL such as https://api.honeycomb.io:443 or http://localhost:4318"
 
     def suggest(self, value: Any) -> str:
         problem = _endpoint_problem(value)
         return f" ({problem})" if problem else ""
 
 
+@dataclass(frozen=True)
+class Protocol(Rule):
+    def ok(self, value: Any) -> bool:
+        return value in PROTOCOLS
+
+    def expected(self, noun: str) -> str:
+        return f"one of {', '.join(PROTOCOLS)}"
+
+    def suggest(self, value: Any) -> str:
+        if value == "http/json":
+            return " (telegen sends protobuf: use http/protobuf)"
+        if value == "http":
+            return " (did you mean http/protobuf?)"
+        return ""
+
+
 _RULES: dict[str, Rule] = {
     "input.prefix": FileNamePrefix(),
-    "otlp.endpoint": Endpoint(),
+    "otlp.endpoint": Endpoint(empty_ok=True),
     **{f"otlp.{signal}.endpoint": Endpoint(empty_ok=True) for signal in SIGNALS},
     "otlp.compression": OneOf(COMPRESSIONS),
+    "otlp.protocol": Protocol(),
+    **{f"otlp.{signal}.protocol": Protocol() for signal in SIGNALS},
     "otlp.timeout": Duration(low=0, low_open=True),
     "sending.rate_limit.events_per_second": AT_LEAST_0,
     **{f"sending.batch_size.{signal}": AT_LEAST_1 for signal in SIGNALS},
@@ -459,22 +521,29 @@ def _derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
             values[key] = None  # `${TRACES:-}` disables, like null
 
 
-def _derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+def _derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any], unset: str | None = None) -> None:
     # A URL's scheme says whether TLS is wanted (http:// = plaintext) unless
-    # `insecure` is given beside it; the stored endpoint is host:port.
+    # `insecure` is given beside it. The endpoint is kept as written: an
+    # OTLP/HTTP URL's path matters, and gRPC reads host:port from it later.
+    # Unset: None per signal (inherit), "" for the common one (the default).
     endpoint = values.get("endpoint")
     if not endpoint or not endpoint.strip():
         if "endpoint" in values:
-            values["endpoint"] = None  # per-signal: inherit
+            values["endpoint"] = unset
         return
-    values["endpoint"], scheme = split_endpoint(endpoint)
+    values["endpoint"] = endpoint.strip()
+    scheme = split_endpoint(endpoint)[1]
     if scheme is not None and raw.get("insecure") is None:
         values["insecure"] = scheme == "http"
 
 
+def _derive_common_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    _derive_endpoint(raw, values, unset="")  # "": the protocol's default
+
+
 _DERIVED: dict[type, Derive] = {
     InputConfig: _derive_input,
-    OtlpConfig: _derive_endpoint,
+    OtlpConfig: _derive_common_endpoint,
     SignalOtlpConfig: _derive_endpoint,
 }
 
@@ -688,6 +757,14 @@ def _env_compression(var: str, text: str) -> str:
     return value
 
 
+def _env_protocol(var: str, text: str) -> str:
+    value = text.strip().lower()
+    if value not in PROTOCOLS:
+        hint = " (telegen sends protobuf: use http/protobuf)" if value == "http/json" else ""
+        raise ConfigError(f"{var}: {text!r} is invalid: expected one of {', '.join(PROTOCOLS)}{hint}")
+    return value
+
+
 def _env_bool(var: str, text: str) -> bool:
     value = text.strip().lower()
     if value not in ("true", "false"):
@@ -714,6 +791,7 @@ _ENV_VARIABLES: tuple[tuple[str, tuple[str, ...], Callable[[str, str], Any]], ..
     ("OTEL_EXPORTER_OTLP_ENDPOINT", ("otlp", "endpoint"), _env_endpoint),
     ("OTEL_EXPORTER_OTLP_HEADERS", ("otlp", "headers"), _env_headers),
     ("OTEL_EXPORTER_OTLP_COMPRESSION", ("otlp", "compression"), _env_compression),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", ("otlp", "protocol"), _env_protocol),
     ("OTEL_EXPORTER_OTLP_INSECURE", ("otlp", "insecure"), _env_bool),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", ("otlp", "timeout"), _env_timeout),
     ("OTEL_EXPORTER_OTLP_CERTIFICATE", ("otlp", "tls", "ca_file"), _env_path),
@@ -721,7 +799,8 @@ _ENV_VARIABLES: tuple[tuple[str, tuple[str, ...], Callable[[str, str], Any]], ..
     ("OTEL_EXPORTER_OTLP_CLIENT_KEY", ("otlp", "tls", "key_file"), _env_path),
     *((f"OTEL_EXPORTER_OTLP_{signal.upper()}_{name.upper()}", ("otlp", signal, name), parse)
       for signal in SIGNALS
-      for name, parse in (("endpoint", _env_endpoint), ("headers", _env_headers), ("insecure", _env_bool))),
+      for name, parse in (("endpoint", _env_endpoint), ("headers", _env_headers), ("insecure", _env_bool),
+                          ("protocol", _env_protocol))),
 )
 ENV_VARIABLES: tuple[str, ...] = tuple(var for var, _, _ in _ENV_VARIABLES)
 

@@ -26,7 +26,7 @@ from .. import _fastpath
 from .._memory import reuse_large_buffers
 from ..templates import SIGNALS
 from .batches import Batch, SignalTemplates
-from .transport import Outcome, RetryPolicy, SignalTransport, Target
+from .transport import Outcome, RetryPolicy, Target, Transport, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
@@ -144,7 +144,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     """Send `schedule` pass after pass until a bound is reached or `stop`."""
     if not schedule:  # more processes than batches: nothing for this one
         return
-    transports = {s: SignalTransport(s, settings.targets[s], settings.retry)
+    transports = {s: open_transport(s, settings.targets[s], settings.retry)
                   for s in {item.signal for item in schedule}}
     rate = settings.events_per_second * share
     biggest = max((item.batch.events for item in schedule), default=1)
@@ -161,7 +161,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
             if outcome.delivered:
                 delivered_any.set()
             if outcome.failed:
-                code = outcome.code.name if outcome.code else "ERROR"
+                code = outcome.code or "ERROR"
                 plainly = "" if delivered_any.is_set() else " (before any request succeeded: check the endpoint, " \
                                                            "TLS settings and headers)"
                 errors.error(f"{item.signal}:{code}", f"{item.signal}: {outcome.failed} events failed after "
@@ -198,7 +198,7 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
     return True
 
 
-def _send(item: ScheduleItem, transport: SignalTransport, counters: Counters, settings: SendSettings,
+def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
     requests = requests_for(item, settings, run_start_ns, step)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
@@ -219,7 +219,7 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
     return [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
 
 
-def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, SignalTransport]) -> None:
+def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport]) -> None:
     """Wait for in-flight requests (bounded), then close: whatever is still
     pending or waiting to retry ends as failed, so every event is counted."""
     deadline = time.monotonic() + settings.drain_timeout

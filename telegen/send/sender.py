@@ -91,6 +91,7 @@ class Sender:
             cert_file=resolved.tls.cert_file,
             key_file=resolved.tls.key_file,
             max_message_bytes=self.config.sending.max_message_bytes,
+            protocol=resolved.protocol,
         )
 
     def describe_setup(self) -> str:
@@ -108,7 +109,7 @@ class Sender:
             bounds.append(f"for {settings.duration:g} s")
         if settings.passes:
             bounds.append(f"{settings.passes} passes")
-        endpoints = sorted({f"{t.endpoint} ({'insecure' if t.insecure else 'TLS'}, {t.compression})"
+        endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, {t.compression})"
                             for t in settings.targets.values()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
         return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "

@@ -1,14 +1,14 @@
-"""OTLP/gRPC transport for pre-serialized requests.
+"""What the engine knows about a transport: one small interface, two carriers.
 
-Requests leave as the bytes the patch path made: the channel's methods are
-registered with no serializer, so grpcio copies them once into its own slice
-and nothing re-encodes them. Each send is asynchronous (a future); the
-caller bounds how many are in flight. Failures are retried as the OTLP
-specification says (retryable codes, exponential backoff with jitter,
-RetryInfo honoured), resending the same bytes; a response's partial_success
-is read and its rejected events counted. Responses and google.rpc.Status
-details are decoded with the official classes, once per request (never per
-event), and a malformed one never fails a run.
+The engine hands a transport the request bytes of one batch (its pieces) and
+a callback; the transport sends them asynchronously, retries as the OTLP
+specification says for its carrier, and calls back once with an `Outcome`
+in which every event is delivered, rejected or failed. It never learns
+whether gRPC (`transport_grpc`) or OTLP/HTTP (`transport_http`) carried them.
+
+What both carriers share lives here: the target, the retry policy, the
+outcome of a batch, and the reading of an Export*ServiceResponse's
+partial_success (a gRPC OK and an HTTP 200 carry the same message).
 """
 from __future__ import annotations
 
@@ -16,22 +16,17 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Protocol
 
-import grpc
 from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ..errors import TelegenError
+GRPC = "grpc"
+HTTP_PROTOBUF = "http/protobuf"
+PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
 
-METHODS: dict[str, str] = {
-    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-}
 # The response type per signal and its partial_success field that counts rejected events.
 _RESPONSES: dict[str, tuple[type[Message], str]] = {
     "traces": (ExportTraceServiceResponse, "rejected_spans"),
@@ -39,16 +34,11 @@ _RESPONSES: dict[str, tuple[type[Message], str]] = {
     "logs": (ExportLogsServiceResponse, "rejected_log_records"),
 }
 
-# Retryable per the OTLP specification; RESOURCE_EXHAUSTED only with RetryInfo.
-RETRYABLE = frozenset({
-    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
-})
-
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how one signal is sent."""
+    """Where and how one signal is sent. `endpoint` is host:port for gRPC and
+    the full URL (path included) for OTLP/HTTP."""
 
     endpoint: str
     # Header values are secrets (API keys): never in a repr.
@@ -60,6 +50,7 @@ class Target:
     cert_file: str | None = None
     key_file: str | None = None
     max_message_bytes: int = 4 * 2**20
+    protocol: str = GRPC
 
 
 @dataclass(frozen=True)
@@ -78,42 +69,40 @@ class RetryPolicy:
 @dataclass
 class Outcome:
     """How one batch ended: delivered (accepted minus rejected), rejected by
-    partial success, or failed after its retries."""
+    partial success, or failed after its retries. `code` names the last
+    error as its carrier does ("UNAVAILABLE", "HTTP 503", ...)."""
 
     events: int
     delivered: int = 0
     rejected: int = 0
     failed: int = 0
     attempts: int = 0
-    code: grpc.StatusCode | None = None
+    code: str | None = None
     message: str = ""
     extra: dict = field(default_factory=dict)
 
 
-def _read(tls_file: str | None, what: str) -> bytes | None:
-    if not tls_file:
-        return None
-    try:
-        return Path(tls_file).read_bytes()
-    except OSError as exc:
-        raise TelegenError(f"cannot read {what} {tls_file}: {exc.strerror}") from None
+class Transport(Protocol):
+    """One signal's sender, as the engine drives it."""
+
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+        """Send `requests` (the pieces of one batch, usually one, holding
+        `piece_events` events each) and call `done` once with the outcome,
+        from a transport or timer thread."""
+
+    def close(self) -> None:
+        """Stop retrying and sending; whatever is pending finishes as failed, now."""
 
 
-def open_channel(target: Target) -> grpc.Channel:
-    options = [
-        ("grpc.max_send_message_length", target.max_message_bytes * 2),
-        ("grpc.max_receive_message_length", 16 * 2**20),
-        # Separate channels per signal must not collapse onto one subchannel.
-        ("grpc.use_local_subchannel_pool", 1),
-    ]
-    if target.insecure:
-        return grpc.insecure_channel(target.endpoint, options=options)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(target.ca_file, "CA file"),
-        private_key=_read(target.key_file, "client key"),
-        certificate_chain=_read(target.cert_file, "client certificate"),
-    )
-    return grpc.secure_channel(target.endpoint, credentials, options=options)
+def open_transport(signal: str, target: Target, retry: RetryPolicy) -> Transport:
+    """The transport for `target.protocol`."""
+    if target.protocol == GRPC:
+        from .transport_grpc import GrpcTransport
+        return GrpcTransport(signal, target, retry)
+    if target.protocol == HTTP_PROTOBUF:
+        from .transport_http import HttpTransport
+        return HttpTransport(signal, target, retry)
+    raise ValueError(f"unknown protocol {target.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 
 def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:
@@ -131,76 +120,16 @@ def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:
     return max(0, getattr(partial, rejected_field)), partial.error_message
 
 
-def retry_delay(trailing_metadata) -> float | None:
-    """The RetryInfo delay in `grpc-status-details-bin` (a google.rpc.Status), if any."""
-    for key, value in trailing_metadata or ():
-        if key != "grpc-status-details-bin":
-            continue
-        try:
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):  # False for details of other types
-                    delay = info.retry_delay
-                    return max(0.0, delay.seconds + delay.nanos / 1e9)
-        except DecodeError:
-            return None
-    return None
+class Retrier:
+    """Runs retries later on timer threads, and on close runs the pending
+    ones at once (they see the transport closed and finish as failed)."""
 
-
-class SignalTransport:
-    """Sends one signal's requests to its target, asynchronously, with retries."""
-
-    def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
-        self.signal = signal
-        self.target = target
-        self.retry = retry
-        self.channel = open_channel(target)
-        self._call = self.channel.unary_unary(METHODS[signal], request_serializer=None,
-                                              response_deserializer=None)
-        self._compression = grpc.Compression.Gzip if target.compression == "gzip" else grpc.Compression.NoCompression
-        self._rng = random.Random()
+    def __init__(self) -> None:
+        self.rng = random.Random()
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
-        self._closed = False
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
-        """Send `requests` (the pieces of one batch, usually one, holding
-        `piece_events` events each) and call `done` once with the outcome,
-        from a grpc or timer thread."""
-        state = _BatchState(requests, piece_events, done)
-        for index in range(len(requests)):
-            self._attempt(state, index, 1)
-
-    def _attempt(self, state: _BatchState, index: int, attempt: int) -> None:
-        if self._closed:
-            state.finish_piece(index, failed=True, code=grpc.StatusCode.CANCELLED, message="sender stopped")
-            return
-        state.outcome.attempts += 1
-        future = self._call.future(state.requests[index], timeout=self.target.timeout,
-                                   metadata=self.target.headers or None, compression=self._compression)
-        future.add_done_callback(lambda f: self._completed(f, state, index, attempt))
-
-    def _completed(self, future: grpc.Future, state: _BatchState, index: int, attempt: int) -> None:
-        try:
-            response = future.result()
-        except grpc.RpcError as error:
-            code = error.code()
-            delay = retry_delay(error.trailing_metadata())
-            retryable = code in RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None)
-            if retryable and attempt < self.retry.max_attempts and not self._closed:
-                wait = delay if delay is not None else self.retry.backoff(attempt, self._rng)
-                state.outcome.extra["retries"] = state.outcome.extra.get("retries", 0) + 1
-                self._later(wait, lambda: self._attempt(state, index, attempt + 1))
-                return
-            state.finish_piece(index, failed=True, code=code, message=error.details() or "")
-            return
-        except grpc.FutureCancelledError:
-            state.finish_piece(index, failed=True, code=grpc.StatusCode.CANCELLED, message="cancelled")
-            return
-        rejected, message = parse_partial_success(self.signal, response or b"")
-        state.finish_piece(index, rejected=rejected, message=message)
-
-    def _later(self, delay: float, action: Callable[[], None]) -> None:
+    def later(self, delay: float, action: Callable[[], None]) -> None:
         def run() -> None:
             with self._lock:
                 self._timers.discard(timer)
@@ -212,18 +141,15 @@ class SignalTransport:
             self._timers.add(timer)
         timer.start()
 
-    def close(self) -> None:
-        """Stop retrying; pending retries finish as failed, now."""
-        self._closed = True
+    def flush(self) -> None:
         with self._lock:
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()
             timer.function()
-        self.channel.close()
 
 
-class _BatchState:
+class BatchState:
     """Collects the outcomes of a batch's pieces; reports once all are done."""
 
     def __init__(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
@@ -234,8 +160,12 @@ class _BatchState:
         self.pending = len(requests)
         self.lock = threading.Lock()
 
+    def retried(self) -> None:
+        with self.lock:
+            self.outcome.extra["retries"] = self.outcome.extra.get("retries", 0) + 1
+
     def finish_piece(self, index: int, failed: bool = False, rejected: int = 0,
-                     code: grpc.StatusCode | None = None, message: str = "") -> None:
+                     code: str | None = None, message: str = "") -> None:
         events = self.piece_events[index]
         with self.lock:
             outcome = self.outcome

@@ -1,0 +1,131 @@
+"""OTLP/gRPC transport for pre-serialized requests.
+
+Requests leave as the bytes the patch path made: the channel's methods are
+registered with no serializer, so grpcio copies them once into its own slice
+and nothing re-encodes them. Each send is asynchronous (a future); the
+caller bounds how many are in flight. Failures are retried as the OTLP
+specification says (retryable codes, exponential backoff with jitter,
+RetryInfo honoured), resending the same bytes; a response's partial_success
+is read and its rejected events counted. Responses and google.rpc.Status
+details are decoded with the official classes, once per request (never per
+event), and a malformed one never fails a run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from ..errors import TelegenError
+from .transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+
+METHODS: dict[str, str] = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+# Retryable per the OTLP specification; RESOURCE_EXHAUSTED only with RetryInfo.
+RETRYABLE = frozenset({
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+})
+
+
+def _read(tls_file: str | None, what: str) -> bytes | None:
+    if not tls_file:
+        return None
+    try:
+        return Path(tls_file).read_bytes()
+    except OSError as exc:
+        raise TelegenError(f"cannot read {what} {tls_file}: {exc.strerror}") from None
+
+
+def open_channel(target: Target) -> grpc.Channel:
+    options = [
+        ("grpc.max_send_message_length", target.max_message_bytes * 2),
+        ("grpc.max_receive_message_length", 16 * 2**20),
+        # Separate channels per signal must not collapse onto one subchannel.
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    if target.insecure:
+        return grpc.insecure_channel(target.endpoint, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(target.ca_file, "CA file"),
+        private_key=_read(target.key_file, "client key"),
+        certificate_chain=_read(target.cert_file, "client certificate"),
+    )
+    return grpc.secure_channel(target.endpoint, credentials, options=options)
+
+
+def retry_delay(trailing_metadata) -> float | None:
+    """The RetryInfo delay in `grpc-status-details-bin` (a google.rpc.Status), if any."""
+    for key, value in trailing_metadata or ():
+        if key != "grpc-status-details-bin":
+            continue
+        try:
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):  # False for details of other types
+                    delay = info.retry_delay
+                    return max(0.0, delay.seconds + delay.nanos / 1e9)
+        except DecodeError:
+            return None
+    return None
+
+
+class GrpcTransport:
+    """Sends one signal's requests to its target over gRPC, asynchronously, with retries."""
+
+    def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
+        self.signal = signal
+        self.target = target
+        self.retry = retry
+        self.channel = open_channel(target)
+        self._call = self.channel.unary_unary(METHODS[signal], request_serializer=None,
+                                              response_deserializer=None)
+        self._compression = grpc.Compression.Gzip if target.compression == "gzip" else grpc.Compression.NoCompression
+        self._retrier = Retrier()
+        self._closed = False
+
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+        state = BatchState(requests, piece_events, done)
+        for index in range(len(requests)):
+            self._attempt(state, index, 1)
+
+    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
+        if self._closed:
+            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
+            return
+        state.outcome.attempts += 1
+        future = self._call.future(state.requests[index], timeout=self.target.timeout,
+                                   metadata=self.target.headers or None, compression=self._compression)
+        future.add_done_callback(lambda f: self._completed(f, state, index, attempt))
+
+    def _completed(self, future: grpc.Future, state: BatchState, index: int, attempt: int) -> None:
+        try:
+            response = future.result()
+        except grpc.RpcError as error:
+            code = error.code()
+            delay = retry_delay(error.trailing_metadata())
+            retryable = code in RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None)
+            if retryable and attempt < self.retry.max_attempts and not self._closed:
+                wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
+                state.retried()
+                self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
+                return
+            state.finish_piece(index, failed=True, code=code.name, message=error.details() or "")
+            return
+        except grpc.FutureCancelledError:
+            state.finish_piece(index, failed=True, code="CANCELLED", message="cancelled")
+            return
+        rejected, message = parse_partial_success(self.signal, response or b"")
+        state.finish_piece(index, rejected=rejected, message=message)
+
+    def close(self) -> None:
+        """Stop retrying; pending retries finish as failed, now."""
+        self._closed = True
+        self._retrier.flush()
+        self.channel.close()

@@ -1,0 +1,254 @@
+"""OTLP/HTTP (http/protobuf) transport for pre-serialized requests, on libcurl.
+
+Each request is a POST of the bytes the patch path made, as
+`application/x-protobuf`; pycurl hands libcurl the bytes object itself (no
+copy), and one thread per signal drives a curl multi handle, which keeps the
+connections alive and reuses them. Which client to use was measured (see
+docs/performance.md): libcurl's multi interface costs the sender the least
+CPU per request.
+
+Per the OTLP specification (https://opentelemetry.io/docs/specs/otlp/#otlphttp):
+a 2xx carries an Export*ServiceResponse whose partial_success counts as
+rejected; 429, 502, 503 and 504 are retried, after `Retry-After` when the
+server sends one (seconds or an HTTP date), otherwise after exponential
+backoff with jitter; other statuses are not retried and their
+google.rpc.Status message (decoded with the official classes) is kept for the
+error line. Redirects are not followed: a 3xx fails naming where it pointed.
+A connection that fails (refused, reset, timed out) is retried like a 503.
+"""
+from __future__ import annotations
+
+import email.utils
+import gzip
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import timezone
+from pathlib import Path
+
+import pycurl
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
+
+from ..errors import TelegenError
+from .transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
+GZIP_LEVEL = 6
+# How long the curl thread waits in select before it looks for new requests;
+# bounds the delay a request queued while others are in flight can see.
+_POLL_S = 0.001
+_IDLE_S = 0.1
+
+
+def _check_files(target: Target) -> None:
+    for path, what in ((target.ca_file, "CA file"), (target.cert_file, "client certificate"),
+                       (target.key_file, "client key")):
+        if path and not Path(path).is_file():
+            raise TelegenError(f"cannot read {what} {path}: no such file")
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP
+    date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def status_message(body: bytes, content_type: str) -> str:
+    """The message of an error response: a google.rpc.Status when the body is
+    protobuf (as the specification says), else the start of its text."""
+    if "protobuf" in content_type:
+        try:
+            return status_pb2.Status.FromString(body).message
+        except DecodeError:
+            pass
+    text = body[:200].decode("utf-8", "replace").strip()
+    return " ".join(text.split())
+
+
+class _Request:
+    """One POST in flight: its piece, attempt and what came back."""
+
+    __slots__ = ("state", "index", "attempt", "body", "chunks", "headers")
+
+    def __init__(self, state: BatchState, index: int, attempt: int, body: bytes) -> None:
+        self.state = state
+        self.index = index
+        self.attempt = attempt
+        self.body = body
+        self.chunks: list[bytes] = []
+        self.headers: dict[str, str] = {}
+
+    def header_line(self, line: bytes) -> None:
+        name, sep, value = line.decode("latin-1").partition(":")
+        if sep:
+            self.headers[name.strip().lower()] = value.strip()
+
+
+class HttpTransport:
+    """Sends one signal's requests to its URL over OTLP/HTTP, asynchronously, with retries."""
+
+    def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
+        _check_files(target)
+        self.signal = signal
+        self.target = target
+        self.retry = retry
+        self._gzip = target.compression == "gzip"
+        self._header_list = ["Content-Type: application/x-protobuf",
+                             # libcurl would wait for a 100 Continue before a large body.
+                             "Expect:",
+                             *(["Content-Encoding: gzip"] if self._gzip else []),
+                             *(f"{name}: {value}" for name, value in target.headers)]
+        self._retrier = Retrier()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._closed = False
+        self._multi = pycurl.CurlMulti()
+        self._idle: list[pycurl.Curl] = []
+        self._active: dict[pycurl.Curl, _Request] = {}
+        self._thread = threading.Thread(target=self._loop, name=f"telegen-http-{signal}", daemon=True)
+        self._thread.start()
+
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+        if self._gzip:
+            # Once per request, never per event; the bytes on retries are the same.
+            requests = [gzip.compress(r, GZIP_LEVEL, mtime=0) for r in requests]
+        state = BatchState(requests, piece_events, done)
+        for index in range(len(requests)):
+            self._attempt(state, index, 1)
+
+    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
+        if self._closed:
+            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
+            return
+        with state.lock:
+            state.outcome.attempts += 1
+        self._queue.put(_Request(state, index, attempt, state.requests[index]))
+
+    # -- the curl thread --------------------------------------------------
+
+    def _handle(self, request: _Request) -> pycurl.Curl:
+        curl = self._idle.pop() if self._idle else self._new_handle()
+        curl.setopt(pycurl.POSTFIELDS, request.body)
+        curl.setopt(pycurl.WRITEFUNCTION, request.chunks.append)
+        curl.setopt(pycurl.HEADERFUNCTION, request.header_line)
+        return curl
+
+    def _new_handle(self) -> pycurl.Curl:
+        target = self.target
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.URL, target.endpoint)
+        curl.setopt(pycurl.HTTPHEADER, self._header_list)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
+        curl.setopt(pycurl.TIMEOUT_MS, max(1, int(target.timeout * 1000)))
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(target.timeout, 10.0) * 1000)))
+        curl.setopt(pycurl.TCP_NODELAY, 1)
+        if target.ca_file:
+            curl.setopt(pycurl.CAINFO, target.ca_file)
+        if target.cert_file:
+            curl.setopt(pycurl.SSLCERT, target.cert_file)
+            curl.setopt(pycurl.SSLKEY, target.key_file)
+        return curl
+
+    def _loop(self) -> None:
+        multi = self._multi
+        while True:
+            if not self._take_new(block=not self._active):
+                break
+            if self._active:
+                multi.select(_POLL_S)
+                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                    pass
+                self._collect()
+        for curl, request in list(self._active.items()):
+            multi.remove_handle(curl)
+            request.state.finish_piece(request.index, failed=True, code="CANCELLED", message="sender stopped")
+        self._active.clear()
+        for curl in self._idle:
+            curl.close()
+        multi.close()
+
+    def _take_new(self, block: bool) -> bool:
+        """Add queued requests to the multi handle; False once closed."""
+        try:
+            request = self._queue.get(timeout=_IDLE_S) if block else self._queue.get_nowait()
+        except queue.Empty:
+            return not self._closed
+        while True:
+            if request is None:
+                return False
+            curl = self._handle(request)
+            self._active[curl] = request
+            self._multi.add_handle(curl)
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _collect(self) -> None:
+        while True:
+            queued, succeeded, failed = self._multi.info_read()
+            for curl in succeeded:
+                self._finished(curl, None, "")
+            for curl, errno, message in failed:
+                self._finished(curl, errno, message)
+            if not queued:
+                return
+
+    def _finished(self, curl: pycurl.Curl, errno: int | None, error: str) -> None:
+        self._multi.remove_handle(curl)
+        request = self._active.pop(curl)
+        status = curl.getinfo(pycurl.RESPONSE_CODE) if errno is None else 0
+        curl.setopt(pycurl.POSTFIELDS, b"")  # drop the reference to the body
+        self._idle.append(curl)
+        if errno is not None:
+            self._failed(request, "CONNECTION", f"curl error {errno}: {error}", None, retryable=True)
+            return
+        body = b"".join(request.chunks)
+        if 200 <= status < 300:
+            rejected, message = parse_partial_success(self.signal, body)
+            request.state.finish_piece(request.index, rejected=rejected, message=message)
+            return
+        content_type = request.headers.get("content-type", "")
+        if 300 <= status < 400:
+            where = request.headers.get("location", "nowhere")
+            self._failed(request, f"HTTP {status}", f"redirected to {where} (not followed: set the endpoint "
+                                                    "to where the collector is)", None, retryable=False)
+            return
+        delay = retry_after(request.headers.get("retry-after")) if status in RETRYABLE_STATUS else None
+        self._failed(request, f"HTTP {status}", status_message(body, content_type), delay,
+                     retryable=status in RETRYABLE_STATUS)
+
+    def _failed(self, request: _Request, code: str, message: str, delay: float | None, retryable: bool) -> None:
+        state, index, attempt = request.state, request.index, request.attempt
+        if retryable and attempt < self.retry.max_attempts and not self._closed:
+            wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
+            if not math.isfinite(wait):
+                wait = self.retry.max_backoff
+            state.retried()
+            self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
+            return
+        state.finish_piece(index, failed=True, code=code, message=message)
+
+    def close(self) -> None:
+        """Stop retrying; pending retries and requests in flight finish as failed, now."""
+        self._closed = True
+        self._retrier.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=5.0)
+

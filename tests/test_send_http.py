@@ -1,0 +1,277 @@
+"""The sender over OTLP/HTTP, end to end on loopback against an independent
+receiver (the standard library's HTTP server, official classes): what it
+receives, exact accounting, and every fault the OTLP/HTTP specification
+names (retryable statuses with and without Retry-After, errors with a
+google.rpc.Status body, partial success, dropped connections, redirects,
+TLS and mTLS)."""
+from __future__ import annotations
+
+import gzip
+import ssl
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from email.utils import formatdate
+
+import pytest
+from conftest import small_config
+from google.rpc import status_pb2
+from http_receiver import DROP, Answer, HttpRecorder, serve_http
+
+import telegen
+from telegen.send.batches import build_batches
+from telegen.send.engine import SendSettings, run
+from telegen.send.transport import HTTP_PROTOBUF, RetryPolicy, Target
+from telegen.send.transport_http import retry_after, status_message
+from telegen.sink import free_port
+
+SIGNALS = ("traces", "metrics", "logs")
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return telegen.generate(small_config())
+
+
+def loaded_batches(templates, signals=SIGNALS):
+    sizes = {"traces": 10, "metrics": 60, "logs": 100}
+    return [build_batches(s, templates.records(s), sizes[s], 4 * 2**20) for s in signals]
+
+
+def targets(base: str, **fields) -> dict[str, Target]:
+    fields.setdefault("timeout", 5)
+    return {s: Target(endpoint=f"{base}/v1/{s}", protocol=HTTP_PROTOBUF, **fields) for s in SIGNALS}
+
+
+def settings_for(base: str, target_fields: dict | None = None, **overrides) -> SendSettings:
+    values = dict(targets=targets(base, **(target_fields or {})), concurrency=4, stats_interval=60,
+                  retry=FAST_RETRY, drain_timeout=5)
+    values.update(overrides)
+    return SendSettings(**values)
+
+
+def accounted(report) -> None:
+    for name, s in report.signals.items():
+        assert s.delivered + s.rejected + s.failed == s.sent, name
+
+
+class Lines(list):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_what_the_backend_receives(templates, compression):
+    recorder = HttpRecorder()
+    server, port = serve_http(recorder)
+    try:
+        before = time.time_ns()
+        report = run(loaded_batches(templates),
+                     settings_for(f"http://127.0.0.1:{port}", {"compression": compression,
+                                                               "headers": (("x-api-key", "s3cret"),)},
+                                  passes=2, processes=2, jitter_ns=10**9), Lines())
+        after = time.time_ns()
+    finally:
+        server.shutdown()
+    accounted(report)
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.failed == r.rejected == 0
+        assert r.delivered == r.sent == recorder.events(signal), signal
+    assert report.signals["traces"].sent == 2 * templates.counts["spans"]
+    assert report.signals["logs"].sent == 2 * templates.counts["logs"]
+    for seen in recorder.seen:
+        assert seen.path == f"/v1/{seen.signal}"
+        assert seen.headers["content-type"] == "application/x-protobuf"
+        assert seen.headers["x-api-key"] == "s3cret"
+        assert seen.headers.get("content-encoding") == ("gzip" if compression == "gzip" else None)
+        if compression == "gzip":
+            gzip.decompress(seen.body)  # a whole gzip member
+    # Connections are kept alive and reused: far fewer than requests.
+    connections = {seen.client for seen in recorder.seen}
+    assert len(connections) <= 2 * 3 * 4 < len(recorder.seen)
+    spans = recorder.spans()
+    by_trace = defaultdict(list)
+    for span in spans:
+        by_trace[span.trace_id].append(span)
+    assert len(by_trace) == 2 * templates.counts["traces"], "every trace id is new and unique per pass"
+    assert len({s.span_id for s in spans}) == len(spans)
+    for trace in by_trace.values():
+        ids = {s.span_id for s in trace}
+        assert all(not s.parent_span_id or s.parent_span_id in ids for s in trace), "trees intact"
+        assert before - 10**9 - 10**11 <= min(s.start_time_unix_nano for s in trace)
+        assert max(s.end_time_unix_nano for s in trace) <= after
+
+
+def test_receiver_down_at_start_then_up(templates):
+    port = free_port()
+    recorder = HttpRecorder()
+    box = {}
+
+    def start_late() -> None:
+        time.sleep(0.4)
+        box["server"], _ = serve_http(recorder, port=port)
+
+    thread = threading.Thread(target=start_late)
+    thread.start()
+    report = run(loaded_batches(templates, ("logs",)),
+                 settings_for(f"http://127.0.0.1:{port}", passes=1,
+                              retry=RetryPolicy(max_attempts=10, initial_backoff=0.1, max_backoff=0.3)), Lines())
+    thread.join()
+    box["server"].shutdown()
+    accounted(report)
+    logs = report.signals["logs"]
+    assert logs.delivered == logs.sent == recorder.events("logs") and logs.retries > 0
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_retryable_statuses_honour_retry_after(templates, status):
+    # The first two requests are refused with Retry-After: 1; the run waits
+    # that long (not the 0.05 s backoff) and then delivers everything.
+    recorder = HttpRecorder(lambda n, signal: Answer(status, {"Retry-After": "1"}) if n <= 2 else Answer())
+    server, port = serve_http(recorder)
+    try:
+        started = time.monotonic()
+        report = run(loaded_batches(templates, ("traces",)), settings_for(f"http://127.0.0.1:{port}", passes=1,
+                                                                          concurrency=1), Lines())
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    traces = report.signals["traces"]
+    assert traces.delivered == traces.sent == recorder.events("traces")
+    assert traces.retries == 2 and elapsed >= 2.0
+
+
+def test_retry_after_as_an_http_date_and_backoff_without_it(templates):
+    assert retry_after("7") == 7.0
+    assert retry_after(formatdate(1_000_030, usegmt=True), now=1_000_000) == pytest.approx(30.0)
+    assert retry_after(formatdate(999_000, usegmt=True), now=1_000_000) == 0.0  # in the past: now
+    assert retry_after("soon") is None and retry_after(None) is None
+    recorder = HttpRecorder(lambda n, signal: Answer(503) if n <= 3 else Answer())
+    server, port = serve_http(recorder)
+    try:
+        report = run(loaded_batches(templates, ("logs",)), settings_for(f"http://127.0.0.1:{port}", passes=1,
+                                                                        concurrency=1), Lines())
+    finally:
+        server.shutdown()
+    logs = report.signals["logs"]
+    assert logs.delivered == logs.sent and logs.retries == 3
+
+
+def test_a_400_with_a_status_body_fails_fast_and_says_why(templates):
+    body = status_pb2.Status(code=3, message="resource_spans[0]: trace_id is all zero").SerializeToString()
+    recorder = HttpRecorder(lambda n, signal: Answer(400, body=body))
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("traces",)), settings_for(f"http://127.0.0.1:{port}", passes=1),
+                     lines)
+    finally:
+        server.shutdown()
+    traces = report.signals["traces"]
+    assert traces.failed == traces.sent and traces.retries == 0
+    assert len(recorder.seen) == traces.requests, "a 400 is not retried"
+    assert any("HTTP 400" in line and "trace_id is all zero" in line for line in lines), lines
+    assert status_message(b"<html>Bad\n request</html>", "text/html") == "<html>Bad request</html>"
+
+
+def test_partial_success_is_counted_as_rejected(templates):
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    response = logs_service_pb2.ExportLogsServiceResponse()
+    response.partial_success.rejected_log_records = 5
+    response.partial_success.error_message = "too old"
+    recorder = HttpRecorder(lambda n, signal: Answer(body=response.SerializeToString()))
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("logs",)), settings_for(f"http://127.0.0.1:{port}", passes=1), lines)
+    finally:
+        server.shutdown()
+    logs = report.signals["logs"]
+    accounted(report)
+    assert logs.rejected == 5 * logs.requests and logs.delivered == logs.sent - logs.rejected
+    assert any("rejected" in line and "too old" in line for line in lines)
+
+
+def test_dropped_connections_are_retried_and_accounted(templates):
+    recorder = HttpRecorder(lambda n, signal: DROP if n % 3 == 0 else Answer())
+    server, port = serve_http(recorder)
+    try:
+        report = run(loaded_batches(templates), settings_for(f"http://127.0.0.1:{port}", passes=2), Lines())
+    finally:
+        server.shutdown()
+    accounted(report)
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.delivered == r.sent == recorder.events(signal), signal
+    assert sum(r.retries for r in report.signals.values()) > 0
+
+
+def test_redirects_are_not_followed(templates):
+    recorder = HttpRecorder(lambda n, signal: Answer(307, {"Location": "http://elsewhere:4318/v1/traces"}))
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("traces",)), settings_for(f"http://127.0.0.1:{port}", passes=1),
+                     lines)
+    finally:
+        server.shutdown()
+    traces = report.signals["traces"]
+    assert traces.failed == traces.sent and len(recorder.seen) == traces.requests
+    assert any("HTTP 307" in line and "elsewhere:4318" in line for line in lines), lines
+
+
+def test_nothing_listening_fails_every_event_after_retries(templates):
+    port = free_port()
+    lines = Lines()
+    report = run(loaded_batches(templates, ("logs",)),
+                 settings_for(f"http://127.0.0.1:{port}", passes=1, retry=RetryPolicy(max_attempts=2,
+                                                                                     initial_backoff=0.01)), lines)
+    logs = report.signals["logs"]
+    assert logs.failed == logs.sent > 0 and logs.delivered == 0
+    assert any("CONNECTION" in line and "before any request succeeded" in line for line in lines), lines
+
+
+def _certificate(directory, name: str, ca: tuple | None = None) -> tuple:
+    key, cert = directory / f"{name}-key.pem", directory / f"{name}.pem"
+    if ca is None:
+        command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                   "-days", "1", "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        return key, cert
+    request = directory / f"{name}.csr"
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(request),
+                    "-subj", f"/CN={name}"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(request), "-CA", str(ca[1]), "-CAkey", str(ca[0]),
+                    "-CAcreateserial", "-out", str(cert), "-days", "1"], check=True, capture_output=True, timeout=60)
+    return key, cert
+
+
+def test_tls_and_mutual_tls(templates, tmp_path):
+    server_key, server_cert = _certificate(tmp_path, "localhost")
+    client_ca = _certificate(tmp_path, "client-ca")
+    client_key, client_cert = _certificate(tmp_path, "client", ca=client_ca)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert, server_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(client_ca[1])
+    recorder = HttpRecorder()
+    server, port = serve_http(recorder, tls=context)
+    base = f"https://localhost:{port}"
+    no_retry = RetryPolicy(max_attempts=1)
+    try:
+        mutual = run(loaded_batches(templates, ("traces",)),
+                     settings_for(base, {"ca_file": str(server_cert), "cert_file": str(client_cert),
+                                         "key_file": str(client_key)}, passes=1), Lines())
+        no_client_cert = run(loaded_batches(templates, ("traces",)),
+                             settings_for(base, {"ca_file": str(server_cert), "timeout": 2}, passes=1,
+                                          retry=no_retry), Lines())
+        untrusted = run(loaded_batches(templates, ("traces",)),
+                        settings_for(base, {"timeout": 2}, passes=1, retry=no_retry), Lines())
+    finally:
+        server.shutdown()
+    assert mutual.signals["traces"].delivered == mutual.signals["traces"].sent == recorder.events("traces") > 0
+    for refused in (no_client_cert, untrusted):
+        assert refused.signals["traces"].delivered == 0 and refused.signals["traces"].failed > 0
