@@ -11,7 +11,6 @@ import pytest
 
 from telegen.configkit import NOT_A_KEY, parse_duration
 from telegen.errors import ConfigError, TemplateFileError
-from telegen.templates import SIGNALS
 from telegen.send.config import (
     BatchSizeConfig,
     Headers,
@@ -27,6 +26,7 @@ from telegen.send.config import (
     TlsConfig,
     split_endpoint,
 )
+from telegen.templates import SIGNALS
 
 SEED_YAML = """\
 input: {traces: "./generated/telemetry-traces.pb", metrics: "./generated/telemetry-metrics.pb", logs: "./generated/telemetry-logs.pb"}
