@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-MARGIN = 0.10  # below the lowest of the calibration runs
+MARGIN = 0.10  # the least room below the lowest of the calibration runs, as a share of the median
 
 
 def condense(raw: dict) -> dict:
@@ -210,9 +210,20 @@ def check(results: dict, baseline: dict, instructions: dict | None = None) -> li
 
 def calibrate(runs: list[dict], margin: float = MARGIN) -> dict[str, float]:
     """Floors from the spread of runs of unchanged code: the lowest each
-    ratio went, less `margin`. Noise alone then stays above them."""
+    ratio went, less the whole range it covered (at least `margin` of its
+    median). A ratio that wandered 30 % between runs gets that much room
+    again; one that held within 2 % is guarded at 10 %. For noise near
+    normal, the range of a few runs is about two standard deviations, so a
+    floor sits about three below the median: a false alarm per ratio is
+    rare, and with twenty ratios still only an occasional one."""
     names = set.intersection(*(set(run["ratios"]) for run in runs))
-    return {name: round(min(run["ratios"][name] for run in runs) * (1 - margin), 3) for name in sorted(names)}
+    floors = {}
+    for name in sorted(names):
+        values = sorted(run["ratios"][name] for run in runs)
+        median = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1]
+                                                                    + values[len(values) // 2]) / 2
+        floors[name] = round(values[0] - max(margin * median, values[-1] - values[0]), 3)
+    return floors
 
 
 def main(argv: list[str]) -> int:
