@@ -1,0 +1,57 @@
+"""benchmarks/report.py's guard: floors from the spread of unchanged runs,
+and the check that fails a regression and passes noise."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from report import calibrate, check  # noqa: E402 - benchmarks/ is not a package
+
+
+def runs(*values: float) -> list[dict]:
+    return [{"ratios": {"telegen/x": value, "telegen/steady": 10.0}} for value in values]
+
+
+def test_floors_leave_the_measured_range_below_the_lowest_run():
+    floors = calibrate(runs(1.0, 1.3, 1.2))
+    assert floors["telegen/x"] == 0.7  # 1.0 less the range 0.3
+    assert floors["telegen/steady"] == 9.0  # no spread: at least 10 % of the median
+
+
+def test_check_fails_below_a_floor_and_above_an_instruction_tolerance():
+    baseline = {"floors": {"telegen/x": 0.7},
+                "instructions": {"tolerance": 0.03, "kernel": {"traces": 500.0}, "send_path": {"traces": 510.0}}}
+    counts = {"kernel": {"traces": 510.0}, "send_path": {"traces": 520.0}}
+    assert check({"ratios": {"telegen/x": 0.71}}, baseline, counts) == []
+    failures = check({"ratios": {"telegen/x": 0.69}}, baseline, {"kernel": {"traces": 520.0},
+                                                                 "send_path": {"traces": 520.0}})
+    assert failures == ["telegen/x: 0.69 is below its floor 0.70",
+                        "instructions per event, kernel traces: 520.0 is more than 3% above the baseline 500.0"]
+    assert check({"ratios": {}}, baseline) == ["telegen/x: missing from this run"]
+
+
+def test_the_command_line_exits_1_on_a_regression(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"floors": {}}))
+    paths = []
+    for index, value in enumerate((1.0, 1.1, 1.05)):
+        path = tmp_path / f"run{index}.json"
+        path.write_text(json.dumps(runs(value)[0]))
+        paths.append(str(path))
+    script = str(BENCHMARKS / "report.py")
+    subprocess.run([sys.executable, script, "--calibrate", str(baseline), *paths], check=True, capture_output=True)
+    assert json.loads(baseline.read_text())["floors"]["telegen/x"] == 0.895  # 1.0 less 10 % of the median 1.05
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(runs(0.95)[0]))
+    bad.write_text(json.dumps(runs(0.85)[0]))
+    passed = subprocess.run([sys.executable, script, "--check", str(good), str(baseline)], capture_output=True,
+                            text=True)
+    failed = subprocess.run([sys.executable, script, "--check", str(bad), str(baseline)], capture_output=True,
+                            text=True)
+    assert passed.returncode == 0 and "2 of 2 guarded figures within their bounds" in passed.stdout
+    assert failed.returncode == 1 and "regression: telegen/x: 0.85 is below its floor" in failed.stdout
