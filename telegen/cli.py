@@ -20,7 +20,7 @@ from .atomic import write_json
 from .errors import TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
-from .sink import Sink
+from .sink import Sink, SinkFaults
 from .sink.report import interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
@@ -131,12 +131,16 @@ def run_sink(args: argparse.Namespace) -> int:
     if args.duration < 0:
         raise TelegenError(f"--duration: {args.duration:g} is invalid: expected seconds >= 0 (0: until stopped)")
     stats_path = _stats_json_path(args.stats_json)
-    sink = Sink(listen=args.listen, validate=args.validate).start()
+    faults = SinkFaults(unavailable_first_s=args.unavailable_first_s, unavailable_every=args.unavailable_every,
+                        error_code=args.error_code, reject_fraction=args.reject_fraction, delay_ms=args.delay_ms,
+                        retry_after_s=args.retry_after_s, drop_every=args.drop_every)
+    sink = Sink(listen=args.listen, validate=args.validate, faults=faults, listen_http=args.listen_http).start()
     stop = threading.Event()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     _on_sigterm(stop)
     try:
-        print(f"Listening on {sink.address} for OTLP/gRPC traces, metrics and logs"
+        http = f" and on {sink.http_endpoint} for OTLP/HTTP" if args.listen_http else ""
+        print(f"Listening on {sink.address} for OTLP/gRPC{http} traces, metrics and logs"
               f" (validate {'on' if args.validate else 'off'}); Ctrl-C to stop", flush=True)
         _serve(sink, args.interval, args.duration, stop)
     finally:
@@ -154,13 +158,33 @@ def run_sink(args: argparse.Namespace) -> int:
 def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:4317", metavar="HOST:PORT",
                         help="address to serve on (default: 127.0.0.1:4317, loopback only; port 0 picks a free one)")
+    parser.add_argument("--listen-http", metavar="HOST:PORT",
+                        help="also serve OTLP/HTTP (binary protobuf, POST /v1/traces|metrics|logs) here, "
+                             "e.g. 127.0.0.1:4318 (port 0 picks a free one); default: gRPC only")
     parser.add_argument("--validate", action="store_true",
-                        help="decode every request fully and reject invalid ones with INVALID_ARGUMENT")
+                        help="decode every request fully and reject invalid ones with INVALID_ARGUMENT (HTTP 400)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final counts as JSON here")
     parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                         help="seconds between progress lines (default: 5)")
     parser.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
                         help="stop after this many seconds (default: 0, run until Ctrl-C or SIGTERM)")
+    faults = parser.add_argument_group("faults", "misbehave on demand, to exercise a client's retries and accounting")
+    faults.add_argument("--unavailable-first-s", type=float, default=0.0, metavar="SECONDS",
+                        help="answer UNAVAILABLE (HTTP 503) for this long after start")
+    faults.add_argument("--unavailable-every", type=int, default=0, metavar="N",
+                        help="answer every Nth request (over all signals) UNAVAILABLE (HTTP 503)")
+    faults.add_argument("--error-code", metavar="CODE",
+                        help="answer every request with this gRPC status code name, e.g. RESOURCE_EXHAUSTED "
+                             "(HTTP: its usual mapping, e.g. 429)")
+    faults.add_argument("--reject-fraction", type=float, default=0.0, metavar="F",
+                        help="accept requests but report this fraction of their events rejected (partial success)")
+    faults.add_argument("--delay-ms", type=float, default=0.0, metavar="MS", help="wait this long before answering")
+    faults.add_argument("--retry-after-s", type=float, default=0.0, metavar="SECONDS",
+                        help="with UNAVAILABLE or RESOURCE_EXHAUSTED answers, ask the client to retry after this "
+                             "long (HTTP Retry-After, gRPC RetryInfo)")
+    faults.add_argument("--drop-every", type=int, default=0, metavar="N",
+                        help="drop every Nth request (over all signals): HTTP closes the connection without a "
+                             "response, gRPC answers UNAVAILABLE")
 
 
 def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -170,6 +194,7 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
     flags = {
         "otlp.endpoint": args.endpoint,
         "otlp.insecure": True if args.insecure else None,
+        "otlp.protocol": PROTOCOL_FLAGS.get(args.protocol, args.protocol),
         "sending.rate_limit.events_per_second": args.rate,
         "sending.duration": args.duration,
         "sending.processes": getattr(args, "processes", None),
@@ -231,10 +256,22 @@ def _exit_status(report: SendReport | FleetReport) -> int:
     return EXIT_FAILED if failures else 0
 
 
+# `--protocol http` is short for the specification's name.
+PROTOCOL_FLAGS: dict[str, str] = {"http": "http/protobuf"}
+
+
+def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", choices=("grpc", "http/protobuf", "http"),
+                        help="OTLP carrier (overrides otlp.protocol; http is short for http/protobuf)")
+    parser.add_argument("--endpoint", metavar="ENDPOINT",
+                        help="gRPC host:port, or the OTLP/HTTP base URL that /v1/<signal> is appended to "
+                             "(overrides otlp.endpoint)")
+    parser.add_argument("--insecure", action="store_true", help="plaintext, no TLS (overrides otlp.insecure)")
+
+
 def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="PATH", help="sender config (YAML)")
-    parser.add_argument("--endpoint", metavar="HOST:PORT", help="OTLP/gRPC endpoint (overrides otlp.endpoint)")
-    parser.add_argument("--insecure", action="store_true", help="plaintext gRPC, no TLS (overrides otlp.insecure)")
+    _add_endpoint_arguments(parser)
     parser.add_argument("--rate", type=int, metavar="N", help="events per second over all signals; 0: unthrottled")
     parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
     parser.add_argument("--processes", type=int, metavar="N", help="worker processes sharing the rate")
@@ -272,8 +309,7 @@ def _add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="ADDRESS",
                         help="the Ray cluster: auto (the one this machine belongs to) or ray://HOST:10001; "
                              "default: start a local Ray instance with N CPUs")
-    parser.add_argument("--endpoint", metavar="HOST:PORT", help="OTLP/gRPC endpoint (overrides otlp.endpoint)")
-    parser.add_argument("--insecure", action="store_true", help="plaintext gRPC, no TLS (overrides otlp.insecure)")
+    _add_endpoint_arguments(parser)
     parser.add_argument("--rate", type=int, metavar="N", help="events per second for the whole fleet; 0: unthrottled")
     parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
     parser.add_argument("--cache-dir", metavar="DIR",
@@ -289,7 +325,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0:
         raise TelegenError(f"--seconds: {args.seconds:g} is invalid: expected seconds > 0")
-    return run_demo(args.seconds)
+    return run_demo(args.seconds, protocol=PROTOCOL_FLAGS.get(args.protocol, args.protocol))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,10 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     insp = commands.add_parser("inspect", help="summarise a template directory and draw a sample trace")
     insp.add_argument("directory", metavar="DIR", help="directory written by `telegen generate`")
     insp.set_defaults(handler=run_inspect)
-    snk = commands.add_parser("sink", help="receive OTLP/gRPC locally, count (and optionally validate) events")
+    snk = commands.add_parser("sink", help="receive OTLP/gRPC (and OTLP/HTTP) locally, count (and optionally "
+                                           "validate) events")
     _add_sink_arguments(snk)
     snk.set_defaults(handler=run_sink)
-    snd = commands.add_parser("send", help="replay templates to an OTLP/gRPC endpoint at a target rate")
+    snd = commands.add_parser("send", help="replay templates to an OTLP endpoint (gRPC or HTTP) at a target rate")
     _add_send_arguments(snd)
     snd.set_defaults(handler=run_send)
     flt = commands.add_parser("fleet", help="run N sharded senders on a Ray cluster (pip install 'telegen[fleet]')")
@@ -313,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     flt.set_defaults(handler=run_fleet)
     dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")
     dem.add_argument("--seconds", type=float, default=10.0, help="how long to send (default: 10)")
+    dem.add_argument("--protocol", choices=("grpc", "http/protobuf", "http"), default="grpc",
+                     help="OTLP carrier to the sink (default: grpc; http is short for http/protobuf)")
     dem.set_defaults(handler=run_demo_command)
     return parser
 

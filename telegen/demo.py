@@ -1,8 +1,9 @@
 """`telegen demo`: the whole job on built-in defaults, on this machine only.
 
 Generate a small template set (seconds), start `telegen sink` as its own
-process on a free loopback port (SinkProcess), send to it for a few seconds, then print
-what the sender delivered beside what the sink received.
+process on a free loopback port (SinkProcess), send to it for a few seconds
+over gRPC or OTLP/HTTP, then print what the sender delivered beside what the
+sink received.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ DEMO_TEMPLATES = {
 }
 
 
-def run_demo(seconds: float = 10.0, directory: str | None = None) -> int:
+def run_demo(seconds: float = 10.0, directory: str | None = None, protocol: str = "grpc") -> int:
     with tempfile.TemporaryDirectory(prefix="telegen-demo-") as scratch:
         templates_dir = Path(directory) if directory else Path(scratch) / "templates"
         started = time.perf_counter()
@@ -39,11 +40,13 @@ def run_demo(seconds: float = 10.0, directory: str | None = None) -> int:
 
         sink_stats = Path(scratch) / "sink.json"
         sink_log = Path(scratch) / "sink.log"
-        with open(sink_log, "w") as log, SinkProcess(stats_json=sink_stats, output=log) as sink:
-            print(f"Started telegen sink (pid {sink.process.pid}) on {sink.endpoint}", flush=True)
+        http = protocol != "grpc"
+        with open(sink_log, "w") as log, SinkProcess(stats_json=sink_stats, output=log, http=http) as sink:
+            endpoint = sink.http_endpoint if http else sink.endpoint
+            print(f"Started telegen sink (pid {sink.process.pid}) on {endpoint} ({protocol})", flush=True)
             sender = Sender({
                 "input": {"directory": str(templates_dir)},
-                "otlp": {"endpoint": sink.endpoint, "insecure": True},
+                "otlp": {"endpoint": endpoint, "insecure": True, "protocol": protocol},
                 "sending": {"rate_limit": {"events_per_second": 0}, "duration": f"{seconds:g}s", "multiplier": 0,
                             "concurrency": 16, "stats_interval": 2},
                 "timestamps": {"jitter_ms": 1000, "backdate_ms": 0},

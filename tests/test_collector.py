@@ -34,10 +34,11 @@ def template_dir(tmp_path_factory):
     return directory
 
 
-def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2, **sending):
+def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2, protocol: str = "grpc",
+         **sending):
     return telegen.Sender({
         "input": {"directory": str(template_dir)},
-        "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression},
+        "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression, "protocol": protocol},
         "sending": {"multiplier": passes, "duration": 0, "rate_limit": {"events_per_second": 0},
                     "batch_size": {"traces": 10, "metrics": 100, "logs": 100}, "metric_series_multiplier": 3,
                     **sending},
@@ -45,9 +46,11 @@ def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, compression):
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, protocol, compression):
     with Collector(workdir=tmp_path) as collector:
-        report = send(template_dir, collector.grpc_endpoint, compression)
+        endpoint = collector.grpc_endpoint if protocol == "grpc" else f"http://{collector.http_endpoint}"
+        report = send(template_dir, endpoint, compression, protocol=protocol)
         metrics = collector.wait_for(ACCEPTED["logs"], report.signals["logs"].delivered)
     for signal in ("traces", "metrics", "logs"):
         delivered = report.signals[signal].delivered

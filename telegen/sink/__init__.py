@@ -1,16 +1,20 @@
 """The local OTLP receiver: counts, and optionally validates, what it gets.
 
-    receiver  Sink: the three OTLP/gRPC collector services on one port
+    receiver  Sink: the three OTLP/gRPC collector services on one port (and
+              OTLP/HTTP on another), both through one carrier-neutral path
+    http      HttpReceiver: OTLP/HTTP (binary protobuf) on aiohttp, for Sink(listen_http=...)
+    answer    Answer: what one request is answered with, whatever the carrier
     validate  count_events (compiled wire walk) and find_problem (full decode)
     stats     SignalStats / SinkStats: one bucket per request, one count per event
-    faults    SinkFaults: errors, partial success and delay on demand
+    faults    SinkFaults: errors, partial success, delay and dropped connections on demand
     report    what `telegen sink` prints and writes
     process   SinkProcess: `telegen sink` in its own process, for the demo and benchmarks
 
-Everything but the receiver is independent of the carrier, ready for OTLP/HTTP.
+Everything but the receivers (receiver's gRPC handler, http) is independent of the carrier.
 """
 from ..errors import SinkError
-from .faults import SinkFaults
+from .answer import Answer
+from .faults import Refusal, SinkFaults
 from .process import SinkProcess, free_port
 from .receiver import SERVICES, Sink, split_listen
 from .stats import SignalStats, SinkStats
@@ -18,6 +22,8 @@ from .validate import count_events, find_problem
 
 __all__ = [
     "SERVICES",
+    "Answer",
+    "Refusal",
     "SignalStats",
     "Sink",
     "SinkError",

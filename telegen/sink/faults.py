@@ -1,13 +1,29 @@
-"""Misbehaviour on demand: errors, partial success and delay, to exercise a
-client's retry and accounting paths."""
+"""Misbehaviour on demand: errors, partial success, delay and dropped
+connections, to exercise a client's retry and accounting paths."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import grpc
 
 from ..errors import SinkError
+
+# The refusals that tell a client to come back later: only these carry `retry_after_s`.
+_RETRY_LATER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class Refusal(NamedTuple):
+    """How to refuse one request: an error `code` and `message`; `drop`: close
+    the connection without an answer where the carrier can (HTTP; gRPC answers
+    `code`, UNAVAILABLE); `retry_after_s`: the delay to ask the client to wait
+    (0: none)."""
+
+    code: grpc.StatusCode
+    message: str
+    drop: bool = False
+    retry_after_s: float = 0
 
 
 @dataclass(frozen=True)
@@ -21,6 +37,13 @@ class SinkFaults:
     - `reject_fraction`: accept requests but report this fraction of their events
       (rounded down) as rejected through `partial_success`.
     - `delay_ms`: sleep this long in every request before answering.
+    - `retry_after_s`: with UNAVAILABLE or RESOURCE_EXHAUSTED refusals, ask the
+      client to retry after this many seconds: a `Retry-After` header (whole
+      seconds, rounded up) over HTTP, a google.rpc.RetryInfo in the
+      `grpc-status-details-bin` trailer over gRPC. 0: no delay is suggested.
+    - `drop_every`: every Nth request (counted over all signals, with
+      `unavailable_every`) is dropped: over HTTP the connection is closed with
+      no response; over gRPC it is answered UNAVAILABLE.
     """
 
     unavailable_first_s: float = 0
@@ -28,6 +51,8 @@ class SinkFaults:
     error_code: str | None = None
     reject_fraction: float = 0
     delay_ms: float = 0
+    retry_after_s: float = 0
+    drop_every: int = 0
 
     def __post_init__(self) -> None:
         if self.error_code is not None and self.error_code not in grpc.StatusCode.__members__:
@@ -36,18 +61,28 @@ class SinkFaults:
             raise SinkError("error_code 'OK' is not an error")
         if not 0 <= self.reject_fraction <= 1:
             raise SinkError(f"reject_fraction {self.reject_fraction} is out of range [0, 1]")
-        if self.unavailable_first_s < 0 or self.unavailable_every < 0 or self.delay_ms < 0:
-            raise SinkError("unavailable_first_s, unavailable_every and delay_ms must be >= 0")
+        if (self.unavailable_first_s < 0 or self.unavailable_every < 0 or self.delay_ms < 0
+                or self.retry_after_s < 0 or self.drop_every < 0):
+            raise SinkError("unavailable_first_s, unavailable_every, delay_ms, retry_after_s and drop_every "
+                            "must be >= 0")
 
-    def refusal(self, since_start: float, sequence: int) -> tuple[grpc.StatusCode, str] | None:
-        """The error to answer request number `sequence` (1-based) with, if any."""
+    def refusal(self, since_start: float, sequence: int) -> Refusal | None:
+        """How to refuse request number `sequence` (1-based), if at all."""
         if since_start < self.unavailable_first_s:
-            return grpc.StatusCode.UNAVAILABLE, f"sink fault: unavailable for the first {self.unavailable_first_s:g} s"
+            return self._refuse(grpc.StatusCode.UNAVAILABLE,
+                                f"sink fault: unavailable for the first {self.unavailable_first_s:g} s")
+        if self.drop_every and sequence % self.drop_every == 0:
+            return self._refuse(grpc.StatusCode.UNAVAILABLE,
+                                f"sink fault: every {self.drop_every}th request is dropped", drop=True)
         if self.unavailable_every and sequence % self.unavailable_every == 0:
-            return grpc.StatusCode.UNAVAILABLE, f"sink fault: every {self.unavailable_every}th request is unavailable"
+            return self._refuse(grpc.StatusCode.UNAVAILABLE,
+                                f"sink fault: every {self.unavailable_every}th request is unavailable")
         if self.error_code:
-            return grpc.StatusCode[self.error_code], f"sink fault: answering {self.error_code}"
+            return self._refuse(grpc.StatusCode[self.error_code], f"sink fault: answering {self.error_code}")
         return None
+
+    def _refuse(self, code: grpc.StatusCode, message: str, drop: bool = False) -> Refusal:
+        return Refusal(code, message, drop, self.retry_after_s if code in _RETRY_LATER else 0)
 
     def rejected(self, events: int) -> int:
         return math.floor(events * self.reject_fraction)

@@ -1,10 +1,13 @@
-"""A local OTLP/gRPC receiver that counts, and optionally validates, what it gets.
+"""A local OTLP receiver that counts, and optionally validates, what it gets.
 
-`Sink` serves the three OTLP collector services on one port. Handlers are
-registered with no (de)serializers, so each request arrives as the raw bytes
-grpcio received (already gunzipped when the client compressed them) and the
-sink decides how much decoding to pay for: counting only by default, a full
-decode and check with `validate=True`.
+`Sink` serves the three OTLP collector services on one gRPC port and, with
+`listen_http`, OTLP/HTTP (binary protobuf) on another (see `http.py`). gRPC
+handlers are registered with no (de)serializers, so each request arrives as the
+raw bytes grpcio received (already gunzipped when the client compressed them),
+as the HTTP receiver's do, and both carriers hand them to one carrier-neutral
+path, `Sink.receive`, which decides how much decoding to pay for (counting only
+by default, a full decode and check with `validate=True`), applies the faults
+and counts. So the counts do not depend on the carrier.
 
 Every request lands in exactly one bucket of its signal's `SignalStats`:
 `requests` (answered OK), `invalid_requests` (INVALID_ARGUMENT) or
@@ -15,6 +18,9 @@ event of a decoded request is counted once: `events` (kept), `rejected_events`
     >>> with Sink() as sink:
     ...     send_something_to(sink.endpoint)
     ...     assert sink.stats().traces.events == 42
+
+    >>> with Sink(listen_http="127.0.0.1:0") as sink:
+    ...     post_to(sink.http_endpoint + "/v1/traces")
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import socket
 import threading
 import time
 from concurrent import futures
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.message import Message
@@ -42,9 +49,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from .._memory import reuse_large_buffers
 from ..errors import SinkError
 from ..templates import SIGNALS
+from .answer import OK, Answer
 from .faults import SinkFaults
 from .stats import Counters, SinkStats
 from .validate import count_events, find_problem
+
+if TYPE_CHECKING:
+    from .http import HttpReceiver
 
 SERVICES: dict[str, str] = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -68,21 +79,30 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _check_bindable(host: str, port: int) -> None:
-    """Try the address with a plain socket first: when grpcio fails to bind it
-    logs a multi-line C-core error and does not say why."""
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to HOST:PORT (port 0: a free one), not yet listening;
+    SinkError with a one-line reason when the address cannot be had."""
     target = f"{host}:{port}"
     try:
         family, _, _, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            # As grpcio does, so a port left in TIME_WAIT by a stopped sink passes.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
     except socket.gaierror as exc:
         raise SinkError(f"cannot listen on {target}: cannot resolve {host}: {exc.strerror}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As grpcio does, so a port left in TIME_WAIT by a stopped sink passes.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
     except OSError as exc:
+        sock.close()
         reason = "address in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise SinkError(f"cannot listen on {target}: {reason}") from None
+    return sock
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Try the address with a plain socket first: when grpcio fails to bind it
+    logs a multi-line C-core error and does not say why."""
+    bind_socket(host, port).close()
 
 
 _RESPONSES: dict[str, tuple[type[Message], type[Message]]] = {
@@ -105,17 +125,24 @@ _EMPTY_RESPONSE = {name: _response(name, 0) for name in SIGNALS}
 
 
 class Sink:
-    """An OTLP/gRPC receiver for traces, metrics and logs that counts events.
+    """An OTLP receiver for traces, metrics and logs that counts events.
 
-    `listen` is HOST:PORT (port 0 picks a free one; see `.address` after start).
-    With `validate`, every request is decoded fully and checked (`find_problem`);
-    a bad one is answered INVALID_ARGUMENT naming its first problem. `faults`
-    injects errors, partial success and delay.
+    `listen` is HOST:PORT for OTLP/gRPC (port 0 picks a free one; see `.address`
+    after start). `listen_http`, if given, is HOST:PORT for OTLP/HTTP too (binary
+    protobuf; see `.http_endpoint`). With `validate`, every request is decoded
+    fully and checked (`find_problem`); a bad one is answered INVALID_ARGUMENT
+    (HTTP 400) naming its first problem. `faults` injects errors, partial
+    success, delay and dropped connections. Requests larger than
+    `max_message_bytes` (uncompressed) are refused by either carrier, uncounted.
     """
 
     def __init__(self, listen: str = "127.0.0.1:0", validate: bool = False, max_message_bytes: int = 64 * 2**20,
-                 workers: int = 4, faults: SinkFaults | None = None) -> None:
+                 workers: int = 4, faults: SinkFaults | None = None, listen_http: str | None = None) -> None:
         self._host, self._port = split_listen(listen)
+        self._http_listen = split_listen(listen_http) if listen_http is not None else None
+        if self._http_listen == (self._host, self._port) and self._port:
+            raise SinkError(f"cannot listen on {listen}: listen and listen_http name the same address")
+        self._http: HttpReceiver | None = None
         self.validate = validate
         self.max_message_bytes = max_message_bytes
         self.workers = workers
@@ -139,10 +166,30 @@ class Sink:
         """What a client dials: the same as `address`."""
         return self.address
 
+    @property
+    def http_address(self) -> str:
+        """HOST:PORT the OTLP/HTTP receiver actually bound (valid after `start`)."""
+        if self._http_listen is None:
+            raise RuntimeError("the sink has no OTLP/HTTP receiver: pass listen_http")
+        if self._http is None:
+            raise RuntimeError("the sink has not been started")
+        return f"{self._http_listen[0]}:{self._http.port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        """The OTLP/HTTP base URL, http://HOST:PORT: a client appends /v1/traces,
+        /v1/metrics or /v1/logs."""
+        return f"http://{self.http_address}"
+
     def start(self) -> Sink:
         if self._server is not None:
             raise RuntimeError("the sink is already started")
         reuse_large_buffers()  # requests arrive as large buffers, like the sender's
+        http = None
+        if self._http_listen is not None:
+            from .http import HttpReceiver  # aiohttp is imported only by a sink that serves HTTP
+
+            http = HttpReceiver(self, *self._http_listen)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="telegen-sink"),
             handlers=[self._handler(name) for name in SIGNALS],
@@ -152,25 +199,33 @@ class Sink:
         )
         target = f"{self._host}:{self._port}"
         _check_bindable(self._host, self._port)
+        if http is not None:
+            http.start()  # binds first: when it cannot, no gRPC port has been taken
         try:
             port = server.add_insecure_port(target)
         except RuntimeError:
             port = 0  # newer grpcio raises where older ones returned 0
         if not port:  # lost a race for the port since the check
             server.stop(None)
+            if http is not None:
+                http.stop(0)
             raise SinkError(f"cannot listen on {target}: the gRPC server could not bind it")
         server.start()
         self._port = port
         self._server = server
+        self._http = http
         self._started = time.monotonic()
         self._stopped = None
         return self
 
     def stop(self, grace: float = 1.0) -> None:
-        """Finish in-flight requests (up to `grace` seconds) and close the port."""
+        """Finish in-flight requests (up to `grace` seconds) and close the port(s)."""
         if self._server is None or self._stopped is not None:
             return
-        self._server.stop(grace).wait()
+        stopped = self._server.stop(grace)
+        if self._http is not None:
+            self._http.stop(grace)
+        stopped.wait()
         self._stopped = time.monotonic()
 
     def __enter__(self) -> Sink:
@@ -187,7 +242,7 @@ class Sink:
 
     def _handler(self, signal: str) -> grpc.GenericRpcHandler:
         def export(data: bytes, context: grpc.ServicerContext) -> bytes:
-            return self._export(signal, data, context)
+            return self._export_grpc(signal, data, context)
 
         # No (de)serializers: the handler gets and returns raw bytes.
         method = grpc.unary_unary_rpc_method_handler(export, request_deserializer=None, response_serializer=None)
@@ -198,14 +253,31 @@ class Sink:
             self._sequence += 1
             return self._sequence
 
-    def _export(self, signal: str, data: bytes, context: grpc.ServicerContext) -> bytes:
+    def _export_grpc(self, signal: str, data: bytes, context: grpc.ServicerContext) -> bytes:
+        if self.faults.delay_ms:
+            time.sleep(self.faults.delay_ms / 1000)
+        answer = self.receive(signal, data)
+        if answer.ok:
+            return answer.body
+        if answer.retry_after_s > 0:
+            # What grpcio-status's abort_with_status does: the google.rpc.Status
+            # (with its RetryInfo) in the trailer, beside the plain code and message.
+            context.set_trailing_metadata((("grpc-status-details-bin", answer.status().SerializeToString()),))
+        context.abort(answer.code, answer.message)  # a drop, too: gRPC has no answer-less close
+        raise AssertionError("unreachable: context.abort raises")
+
+    def receive(self, signal: str, data: bytes) -> Answer:
+        """The carrier-neutral part of one export: apply the faults, count (and
+        with `validate`, check) the serialized Export{signal}ServiceRequest
+        `data` (uncompressed), and say what to answer. Every call is counted in
+        exactly one bucket of `signal`'s stats. Delay (`faults.delay_ms`) is the
+        carrier's job: each sleeps its own way."""
         faults = self.faults
-        if faults.delay_ms:
-            time.sleep(faults.delay_ms / 1000)
         refusal = faults.refusal(time.monotonic() - self._started, self._next_sequence())
         if refusal:
             self._counters.add(signal, refused_requests=1)
-            context.abort(*refusal)
+            return Answer(refusal.code, message=refusal.message, retry_after_s=refusal.retry_after_s,
+                          drop=refusal.drop)
         # Validation walks its own decoded copy so that counting stays in
         # count_events alone: swapping in a faster counter changes one function.
         problem = find_problem(signal, data) if self.validate else None
@@ -215,7 +287,7 @@ class Sink:
             problem, events = problem or f"request is not a valid {signal} export: {exc}", 0
         if problem:
             self._counters.add(signal, invalid_requests=1, invalid_events=events)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            return Answer(grpc.StatusCode.INVALID_ARGUMENT, message=problem)
         rejected = faults.rejected(events)
         self._counters.add(signal, requests=1, events=events - rejected, rejected_events=rejected, bytes=len(data))
-        return _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal]
+        return Answer(OK, _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal])
