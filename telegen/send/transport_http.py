@@ -1,11 +1,12 @@
 """OTLP/HTTP (http/protobuf) transport for pre-serialized requests, on libcurl.
 
 Each request is a POST of the bytes the patch path made, as
-`application/x-protobuf`; pycurl hands libcurl the bytes object itself (no
-copy), and one thread per signal drives a curl multi handle, which keeps the
-connections alive and reuses them. Which client to use was measured (see
-docs/performance.md): libcurl's multi interface costs the sender the least
-CPU per request.
+`application/x-protobuf`; pycurl hands libcurl the bytes object itself, and
+one thread per signal drives a curl multi handle, which keeps the
+connections alive and reuses them. Which client to use was measured
+(benchmarks/test_http.py, docs/performance.md): inside the engine, libcurl's
+multi interface cost the sender the least CPU per event (aiohttp, the
+runner-up, is kept in benchmarks/aiohttp_transport.py).
 
 Per the OTLP specification (https://opentelemetry.io/docs/specs/otlp/#otlphttp):
 a 2xx carries an Export*ServiceResponse whose partial_success counts as
@@ -158,6 +159,8 @@ class HttpTransport:
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(target.timeout * 1000)))
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(target.timeout, 10.0) * 1000)))
         curl.setopt(pycurl.TCP_NODELAY, 1)
+        # Its default 64 KiB upload buffer cuts a 600 KB body into many sends.
+        curl.setopt(pycurl.UPLOAD_BUFFERSIZE, 2 * 2**20)
         if target.ca_file:
             curl.setopt(pycurl.CAINFO, target.ca_file)
         if target.cert_file:
