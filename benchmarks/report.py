@@ -65,6 +65,22 @@ def markdown(results: dict) -> str:
                              f"{f['mb_per_second']:,.1f} | {f['payload_bytes_per_event']:,.0f} | "
                              f"{f['wire_bytes_per_event']:,.0f} | {f['cpu_s_per_million']:.2f} |")
         lines.append("")
+    clients = [r for r in rows if r["kind"] == "http_clients"]
+    for r in clients:
+        lines += ["## OTLP/HTTP clients (the same traces batches, same concurrency, medians of alternating rounds)", "",
+                  "| client | spans/s | sender CPU s / M spans |", "|---|---|---|"]
+        lines += [f"| {name} | {f['events_per_second']:,.0f} | {f['cpu_s_per_million']:.3f} |"
+                  for name, f in r["clients"].items()]
+        lines.append("")
+    carriers = [r for r in rows if r["kind"] == "http_vs_grpc"]
+    if carriers:
+        lines += ["## OTLP/HTTP beside gRPC (`telegen send`, one process, medians of alternating rounds)", "",
+                  "| signal | gzip | gRPC events/s | HTTP events/s | HTTP / gRPC | gRPC CPU s / M | HTTP CPU s / M |"
+                  " CPU HTTP / gRPC |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {r['compression']} | {r['grpc']['events_per_second']:,.0f} | "
+                  f"{r['http']['events_per_second']:,.0f} | {r['ratio']:.2f} | {r['grpc']['cpu_s_per_million']:.2f} | "
+                  f"{r['http']['cpu_s_per_million']:.2f} | {r['cpu_ratio']:.2f} |" for r in carriers]
+        lines.append("")
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     if sweep:
         lines += ["## Batch size (traces per batch)", "", "| traces per batch | spans/s | sender CPU s / M spans |",
@@ -149,7 +165,8 @@ def chart(results: dict, path: Path) -> None:
 
     rows = results["rows"]
     signals = ["traces", "metrics", "logs"]
-    methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {}, "telemetrygen (Go)": {},
+    methods: dict[str, dict[str, float]] = {"transport ceiling": {}, "telegen send": {},
+                                            "telegen send, OTLP/HTTP": {}, "telemetrygen (Go)": {},
                                             "naive replay": {}, "OpenTelemetry SDK": {}}
     for r in rows:
         if r.get("compression", "none") != "none":
@@ -163,18 +180,23 @@ def chart(results: dict, path: Path) -> None:
             methods["OpenTelemetry SDK"][r["signal"]] = r["sdk"]
         elif r["kind"] == "telemetrygen":
             methods["telemetrygen (Go)"][r["signal"]] = r["telemetrygen"]["events_per_second"]
+        elif r["kind"] == "http_vs_grpc":
+            methods["telegen send, OTLP/HTTP"][r["signal"]] = r["http"]["events_per_second"]
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(12 if sweep else 7, 4.5), squeeze=False)
     ax = axes[0][0]
-    width = 0.16
+    methods = {method: values for method, values in methods.items() if values}
+    width = 0.8 / max(1, len(methods))
     for k, (method, values) in enumerate(methods.items()):
-        xs = [i + (k - 2) * width for i, s in enumerate(signals) if s in values]
+        xs = [i + (k - (len(methods) - 1) / 2) * width for i, s in enumerate(signals) if s in values]
         ax.bar(xs, [values[s] / 1e6 for s in signals if s in values], width, label=method)
     ax.set_xticks(range(len(signals)), signals)
     ax.set_ylabel("million events/s (log scale)")
-    ax.set_yscale("log")
+    if methods:
+        ax.set_yscale("log")
     ax.set_title("events/s by method (no compression)")
-    ax.legend(fontsize=8)
+    if methods:
+        ax.legend(fontsize=8)
     if sweep:
         ax2 = axes[0][1]
         ax2.plot([r["batch_traces"] for r in sweep], [r["events_per_second"] / 1e6 for r in sweep], marker="o")
