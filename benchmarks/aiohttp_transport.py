@@ -8,57 +8,19 @@ same end-to-end tests (tests/test_send_http.py) before it was set aside.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import gzip
 import math
 import ssl
 import threading
-import time
 from collections.abc import Callable
-from datetime import timezone
 from pathlib import Path
 
 import aiohttp
-from google.protobuf.message import DecodeError
-from google.rpc import status_pb2
 
 from telegen._version import __version__
 from telegen.errors import TelegenError
 from telegen.send.transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
-
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-# zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
-GZIP_LEVEL = 6
-
-
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP
-    date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def status_message(body: bytes, content_type: str) -> str:
-    """The message of an error response: a google.rpc.Status when the body is
-    protobuf (as the specification says), else the start of its text."""
-    if "protobuf" in content_type:
-        try:
-            return status_pb2.Status.FromString(body).message
-        except DecodeError:
-            pass
-    text = body[:200].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
+from telegen.send.transport_http import GZIP_LEVEL, RETRYABLE_STATUS, retry_after, status_message
 
 
 def tls_context(target: Target) -> ssl.SSLContext:

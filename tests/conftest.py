@@ -81,8 +81,27 @@ def small() -> GeneratorConfig:
     return small_config()
 
 
-class Recorder(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer,
-               logs_service_pb2_grpc.LogsServiceServicer):
+class DecodedRequests:
+    """What a test receiver kept, per signal, decoded with the official
+    classes; the events in them counted as the OTLP messages nest them."""
+
+    requests: dict[str, list]
+
+    def spans(self):
+        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def events(self, signal: str) -> int:
+        if signal == "traces":
+            return len(self.spans())
+        if signal == "logs":
+            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
+                       for sl in rl.scope_logs)
+        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
+                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+
+
+class Recorder(DecodedRequests, trace_service_pb2_grpc.TraceServiceServicer,
+               metrics_service_pb2_grpc.MetricsServiceServicer, logs_service_pb2_grpc.LogsServiceServicer):
     """A receiver from the official servicers: every request fully decoded and kept."""
 
     def __init__(self) -> None:
@@ -98,18 +117,6 @@ class Recorder(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_
         return {"traces": trace_service_pb2.ExportTraceServiceResponse,
                 "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
                 "logs": logs_service_pb2.ExportLogsServiceResponse}[signal]()
-
-    def spans(self):
-        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-
-    def events(self, signal: str) -> int:
-        if signal == "traces":
-            return len(self.spans())
-        if signal == "logs":
-            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
-                       for sl in rl.scope_logs)
-        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
-                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
 
 
 def serve(recorder: Recorder, credentials=None) -> tuple[grpc.Server, int]:

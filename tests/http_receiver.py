@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from conftest import DecodedRequests
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -44,7 +45,7 @@ class Seen:
     body: bytes  # as sent (compressed if it was)
 
 
-class HttpRecorder:
+class HttpRecorder(DecodedRequests):
     """Records OTLP/HTTP requests; `script(number, signal)` answers request
     `number` (1-based, over all signals) with an Answer or DROP; default 200."""
 
@@ -53,18 +54,6 @@ class HttpRecorder:
         self.requests: dict[str, list] = defaultdict(list)  # decoded, answered 200 only
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-
-    def spans(self):
-        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-
-    def events(self, signal: str) -> int:
-        if signal == "traces":
-            return len(self.spans())
-        if signal == "logs":
-            return sum(len(sl.log_records) for r in self.requests["logs"] for rl in r.resource_logs
-                       for sl in rl.scope_logs)
-        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for r in self.requests["metrics"]
-                   for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length", "0"))
