@@ -121,7 +121,9 @@ class HttpReceiver:
     async def _serve(self, sock: socket.socket) -> None:
         # No access log: a line per request would cost more than the request.
         self._server = web.Server(self._handle, access_log=None)
-        self._runner = web.ServerRunner(self._server)
+        # cleanup() waits shutdown_timeout (aiohttp's default: 60 s) for connections
+        # still open after _close's own bounded shutdown; never that long here.
+        self._runner = web.ServerRunner(self._server, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.SockSite(self._runner, sock)
         await self._site.start()

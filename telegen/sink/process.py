@@ -73,7 +73,7 @@ class SinkProcess:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=30)  # its own shutdown is bounded well below; a loaded machine is slow
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
