@@ -1,30 +1,31 @@
-"""Build script: compiles telegen/_fastpath.pyx when it is present.
+"""Build script: compiles the send path's Cython modules.
 
-The compiled patch path arrives with the sender; until then the package is
-pure Python and this script builds no extension (no placeholder module).
+telegen/_fastpath.pyx: scan (wire walk -> patch plan) and patch.
+telegen/_gzip.pyx: the patchable gzip stream (compress once, patch per send).
 """
 from pathlib import Path
 
 from setuptools import setup
 
 HERE = Path(__file__).parent
-FASTPATH = HERE / "telegen" / "_fastpath.pyx"
+MODULES = ("_fastpath", "_gzip")
 
 
 def extensions() -> list:
-    if not FASTPATH.exists():
+    sources = [HERE / "telegen" / f"{name}.pyx" for name in MODULES]
+    if not all(source.exists() for source in sources):
         return []
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    ext = Extension(
-        "telegen._fastpath",
-        [str(FASTPATH.relative_to(HERE))],
+    exts = [Extension(
+        f"telegen.{source.stem}",
+        [str(source.relative_to(HERE))],
         # No fused multiply-add: the reference implementation must reproduce
         # every floating-point result bit for bit.
         extra_compile_args=["-O3", "-ffp-contract=off"],
-    )
-    return cythonize([ext], language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
+    ) for source in sources]
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
 
 
 setup(ext_modules=extensions())
