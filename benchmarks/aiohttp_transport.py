@@ -8,7 +8,6 @@ same end-to-end tests (tests/test_send_http.py) before it was set aside.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import math
 import ssl
 import threading
@@ -20,7 +19,7 @@ import aiohttp
 from telegen._version import __version__
 from telegen.errors import TelegenError
 from telegen.send.transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
-from telegen.send.transport_http import GZIP_LEVEL, RETRYABLE_STATUS, retry_after, status_message
+from telegen.send.transport_http import RETRYABLE_STATUS, retry_after, status_message
 
 
 def tls_context(target: Target) -> ssl.SSLContext:
@@ -64,9 +63,7 @@ class AiohttpTransport:
         return aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True)
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
-        if self._gzip:
-            # Once per request, never per event; the bytes on retries are the same.
-            requests = [gzip.compress(r, GZIP_LEVEL, mtime=0) for r in requests]
+        # With gzip the engine hands over gzip members already (telegen.send.compression).
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
             self._attempt(state, index, 1)

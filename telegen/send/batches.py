@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import _fastpath
+from .. import _fastpath, _gzip
 from ..errors import TemplateFileError
 from ..templates import read_json_records, split_records
 from .shard import SeriesCopies
@@ -46,6 +46,9 @@ class Batch:
     events: int
     pieces: tuple[tuple[int, int], ...]
     piece_events: tuple[int, ...]
+    # Each piece compressed once into a patchable gzip member, when the run
+    # sends gzip bodies (telegen.send.compression); empty otherwise.
+    gzip: tuple[_gzip.GzipTemplate, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,22 @@ the compressor only ever lets a match copy bytes that are sure to be equal.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import time
 from collections.abc import Sequence
 
 import numpy as np
 from zlib_ng.zlib_ng import crc32  # ~12x zlib's crc32 here (docs/performance.md): the CRC is most of a send's cost
 
 from .. import _fastpath, _gzip
-from .batches import Batch
+from .batches import Batch, SignalTemplates
+from .transport import HTTP_PROTOBUF, Target
 
+IDENTITY = "identity"
 PATCHABLE = "patchable"
 ZLIB = "zlib"
-GZIP_MODES: tuple[str, ...] = (PATCHABLE, ZLIB)
+GZIP_ENCODERS: tuple[str, ...] = (PATCHABLE, ZLIB)
 # zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
 ZLIB_LEVEL = 6
 
@@ -115,6 +119,32 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
         numbers[order] = np.cumsum(starts, dtype=np.uint32) - 1
         classes[changed] = 256 + numbers
     return classes
+
+
+def body_encoding(target: Target, gzip_encoder: str) -> str:
+    """What the engine does to a signal's request bodies: IDENTITY (sent as
+    patched: uncompressed, or gRPC, which compresses inside grpcio because it
+    has no supported way to send a message already compressed), or the gzip
+    encoder for a carrier that sends the bytes it is given (OTLP/HTTP)."""
+    if target.compression != "gzip" or target.protocol != HTTP_PROTOBUF:
+        return IDENTITY
+    return gzip_encoder
+
+
+def with_gzip(loaded: SignalTemplates, write=None) -> SignalTemplates:
+    """`loaded` with every batch compressed into patchable gzip templates
+    (once per run, before workers fork, so they share them)."""
+    if all(batch.gzip for batch in loaded.batches):
+        return loaded
+    started = time.monotonic()
+    batches = tuple(batch if batch.gzip else dataclasses.replace(batch, gzip=compress_batch(batch))
+                    for batch in loaded.batches)
+    if write is not None:
+        raw = sum(len(b.data) for b in batches)
+        packed = sum(len(t.data) for b in batches for t in b.gzip)
+        write(f"Compressed {len(batches)} {loaded.signal} batches for gzip in {time.monotonic() - started:.1f} s "
+              f"({raw / 1e6:,.1f} MB -> {packed / 1e6:,.1f} MB, {packed / max(1, loaded.events):.0f} bytes per event)")
+    return dataclasses.replace(loaded, batches=batches)
 
 
 def compress_batch(batch: Batch, max_chain: int = _gzip.DEFAULT_CHAIN) -> tuple[_gzip.GzipTemplate, ...]:

@@ -53,6 +53,7 @@ from ..templates import SIGNALS, pb_path
 from .shard import shard_from_env
 
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
+GZIP_ENCODERS: tuple[str, ...] = ("patchable", "zlib")  # telegen.send.compression
 PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
 DEFAULT_PORT = 4317  # the OTLP/gRPC port, used when an endpoint names none
 DEFAULT_HTTP_PORT = 4318  # the OTLP/HTTP port, for an endpoint with neither port nor scheme
@@ -229,6 +230,10 @@ class SendingConfig:
     multiplier: int = 10
     processes: int = 1
     max_message_bytes: int = 4 * 1024 * 1024  # grpc's default receive limit
+    # How gzip bodies are made where the carrier sends bytes as given
+    # (OTLP/HTTP with compression gzip): "patchable" compresses each batch
+    # once and patches it per send; "zlib" compresses every request (to compare).
+    gzip_encoder: str = "patchable"
     metric_series_multiplier: int = 1
     stats_interval: float = 5.0
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -494,6 +499,7 @@ _RULES: dict[str, Rule] = {
     "sending.multiplier": AT_LEAST_0,
     "sending.processes": AT_LEAST_1,
     "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
+    "sending.gzip_encoder": OneOf(GZIP_ENCODERS),
     "sending.metric_series_multiplier": AT_LEAST_1,
     "sending.stats_interval": Duration(low=0, low_open=True),
     "sending.retry.max_attempts": AT_LEAST_1,

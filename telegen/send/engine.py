@@ -26,6 +26,7 @@ from .. import _fastpath
 from .._memory import reuse_large_buffers
 from ..templates import SIGNALS
 from .batches import Batch, SignalTemplates
+from .compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
 from .transport import Outcome, RetryPolicy, Target, Transport, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
@@ -45,6 +46,9 @@ class SendSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stats_interval: float = 5.0
     drain_timeout: float = 10.0
+    # How gzip bodies are made where the carrier sends them as given
+    # (OTLP/HTTP): "patchable" (compressed once, patched per send) or "zlib".
+    gzip_encoder: str = PATCHABLE
     # How a batch becomes request bytes: None patches with the compiled
     # kernel (every real run). Benchmarks swap in the unpatched bytes (the
     # transport's ceiling) or a naive protobuf re-encoder to compare against.
@@ -207,16 +211,29 @@ def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings
 
 
 def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, step: int) -> list[bytes]:
-    """The request bytes of one send of a batch: patched now (or as
-    settings.prepare says), cut into its pieces. All the per-send work of the
-    send path but the transport's (benchmarks count its instructions)."""
+    """The request bodies of one send of a batch: patched now (or as
+    settings.prepare says), cut into its pieces, gzip-compressed where the
+    carrier wants gzip bodies. All the per-send work of the send path but the
+    transport's (benchmarks count its instructions)."""
     batch = item.batch
     if settings.prepare is None:
         data = _fastpath.patch(batch.plan, batch.data, time.time_ns(), settings.jitter_ns, settings.backdate_ns,
                                run_start_ns, step, item.replica)
     else:
         data = settings.prepare(item)
-    return [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
+    encoding = body_encoding(settings.targets[item.signal], settings.gzip_encoder)
+    if encoding == PATCHABLE and batch.gzip:
+        return patched_bodies(batch.gzip, data)
+    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
+    return requests if encoding == IDENTITY else zlib_bodies(requests)
+
+
+def prepare_gzip(loaded: Sequence[SignalTemplates], settings: SendSettings,
+                 write: Callable[[str], None] | None = None) -> list[SignalTemplates]:
+    """`loaded`, with the batches of every signal that will send patchable
+    gzip bodies compressed once."""
+    return [with_gzip(t, write) if body_encoding(settings.targets[t.signal], settings.gzip_encoder) == PATCHABLE
+            else t for t in loaded]
 
 
 def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport]) -> None:
@@ -359,6 +376,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     watches its senders."""
     stop = stop or threading.Event()
     reuse_large_buffers()  # before forking: the children inherit it
+    loaded = prepare_gzip(loaded, settings, write)
     schedule = build_schedule(loaded)
     active = [t.signal for t in loaded]
     events_per_pass = sum(t.events_per_pass for t in loaded)

@@ -267,8 +267,9 @@ def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1,
             continue
         if cls[pos] >= CHANGED:
             bit = w.position
-            if sites and sites[-1][0] + sites[-1][2] == start + pos and sites[-1][1] + LITERAL_BITS * sites[-1][2] == bit:
-                sites[-1][2] += 1
+            run = sites[-1] if sites else None
+            if run and run[0] + run[2] == start + pos and run[1] + LITERAL_BITS * run[2] == bit:
+                run[2] += 1
             else:
                 sites.append([start + pos, bit, 1])
         w.put(ll_code[raw[pos]], LITERAL_BITS)

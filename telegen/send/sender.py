@@ -77,6 +77,7 @@ class Sender:
             retry=RetryPolicy(max_attempts=retry.max_attempts, initial_backoff=retry.initial_backoff,
                               max_backoff=retry.max_backoff, multiplier=retry.backoff_multiplier),
             stats_interval=sending.stats_interval,
+            gzip_encoder=sending.gzip_encoder,
         )
 
     def target(self, signal: str) -> Target:

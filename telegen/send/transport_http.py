@@ -1,7 +1,9 @@
 """OTLP/HTTP (http/protobuf) transport for pre-serialized requests, on libcurl.
 
-Each request is a POST of the bytes the patch path made, as
-`application/x-protobuf`; pycurl hands libcurl the bytes object itself, and
+Each request is a POST of the bytes the engine made, as
+`application/x-protobuf`; with `compression: gzip` they are already gzip
+members (telegen.send.compression makes them: patched in place, not
+compressed per send) and go out with `Content-Encoding: gzip`. pycurl hands libcurl the bytes object itself, and
 one thread per signal drives a curl multi handle, which keeps the
 connections alive and reuses them. Which client to use was measured
 (benchmarks/test_http.py, docs/performance.md): inside the engine, libcurl's
@@ -20,7 +22,6 @@ A connection that fails (refused, reset, timed out) is retried like a 503.
 from __future__ import annotations
 
 import email.utils
-import gzip
 import math
 import queue
 import threading
@@ -37,8 +38,6 @@ from ..errors import TelegenError
 from .transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-# zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
-GZIP_LEVEL = 6
 # How long the curl thread waits in select before it looks for new requests;
 # bounds the delay a request queued while others are in flight can see.
 _POLL_S = 0.001
@@ -109,11 +108,10 @@ class HttpTransport:
         self.signal = signal
         self.target = target
         self.retry = retry
-        self._gzip = target.compression == "gzip"
         self._header_list = ["Content-Type: application/x-protobuf",
                              # libcurl would wait for a 100 Continue before a large body.
                              "Expect:",
-                             *(["Content-Encoding: gzip"] if self._gzip else []),
+                             *(["Content-Encoding: gzip"] if target.compression == "gzip" else []),
                              *(f"{name}: {value}" for name, value in target.headers)]
         self._retrier = Retrier()
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -125,9 +123,7 @@ class HttpTransport:
         self._thread.start()
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
-        if self._gzip:
-            # Once per request, never per event; the bytes on retries are the same.
-            requests = [gzip.compress(r, GZIP_LEVEL, mtime=0) for r in requests]
+        """`requests`: the bodies as they go out (gzip members with compression gzip)."""
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
             self._attempt(state, index, 1)
