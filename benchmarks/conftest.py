@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 
 import pytest
 
@@ -45,3 +46,8 @@ def loaded(templates):
 def sink_endpoint():
     with SinkProcess() as sink:
         yield sink.endpoint
+
+
+def median_of(runs: list[dict]) -> dict:
+    """Each figure's median over alternating rounds."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

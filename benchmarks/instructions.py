@@ -4,7 +4,7 @@ What make bench-check guards where seconds are too noisy to.
 
     python benchmarks/instructions.py OUT.json
 
-Two figures per signal, on one seed-size batch (100 traces, 1000 points,
+Three figures per signal, on one seed-size batch (100 traces, 1000 points,
 1000 log records):
 - kernel: the compiled patch alone (callgrind collects inside
   `_fastpath._patch` only), per event;
@@ -12,7 +12,10 @@ Two figures per signal, on one seed-size batch (100 traces, 1000 points,
   Python around it, the cut into pieces), per event. The sends are driven
   through itertools.starmap and callgrind collects inside its C function
   `starmap_next` only, which nothing else here calls: start-up, imports and
-  loading are not counted.
+  loading are not counted;
+- send path, gzip: the same over OTLP/HTTP with compression gzip, the
+  patchable stream (the patch, the CRC32, the literal codes written into a
+  copy of the compressed template); compressing the batch once is not counted.
 The batches are built natively first and saved in a load cache, so the runs
 under valgrind only map them.
 """
@@ -33,6 +36,7 @@ KERNEL_SYMBOL = "__pyx_f_7telegen_9_fastpath__patch"
 SEND_SYMBOL = "starmap_next"
 SIGNALS = ("traces", "metrics", "logs")
 SIZES = {"traces": 100, "metrics": 1000, "logs": 1000}
+KINDS = ("kernel", "send_path", "send_path_gzip")
 
 
 def prepare(directory: Path) -> None:
@@ -55,30 +59,31 @@ def prepare(directory: Path) -> None:
     Sender(config(directory), write=lambda line: None).load()
 
 
-def config(directory: Path) -> dict:
+def config(directory: Path, gzip: bool = False) -> dict:
+    otlp = ({"endpoint": "http://127.0.0.1:1", "protocol": "http/protobuf", "compression": "gzip"} if gzip
+            else {"endpoint": "127.0.0.1:1", "insecure": True})
     return {"input": {"directory": str(directory / "templates"), "cache_dir": str(directory / "cache")},
-            "otlp": {"endpoint": "127.0.0.1:1", "insecure": True},
-            "sending": {"batch_size": SIZES}}
+            "otlp": otlp, "sending": {"batch_size": SIZES}}
 
 
-def sends(directory: str, count: str, signal: str) -> None:
+def sends(directory: str, count: str, signal: str, path: str = "send_path") -> None:
     """Under valgrind: `count` sends of one signal's first batch."""
-    from telegen.send.engine import ScheduleItem, requests_for
+    from telegen.send.engine import ScheduleItem, prepare_gzip, requests_for
     from telegen.send.sender import Sender
 
-    sender = Sender(config(Path(directory)), write=lambda line: None)
-    loaded = {t.signal: t for t in sender.load()}
+    sender = Sender(config(Path(directory), gzip=path == "send_path_gzip"), write=lambda line: None)
     settings = sender.settings()
+    loaded = {t.signal: t for t in prepare_gzip(sender.load(), settings)}
     item = ScheduleItem(signal, loaded[signal].batches[0], -1)
     calls = ((item, settings, 1_800_000_000_000_000_000, step) for step in range(int(count)))
     collections.deque(itertools.starmap(requests_for, calls), maxlen=0)
 
 
-def callgrind(directory: Path, signal: str, symbol: str) -> int:
+def callgrind(directory: Path, signal: str, symbol: str, path: str = "send_path") -> int:
     """Instructions callgrind collected inside `symbol` in one run of N sends."""
     with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", f"--toggle-collect={symbol}",
-                   sys.executable, __file__, "--sends", str(directory), str(N), signal]
+                   sys.executable, __file__, "--sends", str(directory), str(N), signal, path]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode != 0:
@@ -96,18 +101,19 @@ def measure() -> dict:
         from telegen.send.sender import Sender
         loaded = Sender(config(directory), write=lambda line: None).load()
         events = {t.signal: t.batches[0].events for t in loaded}
-        out: dict = {"sends": N, "events": events, "kernel": {}, "send_path": {}}
+        out: dict = {"sends": N, "events": events, "kernel": {}, "send_path": {}, "send_path_gzip": {}}
         for signal in SIGNALS:
             out["kernel"][signal] = callgrind(directory, signal, KERNEL_SYMBOL) / (N * events[signal])
-            out["send_path"][signal] = callgrind(directory, signal, SEND_SYMBOL) / (N * events[signal])
+            for path in ("send_path", "send_path_gzip"):
+                out[path][signal] = callgrind(directory, signal, SEND_SYMBOL, path) / (N * events[signal])
         return out
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--sends"]:
-        sends(*sys.argv[2:5])
+        sends(*sys.argv[2:6])
     else:
         result = measure()
         Path(sys.argv[1]).write_text(json.dumps(result, indent=2) + "\n")
-        for kind in ("kernel", "send_path"):
-            print(f"{kind:9s} " + "  ".join(f"{s} {result[kind][s]:,.1f}" for s in SIGNALS) + " instructions/event")
+        for kind in KINDS:
+            print(f"{kind:14s} " + "  ".join(f"{s} {result[kind][s]:,.1f}" for s in SIGNALS) + " instructions/event")

@@ -12,6 +12,11 @@ import json
 import sys
 from pathlib import Path
 
+# The patchable gzip benchmarks' guarded ratios (benchmarks/test_gzip.py), higher is better:
+# zlib-1 bytes / patchable bytes, zlib-1 CPU / (patch + patchable) CPU, and the
+# sender's CPU per event uncompressed / with patchable gzip, over OTLP/HTTP.
+GZIP_RATIOS = {"gzip_size": "gzip/size zlib-1 over patchable", "gzip_cpu": "gzip/cpu zlib-1 over patchable",
+               "gzip_send": "gzip/send sender CPU none over patchable"}
 MARGIN = 0.10  # the least room below the lowest of the calibration runs, as a share of the median
 
 
@@ -28,6 +33,8 @@ def condense(raw: dict) -> dict:
             out["ratios"][f"telegen/ceiling {info['signal']} {info['compression']}"] = info["ratio"]
         elif kind in ("naive", "sdk", "telemetrygen"):
             out["ratios"][f"telegen/{kind} {info['signal']} {info.get('compression', 'none')}"] = info["ratio"]
+        elif kind in GZIP_RATIOS:
+            out["ratios"][f"{GZIP_RATIOS[kind]} {info['signal']}"] = info["ratio"]
     return out
 
 
@@ -80,6 +87,37 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['signal']} | {r['compression']} | {r['grpc']['events_per_second']:,.0f} | "
                   f"{r['http']['events_per_second']:,.0f} | {r['ratio']:.2f} | {r['grpc']['cpu_s_per_million']:.2f} | "
                   f"{r['http']['cpu_s_per_million']:.2f} | {r['cpu_ratio']:.2f} |" for r in carriers]
+        lines.append("")
+    sizes = {r["signal"]: r for r in rows if r["kind"] == "gzip_size"}
+    cpus = {r["signal"]: r for r in rows if r["kind"] == "gzip_cpu"}
+    if sizes or cpus:
+        lines += ["## gzip: patchable beside zlib (per event; CPU on one core, medians of alternating rounds)", "",
+                  "| signal | raw B | zlib-1 B | zlib-6 B | patchable B | patchable / zlib-1 | patch ns "
+                  "| patch + patchable ns | zlib-1 ns | zlib-6 ns | zlib-1 / (patch + patchable) "
+                  "| compressed at load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for signal in ("traces", "metrics", "logs"):
+            size, cpu = sizes.get(signal, {}), cpus.get(signal, {})
+            b, ns = size.get("bytes_per_event", {}), cpu.get("ns_per_event", {})
+            cells = [_cell(b, "raw", ".0f"), _cell(b, "zlib1", ".1f"), _cell(b, "zlib6", ".1f"),
+                     _cell(b, "patchable", ".1f"),
+                     f"{1 / size['ratio']:.2f}x" if size else "-",
+                     _cell(ns, "patch", ".0f"), _cell(ns, "patch+patchable", ".0f"), _cell(ns, "zlib1", ".0f"),
+                     _cell(ns, "zlib6", ".0f"), f"{cpu['ratio']:.1f}x" if cpu else "-",
+                     f"{size['compress_mb_per_second']:.0f} MB/s" if size else "-"]
+            lines.append(f"| {signal} | {' | '.join(cells)} |")
+        lines.append("")
+    sends = [r for r in rows if r["kind"] == "gzip_send"]
+    if sends:
+        lines += ["## gzip end to end over OTLP/HTTP (`telegen send` to `telegen sink`, medians of alternating rounds)",
+                  "", "| signal | body | events/s | sender CPU s / M | sink CPU s / M | wire B / event |",
+                  "|---|---|---|---|---|---|"]
+        for r in sends:
+            for name, label in (("none", "uncompressed"), ("patchable", "gzip, patchable"), ("zlib", "gzip, zlib-6")):
+                f = r[name]
+                lines.append(f"| {r['signal']} | {label} | {f['events_per_second']:,.0f} | "
+                             f"{f['cpu_s_per_million']:.2f} | {f['sink_cpu_s_per_million']:.2f} | "
+                             f"{f['wire_bytes_per_event']:.0f} |")
         lines.append("")
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     if sweep:
@@ -158,6 +196,10 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(values: dict, key: str, spec: str) -> str:
+    return format(values[key], spec) if key in values else "-"
+
+
 def chart(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -183,7 +225,9 @@ def chart(results: dict, path: Path) -> None:
         elif r["kind"] == "http_vs_grpc":
             methods["telegen send, OTLP/HTTP"][r["signal"]] = r["http"]["events_per_second"]
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
-    fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(12 if sweep else 7, 4.5), squeeze=False)
+    gzip_cpu = {r["signal"]: r["ns_per_event"] for r in rows if r["kind"] == "gzip_cpu"}
+    panels = 1 + bool(sweep) + bool(gzip_cpu)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels if panels > 1 else 7, 4.5), squeeze=False)
     ax = axes[0][0]
     methods = {method: values for method, values in methods.items() if values}
     width = 0.8 / max(1, len(methods))
@@ -204,6 +248,20 @@ def chart(results: dict, path: Path) -> None:
         ax2.set_xlabel("traces per batch")
         ax2.set_ylabel("million spans/s")
         ax2.set_title("telegen send vs batch size")
+    if gzip_cpu:
+        ax3 = axes[0][panels - 1]
+        kinds = {"zlib6": "zlib level 6", "zlib1": "zlib level 1", "patch+patchable": "patch + patchable gzip",
+                 "patch": "patch, uncompressed"}
+        shown = [s for s in signals if s in gzip_cpu]
+        width = 0.8 / len(kinds)
+        for k, (key, label) in enumerate(kinds.items()):
+            xs = [i + (k - (len(kinds) - 1) / 2) * width for i in range(len(shown))]
+            ax3.bar(xs, [gzip_cpu[s][key] for s in shown], width, label=label)
+        ax3.set_xticks(range(len(shown)), shown)
+        ax3.set_yscale("log")
+        ax3.set_ylabel("sender CPU ns per event, one core (log scale)")
+        ax3.set_title("gzip: per-send cost per event")
+        ax3.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -221,8 +279,8 @@ def check(results: dict, baseline: dict, instructions: dict | None = None) -> li
     if instructions is not None:
         counted = baseline["instructions"]
         tolerance = counted["tolerance"]
-        for kind in ("kernel", "send_path"):
-            for signal, base in counted[kind].items():
+        for kind in ("kernel", "send_path", "send_path_gzip"):
+            for signal, base in counted.get(kind, {}).items():
                 now = instructions[kind][signal]
                 if now > base * (1 + tolerance):
                     failures.append(f"instructions per event, {kind} {signal}: {now:,.1f} is more than "
@@ -266,7 +324,8 @@ def main(argv: list[str]) -> int:
         if runs[:1] == ["--instructions"]:
             counts = json.loads(Path(runs[1]).read_text())
             baseline["instructions"] = {"tolerance": baseline.get("instructions", {}).get("tolerance", 0.03),
-                                        "kernel": counts["kernel"], "send_path": counts["send_path"]}
+                                        **{kind: counts[kind] for kind in ("kernel", "send_path", "send_path_gzip")
+                                           if kind in counts}}
             runs = runs[2:]
         baseline["floors"] = calibrate([json.loads(Path(p).read_text()) for p in runs])
         Path(baseline_path).write_text(json.dumps(baseline, indent=2) + "\n")

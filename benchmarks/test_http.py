@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
-import statistics
 import threading
 import time
 
 import pytest
-from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS
+from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS, median_of
 
 from telegen.send import engine
 from telegen.send.engine import SendSettings, run
@@ -187,10 +186,6 @@ def post_with_urllib3(url: str, bodies: list[tuple[bytes, int]], seconds: float 
     result = _result(sum(counts), time.monotonic() - started, _cpu() - before)
     pool.clear()
     return result
-
-
-def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def test_http_clients(benchmark, loaded, sink):

@@ -10,10 +10,9 @@ Issue targets (2-core machine): >= 0.9 of the ceiling per signal,
 from __future__ import annotations
 
 import resource
-import statistics
 
 import pytest
-from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS
+from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS, median_of
 
 from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
@@ -43,10 +42,6 @@ def send_for(loaded, endpoint: str, signal: str, compression: str, patch: bool, 
 
 def _unpatched(item) -> bytes:
     return item.batch.data
-
-
-def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])

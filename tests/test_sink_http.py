@@ -41,12 +41,15 @@ PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
 
 
 def post(url: str, body: bytes = b"", content_type: str | None = PROTOBUF, method: str = "POST",
-         gzipped: bool = False) -> urllib3.BaseHTTPResponse:
-    """One request on a fresh connection, no retries: errors surface as they are."""
+         gzipped: bool = False, encoding: str | None = None) -> urllib3.BaseHTTPResponse:
+    """One request on a fresh connection, no retries: errors surface as they
+    are. `encoding`: a Content-Encoding for a body given as it is."""
     headers = {} if content_type is None else {"Content-Type": content_type}
     if gzipped:
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
     with urllib3.PoolManager() as http:
         return http.request(method, url, body=body, headers=headers, retries=False,
                             timeout=urllib3.Timeout(connect=5, read=10))
@@ -254,6 +257,22 @@ def test_body_over_the_limit_is_413_compressed_or_not():
         assert post_signal(small, "traces", big, gzipped=True).status == 413  # the inflated size counts
         assert post_signal(small, "traces", traces_request(2)).status == 200
         assert small.stats().traces.requests == 1
+
+
+def test_gzip_bodies_good_and_bad(sink):
+    """Several gzip members are one body (as gzip readers take them); a body
+    that is not gzip, or ends early, is a 400 that says so; an encoding
+    other than gzip is a 415."""
+    one, two = traces_request(2), traces_request(3)
+    assert post_signal(sink, "traces", gzip.compress(one) + gzip.compress(two), encoding="gzip").status == 200
+    assert sink.stats().traces.events == 5
+    for body in (b"not gzip at all", gzip.compress(one)[:-12]):
+        response = post_signal(sink, "traces", body, encoding="gzip")
+        assert response.status == 400
+        assert "not valid gzip" in status_of(response).message
+    response = post_signal(sink, "traces", one, encoding="br")
+    assert response.status == 415 and "'br' is not supported" in status_of(response).message
+    assert post_signal(sink, "traces", one, encoding="identity").status == 200
 
 
 def test_unparseable_body_is_400_even_without_validate(sink):

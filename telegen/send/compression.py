@@ -33,11 +33,6 @@ GZIP_ENCODERS: tuple[str, ...] = (PATCHABLE, ZLIB)
 # zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
 ZLIB_LEVEL = 6
 
-# Kinds of written bytes; each kind's key columns say what decides the new value.
-_ID16, _ID8, _TIME_ADD, _TIME_WINDOW, _TIME_NOW, _TIME_START, _COUNTER, _GAUGE, _HIST_COUNT, _BUCKET, \
-    _HIST_SUM, _REPLICA = range(1, 13)
-
-
 def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndarray:
     """uint32 per byte of `data`: the byte's value where the patch kernel
     leaves it alone, else 256 + a class number shared exactly by the bytes
@@ -47,77 +42,76 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
     raw = np.frombuffer(data, dtype=np.uint8)
     if len(raw) != plan.size:
         raise ValueError(f"buffer is {len(raw)} bytes but the plan was scanned from {plan.size}")
-    # Every write, in the kernel's order, is a key row (kind and three
-    # columns); `last[i]` is the row of the last write to byte i (-1: none).
-    last = np.full(len(raw), -1, dtype=np.int64)
-    written: list[np.ndarray] = []
-    count = 0
+    classes = raw.astype(np.uint32)
+    # Each kind of write numbers its bytes from `base` up, so kinds never share a class.
+    base = 256
 
     def old64(offsets: np.ndarray) -> np.ndarray:
         """The 8-byte little-endian values at `offsets`."""
-        cells = raw[offsets[:, None] + np.arange(8)]
-        return cells.copy().view("<u8")[:, 0].view(np.int64)
+        return raw[offsets[:, None] + np.arange(8)].copy().view("<i8")[:, 0]
 
-    def put(offsets: np.ndarray, width: int, kind: int, a: np.ndarray | int = 0, b: np.ndarray | int = 0,
-            with_template_byte: bool = False) -> None:
-        nonlocal count
-        if not len(offsets):
-            return
-        index = (offsets[:, None] + np.arange(width)).ravel()
-        rows = np.empty((len(index), 4), dtype=np.int64)
-        rows[:, 0] = kind
-        rows[:, 1] = np.repeat(np.broadcast_to(a, offsets.shape), width)
-        rows[:, 2] = np.repeat(np.broadcast_to(b, offsets.shape), width)
-        # Byte k of a field gets a value that depends on k (and, for an XOR
-        # or a digit, on its template byte).
-        rows[:, 3] = np.tile(np.arange(width) * 256, len(offsets)) + (raw[index] if with_template_byte else 0)
-        last[index] = np.arange(count, count + len(index))
-        written.append(rows)
-        count += len(index)
+    def field_numbers(*keys: np.ndarray) -> tuple[np.ndarray, int]:
+        """A number per field, equal exactly where all its keys are; and how many."""
+        order = np.lexsort(keys[::-1])
+        new = np.zeros(len(order), dtype=bool)
+        for key in keys:
+            ordered = key[order]
+            new[1:] |= ordered[1:] != ordered[:-1]
+        numbers = np.empty(len(order), dtype=np.int64)
+        numbers[order] = np.cumsum(new)
+        return numbers, int(new.sum()) + 1 if len(order) else 0
 
-    ids16, ids8 = plan.ids16, plan.ids8
-    put(ids16[:, 0], 16, _ID16, ids16[:, 1], with_template_byte=True)
-    put(ids8[:, 0], 8, _ID8, ids8[:, 1], with_template_byte=True)
+    def put(offsets: np.ndarray, width: int, numbers: np.ndarray, count: int) -> None:
+        """Byte k of a field numbered f gets class base + f * width + k."""
+        nonlocal base
+        if len(offsets):
+            index = offsets[:, None] + np.arange(width)
+            classes[index] = base + numbers[:, None].astype(np.uint32) * width + np.arange(width, dtype=np.uint32)
+        base += count * width
+
+    def put_xor(offsets: np.ndarray, width: int, groups: np.ndarray, n_groups: int) -> None:
+        """An id XORed with its group's key: byte k's new value depends on the
+        group, k and its template byte."""
+        nonlocal base
+        if len(offsets):
+            index = offsets[:, None] + np.arange(width)
+            classes[index] = (base + (groups[:, None].astype(np.uint32) * width + np.arange(width, dtype=np.uint32))
+                              * 256 + raw[index])
+        base += n_groups * width * 256
+
+    put_xor(plan.ids16[:, 0], 16, plan.ids16[:, 1], plan.n_id_groups)
+    put_xor(plan.ids8[:, 0], 8, plan.ids8[:, 1], plan.n_id_groups)
     add = plan.time_add
-    put(add[:, 0], 8, _TIME_ADD, add[:, 1], old64(add[:, 0]) if len(add) else 0)
+    if len(add):  # the group's shift added to the template time
+        put(add[:, 0], 8, *field_numbers(add[:, 1], old64(add[:, 0])))
     window = plan.time_window
-    if len(window):
-        put(window[:, 0], 8, _TIME_WINDOW, old64(window[:, 1]) - old64(window[:, 0]))
-    put(plan.time_now, 8, _TIME_NOW)
-    put(plan.time_start, 8, _TIME_START)
+    if len(window):  # now less the template's (end - start)
+        put(window[:, 0], 8, *field_numbers(old64(window[:, 1]) - old64(window[:, 0])))
+    for offsets in (plan.time_now, plan.time_start):  # one value for all
+        put(offsets, 8, np.zeros(len(offsets), dtype=np.int64), 1)
     counters = plan.counters
-    put(counters[:, 0], 8, _COUNTER, counters[:, 1], old64(counters[:, 0]) if len(counters) else 0)
-    gauges = plan.gauges
-    put(gauges[:, 0], 8, _GAUGE, gauges[:, 0])  # a random step each: unique
+    if len(counters):  # grown from the template value by the step
+        put(counters[:, 0], 8, *field_numbers(counters[:, 1], old64(counters[:, 0])))
+    gauges = plan.gauges  # a random step each: unique
+    put(gauges[:, 0], 8, np.arange(len(gauges)), len(gauges))
     histograms, runs = plan.histograms, plan.bucket_runs
-    put(histograms[:, 0], 8, _HIST_COUNT, histograms[:, 0])
+    put(histograms[:, 0], 8, np.arange(len(histograms)), len(histograms))
     if len(runs):
-        buckets = np.concatenate([start + 8 * np.arange(count) for start, count in runs if count]
-                                 or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-        values = old64(buckets) if len(buckets) else buckets
+        counts = runs[:, 1]
+        first = np.repeat(np.cumsum(counts) - counts, counts)  # each bucket's run starts at this bucket number
+        buckets = np.repeat(runs[:, 0], counts) + 8 * (np.arange(counts.sum()) - first)
+        values = old64(buckets) if len(buckets) else np.zeros(0, dtype=np.int64)
         growing = values != 0  # an empty bucket stays 0 however far counts grow
-        put(buckets[growing], 8, _BUCKET, values[growing])
-        last[(buckets[~growing, None] + np.arange(8)).ravel()] = -1
+        put(buckets[growing], 8, *field_numbers(values[growing]))
+        empty = (buckets[~growing, None] + np.arange(8)).ravel()
+        classes[empty] = raw[empty]
     if len(histograms):
-        counts = old64(histograms[:, 0])
-        sums = histograms[(histograms[:, 1] >= 0) & (counts != 0), 1]
-        put(sums, 8, _HIST_SUM, sums)
+        sums = histograms[(histograms[:, 1] >= 0) & (old64(histograms[:, 0]) != 0), 1]
+        put(sums, 8, np.arange(len(sums)), len(sums))
     replicas = plan.replicas
     for width in np.unique(replicas[:, 1]) if len(replicas) else ():
-        put(replicas[replicas[:, 1] == width, 0], int(width), _REPLICA, int(width), with_template_byte=True)
-    classes = raw.astype(np.uint32)
-    changed = np.flatnonzero(last >= 0)
-    if len(changed):
-        rows = np.concatenate(written)[last[changed]]
-        # Number the distinct rows (np.unique(axis=0) does the same, 10x slower).
-        order = np.lexsort(rows.T[::-1])
-        ordered = rows[order]
-        starts = np.empty(len(rows), dtype=bool)
-        starts[0] = True
-        np.any(ordered[1:] != ordered[:-1], axis=1, out=starts[1:])
-        numbers = np.empty(len(rows), dtype=np.uint32)
-        numbers[order] = np.cumsum(starts, dtype=np.uint32) - 1
-        classes[changed] = 256 + numbers
+        offsets = replicas[replicas[:, 1] == width, 0]
+        put_xor(offsets, int(width), np.zeros(len(offsets), dtype=np.int64), 1)  # digit k of the replica number
     return classes
 
 
