@@ -29,18 +29,13 @@ from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS, median_of
 from sink_ceiling import proc_cpu
 
 from telegen import _fastpath
-from telegen.send.compression import PATCHABLE, ZLIB, compress_batch, patched_bodies, with_gzip
+from telegen.send.compression import PATCHABLE, ZLIB, compress_batch, patched_bodies
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import HTTP_PROTOBUF, Target
 from telegen.sink import SinkProcess
 
 NOW = 1_800_000_000_000_000_000
 CPU_SECONDS = 0.3 if QUICK else 1.0  # per method per round
-
-
-@pytest.fixture(scope="module")
-def gzipped(loaded):
-    return {signal: with_gzip(loaded[signal]) for signal in BATCH_SIZES}
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +86,8 @@ def test_patchable_gzip_size(benchmark, loaded, signal):
 
 
 @pytest.mark.parametrize("signal", list(BATCH_SIZES))
-def test_patchable_gzip_cpu(benchmark, gzipped, signal):
-    batches = gzipped[signal].batches
+def test_patchable_gzip_cpu(benchmark, loaded, signal):
+    batches = loaded[signal].batches
     patched = {id(b): _patch(b) for b in batches}
     methods = {
         "patch": _patch,
@@ -136,14 +131,14 @@ def send_for(loaded, sink, signal: str, compression: str, encoder: str = PATCHAB
 
 
 @pytest.mark.parametrize("signal", list(BATCH_SIZES))
-def test_patchable_gzip_send(benchmark, gzipped, sink, signal):
+def test_patchable_gzip_send(benchmark, loaded, sink, signal):
     modes = {"none": ("none", PATCHABLE), "patchable": ("gzip", PATCHABLE), "zlib": ("gzip", ZLIB)}
     runs: dict[str, list[dict]] = {name: [] for name in modes}
 
     def alternate():
         for _ in range(ROUNDS):
             for name, (compression, encoder) in modes.items():
-                runs[name].append(send_for(gzipped, sink, signal, compression, encoder))
+                runs[name].append(send_for(loaded, sink, signal, compression, encoder))
 
     benchmark.pedantic(alternate, rounds=1)
     results = {name: median_of(values) for name, values in runs.items()}
