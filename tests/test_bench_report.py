@@ -55,3 +55,21 @@ def test_the_command_line_exits_1_on_a_regression(tmp_path):
                             text=True)
     assert passed.returncode == 0 and "2 of 2 guarded figures within their bounds" in passed.stdout
     assert failed.returncode == 1 and "regression: telegen/x: 0.85 is below its floor" in failed.stdout
+
+
+def test_gzip_benchmarks_become_guarded_ratios_and_a_table():
+    from report import condense, markdown
+
+    raw = {"benchmarks": [
+        {"name": "test_patchable_gzip_size[traces]",
+         "extra_info": {"kind": "gzip_size", "signal": "traces", "ratio": 0.96, "literals_per_event": 29.0,
+                        "compress_mb_per_second": 90.0,
+                        "bytes_per_event": {"raw": 419, "zlib1": 74.2, "zlib6": 64.9, "patchable": 77.3}}},
+        {"name": "test_patchable_gzip_cpu[traces]",
+         "extra_info": {"kind": "gzip_cpu", "signal": "traces", "ratio": 20.5,
+                        "ns_per_event": {"patch": 30, "patch+patchable": 87, "zlib1": 1788, "zlib6": 4410}}}]}
+    results = condense(raw)
+    assert results["ratios"] == {"gzip/size zlib-1 over patchable traces": 0.96,
+                                 "gzip/cpu zlib-1 over patchable traces": 20.5}
+    table = markdown(results)
+    assert "| traces | 419 | 74.2 | 64.9 | 77.3 | 1.04x | 30 | 87 | 1788 | 4410 | 20.5x | 90 MB/s |" in table

@@ -295,3 +295,21 @@ def test_tls_and_mutual_tls(templates, tmp_path):
     assert mutual.signals["traces"].delivered == mutual.signals["traces"].sent == recorder.events("traces") > 0
     for refused in (no_client_cert, untrusted):
         assert refused.signals["traces"].delivered == 0 and refused.signals["traces"].failed > 0
+
+
+@pytest.mark.parametrize("otlp, sending, expected", [
+    ({"protocol": "http/protobuf", "compression": "gzip"}, {}, "gzip, patchable"),
+    ({"protocol": "http/protobuf", "compression": "gzip"}, {"gzip_encoder": "zlib"}, "gzip, zlib"),
+    ({"protocol": "grpc", "compression": "gzip"}, {}, "gzip by grpcio"),
+    ({"protocol": "http/protobuf"}, {"gzip_encoder": "zlib"}, "none"),
+])
+def test_the_setup_line_says_how_bodies_are_compressed(otlp, sending, expected):
+    sender = telegen.Sender({"otlp": {"endpoint": "http://127.0.0.1:4318", **otlp}, "sending": sending},
+                            write=lambda line: None)
+    assert f"insecure, {expected})" in sender.describe_setup()
+
+
+def test_a_wrong_gzip_encoder_names_the_key_and_the_choices():
+    with pytest.raises(telegen.ConfigError, match="sending.gzip_encoder: 'fast' is invalid: expected one of "
+                                                  "patchable, zlib"):
+        telegen.Sender({"sending": {"gzip_encoder": "fast"}})

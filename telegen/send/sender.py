@@ -15,6 +15,7 @@ from typing import Any
 from .._memory import release_free_memory
 from ..errors import TemplateFileError
 from .batches import SignalTemplates, describe, load_signal
+from .compression import IDENTITY, body_encoding
 from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
 from .loadcache import load_cached
@@ -110,8 +111,8 @@ class Sender:
             bounds.append(f"for {settings.duration:g} s")
         if settings.passes:
             bounds.append(f"{settings.passes} passes")
-        endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, {t.compression})"
-                            for t in settings.targets.values()})
+        endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
+                            f"{_compression(t, settings.gzip_encoder)})" for t in settings.targets.values()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
         return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "
                 f"{settings.concurrency} requests in flight, {rate}, "
@@ -126,6 +127,14 @@ class Sender:
         loaded = self.load()
         self.write(self.describe_setup())
         return run(loaded, self.settings(), self.write, stop, on_start)
+
+
+def _compression(target: Target, gzip_encoder: str) -> str:
+    """How the bodies are compressed, as the setup line says it."""
+    encoding = body_encoding(target, gzip_encoder)
+    if encoding == IDENTITY:
+        return "gzip by grpcio" if target.compression == "gzip" else target.compression
+    return f"gzip, {encoding}"
 
 
 def summary(report: SendReport) -> str:
