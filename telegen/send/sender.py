@@ -15,7 +15,7 @@ from typing import Any
 from .._memory import release_free_memory
 from ..errors import TemplateFileError
 from .batches import SignalTemplates, describe, load_signal
-from .compression import IDENTITY, body_encoding
+from .compression import IDENTITY, PATCHABLE, body_encoding
 from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
 from .loadcache import load_cached
@@ -49,8 +49,9 @@ class Sender:
             started = time.monotonic()
             per_batch = getattr(sending.batch_size, signal)
             if self.config.input.cache_dir:
+                gzip = body_encoding(self.target(signal), sending.gzip_encoder) == PATCHABLE
                 templates = load_cached(signal, path, per_batch, sending.max_message_bytes, copies,
-                                        self.config.input.cache_dir, self.write)
+                                        self.config.input.cache_dir, self.write, gzip=gzip)
             else:
                 templates = load_signal(signal, path, per_batch, sending.max_message_bytes, copies, self.write)
             self.write(f"{describe(templates)} ({time.monotonic() - started:.1f} s)")
