@@ -32,7 +32,9 @@ def condense(raw: dict) -> dict:
         if kind == "ceiling":
             out["ratios"][f"telegen/ceiling {info['signal']} {info['compression']}"] = info["ratio"]
         elif kind in ("naive", "sdk", "telemetrygen"):
-            out["ratios"][f"telegen/{kind} {info['signal']} {info.get('compression', 'none')}"] = info["ratio"]
+            # gRPC keeps the names the baseline has had; other carriers say theirs.
+            carrier = "" if info.get("protocol", "grpc") == "grpc" else f" {info['protocol']}"
+            out["ratios"][f"telegen/{kind} {info['signal']} {info.get('compression', 'none')}{carrier}"] = info["ratio"]
         elif kind in GZIP_RATIOS:
             out["ratios"][f"{GZIP_RATIOS[kind]} {info['signal']}"] = info["ratio"]
     return out
@@ -63,12 +65,14 @@ def markdown(results: dict) -> str:
     rivals = [r for r in rows if r["kind"] == "telemetrygen"]
     if rivals:
         lines += ["## telegen beside telemetrygen (one core each, same sink, medians of alternating rounds)", "",
-                  "| signal | gzip | tool | events/s | MB/s | payload B/event | wire B/event | CPU s / M events |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| signal | carrier | gzip | tool | events/s | MB/s | payload B/event | wire B/event "
+                  "| CPU s / M events |", "|---|---|---|---|---|---|---|---|---|"]
         for r in rivals:
             for tool in ("telegen", "telemetrygen"):
                 f = r[tool]
-                lines.append(f"| {r['signal']} | {r['compression']} | {tool} | {f['events_per_second']:,.0f} | "
+                carrier = {"grpc": "gRPC", "http": "OTLP/HTTP"}.get(r.get("protocol", "grpc"), r.get("protocol"))
+                lines.append(f"| {r['signal']} | {carrier} | {r['compression']} | {tool} | "
+                             f"{f['events_per_second']:,.0f} | "
                              f"{f['mb_per_second']:,.1f} | {f['payload_bytes_per_event']:,.0f} | "
                              f"{f['wire_bytes_per_event']:,.0f} | {f['cpu_s_per_million']:.2f} |")
         lines.append("")

@@ -1,5 +1,6 @@
 """telegen beside telemetrygen, the OpenTelemetry Collector project's load
-generator (Go, `make peers`), per signal, gzip off and on, same sink.
+generator (Go, `make peers`), per signal, gzip off and on, same sink; over
+gRPC, and over OTLP/HTTP (where telegen's gzip is the patchable stream).
 
 Equal cores: `telegen send` with one process (grpc's C threads may use some of
 the second core) against telemetrygen with GOMAXPROCS=1 and one worker.
@@ -81,11 +82,13 @@ def run_child(command: list[str], port: int, env: dict[str, str] | None = None) 
     return {"cpu": usage.ru_utime + usage.ru_stime, "written": written, "output": output.decode(errors="replace")}
 
 
-def telegen_run(template_dir: Path, signal: str, compression: str, endpoint: str, tmp_path: Path) -> dict:
+def telegen_run(template_dir: Path, signal: str, compression: str, endpoint: str, tmp_path: Path,
+                protocol: str = "grpc") -> dict:
     config, stats = tmp_path / "send.yaml", tmp_path / "send.json"
     inputs = {s: (str(template_dir / f"telemetry-{s}.pb") if s == signal else None) for s in BATCH_SIZES}
     config.write_text(json.dumps({
-        "input": inputs, "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression},
+        "input": inputs, "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression,
+                                  "protocol": "http/protobuf" if protocol == "http" else "grpc"},
         "sending": {"batch_size": BATCH_SIZES, "concurrency": CONCURRENCY, "duration": SECONDS, "multiplier": 0,
                     "rate_limit": {"events_per_second": 0}, "stats_interval": 3600}}))
     child = run_child([sys.executable, "-m", "telegen", "send", "--config", str(config), "--stats-json", str(stats)],
@@ -93,8 +96,11 @@ def telegen_run(template_dir: Path, signal: str, compression: str, endpoint: str
     return {**child, "seconds": json.loads(stats.read_text())["elapsed_seconds"]}
 
 
-def telemetrygen_run(signal: str, compression: str, endpoint: str) -> dict:
+def telemetrygen_run(signal: str, compression: str, endpoint: str, protocol: str = "grpc") -> dict:
     extra = {"traces": ["--child-spans", str(CHILD_SPANS)], "metrics": [], "logs": []}[signal]
+    if protocol == "http":
+        extra += ["--otlp-http"]
+        endpoint = endpoint.removeprefix("http://")
     # The Go SDK's OTLP exporters read the standard variable; the wire bytes show it took.
     env = {"GOMAXPROCS": "1", "OTEL_EXPORTER_OTLP_COMPRESSION": compression}
     child = run_child([str(TELEMETRYGEN), signal, "--otlp-endpoint", endpoint, "--otlp-insecure",
@@ -104,13 +110,13 @@ def telemetrygen_run(signal: str, compression: str, endpoint: str) -> dict:
 
 
 def _port(endpoint: str) -> int:
-    return int(endpoint.rsplit(":", 1)[1])
+    return int(endpoint.rsplit(":", 1)[1].split("/")[0])
 
 
-def with_sink(tmp_path: Path, run) -> dict:
+def with_sink(tmp_path: Path, run, protocol: str = "grpc") -> dict:
     stats = tmp_path / "sink.json"
-    with SinkProcess(stats_json=stats) as sink:
-        result = run(sink.endpoint)
+    with SinkProcess(stats_json=stats, http=protocol == "http") as sink:
+        result = run(sink.http_endpoint if protocol == "http" else sink.endpoint)
     return {**result, "sink": json.loads(stats.read_text())}
 
 
@@ -127,9 +133,10 @@ def median_of(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("signal", list(BATCH_SIZES))
-def test_telegen_beside_telemetrygen(benchmark, template_dir, tmp_path, signal, compression):
+def test_telegen_beside_telemetrygen(benchmark, template_dir, tmp_path, signal, compression, protocol):
     if not TELEMETRYGEN.exists():
         pytest.skip("telemetrygen is not built: run `make peers` (needs Go)")
     ours, theirs = [], []
@@ -137,17 +144,19 @@ def test_telegen_beside_telemetrygen(benchmark, template_dir, tmp_path, signal, 
     def alternate() -> None:
         for _ in range(ROUNDS):
             ours.append(figures(with_sink(tmp_path, lambda endpoint: telegen_run(
-                template_dir, signal, compression, endpoint, tmp_path)), signal))
+                template_dir, signal, compression, endpoint, tmp_path, protocol), protocol), signal))
             theirs.append(figures(with_sink(tmp_path, lambda endpoint: telemetrygen_run(
-                signal, compression, endpoint)), signal))
+                signal, compression, endpoint, protocol), protocol), signal))
 
     benchmark.pedantic(alternate, rounds=1)
     telegen, telemetrygen = median_of(ours), median_of(theirs)
     ratio = telegen["events_per_second"] / telemetrygen["events_per_second"]
-    benchmark.extra_info.update(kind="telemetrygen", signal=signal, compression=compression, telegen=telegen,
-                                telemetrygen=telemetrygen, ratio=ratio, rounds=ROUNDS, seconds=SECONDS)
+    benchmark.extra_info.update(kind="telemetrygen", signal=signal, compression=compression, protocol=protocol,
+                                telegen=telegen, telemetrygen=telemetrygen, ratio=ratio, rounds=ROUNDS,
+                                seconds=SECONDS)
     for name, r in (("telegen", telegen), ("telemetrygen", telemetrygen)):
-        print(f"\n{signal:8s} gzip={compression:4s} {name:12s} {r['events_per_second']:>11,.0f} events/s  "
+        print(f"\n{signal:8s} {protocol:4s} gzip={compression:4s} {name:12s} "
+              f"{r['events_per_second']:>11,.0f} events/s  "
               f"{r['mb_per_second']:7.1f} MB/s  {r['payload_bytes_per_event']:5.0f} B/event  "
               f"wire {r['wire_bytes_per_event']:5.0f} B/event  CPU {r['cpu_s_per_million']:6.2f} s/M", end="")
-    print(f"\n{signal:8s} gzip={compression:4s} telegen / telemetrygen: {ratio:.1f}x events/s")
+    print(f"\n{signal:8s} {protocol:4s} gzip={compression:4s} telegen / telemetrygen: {ratio:.1f}x events/s")
