@@ -204,6 +204,20 @@ cdef void _limited_lengths(const uint64_t* freqs, int n, int limit, int* lengths
                 f[i] = (f[i] >> 1) | 1
 
 
+cdef void _at_least_two(uint64_t* freqs, int n) noexcept nogil:
+    """Give the first unused symbols a count until two are in use: a code
+    of two or more symbols is complete, which every decoder accepts."""
+    cdef int i, used = 0
+    for i in range(n):
+        used += freqs[i] > 0
+    i = 0
+    while used < 2:
+        if freqs[i] == 0:
+            freqs[i] = 1
+            used += 1
+        i += 1
+
+
 cdef void _canonical(const int* lengths, int n, uint32_t* codes) noexcept nogil:
     """Canonical codes (RFC 1951 3.2.2), bit-reversed for an LSB-first stream."""
     cdef int bl_count[16]
@@ -388,15 +402,7 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
                     ll_len[256 + i] = ll_sub[i] + 1 if ll_sub[i] else 0
             # Two distance codes at least, so the code is complete even with
             # no match or one distance in use.
-            used = 0
-            for i in range(30):
-                used += d_freq[i] > 0
-            k = 0
-            while used < 2:
-                if d_freq[k] == 0:
-                    d_freq[k] = 1
-                    used += 1
-                k += 1
+            _at_least_two(d_freq, 30)
             _limited_lengths(d_freq, 30, 15, d_len)
             _canonical(ll_len, 286, ll_code)
             _canonical(d_len, 30, d_code)
@@ -448,15 +454,7 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
             memset(cl_freq, 0, sizeof(cl_freq))
             for i in range(n_rle):
                 cl_freq[rle_sym[i]] += 1
-            used = 0
-            for i in range(19):
-                used += cl_freq[i] > 0
-            k = 0
-            while used < 2:
-                if cl_freq[k] == 0:
-                    cl_freq[k] = 1
-                    used += 1
-                k += 1
+            _at_least_two(cl_freq, 19)
             _limited_lengths(cl_freq, 19, 7, cl_len)
             _canonical(cl_len, 19, cl_code)
             hclen = 19

@@ -182,15 +182,20 @@ def open_cache(path: str | os.PathLike, copies: SeriesCopies) -> SignalTemplates
         raise CacheError(str(exc) or type(exc).__name__) from None
 
 
-def _read(mapping: mmap.mmap, copies: SeriesCopies) -> SignalTemplates:
-    if mapping[:len(MAGIC)] != MAGIC:
-        raise CacheError("not a telegen load cache")
-    header_at = len(MAGIC) + 8
-    header_size = int.from_bytes(mapping[len(MAGIC):header_at], "little")
-    header = json.loads(mapping[header_at:header_at + header_size])
-    if header.get("format") != FORMAT or header.get("telegen") != __version__:
+def _header(data: bytes | mmap.mmap, magic: bytes, fmt: int, what: str) -> tuple[dict[str, Any], int]:
+    """A cache file's JSON header, checked, and where its body starts."""
+    if data[:len(magic)] != magic:
+        raise CacheError(f"not a telegen {what}")
+    header_at = len(magic) + 8
+    header_size = int.from_bytes(data[len(magic):header_at], "little")
+    header = json.loads(data[header_at:header_at + header_size])
+    if header.get("format") != fmt or header.get("telegen") != __version__:
         raise CacheError(f"written by telegen {header.get('telegen')} (format {header.get('format')})")
-    body = _aligned(header_at + header_size, _ALIGN)
+    return header, _aligned(header_at + header_size, _ALIGN)
+
+
+def _read(mapping: mmap.mmap, copies: SeriesCopies) -> SignalTemplates:
+    header, body = _header(mapping, MAGIC, FORMAT, "load cache")
     view = memoryview(mapping)
     batches = []
     for entry in header["batches"]:
@@ -249,14 +254,7 @@ def open_gzip_cache(path: str | os.PathLike, loaded: SignalTemplates) -> SignalT
     against the batches and bounds, so a damaged file is a CacheError)."""
     data = Path(path).read_bytes()
     try:
-        if not data.startswith(GZIP_MAGIC):
-            raise CacheError("not a telegen gzip cache")
-        header_at = len(GZIP_MAGIC) + 8
-        header_size = int.from_bytes(data[len(GZIP_MAGIC):header_at], "little")
-        header = json.loads(data[header_at:header_at + header_size])
-        if header.get("format") != GZIP_FORMAT or header.get("telegen") != __version__:
-            raise CacheError(f"written by telegen {header.get('telegen')} (format {header.get('format')})")
-        body = _aligned(header_at + header_size, _ALIGN)
+        header, body = _header(data, GZIP_MAGIC, GZIP_FORMAT, "gzip cache")
         if header["signal"] != loaded.signal or len(header["batches"]) != len(loaded.batches):
             raise CacheError("it does not hold these batches")
 
