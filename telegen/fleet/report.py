@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..send.engine import SendReport, SignalReport
+from ..send.latency import Histogram
 from ..send.sender import signal_lines
 
-_SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second")]
+_SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second", "latency")]
 
 
 @dataclass
@@ -50,6 +51,8 @@ class FleetReport:
                 total = out.setdefault(name, SignalReport(signal=name))
                 for key in _SUMMED:
                     setattr(total, key, getattr(total, key) + getattr(own, key))
+                # Histograms add up exactly: the fleet's percentiles are of every request.
+                total.latency = {kind: Histogram.merged([h, own.latency[kind]]) for kind, h in total.latency.items()}
         for total in out.values():
             total.events_per_second = total.delivered / self.elapsed if self.elapsed > 0 else 0.0
         return out

@@ -22,11 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import RawArray
 
+import numpy as np
+
 from .. import _fastpath
 from .._memory import reuse_large_buffers
 from ..templates import SIGNALS
+from . import latency
 from .batches import Batch, SignalTemplates
 from .compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
+from .latency import Histogram
 from .transport import Outcome, RetryPolicy, Target, Transport, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
@@ -96,10 +100,12 @@ class TokenBucket:
 
 
 class Counters:
-    """A worker's counters in shared memory, updated from grpc threads."""
+    """A worker's counters and latency histograms in shared memory, updated
+    from transport threads; the parent reads them while the run goes on."""
 
-    def __init__(self, shared=None) -> None:
+    def __init__(self, shared=None, latencies=None) -> None:
         self.shared = shared if shared is not None else RawArray("q", len(SIGNALS) * len(COUNTERS))
+        self.latencies = latencies if latencies is not None else new_latency_array()
         self.lock = threading.Lock()
 
     def add(self, signal: str, **values: int) -> None:
@@ -107,6 +113,21 @@ class Counters:
         with self.lock:
             for name, value in values.items():
                 self.shared[base + COUNTERS.index(name)] += value
+
+    def add_outcome(self, signal: str, outcome: Outcome) -> None:
+        """An outcome's counts and its latencies (one per request attempt, one for the batch)."""
+        base = SIGNALS.index(signal) * len(COUNTERS)
+        at = SIGNALS.index(signal) * len(latency.KINDS) * latency.SLOTS
+        with self.lock:
+            shared = self.shared
+            shared[base + _DELIVERED] += outcome.delivered
+            shared[base + _REJECTED] += outcome.rejected
+            shared[base + _FAILED] += outcome.failed
+            shared[base + _RETRIES] += outcome.extra.get("retries", 0)
+            for seconds in outcome.latencies:
+                latency.record(self.latencies, at, seconds)
+            if outcome.elapsed:
+                latency.record(self.latencies, at + latency.SLOTS, outcome.elapsed)
 
     @staticmethod
     def totals(arrays: Sequence) -> dict[str, dict[str, int]]:
@@ -117,6 +138,26 @@ class Counters:
                 for ci, c in enumerate(COUNTERS):
                     out[s][c] += values[si * len(COUNTERS) + ci]
         return out
+
+    @staticmethod
+    def latency_totals(arrays: Sequence) -> dict[str, dict[str, Histogram]]:
+        """Per signal and kind ("request", "batch"), every worker's histogram merged (exactly)."""
+        snapshots = [np.frombuffer(array, dtype=np.int64).copy() for array in arrays]
+        out: dict[str, dict[str, Histogram]] = {}
+        for si, s in enumerate(SIGNALS):
+            out[s] = {}
+            for ki, kind in enumerate(latency.KINDS):
+                at = (si * len(latency.KINDS) + ki) * latency.SLOTS
+                out[s][kind] = Histogram.merged(Histogram.from_slots(snap, at) for snap in snapshots)
+        return out
+
+
+def new_latency_array():
+    return RawArray("q", len(SIGNALS) * len(latency.KINDS) * latency.SLOTS)
+
+
+_DELIVERED, _REJECTED, _FAILED, _RETRIES = (COUNTERS.index(name) for name in ("delivered", "rejected", "failed",
+                                                                              "retries"))
 
 
 class ErrorLog:
@@ -160,8 +201,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
 
     def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
-            counters.add(item.signal, delivered=outcome.delivered, rejected=outcome.rejected,
-                         failed=outcome.failed, retries=outcome.extra.get("retries", 0))
+            counters.add_outcome(item.signal, outcome)
             if outcome.delivered:
                 delivered_any.set()
             if outcome.failed:
@@ -265,6 +305,9 @@ class SignalReport:
     retries: int = 0
     batches: int = 0
     events_per_second: float = 0.0
+    # "request": each request attempt to its answer; "batch": hand-over to
+    # outcome, retries and backoff included.
+    latency: dict[str, Histogram] = field(default_factory=lambda: {kind: Histogram() for kind in latency.KINDS})
 
 
 @dataclass
@@ -304,18 +347,22 @@ class SendReport:
             "target_events_per_second": self.target_events_per_second,
             "processes": self.processes,
             "interrupted": self.interrupted,
-            "signals": {name: {k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
-                               if k != "signal"} for name, s in self.signals.items()},
+            "signals": {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
+                                  if k not in ("signal", "latency")},
+                               "latency": {kind: {**h.summary(), "histogram": h.to_dict()}
+                                           for kind, h in s.latency.items()}}
+                        for name, s in self.signals.items()},
         }
 
 
-def _report(totals: dict[str, dict[str, int]], elapsed: float, settings: SendSettings,
-            active: Sequence[str], interrupted: bool) -> SendReport:
+def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Histogram]], elapsed: float,
+            settings: SendSettings, active: Sequence[str], interrupted: bool) -> SendReport:
     signals_out = {}
     for s in active:
         values = totals[s]
         signals_out[s] = SignalReport(signal=s, **values,
-                                      events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0)
+                                      events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0,
+                                      latency=latencies[s])
     return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=settings.events_per_second,
                       processes=settings.processes, interrupted=interrupted)
 
@@ -331,9 +378,11 @@ class Progress:
         self.active = active
         self.events_per_pass = events_per_pass
         self.previous = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
+        self.previous_latency = {s: Histogram() for s in SIGNALS}
         self.previous_time = time.monotonic()
 
-    def line(self, totals: dict[str, dict[str, int]], elapsed: float) -> None:
+    def line(self, totals: dict[str, dict[str, int]], elapsed: float,
+             latencies: dict[str, dict[str, Histogram]] | None = None) -> None:
         now = time.monotonic()
         interval = max(now - self.previous_time, 1e-9)
         done = self._fraction_done(totals, elapsed)
@@ -349,6 +398,10 @@ class Progress:
                 f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s  retries {t['retries']}  "
                 f"failed {t['failed']}  rejected {t['rejected']}{tail}")
             tail = ""
+            if latencies is not None:
+                now_latency = latencies[s]["request"]
+                self.write(f"{'':8s} latency per request {latency.line(now_latency - self.previous_latency[s])}")
+                self.previous_latency[s] = now_latency
         self.previous = {s: dict(v) for s, v in totals.items()}
         self.previous_time = now
 
@@ -385,38 +438,41 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     errors = ErrorLog(write)
     progress = Progress(write, settings, active, events_per_pass)
     arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
+    latency_arrays = [new_latency_array() for _ in arrays]
     if on_start is not None:
-        on_start(lambda: _report(Counters.totals(arrays), time.monotonic() - started, settings, active,
-                                 interrupted=False))
+        on_start(lambda: _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays),
+                                 time.monotonic() - started, settings, active, interrupted=False))
     if settings.processes <= 1:
+        counters = Counters(arrays[0], latency_arrays[0])
         worker = threading.Thread(target=run_worker, name="telegen-sender",
-                                  args=(schedule, settings, Counters(arrays[0]), stop, run_start_ns, 1.0, errors))
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors))
         worker.start()
-        _watch(lambda: worker.is_alive(), arrays, progress, settings, started, stop)
+        _watch(lambda: worker.is_alive(), arrays, latency_arrays, progress, settings, started, stop)
         worker.join()
     else:
-        _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays)
+        _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays, latency_arrays)
     elapsed = time.monotonic() - started
-    return _report(Counters.totals(arrays), elapsed, settings, active, interrupted=stop.is_set()
-                   and not _bounds_reached(settings, elapsed))
+    return _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays), elapsed, settings, active,
+                   interrupted=stop.is_set() and not _bounds_reached(settings, elapsed))
 
 
 def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
     return settings.duration > 0 and elapsed >= settings.duration
 
 
-def _watch(alive: Callable[[], bool], arrays: list, progress: Progress, settings: SendSettings,
-           started: float, stop: threading.Event) -> None:
+def _watch(alive: Callable[[], bool], arrays: list, latency_arrays: list, progress: Progress,
+           settings: SendSettings, started: float, stop: threading.Event) -> None:
     next_line = time.monotonic() + settings.stats_interval
     while alive():
         time.sleep(0.05)
         if time.monotonic() >= next_line:
-            progress.line(Counters.totals(arrays), time.monotonic() - started)
+            progress.line(Counters.totals(arrays), time.monotonic() - started, Counters.latency_totals(latency_arrays))
             next_line += settings.stats_interval
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
-                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float, arrays: list) -> None:
+                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float, arrays: list,
+                   latency_arrays: list) -> None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i]."""
     context = multiprocessing.get_context("fork")
@@ -425,8 +481,8 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
     for index in range(settings.processes):
         share = schedule[index::settings.processes]
         child = context.Process(target=_child_main, name=f"telegen-sender-{index}",
-                                args=(share, settings, arrays[index], process_stop, run_start_ns,
-                                      1.0 / settings.processes))
+                                args=(share, settings, arrays[index], latency_arrays[index], process_stop,
+                                      run_start_ns, 1.0 / settings.processes))
         child.start()
         children.append(child)
 
@@ -435,14 +491,14 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         process_stop.set()
 
     threading.Thread(target=relay_stop, daemon=True).start()
-    _watch(lambda: any(c.is_alive() for c in children), arrays, progress, settings, started, stop)
+    _watch(lambda: any(c.is_alive() for c in children), arrays, latency_arrays, progress, settings, started, stop)
     for child in children:
         child.join()
         if child.exitcode not in (0, None):
             errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
 
 
-def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, process_stop,
+def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
                 run_start_ns: int, share: float) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
@@ -454,6 +510,6 @@ def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared
 
     threading.Thread(target=relay, daemon=True).start()
     errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
-    run_worker(schedule, settings, Counters(shared), stop, run_start_ns, share, errors)
+    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it

@@ -14,6 +14,7 @@ from typing import Any
 
 from .._memory import release_free_memory
 from ..errors import TemplateFileError
+from . import latency
 from .batches import SignalTemplates, describe, load_signal
 from .compression import IDENTITY, PATCHABLE, body_encoding
 from .config import SenderConfig
@@ -145,9 +146,13 @@ def summary(report: SendReport) -> str:
 
 
 def signal_lines(report: SendReport) -> list[str]:
-    """A summary's lines: one per signal with every counter, then the total."""
-    lines = [f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
-             f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
-             f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries" for name, s in report.signals.items()]
+    """A summary's lines: per signal every counter and the latencies, then the total."""
+    lines = []
+    for name, s in report.signals.items():
+        lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
+                     f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
+                     f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
+        lines.append(f"  {'':8s} latency per request  {latency.line(s.latency['request'])}")
+        lines.append(f"  {'':8s} latency per batch    {latency.line(s.latency['batch'])} (retries included)")
     lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")
     return lines

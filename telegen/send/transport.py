@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -80,6 +81,10 @@ class Outcome:
     code: str | None = None
     message: str = ""
     extra: dict = field(default_factory=dict)
+    # Seconds from each request attempt's start to its answer (or error), and
+    # from the batch's hand-over to its outcome, retries and backoff included.
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
 
 
 class Transport(Protocol):
@@ -159,6 +164,12 @@ class BatchState:
         self.done = done
         self.pending = len(requests)
         self.lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def attempt_took(self, seconds: float) -> None:
+        """One request attempt ended (answered, refused or errored) after `seconds`."""
+        with self.lock:
+            self.outcome.latencies.append(seconds)
 
     def retried(self) -> None:
         with self.lock:
@@ -181,5 +192,7 @@ class BatchState:
                 outcome.message = message
             self.pending -= 1
             last = self.pending == 0
+            if last:
+                outcome.elapsed = time.monotonic() - self.started
         if last:
             self.done(self.outcome)

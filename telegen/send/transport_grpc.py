@@ -12,6 +12,7 @@ event), and a malformed one never fails a run.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,14 +101,17 @@ class GrpcTransport:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
         state.outcome.attempts += 1
+        started = time.monotonic()
         future = self._call.future(state.requests[index], timeout=self.target.timeout,
                                    metadata=self.target.headers or None, compression=self._compression)
-        future.add_done_callback(lambda f: self._completed(f, state, index, attempt))
+        future.add_done_callback(lambda f: self._completed(f, state, index, attempt, started))
 
-    def _completed(self, future: grpc.Future, state: BatchState, index: int, attempt: int) -> None:
+    def _completed(self, future: grpc.Future, state: BatchState, index: int, attempt: int, started: float) -> None:
+        took = time.monotonic() - started
         try:
             response = future.result()
         except grpc.RpcError as error:
+            state.attempt_took(took)
             code = error.code()
             delay = retry_delay(error.trailing_metadata())
             retryable = code in RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None)
@@ -121,6 +125,7 @@ class GrpcTransport:
         except grpc.FutureCancelledError:
             state.finish_piece(index, failed=True, code="CANCELLED", message="cancelled")
             return
+        state.attempt_took(took)
         rejected, message = parse_partial_success(self.signal, response or b"")
         state.finish_piece(index, rejected=rejected, message=message)
 

@@ -84,7 +84,7 @@ def status_message(body: bytes, content_type: str) -> str:
 class _Request:
     """One POST in flight: its piece, attempt and what came back."""
 
-    __slots__ = ("state", "index", "attempt", "body", "chunks", "headers")
+    __slots__ = ("state", "index", "attempt", "body", "chunks", "headers", "started")
 
     def __init__(self, state: BatchState, index: int, attempt: int, body: bytes) -> None:
         self.state = state
@@ -93,6 +93,7 @@ class _Request:
         self.body = body
         self.chunks: list[bytes] = []
         self.headers: dict[str, str] = {}
+        self.started = 0.0  # when libcurl took it
 
     def header_line(self, line: bytes) -> None:
         name, sep, value = line.decode("latin-1").partition(":")
@@ -193,6 +194,7 @@ class HttpTransport:
                 return False
             curl = self._handle(request)
             self._active[curl] = request
+            request.started = time.monotonic()
             self._multi.add_handle(curl)
             try:
                 request = self._queue.get_nowait()
@@ -212,6 +214,7 @@ class HttpTransport:
     def _finished(self, curl: pycurl.Curl, errno: int | None, error: str) -> None:
         self._multi.remove_handle(curl)
         request = self._active.pop(curl)
+        request.state.attempt_took(time.monotonic() - request.started)
         status = curl.getinfo(pycurl.RESPONSE_CODE) if errno is None else 0
         curl.setopt(pycurl.POSTFIELDS, b"")  # drop the reference to the body
         self._idle.append(curl)
