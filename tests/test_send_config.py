@@ -590,3 +590,24 @@ def test_http_config_round_trips() -> None:
     assert again == config and again.signal_target("metrics").endpoint == "https://gw.example/otlp/v1/metrics"
     changed = config.with_overrides({"sending.processes": 2})
     assert changed.signal_target("traces").endpoint == "https://t.example/x"
+
+
+@pytest.mark.parametrize("data, overrides, bounds", [
+    ({}, {}, (600.0, 10)),  # neither given: the defaults, whichever comes first
+    ({"sending": {"duration": "60s"}}, {}, (60.0, 0)),  # a duration alone is not cut short by passes
+    ({"sending": {"multiplier": 3}}, {}, (0.0, 3)),
+    ({"sending": {"multiplier": 3, "duration": 5}}, {}, (5.0, 3)),
+    ({}, {"sending.duration": 60}, (60.0, 0)),  # --duration 60s
+    ({"sending": {"multiplier": 2}}, {"sending.duration": 60}, (60.0, 2)),
+])
+def test_a_bound_the_user_sets_is_not_cut_short_by_a_default(data, overrides, bounds):
+    sending = SenderConfig.from_dict(data, env={}, overrides=overrides).sending
+    assert (sending.duration, sending.multiplier) == bounds
+
+
+def test_the_setup_line_says_which_bound_holds():
+    from telegen.send.sender import Sender
+    line = Sender({"sending": {"duration": "60s"}}, write=lambda text: None).describe_setup()
+    assert line.endswith("for 60 s")
+    line = Sender({}, write=lambda text: None).describe_setup()
+    assert line.endswith("for 600 s or 10 passes, whichever comes first")

@@ -224,8 +224,10 @@ class SendingConfig:
     batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
     concurrency: int = 50  # RPCs in flight per process
     # A run ends at whichever bound comes first: `duration` seconds or
-    # `multiplier` full passes over the templates; 0 lifts a bound. With the
-    # seed's templates, 10 passes finish long before 10 minutes at 1M events/s.
+    # `multiplier` full passes over the templates; 0 lifts a bound. The
+    # defaults hold only when neither is given: a user who sets one bound
+    # (flag or YAML) gets that bound alone, never cut short by the other's
+    # default (see _derive_sending).
     duration: float = 600.0
     multiplier: int = 10
     processes: int = 1
@@ -527,6 +529,14 @@ def _derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
             values[key] = None  # `${TRACES:-}` disables, like null
 
 
+def _derive_sending(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    # `--duration 60s` alone means a minute, however few templates there are.
+    if "duration" in raw and "multiplier" not in raw:
+        values["multiplier"] = 0
+    elif "multiplier" in raw and "duration" not in raw:
+        values["duration"] = 0.0
+
+
 def _derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any], unset: str | None = None) -> None:
     # A URL's scheme says whether TLS is wanted (http:// = plaintext) unless
     # `insecure` is given beside it. The endpoint is kept as written: an
@@ -549,6 +559,7 @@ def _derive_common_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> N
 
 _DERIVED: dict[type, Derive] = {
     InputConfig: _derive_input,
+    SendingConfig: _derive_sending,
     OtlpConfig: _derive_common_endpoint,
     SignalOtlpConfig: _derive_endpoint,
 }

@@ -118,7 +118,7 @@ class Sender:
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
         return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "
                 f"{settings.concurrency} requests in flight, {rate}, "
-                f"{' or '.join(bounds) if bounds else 'until stopped'}")
+                f"{' or '.join(bounds) + (', whichever comes first' if len(bounds) > 1 else '') if bounds else 'until stopped'}")
 
     def run(self, stop: threading.Event | None = None,
             on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
