@@ -214,3 +214,20 @@ def test_large_metric_count_gives_unique_plausible_names(types: tuple[str, ...])
 def test_min_equals_max() -> None:
     templates = generate(config(metric_count=30, low=12, high=12, default=12))
     assert all(len(series_of(decode(r))) == 12 for r in templates.records)
+
+
+@pytest.mark.parametrize("count", [20, 60])
+def test_a_small_config_still_has_gauges_sums_and_histograms(count):
+    """Each type's catalog is taken one kind at a time: 60 metrics over the
+    five types once held no histogram at all."""
+    from telegen.generate.metrics import generate_metrics
+
+    config = GeneratorConfig(seed=7, metrics=MetricsConfig(
+        metric_count=count, timeseries_per_metric=TimeseriesPerMetricConfig(min=1, max=3, default=2)))
+    kinds = Counter()
+    for record in generate_metrics(config, np.random.default_rng(7)).records:
+        for rm in ExportMetricsServiceRequest.FromString(record).resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kinds[metric.WhichOneof("data")] += 1
+    assert {"gauge", "sum", "histogram"} <= set(kinds), kinds

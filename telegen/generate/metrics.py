@@ -18,7 +18,7 @@ import itertools
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -48,11 +48,15 @@ from .metric_catalog import (
     K8SCLUSTER,
     KUBELETSTATS,
     TYPE_ENTITY,
+    UPDOWN,
     VALUE_RANGES,
     MetricSpec,
     extension_specs,
 )
 from .otlp import field_key, length_delimited, varint
+
+# The order a type's catalog is taken in, one of each kind in turn.
+KIND_TURNS = (GAUGE, COUNTER, HISTOGRAM, UPDOWN)
 
 START_NS = TIME_BASE_NS
 POINT_NS = TIME_BASE_NS + METRIC_INTERVAL_NS
@@ -65,7 +69,9 @@ SECONDS_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
 
 def select_metrics(types: tuple[str, ...], count: int) -> list[tuple[str, MetricSpec]]:
     """`count` (type, spec) pairs with distinct names: every configured type's
-    catalog first, taken round-robin, then extension names round-robin."""
+    catalog first, taken round-robin, then extension names round-robin. Each
+    type's catalog is taken kind by kind in turn (gauge, counter, histogram,
+    up-down counter), so even a small config has every kind."""
     chosen: list[tuple[str, MetricSpec]] = []
     seen: set[str] = set()  # membership only; order comes from the lists
 
@@ -81,11 +87,21 @@ def select_metrics(types: tuple[str, ...], count: int) -> list[tuple[str, Metric
                 if len(chosen) == count:
                     return
 
-    take([(t, iter(CATALOG[t])) for t in types])
+    take([(t, iter(_kinds_in_turn(CATALOG[t]))) for t in types])
     take([(t, extension_specs(t)) for t in types])
     if len(chosen) < count:
         raise ValueError(f"cannot name {count} distinct metrics for types {list(types)}")
     return chosen
+
+
+def _kinds_in_turn(specs: Sequence[MetricSpec]) -> list[MetricSpec]:
+    """`specs` reordered to take one of each kind in turn, keeping each kind's order."""
+    by_kind = {kind: [s for s in specs if s.kind == kind] for kind in KIND_TURNS}
+    by_kind["other"] = [s for s in specs if s.kind not in KIND_TURNS]
+    ordered = []
+    for row in itertools.zip_longest(*by_kind.values()):
+        ordered.extend(s for s in row if s is not None)
+    return ordered
 
 
 def draw_series_counts(bounds: TimeseriesPerMetricConfig, metrics: int, rng: np.random.Generator) -> np.ndarray:

@@ -116,9 +116,9 @@ class Sender:
         endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
                             f"{_compression(t, settings.gzip_encoder)})" for t in settings.targets.values()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
+        until = " or ".join(bounds) + (", whichever comes first" if len(bounds) > 1 else "") or "until stopped"
         return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "
-                f"{settings.concurrency} requests in flight, {rate}, "
-                f"{' or '.join(bounds) + (', whichever comes first' if len(bounds) > 1 else '') if bounds else 'until stopped'}")
+                f"{settings.concurrency} requests in flight, {rate}, {until}")
 
     def run(self, stop: threading.Event | None = None,
             on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
