@@ -501,16 +501,18 @@ def test_signal_otlp_config_defaults() -> None:
     assert SignalOtlpConfig() == SignalOtlpConfig(endpoint=None, headers={}, insecure=None)
 
 
-def test_doc_documents_every_sender_key() -> None:
-    def leaves(config: object, prefix: str = "") -> list[str]:
-        out: list[str] = []
-        for f in dataclasses.fields(config):  # type: ignore[arg-type]
-            if f.metadata == NOT_A_KEY:
-                continue
-            value = getattr(config, f.name)
-            out += leaves(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
-        return out
+def leaves(config: object, prefix: str = "") -> list[str]:
+    """Every key path of a config dataclass, e.g. `sending.retry.max_backoff`."""
+    out: list[str] = []
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        if f.metadata == NOT_A_KEY:
+            continue
+        value = getattr(config, f.name)
+        out += leaves(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+    return out
 
+
+def test_doc_documents_every_sender_key() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     section = text[text.index("## Sender configuration"):]
     paths = leaves(SenderConfig())
@@ -611,3 +613,14 @@ def test_the_setup_line_says_which_bound_holds():
     assert line.endswith("for 60 s")
     line = Sender({}, write=lambda text: None).describe_setup()
     assert line.endswith("for 600 s or 10 passes, whichever comes first")
+
+
+def test_the_sender_example_loads_and_shows_every_key():
+    """examples/sender-config.yaml: a working config that names every key."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "sender-config.yaml"
+    config = SenderConfig.load(path, env={})
+    assert config.sending.duration == 60 and config.sending.multiplier == 0
+    assert config.otlp.endpoint == "localhost:4317" and config.otlp.insecure
+    text = path.read_text()
+    missing = [p for p in leaves(SenderConfig()) if f"{p.rsplit('.', 1)[-1]}:" not in text]
+    assert missing == []
