@@ -51,6 +51,7 @@ class AiohttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=target.timeout)
         self._retrier = Retrier()
         self._closed = False
+        self.on_retry = None  # the engine's retry lines (telegen.send.transport.Transport)
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"telegen-http-{signal}", daemon=True)

@@ -5,6 +5,15 @@
     >>> templates.save("./generated", json=True)
     >>> again = telegen.load("./generated")
 """
+import os
+
+# telegen reports every export error itself, one line per kind at most every
+# few seconds. grpc's C core would also print its own, once per connection
+# attempt (a TLS handshake against a plaintext port floods the terminal with
+# `ssl_transport_security.cc ... WRONG_VERSION_NUMBER`). Set GRPC_VERBOSITY
+# (DEBUG, INFO, ERROR) to see them; grpc reads it when first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 from ._version import __version__
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .fleet import Fleet, FleetReport

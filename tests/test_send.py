@@ -354,3 +354,12 @@ def test_failures_name_what_failed():
     assert report(traces={"sent": 0}).failures() == ["nothing was sent"]
     assert report(traces={"sent": 10, "delivered": 10}, logs={"sent": 5, "failed": 3, "rejected": 2}).failures() == [
         "logs: none of 5 events delivered (3 failed, 2 rejected)"]
+
+
+def test_errors_are_explained_in_plain_words():
+    from telegen.send.transport import explain
+    assert explain("Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: WRONG_VERSION_NUMBER").startswith(
+        "TLS handshake failed: the endpoint may be plaintext")
+    assert "ca_file" in explain("SSL certificate problem: unable to get local issuer certificate")
+    assert "host and port" in explain("curl error 7: Failed to connect to 127.0.0.1 port 1: Connection refused")
+    assert explain("something else entirely") == ""

@@ -31,7 +31,7 @@ from . import latency
 from .batches import Batch, SignalTemplates
 from .compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
 from .latency import Histogram
-from .transport import Outcome, RetryPolicy, Target, Transport, open_transport
+from .transport import Outcome, RetryPolicy, Target, Transport, explain, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
@@ -191,6 +191,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
         return
     transports = {s: open_transport(s, settings.targets[s], settings.retry)
                   for s in {item.signal for item in schedule}}
+    for s, transport in transports.items():
+        transport.on_retry = _retry_line(s, errors)
     rate = settings.events_per_second * share
     biggest = max((item.batch.events for item in schedule), default=1)
     bucket = TokenBucket(rate, max(biggest, rate / 10)) if rate > 0 else None
@@ -208,8 +210,10 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 code = outcome.code or "ERROR"
                 plainly = "" if delivered_any.is_set() else " (before any request succeeded: check the endpoint, " \
                                                            "TLS settings and headers)"
-                errors.error(f"{item.signal}:{code}", f"{item.signal}: {outcome.failed} events failed after "
-                             f"{outcome.attempts} attempts: {code} {outcome.message}{plainly}")
+                hint = explain(outcome.message)
+                errors.error(f"{item.signal}:{code}", f"{item.signal}: {hint + ': ' if hint else ''}"
+                             f"{outcome.failed} events failed after {outcome.attempts} attempts: {code} "
+                             f"{outcome.message}{plainly}")
             elif outcome.rejected:
                 errors.error(f"{item.signal}:rejected", f"{item.signal}: the endpoint rejected {outcome.rejected} "
                              f"events: {outcome.message}")
@@ -232,6 +236,16 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
             pass_number += 1
     finally:
         _drain(slots, settings, transports)
+
+
+def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:
+    """Says, at most every few seconds per kind, that requests are being
+    retried and why: a wrong endpoint shows at once, not after the backoff."""
+    def retrying(code: str, message: str) -> None:
+        hint = explain(message)
+        errors.error(f"{signal}:retry:{code}", f"{signal}: {hint + '; ' if hint else ''}retrying after {code} "
+                     f"{message}")
+    return retrying
 
 
 def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:

@@ -88,7 +88,11 @@ class Outcome:
 
 
 class Transport(Protocol):
-    """One signal's sender, as the engine drives it."""
+    """One signal's sender, as the engine drives it. `on_retry(code,
+    message)`, when set, hears of every attempt that failed and will be
+    retried (the final outcome comes later, after the retries)."""
+
+    on_retry: Callable[[str, str], None] | None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
         """Send `requests` (the pieces of one batch, usually one, holding
@@ -108,6 +112,27 @@ def open_transport(signal: str, target: Target, retry: RetryPolicy) -> Transport
         from .transport_http import HttpTransport
         return HttpTransport(signal, target, retry)
     raise ValueError(f"unknown protocol {target.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+# What an error usually means, for the line a person reads: (needles, hint).
+_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("WRONG_VERSION_NUMBER", "wrong version number", "packet length too long"),
+     "TLS handshake failed: the endpoint may be plaintext; use --insecure (otlp.insecure: true)"),
+    (("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "unable to get local issuer"),
+     "the endpoint's TLS certificate is not trusted: set otlp.tls.ca_file to its CA"),
+    (("Connection refused", "connection refused", "Couldn't connect", "Failed to connect"),
+     "nothing accepts connections there: check the endpoint's host and port"),
+    (("Received message larger than max", "message larger than max"),
+     "a request is over the receiver's size limit: lower sending.max_message_bytes"),
+)
+
+
+def explain(message: str) -> str:
+    """A plain-words reading of a transport error (``""`` when none fits)."""
+    for needles, hint in _HINTS:
+        if any(needle in message for needle in needles):
+            return hint
+    return ""
 
 
 def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:

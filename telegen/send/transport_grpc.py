@@ -90,6 +90,7 @@ class GrpcTransport:
         self._compression = grpc.Compression.Gzip if target.compression == "gzip" else grpc.Compression.NoCompression
         self._retrier = Retrier()
         self._closed = False
+        self.on_retry: Callable[[str, str], None] | None = None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
         state = BatchState(requests, piece_events, done)
@@ -118,6 +119,8 @@ class GrpcTransport:
             if retryable and attempt < self.retry.max_attempts and not self._closed:
                 wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
                 state.retried()
+                if self.on_retry is not None:
+                    self.on_retry(code.name, error.details() or "")
                 self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
                 return
             state.finish_piece(index, failed=True, code=code.name, message=error.details() or "")

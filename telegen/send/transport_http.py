@@ -115,6 +115,7 @@ class HttpTransport:
                              *(["Content-Encoding: gzip"] if target.compression == "gzip" else []),
                              *(f"{name}: {value}" for name, value in target.headers)]
         self._retrier = Retrier()
+        self.on_retry: Callable[[str, str], None] | None = None
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         self._multi = pycurl.CurlMulti()
@@ -243,6 +244,8 @@ class HttpTransport:
             if not math.isfinite(wait):
                 wait = self.retry.max_backoff
             state.retried()
+            if self.on_retry is not None:
+                self.on_retry(code, message)
             self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
             return
         state.finish_piece(index, failed=True, code=code, message=message)
