@@ -234,11 +234,21 @@ def run_send(args: argparse.Namespace) -> int:
 
     stats_path = _stats_json_path(args.stats_json)
     config = SenderConfig.from_file(args.config, overrides=_send_overrides(args))
-    sender = Sender(config, write=lambda line: print(line, flush=True))
-    sender.load()
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    report = sender.run(stop)
+    metrics = None
+    if args.metrics_port is not None:
+        from .send.metrics import MetricsServer
+        metrics = MetricsServer(args.metrics_port)
+        metrics.start()
+        print(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics", flush=True)
+    try:
+        sender = Sender(config, write=lambda line: print(line, flush=True))
+        sender.load()
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None)
+    finally:
+        if metrics is not None:
+            metrics.stop()
     print(summary(report), flush=True)
     if stats_path is not None:
         write_json(stats_path, report.to_dict())
@@ -282,6 +292,9 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+    parser.add_argument("--metrics-port", metavar="[HOST:]PORT",
+                        help="serve Prometheus metrics of the run (counts, latency histograms, target rate) on "
+                             "/metrics; PORT alone listens on 127.0.0.1 (needs telegen[metrics])")
 
 
 def run_fleet(args: argparse.Namespace) -> int:
