@@ -240,16 +240,27 @@ def run_send(args: argparse.Namespace) -> int:
         metrics = MetricsServer(args.metrics_port)
         metrics.start()
         print(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics", flush=True)
+    timeline = None
+    if args.report is not None:
+        from .send.timeline import Timeline
+        timeline = Timeline()
     try:
         sender = Sender(config, write=lambda line: print(line, flush=True))
         sender.load()
         stop = threading.Event()
         _stop_on_signals(stop)
-        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None)
+        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline)
     finally:
         if metrics is not None:
             metrics.stop()
     print(summary(report), flush=True)
+    if timeline is not None:
+        try:
+            written = timeline.write(args.report)
+        except OSError as exc:
+            raise TelegenError(f"--report: cannot write {args.report}: {exc.strerror or exc}") from None
+        print(f"Wrote {', '.join(str(p) for p in written)}"
+              + ("" if any(p.suffix == ".png" for p in written) else " (no chart: pip install 'telegen[report]')"))
     if stats_path is not None:
         write_json(stats_path, report.to_dict())
         print(f"Wrote {stats_path}")
@@ -292,6 +303,9 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+    parser.add_argument("--report", metavar="DIR",
+                        help="write the run's timeline (timeline.csv, timeline.json: per interval and signal, "
+                             "rates, latency percentiles, failures) and chart.png (with telegen[report])")
     parser.add_argument("--metrics-port", metavar="[HOST:]PORT",
                         help="serve Prometheus metrics of the run (counts, latency histograms, target rate) on "
                              "/metrics; PORT alone listens on 127.0.0.1 (needs telegen[metrics])")

@@ -101,3 +101,28 @@ def test_bad_or_busy_metrics_ports_exit_2(template_dir, tmp_path):
                                str(taken.getsockname()[1])], capture_output=True, text=True)
     assert busy.returncode == 2 and "cannot listen on 127.0.0.1:" in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+def test_the_run_report_has_a_row_per_interval_and_a_chart(template_dir, tmp_path):
+    import csv
+    config = tmp_path / "send.yaml"
+    config.write_text(json.dumps({"input": {"directory": str(template_dir)},
+                                  "sending": {"rate_limit": {"events_per_second": 30000}, "stats_interval": 0.5}}))
+    report_dir = tmp_path / "report"
+    with telegen.Sink(faults=telegen.sink.SinkFaults(delay_ms=15)) as sink:
+        result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config), "--insecure",
+                                 "--endpoint", sink.endpoint, "--duration", "3s", "--report", str(report_dir)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"Wrote {report_dir / 'timeline.csv'}, {report_dir / 'timeline.json'}, {report_dir / 'chart.png'}" \
+        in result.stdout
+    rows = list(csv.DictReader((report_dir / "timeline.csv").open()))
+    assert {r["signal"] for r in rows} == {"traces", "metrics", "logs"}
+    traces = [r for r in rows if r["signal"] == "traces"]
+    assert len(traces) >= 5 and [float(r["seconds"]) for r in traces] == sorted(float(r["seconds"]) for r in traces)
+    answered = [r for r in traces if r["latency_p99_ms"]]
+    assert answered and all(15 <= float(r["latency_p50_ms"]) < 1000 for r in answered), "the sink's delay shows"
+    assert sum(float(r["events_per_second"]) for r in traces) > 0
+    as_json = json.loads((report_dir / "timeline.json").read_text())
+    assert len(as_json) == len(rows) and as_json[0]["latency_ms"].keys() >= {"p50", "p99", "max"}
+    assert (report_dir / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

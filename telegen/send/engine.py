@@ -31,6 +31,7 @@ from . import latency
 from .batches import Batch, SignalTemplates
 from .compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
 from .latency import Histogram
+from .timeline import Timeline
 from .transport import Outcome, RetryPolicy, Target, Transport, explain, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
@@ -386,8 +387,9 @@ class Progress:
     retries, failures, rejections; with a bounded run, percent done and time left."""
 
     def __init__(self, write: Callable[[str], None], settings: SendSettings, active: Sequence[str],
-                 events_per_pass: int) -> None:
+                 events_per_pass: int, timeline: Timeline | None = None) -> None:
         self.write = write
+        self.timeline = timeline
         self.settings = settings
         self.active = active
         self.events_per_pass = events_per_pass
@@ -414,10 +416,26 @@ class Progress:
             tail = ""
             if latencies is not None:
                 now_latency = latencies[s]["request"]
-                self.write(f"{'':8s} latency per request {latency.line(now_latency - self.previous_latency[s])}")
+                since = now_latency - self.previous_latency[s]
+                self.write(f"{'':8s} latency per request {latency.line(since)}")
                 self.previous_latency[s] = now_latency
+                if self.timeline is not None:
+                    self.timeline.add(elapsed, s, interval, {k: t[k] - p[k] for k in COUNTERS}, since)
         self.previous = {s: dict(v) for s, v in totals.items()}
         self.previous_time = now
+
+    def last(self, totals: dict[str, dict[str, int]], elapsed: float,
+             latencies: dict[str, dict[str, Histogram]]) -> None:
+        """The timeline's row for the rest of the run after the last line."""
+        if self.timeline is None:
+            return
+        interval = time.monotonic() - self.previous_time
+        if interval < 0.05:
+            return
+        for s in self.active:
+            t, p = totals[s], self.previous[s]
+            self.timeline.add(elapsed, s, interval, {k: t[k] - p[k] for k in COUNTERS},
+                              latencies[s]["request"] - self.previous_latency[s])
 
     def _fraction_done(self, totals: dict[str, dict[str, int]], elapsed: float) -> float | None:
         fractions = []
@@ -436,7 +454,8 @@ def _clock(seconds: float) -> str:
 
 def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callable[[str], None] = print,
         stop: threading.Event | None = None,
-        on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
+        on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+        timeline: Timeline | None = None) -> SendReport:
     """Send until a bound is reached or `stop` is set; return the report.
     `on_start` is given, once sending starts, a function that returns the
     counts so far as a SendReport (callable from any thread): how a fleet
@@ -450,7 +469,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     run_start_ns = time.time_ns()
     started = time.monotonic()
     errors = ErrorLog(write)
-    progress = Progress(write, settings, active, events_per_pass)
+    progress = Progress(write, settings, active, events_per_pass, timeline)
     arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
     latency_arrays = [new_latency_array() for _ in arrays]
     if on_start is not None:
@@ -466,7 +485,9 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     else:
         _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays, latency_arrays)
     elapsed = time.monotonic() - started
-    return _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays), elapsed, settings, active,
+    totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
+    progress.last(totals, elapsed, latencies)
+    return _report(totals, latencies, elapsed, settings, active,
                    interrupted=stop.is_set() and not _bounds_reached(settings, elapsed))
 
 

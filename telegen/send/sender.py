@@ -21,6 +21,7 @@ from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
 from .loadcache import load_cached
 from .shard import SeriesCopies
+from .timeline import Timeline
 from .transport import RetryPolicy, Target
 
 
@@ -121,14 +122,15 @@ class Sender:
                 f"{settings.concurrency} requests in flight, {rate}, {until}")
 
     def run(self, stop: threading.Event | None = None,
-            on_start: Callable[[Callable[[], SendReport]], None] | None = None) -> SendReport:
+            on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+            timeline: Timeline | None = None) -> SendReport:
         """Load (if not yet), send until the duration or pass bound or `stop`,
         and return the report. Never raises for endpoint errors: they are
         retried, counted and logged. `on_start` receives, once sending starts,
         a function returning the counts so far (see engine.run)."""
         loaded = self.load()
         self.write(self.describe_setup())
-        return run(loaded, self.settings(), self.write, stop, on_start)
+        return run(loaded, self.settings(), self.write, stop, on_start, timeline)
 
 
 def _compression(target: Target, gzip_encoder: str) -> str:
