@@ -248,6 +248,17 @@ class TimestampsConfig:
     backdate_ms: int = 0
 
 
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    """Pass/fail budgets checked when the run ends (telegen.send.thresholds):
+    a breach is listed and the run exits 1. null: not checked."""
+
+    max_failed_ratio: float | None = None  # failed / sent, every signal
+    max_rejected_ratio: float | None = None  # rejected / sent, every signal
+    p99_latency: float | None = None  # seconds: per-request p99 of every signal
+    min_rate_ratio: float | None = None  # delivered events/s over the target rate (with a rate limit)
+
+
 @dataclass(frozen=True, repr=False)
 class SignalTarget:
     """Where and how one signal is sent: what the transport needs."""
@@ -273,6 +284,7 @@ class SenderConfig:
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
     sending: SendingConfig = field(default_factory=SendingConfig)
     timestamps: TimestampsConfig = field(default_factory=TimestampsConfig)
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, source: str = "<dict>",
@@ -511,6 +523,10 @@ _RULES: dict[str, Rule] = {
     "sending.shard.index": AT_LEAST_0,
     "sending.shard.count": AT_LEAST_1,
     "timestamps.jitter_ms": AT_LEAST_0,
+    "thresholds.max_failed_ratio": Range(low=0, high=1),
+    "thresholds.max_rejected_ratio": Range(low=0, high=1),
+    "thresholds.p99_latency": Duration(low=0, low_open=True),
+    "thresholds.min_rate_ratio": Range(low=0, high=1),
     "timestamps.backdate_ms": AT_LEAST_0,
 }
 

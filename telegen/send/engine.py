@@ -334,6 +334,8 @@ class SendReport:
     target_events_per_second: float
     processes: int
     interrupted: bool = False
+    # Thresholds the run breached (telegen.send.thresholds), set by Sender.run.
+    breaches: list[str] = field(default_factory=list)
 
     @property
     def delivered(self) -> int:
@@ -352,7 +354,7 @@ class SendReport:
                    for name, s in self.signals.items() if s.sent and not s.delivered]
         if not self.delivered and not reasons:
             reasons.append("nothing was sent")
-        return reasons
+        return reasons + [f"threshold breached: {line}" for line in self.breaches]
 
     def to_dict(self) -> dict:
         return {
@@ -362,6 +364,7 @@ class SendReport:
             "target_events_per_second": self.target_events_per_second,
             "processes": self.processes,
             "interrupted": self.interrupted,
+            "thresholds_breached": list(self.breaches),
             "signals": {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
                                   if k not in ("signal", "latency")},
                                "latency": {kind: {**h.summary(), "histogram": h.to_dict()}

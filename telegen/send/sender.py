@@ -21,6 +21,7 @@ from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
 from .loadcache import load_cached
 from .shard import SeriesCopies
+from .thresholds import breaches
 from .timeline import Timeline
 from .transport import RetryPolicy, Target
 
@@ -130,7 +131,9 @@ class Sender:
         a function returning the counts so far (see engine.run)."""
         loaded = self.load()
         self.write(self.describe_setup())
-        return run(loaded, self.settings(), self.write, stop, on_start, timeline)
+        report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
+        report.breaches = breaches(report, self.config.thresholds)
+        return report
 
 
 def _compression(target: Target, gzip_encoder: str) -> str:

@@ -1,0 +1,32 @@
+"""Pass/fail thresholds of a load test, checked when the run ends: each
+breach is one plain line, and a run with any exits 1 (the CLI's `run failed`)."""
+from __future__ import annotations
+
+from .config import ThresholdsConfig
+from .engine import SendReport
+
+
+def breaches(report: SendReport, thresholds: ThresholdsConfig) -> list[str]:
+    """What went over budget, one line each ([] when all held). A signal
+    that sent nothing is not judged."""
+    out: list[str] = []
+    for name, s in report.signals.items():
+        if not s.sent:
+            continue
+        if thresholds.max_failed_ratio is not None and s.failed / s.sent > thresholds.max_failed_ratio:
+            out.append(f"{name}: {s.failed / s.sent:.4%} of events failed, over max_failed_ratio "
+                       f"{thresholds.max_failed_ratio:.4%}")
+        if thresholds.max_rejected_ratio is not None and s.rejected / s.sent > thresholds.max_rejected_ratio:
+            out.append(f"{name}: {s.rejected / s.sent:.4%} of events rejected, over max_rejected_ratio "
+                       f"{thresholds.max_rejected_ratio:.4%}")
+        request = s.latency["request"]
+        if thresholds.p99_latency is not None and request.count and request.quantile(0.99) > thresholds.p99_latency:
+            out.append(f"{name}: p99 latency per request {request.quantile(0.99) * 1e3:,.1f} ms, over p99_latency "
+                       f"{thresholds.p99_latency * 1e3:,.1f} ms")
+    target = report.target_events_per_second
+    if thresholds.min_rate_ratio is not None and target > 0 and report.elapsed > 0:
+        achieved = report.events_per_second / target
+        if achieved < thresholds.min_rate_ratio:
+            out.append(f"delivered {report.events_per_second:,.0f} events/s, {achieved:.1%} of the target "
+                       f"{target:,.0f}: under min_rate_ratio {thresholds.min_rate_ratio:.1%}")
+    return out

@@ -1,0 +1,73 @@
+"""Pass/fail thresholds: a breach is listed plainly and the run exits 1; a
+run within budget exits 0; bad thresholds name the key and what was expected."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import small_config
+
+import telegen
+from telegen.send.config import SenderConfig, ThresholdsConfig
+from telegen.send.engine import SendReport, SignalReport
+from telegen.send.thresholds import breaches
+from telegen.sink import SinkFaults
+
+
+@pytest.fixture(scope="module")
+def template_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("templates")
+    telegen.generate(small_config()).save(directory)
+    return directory
+
+
+def send(template_dir, tmp_path, sink, thresholds: dict) -> tuple[subprocess.CompletedProcess, dict]:
+    config, stats = tmp_path / "send.yaml", tmp_path / "stats.json"
+    config.write_text(json.dumps({"input": {"directory": str(template_dir)}, "thresholds": thresholds,
+                                  "sending": {"rate_limit": {"events_per_second": 50000}, "stats_interval": 60}}))
+    result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config), "--insecure",
+                             "--endpoint", sink.endpoint, "--duration", "2s", "--stats-json", str(stats)],
+                            capture_output=True, text=True, timeout=60)
+    return result, json.loads(stats.read_text())
+
+
+def test_a_slow_rejecting_backend_breaches_and_the_run_exits_1(template_dir, tmp_path):
+    with telegen.Sink(faults=SinkFaults(delay_ms=20, reject_fraction=0.1)) as sink:
+        result, stats = send(template_dir, tmp_path, sink, {"p99_latency": "5ms", "max_rejected_ratio": 0.01,
+                                                            "max_failed_ratio": 0.5})
+    assert result.returncode == 1, result.stderr
+    for signal in ("traces", "metrics", "logs"):
+        assert f"telegen: run failed: threshold breached: {signal}: p99 latency per request" in result.stderr
+        assert f"threshold breached: {signal}: " in result.stderr and "over max_rejected_ratio 1.0000%" in \
+            result.stderr
+    assert "max_failed_ratio" not in result.stderr  # nothing failed
+    assert len(stats["thresholds_breached"]) == 6
+
+
+def test_a_run_within_budget_exits_0(template_dir, tmp_path):
+    with telegen.Sink() as sink:
+        result, stats = send(template_dir, tmp_path, sink, {"p99_latency": "10s", "max_failed_ratio": 0,
+                                                            "max_rejected_ratio": 0, "min_rate_ratio": 0.5})
+    assert result.returncode == 0, result.stderr
+    assert stats["thresholds_breached"] == []
+
+
+def test_a_rate_under_its_target_breaches():
+    report = SendReport(elapsed=10.0, signals={"logs": SignalReport(signal="logs", sent=800, delivered=800)},
+                        target_events_per_second=100, processes=1)
+    assert breaches(report, ThresholdsConfig(min_rate_ratio=0.97)) == [
+        "delivered 80 events/s, 80.0% of the target 100: under min_rate_ratio 97.0%"]
+    assert breaches(report, ThresholdsConfig(min_rate_ratio=0.8)) == []
+    assert breaches(report, ThresholdsConfig()) == []
+
+
+@pytest.mark.parametrize("thresholds, message", [
+    ({"p99_latency": "fast"}, "thresholds.p99_latency: 'fast' is invalid: expected null or a duration > 0"),
+    ({"max_failed_ratio": 2}, "thresholds.max_failed_ratio: 2 is invalid: expected null or a number between 0 and 1"),
+    ({"p99": "1s"}, "unknown key thresholds.p99; did you mean thresholds.p99_latency?"),
+])
+def test_bad_thresholds_name_the_key(thresholds, message):
+    with pytest.raises(telegen.ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        SenderConfig.from_dict({"thresholds": thresholds}, env={})
