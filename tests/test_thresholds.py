@@ -71,3 +71,21 @@ def test_a_rate_under_its_target_breaches():
 def test_bad_thresholds_name_the_key(thresholds, message):
     with pytest.raises(telegen.ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
         SenderConfig.from_dict({"thresholds": thresholds}, env={})
+
+
+def test_abort_on_breach_stops_a_run_against_a_slow_backend_early(template_dir, tmp_path):
+    config, stats = tmp_path / "send.yaml", tmp_path / "stats.json"
+    config.write_text(json.dumps({"input": {"directory": str(template_dir)},
+                                  "thresholds": {"p99_latency": "5ms", "abort_on_breach": "1s"},
+                                  "sending": {"rate_limit": {"events_per_second": 50000}, "stats_interval": 0.5}}))
+    with telegen.Sink(faults=SinkFaults(delay_ms=20)) as sink:
+        result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config), "--insecure",
+                                 "--endpoint", sink.endpoint, "--duration", "60s", "--stats-json", str(stats)],
+                                capture_output=True, text=True, timeout=60)
+    report = json.loads(stats.read_text())
+    assert result.returncode == 1, result.stderr
+    assert report["elapsed_seconds"] < 10 and not report["interrupted"], "stopped early, not interrupted"
+    assert report["aborted"].startswith("thresholds breached for ")
+    assert "(abort_on_breach 1 s): " in report["aborted"] and "p99 latency per request" in report["aborted"]
+    assert "aborting: thresholds breached for" in result.stdout
+    assert "telegen: run failed: aborted: thresholds breached" in result.stderr

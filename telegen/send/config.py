@@ -257,6 +257,9 @@ class ThresholdsConfig:
     max_rejected_ratio: float | None = None  # rejected / sent, every signal
     p99_latency: float | None = None  # seconds: per-request p99 of every signal
     min_rate_ratio: float | None = None  # delivered events/s over the target rate (with a rate limit)
+    # Seconds: stop the run once its progress intervals have breached a
+    # threshold for this long (a backend that is down is not hammered on).
+    abort_on_breach: float | None = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -527,6 +530,7 @@ _RULES: dict[str, Rule] = {
     "thresholds.max_rejected_ratio": Range(low=0, high=1),
     "thresholds.p99_latency": Duration(low=0, low_open=True),
     "thresholds.min_rate_ratio": Range(low=0, high=1),
+    "thresholds.abort_on_breach": Duration(low=0),
     "timestamps.backdate_ms": AT_LEAST_0,
 }
 

@@ -54,6 +54,9 @@ class SendSettings:
     # How gzip bodies are made where the carrier sends them as given
     # (OTLP/HTTP): "patchable" (compressed once, patched per send) or "zlib".
     gzip_encoder: str = PATCHABLE
+    # Called with each progress interval's figures (a SendReport of that
+    # interval); a reason returned stops the run early as aborted.
+    abort_check: Callable[[SendReport], str | None] | None = None
     # How a batch becomes request bytes: None patches with the compiled
     # kernel (every real run). Benchmarks swap in the unpatched bytes (the
     # transport's ceiling) or a naive protobuf re-encoder to compare against.
@@ -336,6 +339,7 @@ class SendReport:
     interrupted: bool = False
     # Thresholds the run breached (telegen.send.thresholds), set by Sender.run.
     breaches: list[str] = field(default_factory=list)
+    aborted: str | None = None  # why the run was stopped early (abort_on_breach)
 
     @property
     def delivered(self) -> int:
@@ -354,7 +358,8 @@ class SendReport:
                    for name, s in self.signals.items() if s.sent and not s.delivered]
         if not self.delivered and not reasons:
             reasons.append("nothing was sent")
-        return reasons + [f"threshold breached: {line}" for line in self.breaches]
+        aborted = [f"aborted: {self.aborted}"] if self.aborted else []
+        return reasons + aborted + [f"threshold breached: {line}" for line in self.breaches]
 
     def to_dict(self) -> dict:
         return {
@@ -365,6 +370,7 @@ class SendReport:
             "processes": self.processes,
             "interrupted": self.interrupted,
             "thresholds_breached": list(self.breaches),
+            "aborted": self.aborted,
             "signals": {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
                                   if k not in ("signal", "latency")},
                                "latency": {kind: {**h.summary(), "histogram": h.to_dict()}
@@ -401,8 +407,10 @@ class Progress:
         self.previous_time = time.monotonic()
 
     def line(self, totals: dict[str, dict[str, int]], elapsed: float,
-             latencies: dict[str, dict[str, Histogram]] | None = None) -> None:
+             latencies: dict[str, dict[str, Histogram]] | None = None) -> SendReport:
+        """Write the lines; return the interval's own figures as a report."""
         now = time.monotonic()
+        interval_signals: dict[str, SignalReport] = {}
         interval = max(now - self.previous_time, 1e-9)
         done = self._fraction_done(totals, elapsed)
         tail = ""
@@ -417,15 +425,22 @@ class Progress:
                 f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s  retries {t['retries']}  "
                 f"failed {t['failed']}  rejected {t['rejected']}{tail}")
             tail = ""
+            delta = {k: t[k] - p[k] for k in COUNTERS}
+            since = Histogram()
             if latencies is not None:
                 now_latency = latencies[s]["request"]
                 since = now_latency - self.previous_latency[s]
                 self.write(f"{'':8s} latency per request {latency.line(since)}")
                 self.previous_latency[s] = now_latency
                 if self.timeline is not None:
-                    self.timeline.add(elapsed, s, interval, {k: t[k] - p[k] for k in COUNTERS}, since)
+                    self.timeline.add(elapsed, s, interval, delta, since)
+            interval_signals[s] = SignalReport(signal=s, **delta, events_per_second=delta["delivered"] / interval,
+                                               latency={"request": since, "batch": Histogram()})
         self.previous = {s: dict(v) for s, v in totals.items()}
         self.previous_time = now
+        return SendReport(elapsed=interval, signals=interval_signals,
+                          target_events_per_second=self.settings.events_per_second,
+                          processes=self.settings.processes)
 
     def last(self, totals: dict[str, dict[str, int]], elapsed: float,
              latencies: dict[str, dict[str, Histogram]]) -> None:
@@ -483,15 +498,18 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         worker = threading.Thread(target=run_worker, name="telegen-sender",
                                   args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors))
         worker.start()
-        _watch(lambda: worker.is_alive(), arrays, latency_arrays, progress, settings, started, stop)
+        aborted = _watch(lambda: worker.is_alive(), arrays, latency_arrays, progress, settings, started, stop)
         worker.join()
     else:
-        _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays, latency_arrays)
+        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays,
+                                 latency_arrays)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
-    return _report(totals, latencies, elapsed, settings, active,
-                   interrupted=stop.is_set() and not _bounds_reached(settings, elapsed))
+    report = _report(totals, latencies, elapsed, settings, active,
+                     interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
+    report.aborted = aborted
+    return report
 
 
 def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
@@ -499,18 +517,27 @@ def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
 
 
 def _watch(alive: Callable[[], bool], arrays: list, latency_arrays: list, progress: Progress,
-           settings: SendSettings, started: float, stop: threading.Event) -> None:
+           settings: SendSettings, started: float, stop: threading.Event) -> str | None:
+    """Progress lines until the workers end; the reason when abort_check stopped the run."""
     next_line = time.monotonic() + settings.stats_interval
+    aborted = None
     while alive():
         time.sleep(0.05)
         if time.monotonic() >= next_line:
-            progress.line(Counters.totals(arrays), time.monotonic() - started, Counters.latency_totals(latency_arrays))
+            interval = progress.line(Counters.totals(arrays), time.monotonic() - started,
+                                     Counters.latency_totals(latency_arrays))
             next_line += settings.stats_interval
+            if settings.abort_check is not None and aborted is None:
+                aborted = settings.abort_check(interval)
+                if aborted is not None:
+                    progress.write(f"aborting: {aborted}")
+                    stop.set()
+    return aborted
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
                    run_start_ns: int, errors: ErrorLog, progress: Progress, started: float, arrays: list,
-                   latency_arrays: list) -> None:
+                   latency_arrays: list) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i]."""
     context = multiprocessing.get_context("fork")
@@ -529,11 +556,13 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         process_stop.set()
 
     threading.Thread(target=relay_stop, daemon=True).start()
-    _watch(lambda: any(c.is_alive() for c in children), arrays, latency_arrays, progress, settings, started, stop)
+    aborted = _watch(lambda: any(c.is_alive() for c in children), arrays, latency_arrays, progress, settings,
+                     started, stop)
     for child in children:
         child.join()
         if child.exitcode not in (0, None):
             errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
+    return aborted
 
 
 def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,

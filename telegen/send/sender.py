@@ -21,7 +21,7 @@ from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run
 from .loadcache import load_cached
 from .shard import SeriesCopies
-from .thresholds import breaches
+from .thresholds import abort_check, breaches
 from .timeline import Timeline
 from .transport import RetryPolicy, Target
 
@@ -83,6 +83,7 @@ class Sender:
                               max_backoff=retry.max_backoff, multiplier=retry.backoff_multiplier),
             stats_interval=sending.stats_interval,
             gzip_encoder=sending.gzip_encoder,
+            abort_check=abort_check(self.config.thresholds),
         )
 
     def target(self, signal: str) -> Target:
@@ -146,8 +147,9 @@ def _compression(target: Target, gzip_encoder: str) -> str:
 
 def summary(report: SendReport) -> str:
     """The final summary, one line per signal plus a total."""
-    return "\n".join([f"Sent for {report.elapsed:.1f} s with {report.processes} process(es)"
-                      + (" (interrupted)" if report.interrupted else ""), *signal_lines(report)])
+    ended = " (interrupted)" if report.interrupted else " (aborted early)" if report.aborted else ""
+    return "\n".join([f"Sent for {report.elapsed:.1f} s with {report.processes} process(es){ended}",
+                      *signal_lines(report)])
 
 
 def signal_lines(report: SendReport) -> list[str]:

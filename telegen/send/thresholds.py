@@ -2,6 +2,9 @@
 breach is one plain line, and a run with any exits 1 (the CLI's `run failed`)."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from .config import ThresholdsConfig
 from .engine import SendReport
 
@@ -30,3 +33,28 @@ def breaches(report: SendReport, thresholds: ThresholdsConfig) -> list[str]:
             out.append(f"delivered {report.events_per_second:,.0f} events/s, {achieved:.1%} of the target "
                        f"{target:,.0f}: under min_rate_ratio {thresholds.min_rate_ratio:.1%}")
     return out
+
+
+def abort_check(thresholds: ThresholdsConfig) -> Callable[[SendReport], str | None] | None:
+    """For `abort_on_breach`: judges each progress interval's own figures and
+    returns why to stop once they have breached a threshold for that long
+    (an interval that breached counts whole); None without it."""
+    limit = thresholds.abort_on_breach
+    if limit is None:
+        return None
+    breached_since: list[float | None] = [None]
+
+    def check(interval: SendReport) -> str | None:
+        found = breaches(interval, thresholds)
+        now = time.monotonic()
+        if not found:
+            breached_since[0] = None
+            return None
+        if breached_since[0] is None:
+            breached_since[0] = now - interval.elapsed
+        held = now - breached_since[0]
+        if held >= limit:
+            return f"thresholds breached for {held:.1f} s (abort_on_breach {limit:g} s): {'; '.join(found)}"
+        return None
+
+    return check
