@@ -89,3 +89,33 @@ def test_abort_on_breach_stops_a_run_against_a_slow_backend_early(template_dir, 
     assert "(abort_on_breach 1 s): " in report["aborted"] and "p99 latency per request" in report["aborted"]
     assert "aborting: thresholds breached for" in result.stdout
     assert "telegen: run failed: aborted: thresholds breached" in result.stderr
+
+
+def test_a_fleet_is_judged_on_its_merged_totals():
+    """Two senders each within a 100 ms p99 alone would still pass; together
+    (the exact merge of their histograms) the fleet's p99 is the slow one's."""
+    import numpy as np
+
+    from telegen.fleet.report import FleetReport, SenderRow
+    from telegen.send import latency
+    from telegen.send.latency import Histogram
+
+    def sender(seconds: float, count: int) -> SendReport:
+        slots = np.zeros(latency.SLOTS, dtype=np.int64)
+        for _ in range(count):
+            latency.record(slots, 0, seconds)
+        h = Histogram.from_slots(slots)
+        return SendReport(elapsed=1.0, signals={"logs": SignalReport(signal="logs", sent=count, delivered=count,
+                                                                     latency={"request": h, "batch": h})},
+                          target_events_per_second=0, processes=1)
+
+    fleet = FleetReport(elapsed=1.0, target_events_per_second=0,
+                        senders=[SenderRow(index=0, node="a", report=sender(0.01, 95)),
+                                 SenderRow(index=1, node="b", report=sender(0.4, 5))])
+    thresholds = ThresholdsConfig(p99_latency=0.1)
+    assert breaches(fleet.senders[0].report, thresholds) == []
+    fleet.breaches = breaches(fleet.totals, thresholds)
+    assert fleet.breaches == ["logs: p99 latency per request 400.0 ms, over p99_latency 100.0 ms"]
+    assert fleet.failures() == ["threshold breached: logs: p99 latency per request 400.4 ms, over p99_latency "
+                                "100.0 ms"]
+    assert fleet.to_dict()["thresholds_breached"] == fleet.breaches

@@ -39,6 +39,7 @@ class FleetReport:
     target_events_per_second: float
     senders: list[SenderRow] = field(default_factory=list)
     interrupted: bool = False
+    breaches: list[str] = field(default_factory=list)  # the fleet's thresholds, judged on its totals
 
     @property
     def signals(self) -> dict[str, SignalReport]:
@@ -62,7 +63,7 @@ class FleetReport:
         """The fleet as if it were one sender."""
         return SendReport(elapsed=self.elapsed, signals=self.signals,
                           target_events_per_second=self.target_events_per_second, processes=len(self.senders),
-                          interrupted=self.interrupted)
+                          interrupted=self.interrupted, breaches=list(self.breaches))
 
     @property
     def delivered(self) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import TelegenError, TemplateFileError
 from ..send.config import SenderConfig
 from ..send.engine import SendReport
+from ..send.thresholds import breaches
 from ..templates import SIGNALS
 from .actor import SenderActor, remove_scratch
 from .report import FleetReport, SenderRow
@@ -235,9 +236,12 @@ class Fleet:
         # driver's own clock also counts polling and the drain.
         elapsed = max((row.report.elapsed for row in rows if row.report is not None),
                       default=time.monotonic() - started)
-        return FleetReport(elapsed=elapsed,
-                           target_events_per_second=self.config.sending.rate_limit.events_per_second,
-                           senders=rows, interrupted=stop.is_set())
+        report = FleetReport(elapsed=elapsed,
+                             target_events_per_second=self.config.sending.rate_limit.events_per_second,
+                             senders=rows, interrupted=stop.is_set())
+        # Judged on the fleet's exact totals (merged histograms), as one sender's would be.
+        report.breaches = breaches(report.totals, self.config.thresholds)
+        return report
 
     def _describe(self) -> str:
         sending = self.config.sending
