@@ -116,6 +116,6 @@ def test_a_fleet_is_judged_on_its_merged_totals():
     assert breaches(fleet.senders[0].report, thresholds) == []
     fleet.breaches = breaches(fleet.totals, thresholds)
     assert fleet.breaches == ["logs: p99 latency per request 400.0 ms, over p99_latency 100.0 ms"]
-    assert fleet.failures() == ["threshold breached: logs: p99 latency per request 400.4 ms, over p99_latency "
+    assert fleet.failures() == ["threshold breached: logs: p99 latency per request 400.0 ms, over p99_latency "
                                 "100.0 ms"]
     assert fleet.to_dict()["thresholds_breached"] == fleet.breaches
