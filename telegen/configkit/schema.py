@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,21 @@ def _field_hints(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if _is_key(f)}
 
 
+@cache
+def _required(cls: type) -> tuple[str, ...]:
+    # A field without a default must be given (a ramp stage's duration and target).
+    return tuple(f.name for f in dataclasses.fields(cls) if _is_key(f)
+                 and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def _rule(schema: Schema, path: str) -> Rule | None:
+    """The rule for a key path; an item of a list is looked up as "[]"."""
+    return schema.rules.get(_LIST_INDEX.sub("[]", path))
+
+
+_LIST_INDEX = re.compile(r"\[\d+\]")
+
+
 def _is_key(f: dataclasses.Field[Any]) -> bool:
     return bool(f.metadata.get("config_key", True))
 
@@ -91,6 +107,10 @@ def _build(cls: type[_T], data: Any, path: str, schema: Schema) -> _T:
     for key in data:
         if key not in hints:
             raise unknown_key(path, key, tuple(hints))
+    missing = [name for name in _required(cls) if name not in data]
+    if missing:
+        raise invalid(path or "top level", dict(data), f"a mapping with {' and '.join(_required(cls))} "
+                                                       f"({', '.join(missing)} missing)")
     values = {name: _convert(data[name], hint, join(path, name), schema)
               for name, hint in hints.items() if name in data}
     derive = schema.derived.get(cls)
@@ -109,12 +129,15 @@ def _convert(raw: Any, hint: Any, path: str, schema: Schema) -> Any:
             raise TypeError(f"unsupported config type {hint} at {path}")
         if raw is None:
             return None
-        return _convert_scalar(raw, others[0], path, schema, schema.rules.get(path), nullable=True)
+        return _convert_scalar(raw, others[0], path, schema, _rule(schema, path), nullable=True)
     if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if dataclasses.is_dataclass(item):
+            return _convert_dataclass_list(raw, item, path, schema)
         return _convert_str_list(raw, path, schema)
     if origin in (dict, Mapping):
         return _convert_mapping(raw, typing.get_args(hint)[1], path, schema)
-    return _convert_scalar(raw, hint, path, schema, schema.rules.get(path))
+    return _convert_scalar(raw, hint, path, schema, _rule(schema, path))
 
 
 def _convert_scalar(raw: Any, hint: type, path: str, schema: Schema, rule: Rule | None,
@@ -151,8 +174,17 @@ def _convert_str_list(raw: Any, path: str, schema: Schema) -> tuple[str, ...]:
     # A bare string is iterable too; treating "a,b" as a list of letters would be a silent surprise.
     if not isinstance(raw, (list, tuple)):
         raise invalid(path, raw, "a list of strings")
-    rule = schema.rules.get(path + "[]")
+    rule = _rule(schema, path + "[]")
     return tuple(_convert_scalar(item, str, f"{path}[{i}]", schema, rule) for i, item in enumerate(raw))
+
+
+def _convert_dataclass_list(raw: Any, item: type, path: str, schema: Schema) -> tuple[Any, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        keys = " and ".join(_field_hints(item))
+        raise invalid(path, raw, f"a list of mappings with {keys}")
+    return tuple(_build(item, entry, f"{path}[{i}]", schema) for i, entry in enumerate(raw))
 
 
 def _convert_mapping(raw: Any, value_hint: type, path: str, schema: Schema) -> dict[str, Any]:
@@ -161,7 +193,7 @@ def _convert_mapping(raw: Any, value_hint: type, path: str, schema: Schema) -> d
     if not isinstance(raw, Mapping):
         keys = f" ({', '.join(choices)})" if choices else ""
         raise invalid(path, raw, f"a mapping of key{keys} to {_NOUNS[value_hint]}", secret)
-    rule = schema.rules.get(path + ".*")
+    rule = _rule(schema, path + ".*")
     # With a fixed key set, keys left out get 0: giving the mapping replaces the default.
     result: dict[str, Any] = dict.fromkeys(choices, value_hint(0)) if choices else {}
     original: dict[str, Any] = {}

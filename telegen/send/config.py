@@ -219,8 +219,20 @@ class ShardConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig:
+    """One ramp stage (k6's meaning): over `duration` the target moves
+    linearly from the previous stage's (the first from 0) to this one's."""
+
+    duration: float  # seconds; 0 jumps to the target at once
+    events_per_second: int  # over all signals, fleet-wide; 0 pauses
+
+
+@dataclass(frozen=True)
 class SendingConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    # Ramping stages: when given they set the rate over time instead of
+    # rate_limit, and the run lasts as long as they do (their durations' sum).
+    stages: tuple[StageConfig, ...] = ()
     batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
     concurrency: int = 50  # RPCs in flight per process
     # A run ends at whichever bound comes first: `duration` seconds or
@@ -334,6 +346,10 @@ class SenderConfig:
         """Plain YAML-safe data. Header values read "***" unless `redact` is
         false; from_dict(to_dict(redact=False), env={}) gives an equal config."""
         data = to_plain(self)
+        if self.sending.stages:
+            # Both follow from the stages; written out they would contradict them.
+            del data["sending"]["duration"]
+            del data["sending"]["rate_limit"]
         if redact:
             for section in _otlp_sections(data):
                 if isinstance(section.get("headers"), dict):
@@ -514,6 +530,8 @@ _RULES: dict[str, Rule] = {
     "sending.concurrency": AT_LEAST_1,
     "sending.duration": Duration(low=0, note="0 = until stopped"),
     "sending.multiplier": AT_LEAST_0,
+    "sending.stages[].duration": Duration(low=0),
+    "sending.stages[].events_per_second": AT_LEAST_0,
     "sending.processes": AT_LEAST_1,
     "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
     "sending.gzip_encoder": OneOf(GZIP_ENCODERS),
@@ -550,11 +568,34 @@ def _derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
 
 
 def _derive_sending(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    stages = values.get("stages") or ()
+    if stages:
+        _derive_staged(raw, values, stages)
+        return
     # `--duration 60s` alone means a minute, however few templates there are.
     if "duration" in raw and "multiplier" not in raw:
         values["multiplier"] = 0
     elif "multiplier" in raw and "duration" not in raw:
         values["duration"] = 0.0
+
+
+def _derive_staged(raw: Mapping[str, Any], values: dict[str, Any], stages: tuple[StageConfig, ...]) -> None:
+    """The stages say both the rate and how long the run lasts: a duration
+    or a rate given beside them would be a second answer, so it is an error
+    rather than one silently winning."""
+    if "duration" in raw:
+        raise invalid("sending.duration", raw["duration"], "no duration with sending.stages (the run lasts as "
+                      "long as the stages: the sum of their durations)")
+    rate = raw.get("rate_limit")
+    if isinstance(rate, Mapping) and "events_per_second" in rate:
+        raise invalid("sending.rate_limit.events_per_second", rate["events_per_second"],
+                      "no rate with sending.stages (each stage gives its own events_per_second)")
+    total = sum(stage.duration for stage in stages)
+    if total <= 0:
+        raise invalid("sending.stages", to_plain(stages), "stages lasting more than 0 s in all")
+    values["duration"] = total
+    if "multiplier" not in raw:
+        values["multiplier"] = 0
 
 
 def _derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any], unset: str | None = None) -> None:

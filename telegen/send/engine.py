@@ -31,7 +31,9 @@ from . import latency
 from .batches import Batch, SignalTemplates
 from .compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
 from .latency import Histogram
-from .timeline import Timeline
+from .report import SendReport, SignalReport, StageReport
+from .stages import RatePlan, Stage
+from .timeline import StageMark, Timeline
 from .transport import Outcome, RetryPolicy, Target, Transport, explain, open_transport
 
 # Counters per signal, in this order, in each worker's shared array.
@@ -42,6 +44,9 @@ COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "ret
 class SendSettings:
     targets: dict[str, Target]
     events_per_second: float = 0  # 0: as fast as possible
+    # Ramping stages (k6's meaning): when given, they set the rate over time
+    # instead of events_per_second, and the run lasts as long as they do.
+    stages: tuple[Stage, ...] = ()
     concurrency: int = 50
     duration: float = 0.0  # seconds; 0: no time bound
     passes: int = 0  # 0: no pass bound
@@ -57,10 +62,17 @@ class SendSettings:
     # Called with each progress interval's figures (a SendReport of that
     # interval); a reason returned stops the run early as aborted.
     abort_check: Callable[[SendReport], str | None] | None = None
+    # Called with each finished stage's figures (as a report of their own);
+    # the lines returned (thresholds it breached) are kept with the stage.
+    stage_check: Callable[[SendReport], list[str]] | None = None
     # How a batch becomes request bytes: None patches with the compiled
     # kernel (every real run). Benchmarks swap in the unpatched bytes (the
     # transport's ceiling) or a naive protobuf re-encoder to compare against.
     prepare: Callable[[ScheduleItem], bytes] | None = None
+
+    @property
+    def plan(self) -> RatePlan:
+        return RatePlan(self.stages, self.events_per_second)
 
 
 @dataclass(frozen=True)
@@ -83,23 +95,41 @@ def build_schedule(loaded: Sequence[SignalTemplates]) -> list[ScheduleItem]:
 
 class TokenBucket:
     """Events per second with debt: a batch larger than the burst still goes,
-    and the next waits until the average is back on target."""
+    and the next waits until the average is back on target. The rate follows
+    `plan` (constant, or ramping stages) over seconds since `started`; tokens
+    a slow endpoint left unused are capped at the burst (a tenth of a second
+    at the current rate, at least one batch), so a sender that fell behind
+    never floods the endpoint to catch up."""
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.last = time.monotonic()
+    def __init__(self, plan: RatePlan, burst_floor: float, started: float | None = None) -> None:
+        self.plan = plan
+        self.burst_floor = burst_floor
+        self.started = time.monotonic() if started is None else started
+        self.last = time.monotonic() - self.started
+        # A plan that starts from 0 (a ramp) sends nothing before it allows some.
+        self.tokens = self.burst(self.last) if plan.rate_at(self.last) > 0 else 0.0
 
-    def acquire(self, n: int, stop: threading.Event) -> bool:
+    def burst(self, t: float) -> float:
+        return max(self.burst_floor, self.plan.rate_at(t) / 10)
+
+    def acquire(self, n: int, stop: threading.Event, deadline: float | None = None) -> bool:
+        """Take `n` events' tokens, waiting as the plan says; False when told
+        to stop first or when `deadline` (monotonic) passes while waiting."""
+        plan = self.plan
         while True:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+            clock = time.monotonic()
+            if deadline is not None and clock >= deadline:
+                return False
+            now = clock - self.started
+            allowed = plan.events_by(now)
+            self.tokens = min(self.burst(now), self.tokens + allowed - plan.events_by(self.last))
             self.last = now
-            if self.tokens >= 0:
+            if self.tokens > 0:
                 self.tokens -= n
                 return True
-            if stop.wait(min(0.05, -self.tokens / self.rate)):
+            ready = plan.time_for(allowed - self.tokens + 1e-6)
+            wait = 0.05 if ready is None else min(0.05, max(ready - now, 0.0005))
+            if stop.wait(wait):
                 return False
 
 
@@ -189,7 +219,8 @@ class ErrorLog:
 
 
 def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
-               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog) -> None:
+               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog,
+               started: float | None = None) -> None:
     """Send `schedule` pass after pass until a bound is reached or `stop`."""
     if not schedule:  # more processes than batches: nothing for this one
         return
@@ -197,12 +228,13 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                   for s in {item.signal for item in schedule}}
     for s, transport in transports.items():
         transport.on_retry = _retry_line(s, errors)
-    rate = settings.events_per_second * share
+    # Every process reads the plan on the parent's clock: stages change together.
+    started = time.monotonic() if started is None else started
+    plan = settings.plan.scaled(share)
     biggest = max((item.batch.events for item in schedule), default=1)
-    bucket = TokenBucket(rate, max(biggest, rate / 10)) if rate > 0 else None
+    bucket = None if plan.unthrottled else TokenBucket(plan, biggest, started)
     slots = threading.BoundedSemaphore(settings.concurrency)
-    deadline = time.monotonic() + settings.duration if settings.duration > 0 else None
-    started = time.monotonic()
+    deadline = started + settings.duration if settings.duration > 0 else None
     delivered_any = threading.Event()
 
     def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
@@ -231,7 +263,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     stop.set()
                     break
-                if bucket is not None and not bucket.acquire(item.batch.events, stop):
+                if bucket is not None and not bucket.acquire(item.batch.events, stop, deadline):
+                    stop.set()
                     break
                 if not _take_slot(slots, stop):
                     break
@@ -311,74 +344,6 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
             taken += 1
 
 
-@dataclass
-class SignalReport:
-    signal: str
-    sent: int = 0
-    delivered: int = 0
-    rejected: int = 0
-    failed: int = 0
-    requests: int = 0
-    bytes: int = 0
-    retries: int = 0
-    batches: int = 0
-    events_per_second: float = 0.0
-    # "request": each request attempt to its answer; "batch": hand-over to
-    # outcome, retries and backoff included.
-    latency: dict[str, Histogram] = field(default_factory=lambda: {kind: Histogram() for kind in latency.KINDS})
-
-
-@dataclass
-class SendReport:
-    """What a run did. delivered + rejected + failed == sent, per signal."""
-
-    elapsed: float
-    signals: dict[str, SignalReport]
-    target_events_per_second: float
-    processes: int
-    interrupted: bool = False
-    # Thresholds the run breached (telegen.send.thresholds), set by Sender.run.
-    breaches: list[str] = field(default_factory=list)
-    aborted: str | None = None  # why the run was stopped early (abort_on_breach)
-
-    @property
-    def delivered(self) -> int:
-        return sum(s.delivered for s in self.signals.values())
-
-    @property
-    def events_per_second(self) -> float:
-        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
-
-    def failures(self) -> list[str]:
-        """Why the run failed, or [] when it did not: nothing was delivered at
-        all, or a signal that sent events got none of them delivered (a wrong
-        endpoint, TLS or headers for that signal). Some failed or rejected
-        events beside delivered ones are counted, not a failed run."""
-        reasons = [f"{name}: none of {s.sent:,} events delivered ({s.failed:,} failed, {s.rejected:,} rejected)"
-                   for name, s in self.signals.items() if s.sent and not s.delivered]
-        if not self.delivered and not reasons:
-            reasons.append("nothing was sent")
-        aborted = [f"aborted: {self.aborted}"] if self.aborted else []
-        return reasons + aborted + [f"threshold breached: {line}" for line in self.breaches]
-
-    def to_dict(self) -> dict:
-        return {
-            "elapsed_seconds": round(self.elapsed, 3),
-            "delivered_events": self.delivered,
-            "events_per_second": round(self.events_per_second, 1),
-            "target_events_per_second": self.target_events_per_second,
-            "processes": self.processes,
-            "interrupted": self.interrupted,
-            "thresholds_breached": list(self.breaches),
-            "aborted": self.aborted,
-            "signals": {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
-                                  if k not in ("signal", "latency")},
-                               "latency": {kind: {**h.summary(), "histogram": h.to_dict()}
-                                           for kind, h in s.latency.items()}}
-                        for name, s in self.signals.items()},
-        }
-
-
 def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Histogram]], elapsed: float,
             settings: SendSettings, active: Sequence[str], interrupted: bool) -> SendReport:
     signals_out = {}
@@ -387,8 +352,92 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
         signals_out[s] = SignalReport(signal=s, **values,
                                       events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0,
                                       latency=latencies[s])
-    return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=settings.events_per_second,
+    return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=target_rate(settings),
                       processes=settings.processes, interrupted=interrupted)
+
+
+
+def target_rate(settings: SendSettings) -> float:
+    """The run's target events/s: with stages, their average over the run."""
+    plan = settings.plan
+    return plan.average(0.0, plan.duration) if plan.staged else settings.events_per_second
+
+
+class StageCuts:
+    """Cuts a staged run into its stages' figures: the counters are read at
+    each stage's planned end, and a stage's figures are the difference, so
+    the stages add up to the run exactly. The last stage takes the drain
+    after it (in-flight requests answered after the end)."""
+
+    def __init__(self, plan: RatePlan, active: Sequence[str], write: Callable[[str], None],
+                 check: Callable[[SendReport], list[str]] | None = None) -> None:
+        self.plan = plan
+        self.active = active
+        self.write = write
+        self.check = check
+        # A stage of duration 0 is a jump: it has no time, so no figures.
+        self.pending = [i for i, segment in enumerate(plan.segments) if segment.duration > 0]
+        self.previous = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
+        self.previous_latency: dict[str, dict[str, Histogram]] = {
+            s: {kind: Histogram() for kind in latency.KINDS} for s in SIGNALS}
+        self.rows: list[StageReport] = []
+
+    def next_cut(self) -> float | None:
+        """When the running stage ends, unless it is the last (it ends with the run)."""
+        return self.plan.segments[self.pending[0]].end if len(self.pending) > 1 else None
+
+    def cut(self, totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Histogram]],
+            elapsed: float) -> StageReport | None:
+        """Close the running stage at `elapsed` (the run's end, or its planned end)."""
+        if not self.pending:
+            return None
+        index = self.pending.pop(0)
+        segment = self.plan.segments[index]
+        if elapsed <= segment.start:  # the run stopped before this stage began
+            self.pending.clear()
+            return None
+        stop_at = min(elapsed, segment.end)
+        signals: dict[str, SignalReport] = {}
+        for s in self.active:
+            delta = {k: totals[s][k] - self.previous[s][k] for k in COUNTERS}
+            seconds = stop_at - segment.start
+            signals[s] = SignalReport(signal=s, **delta,
+                                      events_per_second=delta["delivered"] / seconds if seconds > 0 else 0.0,
+                                      latency={kind: latencies[s][kind] - self.previous_latency[s][kind]
+                                               for kind in latency.KINDS})
+        self.previous = {s: dict(v) for s, v in totals.items()}
+        self.previous_latency = {s: dict(v) for s, v in latencies.items()}
+        row = StageReport(index=index, of=len(self.plan.stages), start=segment.start, planned_end=segment.end,
+                          end=elapsed,
+                          target_from=segment.rate_from, target_to=segment.rate_to,
+                          planned_events=self.plan.events_by(stop_at) - self.plan.events_by(segment.start),
+                          signals=signals)
+        if self.check is not None:
+            row.breaches = self.check(row.as_run())
+        self.rows.append(row)
+        self.write(stage_line(row))
+        for line in row.breaches:
+            self.write(f"  threshold breached in stage {row.number}: {line}")
+        if elapsed < segment.end:
+            self.pending.clear()  # stopped early: later stages never ran
+        return row
+
+
+def stage_line(row: StageReport) -> str:
+    """A stage's figures in one line, as the run goes and in the summary."""
+    if row.target_from == row.target_to:
+        shape = f"hold {row.target_to:,.0f}/s"
+    else:
+        shape = f"ramp {row.target_from:,.0f} -> {row.target_to:,.0f}/s"
+    request = Histogram.merged(s.latency["request"] for s in row.signals.values())
+    p99 = f"p99 {request.quantile(0.99) * 1e3:,.1f} ms" if request.count else "no requests answered"
+    failed = sum(s.failed for s in row.signals.values())
+    rejected = sum(s.rejected for s in row.signals.values())
+    retries = sum(s.retries for s in row.signals.values())
+    ended = "" if row.complete else f", stopped after {row.seconds:.1f} of {row.planned_end - row.start:g} s"
+    return (f"stage {row.number}/{row.of} ({shape}{ended}): target {row.target_events_per_second:,.0f}/s, "
+            f"sent {row.sent_per_second:,.0f}/s, delivered {row.events_per_second:,.0f}/s, {p99}, "
+            f"failed {failed:,}, rejected {rejected:,}, retries {retries:,}")
 
 
 class Progress:
@@ -396,15 +445,21 @@ class Progress:
     retries, failures, rejections; with a bounded run, percent done and time left."""
 
     def __init__(self, write: Callable[[str], None], settings: SendSettings, active: Sequence[str],
-                 events_per_pass: int, timeline: Timeline | None = None) -> None:
+                 events_per_pass: int, timeline: Timeline | None = None, started: float | None = None) -> None:
         self.write = write
         self.timeline = timeline
         self.settings = settings
+        self.plan = settings.plan
         self.active = active
         self.events_per_pass = events_per_pass
         self.previous = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
         self.previous_latency = {s: Histogram() for s in SIGNALS}
-        self.previous_time = time.monotonic()
+        self.started = time.monotonic() if started is None else started
+        self.previous_time = self.started
+
+    def _stage(self) -> str:
+        """The stage an interval belongs to (intervals are cut at stage ends): the one running at its start."""
+        return self.plan.label(self.plan.stage_at(self.previous_time - self.started)) if self.plan.staged else ""
 
     def line(self, totals: dict[str, dict[str, int]], elapsed: float,
              latencies: dict[str, dict[str, Histogram]] | None = None) -> SendReport:
@@ -413,6 +468,9 @@ class Progress:
         interval_signals: dict[str, SignalReport] = {}
         interval = max(now - self.previous_time, 1e-9)
         done = self._fraction_done(totals, elapsed)
+        stage = self._stage()
+        target = (self.plan.average(self.previous_time - self.started, now - self.started) if self.plan.staged
+                  else self.settings.events_per_second)
         tail = ""
         if done is not None and done > 0:
             left = elapsed / done - elapsed
@@ -433,13 +491,12 @@ class Progress:
                 self.write(f"{'':8s} latency per request {latency.line(since)}")
                 self.previous_latency[s] = now_latency
                 if self.timeline is not None:
-                    self.timeline.add(elapsed, s, interval, delta, since)
+                    self.timeline.add(elapsed, s, interval, delta, since, stage)
             interval_signals[s] = SignalReport(signal=s, **delta, events_per_second=delta["delivered"] / interval,
                                                latency={"request": since, "batch": Histogram()})
         self.previous = {s: dict(v) for s, v in totals.items()}
         self.previous_time = now
-        return SendReport(elapsed=interval, signals=interval_signals,
-                          target_events_per_second=self.settings.events_per_second,
+        return SendReport(elapsed=interval, signals=interval_signals, target_events_per_second=target,
                           processes=self.settings.processes)
 
     def last(self, totals: dict[str, dict[str, int]], elapsed: float,
@@ -450,10 +507,11 @@ class Progress:
         interval = time.monotonic() - self.previous_time
         if interval < 0.05:
             return
+        stage = self._stage()
         for s in self.active:
             t, p = totals[s], self.previous[s]
             self.timeline.add(elapsed, s, interval, {k: t[k] - p[k] for k in COUNTERS},
-                              latencies[s]["request"] - self.previous_latency[s])
+                              latencies[s]["request"] - self.previous_latency[s], stage)
 
     def _fraction_done(self, totals: dict[str, dict[str, int]], elapsed: float) -> float | None:
         fractions = []
@@ -487,28 +545,35 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     run_start_ns = time.time_ns()
     started = time.monotonic()
     errors = ErrorLog(write)
-    progress = Progress(write, settings, active, events_per_pass, timeline)
+    progress = Progress(write, settings, active, events_per_pass, timeline, started)
+    cuts = StageCuts(settings.plan, active, write, settings.stage_check)
+    if timeline is not None:
+        timeline.stages = [StageMark(i + 1, seg.start, seg.end, seg.rate_from, seg.rate_to)
+                           for i, seg in enumerate(settings.plan.segments) if seg.duration > 0]
+        timeline.target = settings.events_per_second
     arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
     latency_arrays = [new_latency_array() for _ in arrays]
     if on_start is not None:
         on_start(lambda: _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays),
                                  time.monotonic() - started, settings, active, interrupted=False))
+    watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
     if settings.processes <= 1:
         counters = Counters(arrays[0], latency_arrays[0])
         worker = threading.Thread(target=run_worker, name="telegen-sender",
-                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors))
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, started))
         worker.start()
-        aborted = _watch(lambda: worker.is_alive(), arrays, latency_arrays, progress, settings, started, stop)
+        aborted = watch.until(lambda: worker.is_alive())
         worker.join()
     else:
-        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, progress, started, arrays,
-                                 latency_arrays)
+        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, watch, started)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
+    cuts.cut(totals, latencies, elapsed)
     report = _report(totals, latencies, elapsed, settings, active,
                      interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
     report.aborted = aborted
+    report.stages = cuts.rows
     return report
 
 
@@ -516,28 +581,48 @@ def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
     return settings.duration > 0 and elapsed >= settings.duration
 
 
-def _watch(alive: Callable[[], bool], arrays: list, latency_arrays: list, progress: Progress,
-           settings: SendSettings, started: float, stop: threading.Event) -> str | None:
-    """Progress lines until the workers end; the reason when abort_check stopped the run."""
-    next_line = time.monotonic() + settings.stats_interval
-    aborted = None
-    while alive():
-        time.sleep(0.05)
-        if time.monotonic() >= next_line:
-            interval = progress.line(Counters.totals(arrays), time.monotonic() - started,
-                                     Counters.latency_totals(latency_arrays))
-            next_line += settings.stats_interval
-            if settings.abort_check is not None and aborted is None:
-                aborted = settings.abort_check(interval)
+@dataclass
+class Watch:
+    """The parent's loop while workers send: progress lines every interval,
+    a stage's figures at its end, and abort_check on each interval."""
+
+    arrays: list
+    latency_arrays: list
+    progress: Progress
+    cuts: StageCuts
+    settings: SendSettings
+    started: float
+    stop: threading.Event
+
+    def until(self, alive: Callable[[], bool]) -> str | None:
+        """Watch until `alive` says the workers ended; the reason when abort_check stopped the run."""
+        next_line = self.started + self.settings.stats_interval
+        aborted = None
+        while alive():
+            cut = self.cuts.next_cut()
+            now = time.monotonic()
+            # Wake at a stage's end on time: its figures are read there.
+            wake = min(next_line, self.started + cut) if cut is not None else next_line
+            time.sleep(min(0.05, max(wake - now, 0.0)))
+            now = time.monotonic()
+            at_cut = cut is not None and now - self.started >= cut
+            if now < next_line and not at_cut:
+                continue
+            totals, latencies = Counters.totals(self.arrays), Counters.latency_totals(self.latency_arrays)
+            interval = self.progress.line(totals, now - self.started, latencies)
+            next_line = (now if at_cut else next_line) + self.settings.stats_interval
+            if at_cut:
+                self.cuts.cut(totals, latencies, now - self.started)
+            if self.settings.abort_check is not None and aborted is None:
+                aborted = self.settings.abort_check(interval)
                 if aborted is not None:
-                    progress.write(f"aborting: {aborted}")
-                    stop.set()
-    return aborted
+                    self.progress.write(f"aborting: {aborted}")
+                    self.stop.set()
+        return aborted
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
-                   run_start_ns: int, errors: ErrorLog, progress: Progress, started: float, arrays: list,
-                   latency_arrays: list) -> str | None:
+                   run_start_ns: int, errors: ErrorLog, watch: Watch, started: float) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i]."""
     context = multiprocessing.get_context("fork")
@@ -546,8 +631,8 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
     for index in range(settings.processes):
         share = schedule[index::settings.processes]
         child = context.Process(target=_child_main, name=f"telegen-sender-{index}",
-                                args=(share, settings, arrays[index], latency_arrays[index], process_stop,
-                                      run_start_ns, 1.0 / settings.processes))
+                                args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
+                                      process_stop, run_start_ns, 1.0 / settings.processes, started))
         child.start()
         children.append(child)
 
@@ -556,8 +641,7 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         process_stop.set()
 
     threading.Thread(target=relay_stop, daemon=True).start()
-    aborted = _watch(lambda: any(c.is_alive() for c in children), arrays, latency_arrays, progress, settings,
-                     started, stop)
+    aborted = watch.until(lambda: any(c.is_alive() for c in children))
     for child in children:
         child.join()
         if child.exitcode not in (0, None):
@@ -566,7 +650,7 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
 
 
 def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
-                run_start_ns: int, share: float) -> None:
+                run_start_ns: int, share: float, started: float) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
@@ -577,6 +661,6 @@ def _child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared
 
     threading.Thread(target=relay, daemon=True).start()
     errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
-    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors)
+    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors, started)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it

@@ -18,9 +18,10 @@ from . import latency
 from .batches import SignalTemplates, describe, load_signal
 from .compression import IDENTITY, PATCHABLE, body_encoding
 from .config import SenderConfig
-from .engine import SIGNALS, SendReport, SendSettings, run
+from .engine import SIGNALS, SendReport, SendSettings, run, stage_line
 from .loadcache import load_cached
 from .shard import SeriesCopies
+from .stages import Stage
 from .thresholds import abort_check, breaches
 from .timeline import Timeline
 from .transport import RetryPolicy, Target
@@ -73,6 +74,8 @@ class Sender:
             targets={signal: self.target(signal) for signal in SIGNALS},
             # The configured rate is the fleet's: a shard sends its 1/N.
             events_per_second=sending.rate_limit.events_per_second / sending.shard.count,
+            stages=tuple(Stage(stage.duration, stage.events_per_second / sending.shard.count)
+                         for stage in sending.stages),
             concurrency=sending.concurrency,
             duration=sending.duration,
             passes=sending.multiplier,
@@ -84,6 +87,7 @@ class Sender:
             stats_interval=sending.stats_interval,
             gzip_encoder=sending.gzip_encoder,
             abort_check=abort_check(self.config.thresholds),
+            stage_check=lambda figures: breaches(figures, self.config.thresholds),
         )
 
     def target(self, signal: str) -> Target:
@@ -105,7 +109,10 @@ class Sender:
         settings = self.settings()
         shard = self.config.sending.shard
         fleet_rate = self.config.sending.rate_limit.events_per_second
-        if not settings.events_per_second:
+        if settings.stages:
+            fleet = f" (1/{shard.count} of the fleet's targets)" if shard.count > 1 else ""
+            rate = f"{len(settings.stages)} stages: {settings.plan.describe()}{fleet}"
+        elif not settings.events_per_second:
             rate = "as fast as possible"
         elif shard.count > 1:
             rate = f"{settings.events_per_second:,.0f} events/s (1/{shard.count} of the fleet-wide {fleet_rate:,})"
@@ -133,7 +140,8 @@ class Sender:
         loaded = self.load()
         self.write(self.describe_setup())
         report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
-        report.breaches = breaches(report, self.config.thresholds)
+        report.breaches = breaches(report, self.config.thresholds) + [
+            f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report
 
 
@@ -162,4 +170,5 @@ def signal_lines(report: SendReport) -> list[str]:
         lines.append(f"  {'':8s} latency per request  {latency.line(s.latency['request'])}")
         lines.append(f"  {'':8s} latency per batch    {latency.line(s.latency['batch'])} (retries included)")
     lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")
+    lines += [f"  {stage_line(stage)}" for stage in report.stages]
     return lines

@@ -4,8 +4,9 @@ throughput and p99 latency over time (chart.png, with matplotlib: the
 `report` extra).
 
 Rows come from the same interval figures as the progress lines (every
-`sending.stats_interval`, and one for the last part of the run), so the
-report and the terminal never disagree.
+`sending.stats_interval`, one at each stage's end, and one for the last part
+of the run), so the report and the terminal never disagree, and no row
+straddles two stages.
 """
 from __future__ import annotations
 
@@ -31,7 +32,17 @@ class Row:
     rejected: int
     retries: int
     latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p90, p99, p99.9, max of the interval
-    stage: str = ""
+    stage: str = ""  # the ramp stage's number (from 1), with sending.stages
+    interval: float = 0.0  # seconds the row covers, ending at `seconds`
+
+
+@dataclass(frozen=True)
+class StageMark:
+    number: int
+    start: float
+    end: float
+    target_from: float
+    target_to: float
 
 
 class Timeline:
@@ -39,6 +50,8 @@ class Timeline:
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
+        self.stages: list[StageMark] = []  # set by the engine when the run has stages
+        self.target: float = 0.0  # events/s of a run without stages (0: unthrottled)
 
     def add(self, seconds: float, signal: str, interval: float, delta: dict[str, int], histogram: Histogram,
             stage: str = "") -> None:
@@ -49,7 +62,7 @@ class Timeline:
                              events_per_second=round(delta["delivered"] / interval, 1),
                              bytes_per_second=round(delta["bytes"] / interval, 1), requests=delta["requests"],
                              failed=delta["failed"], rejected=delta["rejected"], retries=delta["retries"],
-                             latency_ms=latency, stage=stage))
+                             latency_ms=latency, stage=stage, interval=round(interval, 3)))
 
     def write(self, directory: str | os.PathLike) -> list[Path]:
         """timeline.csv, timeline.json and (with matplotlib) chart.png in
@@ -60,10 +73,10 @@ class Timeline:
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(["seconds", "signal", "events_per_second", "bytes_per_second", "requests", "failed",
-                         "rejected", "retries", *[f"latency_{n}_ms" for n in names], "stage"])
+                         "rejected", "retries", *[f"latency_{n}_ms" for n in names], "stage", "interval_seconds"])
         for r in self.rows:
             writer.writerow([r.seconds, r.signal, r.events_per_second, r.bytes_per_second, r.requests, r.failed,
-                             r.rejected, r.retries, *[r.latency_ms.get(n, "") for n in names], r.stage])
+                             r.rejected, r.retries, *[r.latency_ms.get(n, "") for n in names], r.stage, r.interval])
         written = [out / "timeline.csv", out / "timeline.json"]
         write_atomic(written[0], text.getvalue().encode())
         write_atomic(written[1], (json.dumps([asdict(r) for r in self.rows], indent=1) + "\n").encode())
@@ -80,13 +93,34 @@ class Timeline:
         import matplotlib.pyplot as plt
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
-        for signal in dict.fromkeys(r.signal for r in self.rows):
+        signals = list(dict.fromkeys(r.signal for r in self.rows))
+        # A rate is the interval's: drawn at the interval's middle.
+        for signal in signals:
             rows = [r for r in self.rows if r.signal == signal]
-            top.plot([r.seconds for r in rows], [r.events_per_second for r in rows], marker=".", label=signal)
-            latency = [(r.seconds, r.latency_ms["p99"]) for r in rows if "p99" in r.latency_ms]
+            top.plot([r.seconds - r.interval / 2 for r in rows], [r.events_per_second for r in rows], marker=".",
+                     label=signal)
+            latency = [(r.seconds - r.interval / 2, r.latency_ms["p99"]) for r in rows if "p99" in r.latency_ms]
             bottom.plot([t for t, _ in latency], [v for _, v in latency], marker=".", label=signal)
+        if len(signals) > 1 or self.stages or self.target:
+            totals: dict[float, float] = {}
+            for r in self.rows:
+                middle = round(r.seconds - r.interval / 2, 3)
+                totals[middle] = totals.get(middle, 0.0) + r.events_per_second
+            top.plot(list(totals), list(totals.values()), color="black", linewidth=1.2, label="all signals")
+        if self.stages:
+            times = [t for mark in self.stages for t in (mark.start, mark.end)]
+            rates = [r for mark in self.stages for r in (mark.target_from, mark.target_to)]
+            top.plot(times, rates, color="gray", linestyle="--", label="target")
+        elif self.target and self.rows:
+            top.plot([0, max(r.seconds for r in self.rows)], [self.target] * 2, color="gray", linestyle="--",
+                     label="target")
+        for mark in self.stages:
+            for ax in (top, bottom):
+                ax.axvline(mark.end, color="gray", linewidth=0.8, alpha=0.6)
+            top.annotate(f"stage {mark.number}", ((mark.start + mark.end) / 2, 1.0), xycoords=("data", "axes fraction"),
+                         ha="center", va="bottom", fontsize=7, color="dimgray")
         top.set_ylabel("delivered events/s")
-        top.set_title("telegen send: throughput and export latency")
+        top.set_title("telegen send: throughput and export latency", pad=14 if self.stages else 6)
         bottom.set_ylabel("p99 latency per request (ms)")
         bottom.set_xlabel("seconds since sending started")
         for ax in (top, bottom):

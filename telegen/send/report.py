@@ -1,0 +1,150 @@
+"""What a run did, as figures: per signal (SignalReport), per ramp stage
+(StageReport) and for the whole run (SendReport). The engine fills them;
+the summary, --stats-json, thresholds, metrics and the fleet read them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import latency
+from .latency import Histogram
+
+
+@dataclass
+class SignalReport:
+    signal: str
+    sent: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    batches: int = 0
+    events_per_second: float = 0.0
+    # "request": each request attempt to its answer; "batch": hand-over to
+    # outcome, retries and backoff included.
+    latency: dict[str, Histogram] = field(default_factory=lambda: {kind: Histogram() for kind in latency.KINDS})
+
+
+@dataclass
+class SendReport:
+    """What a run did. delivered + rejected + failed == sent, per signal."""
+
+    elapsed: float
+    signals: dict[str, SignalReport]
+    target_events_per_second: float
+    processes: int
+    interrupted: bool = False
+    # Thresholds the run breached (telegen.send.thresholds), set by Sender.run.
+    breaches: list[str] = field(default_factory=list)
+    aborted: str | None = None  # why the run was stopped early (abort_on_breach)
+    stages: list[StageReport] = field(default_factory=list)  # with sending.stages: a row per stage
+
+    @property
+    def delivered(self) -> int:
+        return sum(s.delivered for s in self.signals.values())
+
+    @property
+    def events_per_second(self) -> float:
+        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
+
+    def failures(self) -> list[str]:
+        """Why the run failed, or [] when it did not: nothing was delivered at
+        all, or a signal that sent events got none of them delivered (a wrong
+        endpoint, TLS or headers for that signal). Some failed or rejected
+        events beside delivered ones are counted, not a failed run."""
+        reasons = [f"{name}: none of {s.sent:,} events delivered ({s.failed:,} failed, {s.rejected:,} rejected)"
+                   for name, s in self.signals.items() if s.sent and not s.delivered]
+        if not self.delivered and not reasons:
+            reasons.append("nothing was sent")
+        aborted = [f"aborted: {self.aborted}"] if self.aborted else []
+        return reasons + aborted + [f"threshold breached: {line}" for line in self.breaches]
+
+    def to_dict(self) -> dict:
+        return {
+            "elapsed_seconds": round(self.elapsed, 3),
+            "delivered_events": self.delivered,
+            "events_per_second": round(self.events_per_second, 1),
+            "target_events_per_second": self.target_events_per_second,
+            "processes": self.processes,
+            "interrupted": self.interrupted,
+            "thresholds_breached": list(self.breaches),
+            "aborted": self.aborted,
+            "signals": _signals_dict(self.signals),
+            "stages": [stage.to_dict() for stage in self.stages],
+        }
+
+
+@dataclass
+class StageReport:
+    """One ramp stage of a run (`sending.stages`): its planned target and what
+    was sent, delivered, failed, rejected and retried while it ran, with the
+    latency of its requests. The figures of all stages add up to the run's."""
+
+    index: int  # in sending.stages, from 0
+    of: int  # how many stages the run has
+    start: float  # seconds since sending started
+    planned_end: float
+    end: float  # when its figures were taken: the planned end, or earlier when the run stopped
+    target_from: float  # events/s at its start and end (a ramp; equal: a hold)
+    target_to: float
+    planned_events: float  # what the plan allows from start to min(end, planned_end)
+    signals: dict[str, SignalReport] = field(default_factory=dict)
+    breaches: list[str] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    @property
+    def seconds(self) -> float:
+        """How long it ran (the drain after the last stage is not counted)."""
+        return max(min(self.end, self.planned_end) - self.start, 0.0)
+
+    @property
+    def complete(self) -> bool:
+        return self.end >= self.planned_end - 1e-3
+
+    @property
+    def target_events_per_second(self) -> float:
+        return self.planned_events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.signals.values())
+
+    @property
+    def delivered(self) -> int:
+        return sum(s.delivered for s in self.signals.values())
+
+    @property
+    def sent_per_second(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.delivered / self.seconds if self.seconds > 0 else 0.0
+
+    def as_run(self) -> SendReport:
+        """The stage's figures as a report of their own (what thresholds judge)."""
+        return SendReport(elapsed=self.seconds, signals=self.signals,
+                          target_events_per_second=self.target_events_per_second, processes=0)
+
+    def to_dict(self) -> dict:
+        return {
+            "stage": self.number, "of": self.of, "start_seconds": round(self.start, 3),
+            "end_seconds": round(self.end, 3),
+            "complete": self.complete, "target_from": self.target_from, "target_to": self.target_to,
+            "target_events_per_second": round(self.target_events_per_second, 1),
+            "sent_events_per_second": round(self.sent_per_second, 1),
+            "delivered_events_per_second": round(self.events_per_second, 1),
+            "thresholds_breached": list(self.breaches),
+            "signals": _signals_dict(self.signals),
+        }
+
+
+def _signals_dict(signals: dict[str, SignalReport]) -> dict:
+    return {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
+                      if k not in ("signal", "latency")},
+                   "latency": {kind: {**h.summary(), "histogram": h.to_dict()} for kind, h in s.latency.items()}}
+            for name, s in signals.items()}
