@@ -186,6 +186,13 @@ def markdown(results: dict) -> str:
         lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]
         lines += [f"| {r['target']:,} | {r['achieved']:,.0f} | {100 * r['error']:+.2f} % |" for r in rate]
         lines.append("")
+    staged = [r for r in rows if r["kind"] == "stage_rate"]
+    if staged:
+        lines += ["## Ramping stages", "", "| stage | planned | target events/s (its average) | achieved | error |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {s['stage']} | {s['from']:,.0f} -> {s['to']:,.0f}/s | {s['target']:,.0f} | "
+                  f"{s['achieved']:,.0f} | {100 * s['error']:+.2f} % |" for r in staged for s in r["stages"]]
+        lines.append("")
     other = [r for r in rows if r["kind"] is None and ("events_per_second" in r or "spans_per_s" in r)]
     if other:
         lines += ["## Kernel and generation", "", "| benchmark | figure |", "|---|---|"]

@@ -16,6 +16,7 @@ from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS, median_of
 
 from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
+from telegen.send.stages import Stage
 from telegen.send.transport import Target
 
 
@@ -106,3 +107,29 @@ def test_rate_limit_accuracy(benchmark, loaded, sink_endpoint, rate):
     benchmark.extra_info.update(kind="rate", target=rate, achieved=achieved, error=error)
     print(f"\nrate target {rate:,}/s achieved {achieved:,.0f}/s ({100 * error:+.2f} %)")
     assert abs(error) <= 0.03
+
+
+def test_stage_rate_accuracy(benchmark, loaded, sink_endpoint):
+    """Ramping stages (sending.stages): each stage's achieved rate (events
+    handed to the transport over the stage's time) within 3 % of its planned
+    target, ramps included."""
+    scale = 1 / 3 if QUICK else 1.0
+    stages = (Stage(10 * scale, 300_000), Stage(10 * scale, 300_000), Stage(0, 600_000), Stage(10 * scale, 600_000),
+              Stage(10 * scale, 100_000))
+    target = Target(endpoint=sink_endpoint, insecure=True)
+    settings = SendSettings(targets={s: target for s in BATCH_SIZES}, concurrency=CONCURRENCY,
+                            duration=sum(stage.duration for stage in stages), stats_interval=3600, stages=stages)
+
+    def once():
+        return run(list(loaded.values()), settings, write=lambda line: None)
+
+    report = benchmark.pedantic(once, rounds=1)
+    rows = [{"stage": stage.number, "from": stage.target_from, "to": stage.target_to,
+             "target": stage.target_events_per_second, "achieved": stage.sent_per_second,
+             "error": (stage.sent_per_second - stage.target_events_per_second) / stage.target_events_per_second}
+            for stage in report.stages]
+    benchmark.extra_info.update(kind="stage_rate", stages=rows)
+    for row in rows:
+        print(f"\nstage {row['stage']} ({row['from']:,.0f} -> {row['to']:,.0f}/s): target {row['target']:,.0f}/s "
+              f"achieved {row['achieved']:,.0f}/s ({100 * row['error']:+.2f} %)")
+    assert len(rows) == 4 and all(abs(row["error"]) <= 0.03 for row in rows)
