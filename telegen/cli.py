@@ -28,6 +28,8 @@ from .templates import check_writable
 if TYPE_CHECKING:
     from .fleet import FleetReport
     from .send.engine import SendReport
+    from .send.metrics import MetricsServer
+    from .send.timeline import Timeline
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
 EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
@@ -234,16 +236,8 @@ def run_send(args: argparse.Namespace) -> int:
 
     stats_path = _stats_json_path(args.stats_json)
     config = SenderConfig.from_file(args.config, overrides=_send_overrides(args))
-    metrics = None
-    if args.metrics_port is not None:
-        from .send.metrics import MetricsServer
-        metrics = MetricsServer(args.metrics_port)
-        metrics.start()
-        print(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics", flush=True)
-    timeline = None
-    if args.report is not None:
-        from .send.timeline import Timeline
-        timeline = Timeline()
+    metrics = _start_metrics(args)
+    timeline = _new_timeline(args)
     try:
         sender = Sender(config, write=lambda line: print(line, flush=True))
         sender.load()
@@ -254,6 +248,31 @@ def run_send(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.stop()
     print(summary(report), flush=True)
+    _write_run_files(args, timeline, stats_path, report)
+    return _exit_status(report)
+
+
+def _start_metrics(args: argparse.Namespace) -> MetricsServer | None:
+    """--metrics-port: bound before loading, so a busy port fails at once."""
+    if args.metrics_port is None:
+        return None
+    from .send.metrics import MetricsServer
+    metrics = MetricsServer(args.metrics_port)
+    metrics.start()
+    print(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics", flush=True)
+    return metrics
+
+
+def _new_timeline(args: argparse.Namespace) -> Timeline | None:
+    if args.report is None:
+        return None
+    from .send.timeline import Timeline
+    return Timeline()
+
+
+def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_path: Path | None,
+                     report: SendReport | FleetReport) -> None:
+    """--report's timeline and chart, and --stats-json, once the run has ended."""
     if timeline is not None:
         try:
             written = timeline.write(args.report)
@@ -264,7 +283,6 @@ def run_send(args: argparse.Namespace) -> int:
     if stats_path is not None:
         write_json(stats_path, report.to_dict())
         print(f"Wrote {stats_path}")
-    return _exit_status(report)
 
 
 def _exit_status(report: SendReport | FleetReport) -> int:
@@ -303,11 +321,15 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+    _add_watch_arguments(parser, "the run's")
+
+
+def _add_watch_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     parser.add_argument("--report", metavar="DIR",
-                        help="write the run's timeline (timeline.csv, timeline.json: per interval and signal, "
-                             "rates, latency percentiles, failures) and chart.png (with telegen[report])")
+                        help=f"write {whose} timeline (timeline.csv, timeline.json: per interval and signal, "
+                             "rates, latency percentiles, failures, the stage) and chart.png (with telegen[report])")
     parser.add_argument("--metrics-port", metavar="[HOST:]PORT",
-                        help="serve Prometheus metrics of the run (counts, latency histograms, target rate) on "
+                        help=f"serve Prometheus metrics of {whose} counts, latency histograms and target rate on "
                              "/metrics; PORT alone listens on 127.0.0.1 (needs telegen[metrics])")
 
 
@@ -320,11 +342,15 @@ def run_fleet(args: argparse.Namespace) -> int:
                   on_sender_failure=args.on_sender_failure, write=lambda line: print(line, flush=True),
                   # After Ray is up: ray.init installs its own SIGTERM handler in the driver.
                   on_connected=lambda: _stop_on_signals(stop, before_exit=fleet.kill_local_ray))
-    report = fleet.run(stop)
+    metrics = _start_metrics(args)
+    timeline = _new_timeline(args)
+    try:
+        report = fleet.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline)
+    finally:
+        if metrics is not None:
+            metrics.stop()
     print(report.summary(), flush=True)
-    if stats_path is not None:
-        write_json(stats_path, report.to_dict())
-        print(f"Wrote {stats_path}")
+    _write_run_files(args, timeline, stats_path, report)
     return _exit_status(report)
 
 
@@ -345,6 +371,7 @@ def _add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when a sender dies: the others go on (default), or the whole fleet stops")
     parser.add_argument("--stats-json", metavar="PATH", help="write the fleet's report (totals and a row per "
                                                              "sender) as JSON here")
+    _add_watch_arguments(parser, "the fleet's")
 
 
 def run_demo_command(args: argparse.Namespace) -> int:

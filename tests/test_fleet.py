@@ -234,3 +234,68 @@ def test_the_cli_joins_a_cluster_by_address(cluster, template_dir, tmp_path):
     assert report["delivered_events"] == received > 0
     assert "sending.processes: 2 ignored" in result.stdout
     assert len({s["node"] for s in report["senders"]}) == 2, "spread over both nodes"
+
+
+def test_a_staged_fleet_reports_merged_stages_a_timeline_and_prometheus_metrics(cluster, template_dir, tmp_path):
+    """`telegen fleet` with sending.stages, --report and --metrics-port: each
+    stage's row is the senders' rows summed (fleet-wide targets), the
+    timeline has the stage column, and a scrape during the run reads the
+    fleet's counts."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    config, out, report_dir = tmp_path / "send.yaml", tmp_path / "fleet.json", tmp_path / "report"
+    stages = [{"duration": "2s", "events_per_second": 20000}, {"duration": "2s", "events_per_second": 20000}]
+    with socket_port() as port, Sink() as sink:
+        config.write_text(json.dumps(fleet_config(template_dir, sink.endpoint, stages=stages)))
+        process = subprocess.Popen([sys.executable, "-m", "telegen", "fleet", "--config", str(config), "--senders",
+                                    "2", "--address", cluster.address, "--stats-json", str(out), "--report",
+                                    str(report_dir), "--metrics-port", str(port)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        scraped = scrape_while_sending(port, process)
+        stdout, stderr = process.communicate(timeout=180)
+        time.sleep(0.2)
+        received = sum(s.events for s in sink.stats().signals().values())
+    assert process.returncode == 0, stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["delivered_events"] == received > 0
+    assert "2 stages fleet-wide: ramp to 20,000/s over 2 s, hold 20,000/s 2 s" in stdout
+    assert "fleet stage 1/2 (ramp 0 -> 20,000/s): target 10,000/s" in stdout
+    ramp, hold = report["stages"]
+    assert (ramp["target_to"], hold["target_events_per_second"]) == (20000, 20000)
+    for name, totals in report["signals"].items():
+        assert ramp["signals"][name]["sent"] + hold["signals"][name]["sent"] == totals["sent"]
+    assert 0.6 * 20000 < hold["sent_events_per_second"] < 1.5 * 20000, "the fleet's target, not a sender's"
+    rows = (report_dir / "timeline.csv").read_text().splitlines()
+    assert rows[0].split(",")[13] == "stage" and {row.split(",")[13] for row in rows[1:]} == {"1", "2"}
+    families = {f.name: f for f in text_string_to_metric_families(scraped)}
+    sent = sum(s.value for s in families["telegen_sent"].samples if s.name == "telegen_sent_total")
+    assert sent > 0 and families["telegen_target_events_per_second"].samples[0].value > 0
+
+
+class socket_port:
+    """A free port on 127.0.0.1, released for the process under test to bind."""
+
+    def __enter__(self) -> int:
+        import socket
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def scrape_while_sending(port: int, process: subprocess.Popen, limit: float = 120.0) -> str:
+    """/metrics once the fleet has sent something (bounded in time)."""
+    import urllib.request
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if any(line.startswith("telegen_sent_total{") and float(line.split()[-1]) > 0 for line in text.splitlines()):
+            return text
+        time.sleep(0.2)
+    raise AssertionError("no scrape with counts while the fleet ran")

@@ -1,11 +1,13 @@
 """What a fleet run did: the exact sum of its senders' reports, a row per sender."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
-from ..send.engine import SendReport, SignalReport
 from ..send.latency import Histogram
+from ..send.report import SendReport, SignalReport, StageReport
 from ..send.sender import signal_lines
+from ..send.stages import RatePlan
 
 _SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second", "latency")]
 
@@ -40,30 +42,19 @@ class FleetReport:
     senders: list[SenderRow] = field(default_factory=list)
     interrupted: bool = False
     breaches: list[str] = field(default_factory=list)  # the fleet's thresholds, judged on its totals
+    stages: list[StageReport] = field(default_factory=list)  # with sending.stages: the senders' rows merged
 
     @property
     def signals(self) -> dict[str, SignalReport]:
         """Per signal, every sender's counts summed."""
-        out: dict[str, SignalReport] = {}
-        for row in self.senders:
-            if row.report is None:
-                continue
-            for name, own in row.report.signals.items():
-                total = out.setdefault(name, SignalReport(signal=name))
-                for key in _SUMMED:
-                    setattr(total, key, getattr(total, key) + getattr(own, key))
-                # Histograms add up exactly: the fleet's percentiles are of every request.
-                total.latency = {kind: Histogram.merged([h, own.latency[kind]]) for kind, h in total.latency.items()}
-        for total in out.values():
-            total.events_per_second = total.delivered / self.elapsed if self.elapsed > 0 else 0.0
-        return out
+        return merged_signals((row.report.signals for row in self.senders if row.report is not None), self.elapsed)
 
     @property
     def totals(self) -> SendReport:
         """The fleet as if it were one sender."""
         return SendReport(elapsed=self.elapsed, signals=self.signals,
                           target_events_per_second=self.target_events_per_second, processes=len(self.senders),
-                          interrupted=self.interrupted, breaches=list(self.breaches))
+                          interrupted=self.interrupted, breaches=list(self.breaches), stages=self.stages)
 
     @property
     def delivered(self) -> int:
@@ -105,3 +96,39 @@ class FleetReport:
         return {**totals, "senders": [
             {"index": row.index, "node": row.node, "status": row.status, "died": row.died,
              "report": row.report.to_dict() if row.report else None} for row in self.senders]}
+
+
+def merged_signals(parts: Iterable[Mapping[str, SignalReport]], elapsed: float) -> dict[str, SignalReport]:
+    """Per signal, the parts' counts summed and their histograms merged
+    (exactly: the fleet's percentiles are of every request)."""
+    out: dict[str, SignalReport] = {}
+    for signals in parts:
+        for name, own in signals.items():
+            total = out.setdefault(name, SignalReport(signal=name))
+            for key in _SUMMED:
+                setattr(total, key, getattr(total, key) + getattr(own, key))
+            total.latency = {kind: Histogram.merged([h, own.latency[kind]]) for kind, h in total.latency.items()}
+    for total in out.values():
+        total.events_per_second = total.delivered / elapsed if elapsed > 0 else 0.0
+    return out
+
+
+def merged_stages(reports: Iterable[SendReport], plan: RatePlan) -> list[StageReport]:
+    """The fleet's row per stage: every sender's row of that stage summed,
+    the targets the fleet-wide plan's."""
+    by_index: dict[int, list[StageReport]] = {}
+    for report in reports:
+        for stage in report.stages:
+            by_index.setdefault(stage.index, []).append(stage)
+    out = []
+    for index in sorted(by_index):
+        parts = by_index[index]
+        segment = plan.segments[index]
+        end = max(part.end for part in parts)
+        seconds = max(min(end, segment.end) - segment.start, 0.0)
+        out.append(StageReport(
+            index=index, of=len(plan.stages), start=segment.start, planned_end=segment.end, end=end,
+            target_from=segment.rate_from, target_to=segment.rate_to,
+            planned_events=plan.events_by(min(end, segment.end)) - plan.events_by(segment.start),
+            signals=merged_signals((part.signals for part in parts), seconds)))
+    return out

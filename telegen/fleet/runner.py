@@ -26,11 +26,14 @@ from typing import Any
 
 from ..errors import TelegenError, TemplateFileError
 from ..send.config import SenderConfig
-from ..send.engine import SendReport
+from ..send.engine import stage_line
+from ..send.report import SendReport, SignalReport
+from ..send.stages import RatePlan
 from ..send.thresholds import breaches
+from ..send.timeline import StageMark, Timeline
 from ..templates import SIGNALS
 from .actor import SenderActor, remove_scratch
-from .report import FleetReport, SenderRow
+from .report import FleetReport, SenderRow, merged_signals, merged_stages
 
 ON_SENDER_FAILURE = ("continue", "stop")
 POLL_SECONDS = 1.0  # how often the driver asks every sender for its counts
@@ -94,9 +97,14 @@ class Fleet:
 
     # -- the run -------------------------------------------------------------
 
-    def run(self, stop: threading.Event | None = None) -> FleetReport:
+    def run(self, stop: threading.Event | None = None,
+            on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+            timeline: Timeline | None = None) -> FleetReport:
         """Start the senders together, watch them, stop them (bounds, `stop`,
-        or a sender failure with on_sender_failure="stop"), and sum their reports."""
+        or a sender failure with on_sender_failure="stop"), and sum their reports.
+        `on_start` gets, once sending starts, a function returning the fleet's
+        counts so far (as of the last poll): what --metrics-port serves;
+        `timeline` gets a row per signal per progress interval (--report)."""
         stop = stop or threading.Event()
         ray = _import_ray()
         files = self._template_files()
@@ -107,7 +115,7 @@ class Fleet:
             actors = self._place(ray)
             try:
                 self._load(ray, actors, files)
-                return self._send(ray, actors, stop)
+                return self._send(ray, actors, stop, on_start, timeline)
             finally:
                 self._clean_up(ray, actors)
         finally:
@@ -194,11 +202,20 @@ class Fleet:
         self.write(f"Loaded {self.loads[0]['batches']} batches per sender in {time.monotonic() - started:.1f} s "
                    f"(slowest sender {slowest:.1f} s; {built} load cache file(s) built, the rest mapped)")
 
-    def _send(self, ray, actors: list, stop: threading.Event) -> FleetReport:
+    def _send(self, ray, actors: list, stop: threading.Event,
+              on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+              timeline: Timeline | None = None) -> FleetReport:
         self.write(self._describe())
+        plan = self.config.sending.rate_plan()
+        if timeline is not None:
+            timeline.stages = [StageMark(i + 1, seg.start, seg.end, seg.rate_from, seg.rate_to)
+                               for i, seg in enumerate(plan.segments) if seg.duration > 0]
+            timeline.target = plan.constant
         ray.get([actor.start.remote() for actor in actors])
         started = time.monotonic()
-        watch = _Watch(self, started)
+        watch = _Watch(self, started, plan, timeline)
+        if on_start is not None:
+            on_start(watch.current)
         live = dict(enumerate(actors))
         next_line = started + self.config.sending.stats_interval
         stopping = failed_stop = False
@@ -228,19 +245,25 @@ class Fleet:
                 if snapshot["done"]:
                     del live[index]
                     watch.finished(index, actor)
+            watch.finished_stages()
             if time.monotonic() >= next_line:
                 watch.progress(time.monotonic() - started)
                 next_line += self.config.sending.stats_interval
+        watch.progress(time.monotonic() - started, last=True)
         rows = watch.rows(ray)
         # The fleet sent for as long as its longest-running sender did; the
         # driver's own clock also counts polling and the drain.
         elapsed = max((row.report.elapsed for row in rows if row.report is not None),
                       default=time.monotonic() - started)
         report = FleetReport(elapsed=elapsed,
-                             target_events_per_second=self.config.sending.rate_limit.events_per_second,
-                             senders=rows, interrupted=stop.is_set())
-        # Judged on the fleet's exact totals (merged histograms), as one sender's would be.
-        report.breaches = breaches(report.totals, self.config.thresholds)
+                             target_events_per_second=plan.average(0, plan.duration) if plan.staged else plan.constant,
+                             senders=rows, interrupted=stop.is_set(),
+                             stages=merged_stages((row.report for row in rows if row.report is not None), plan))
+        # Judged on the fleet's exact totals (merged histograms), as one sender's would be; each stage likewise.
+        for stage in report.stages:
+            stage.breaches = breaches(stage.as_run(), self.config.thresholds)
+        report.breaches = breaches(report.totals, self.config.thresholds) + [
+            f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report
 
     def _describe(self) -> str:
@@ -248,6 +271,8 @@ class Fleet:
         rate = (f"{sending.rate_limit.events_per_second:,} events/s fleet-wide "
                 f"({sending.rate_limit.events_per_second / self.count:,.0f} per sender)"
                 if sending.rate_limit.events_per_second else "as fast as each sender can")
+        if sending.stages:
+            rate = f"{len(sending.stages)} stages fleet-wide: {sending.rate_plan().describe()}"
         bounds = [f"for {sending.duration:g} s"] if sending.duration else []
         bounds += [f"{sending.multiplier} passes"] if sending.multiplier else []
         endpoints = sorted({self.config.signal_target(s).endpoint for s in self.config.input.files()})
@@ -274,14 +299,40 @@ class Fleet:
 class _Watch:
     """The driver's view of its senders: last counts, who finished, who died."""
 
-    def __init__(self, fleet: Fleet, started: float) -> None:
+    def __init__(self, fleet: Fleet, started: float, plan: RatePlan | None = None,
+                 timeline: Timeline | None = None) -> None:
         self.fleet = fleet
         self.started = started
+        self.plan = plan or RatePlan()
+        self.timeline = timeline
         self.last: dict[int, SendReport] = {}
         self.previous: dict[int, SendReport] = {}
         self.previous_time = started
+        self.previous_signals: dict[str, SignalReport] = {}
         self.dead: dict[int, tuple[str, float]] = {}
         self.done: dict[int, Any] = {}
+        self.stages_said: set[int] = set()
+
+    def current(self) -> SendReport:
+        """The fleet's counts as of the last poll (latency histograms merged)."""
+        elapsed = time.monotonic() - self.started
+        reports = list(self.last.values())
+        return SendReport(elapsed=elapsed, signals=merged_signals((r.signals for r in reports), elapsed),
+                          target_events_per_second=self.plan.rate_at(elapsed), processes=len(self.fleet.senders))
+
+    def finished_stages(self) -> None:
+        """A fleet line per stage once every running sender has finished it."""
+        running = [i for i in range(len(self.fleet.senders)) if i not in self.dead]
+        for segment_index, segment in enumerate(self.plan.segments):
+            if segment_index in self.stages_said or segment.duration <= 0:
+                continue
+            reports = [self.last.get(i) for i in running]
+            if not reports or any(r is None or all(s.index != segment_index for s in r.stages) for r in reports):
+                return
+            self.stages_said.add(segment_index)
+            merged = merged_stages((r for r in reports if r is not None), self.plan)
+            row = next(stage for stage in merged if stage.index == segment_index)
+            self.fleet.write(f"fleet {stage_line(row)}")
 
     def seen(self, index: int, report: SendReport) -> None:
         self.last[index] = report
@@ -297,10 +348,15 @@ class _Watch:
                          if self.fleet.on_sender_failure == "continue" else
                          f"sender {index} died after {after:.1f} s ({reason}); {counted}")
 
-    def progress(self, elapsed: float) -> None:
-        """Fleet totals per signal over the last interval, and the slowest and fastest sender."""
+    def progress(self, elapsed: float, last: bool = False) -> None:
+        """Fleet totals per signal over the last interval, and the slowest and
+        fastest sender; a timeline row per signal. `last`: only the timeline's
+        row for what came after the last line."""
         now = time.monotonic()
         interval = max(now - self.previous_time, 1e-9)
+        self._timeline_rows(elapsed, interval)
+        if last:
+            return
         totals: dict[str, dict[str, int]] = {}
         for report in self.last.values():
             for name, s in report.signals.items():
@@ -325,6 +381,19 @@ class _Watch:
             self.fleet.write(f"[{elapsed:7.1f}s] senders {alive} of {len(self.fleet.senders)} running; {spread}")
         self.previous = dict(self.last)
         self.previous_time = now
+
+    def _timeline_rows(self, elapsed: float, interval: float) -> None:
+        if self.timeline is None:
+            return
+        signals = merged_signals((r.signals for r in self.last.values()), elapsed)
+        stage = self.plan.label(self.plan.stage_at(self.previous_time - self.started)) if self.plan.staged else ""
+        for name, now in signals.items():
+            before = self.previous_signals.get(name, SignalReport(signal=name))
+            delta = {key: getattr(now, key) - getattr(before, key)
+                     for key in ("delivered", "bytes", "requests", "failed", "rejected", "retries")}
+            self.timeline.add(elapsed, name, interval, delta, now.latency["request"] - before.latency["request"],
+                              stage)
+        self.previous_signals = signals
 
     def rows(self, ray) -> list[SenderRow]:
         rows = []

@@ -51,6 +51,7 @@ from ..configkit import (
 from ..errors import ConfigError, TemplateFileError
 from ..templates import SIGNALS, pb_path
 from .shard import shard_from_env
+from .stages import RatePlan, Stage
 
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
 GZIP_ENCODERS: tuple[str, ...] = ("patchable", "zlib")  # telegen.send.compression
@@ -252,6 +253,12 @@ class SendingConfig:
     stats_interval: float = 5.0
     retry: RetryConfig = field(default_factory=RetryConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
+
+    def rate_plan(self, share: float = 1.0) -> RatePlan:
+        """The target rate over time (stages, or the one rate), times `share`
+        (a shard's 1/N of the fleet-wide targets)."""
+        return RatePlan([Stage(stage.duration, stage.events_per_second) for stage in self.stages],
+                        self.rate_limit.events_per_second).scaled(share)
 
 
 @dataclass(frozen=True)

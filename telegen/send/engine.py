@@ -554,8 +554,14 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
     latency_arrays = [new_latency_array() for _ in arrays]
     if on_start is not None:
-        on_start(lambda: _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays),
-                                 time.monotonic() - started, settings, active, interrupted=False))
+        def current() -> SendReport:
+            elapsed = time.monotonic() - started
+            report = _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays), elapsed, settings,
+                             active, interrupted=False)
+            report.target_events_per_second = settings.plan.rate_at(elapsed)  # the target now, a ramp's too
+            report.stages = list(cuts.rows)  # the stages finished so far
+            return report
+        on_start(current)
     watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
     if settings.processes <= 1:
         counters = Counters(arrays[0], latency_arrays[0])

@@ -74,7 +74,8 @@ class _Collector:
                 buckets, total = prometheus_buckets(s.latency[kind])
                 family.add_metric([signal], buckets, total)
             yield family
-        rate = GaugeMetricFamily("telegen_target_events_per_second", "The rate this sender aims at (0: unthrottled)")
+        rate = GaugeMetricFamily("telegen_target_events_per_second",
+                                 "The rate this sender aims at now (a ramp's current target; 0: unthrottled)")
         rate.add_metric([], report.target_events_per_second)
         yield rate
         elapsed = GaugeMetricFamily("telegen_elapsed_seconds", "Seconds since sending started")

@@ -21,7 +21,6 @@ from .config import SenderConfig
 from .engine import SIGNALS, SendReport, SendSettings, run, stage_line
 from .loadcache import load_cached
 from .shard import SeriesCopies
-from .stages import Stage
 from .thresholds import abort_check, breaches
 from .timeline import Timeline
 from .transport import RetryPolicy, Target
@@ -70,12 +69,12 @@ class Sender:
     def settings(self) -> SendSettings:
         sending = self.config.sending
         retry = sending.retry
+        # The configured rate is the fleet's: a shard sends its 1/N.
+        plan = sending.rate_plan(1 / sending.shard.count)
         return SendSettings(
             targets={signal: self.target(signal) for signal in SIGNALS},
-            # The configured rate is the fleet's: a shard sends its 1/N.
-            events_per_second=sending.rate_limit.events_per_second / sending.shard.count,
-            stages=tuple(Stage(stage.duration, stage.events_per_second / sending.shard.count)
-                         for stage in sending.stages),
+            events_per_second=plan.constant,
+            stages=plan.stages,
             concurrency=sending.concurrency,
             duration=sending.duration,
             passes=sending.multiplier,
