@@ -218,3 +218,31 @@ def test_processes_follow_the_stages_on_one_clock(template_dir, tmp_path):
     # Loose bounds: the accuracy itself is benchmarked; here both halves of the rate must be there.
     assert 0.6 * 4000 < ramp["sent_events_per_second"] < 1.5 * 4000
     assert 0.6 * 8000 < hold["sent_events_per_second"] < 1.5 * 8000
+
+
+def test_the_ramp_example_is_a_working_config():
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "ramp-config.yaml"
+    config = SenderConfig.load(path, env={})
+    assert [s.events_per_second for s in config.sending.stages] == [200_000, 4_000_000]
+    assert config.sending.duration == 25 and config.thresholds.abort_on_breach == 3
+
+
+def test_the_chart_marks_stages_the_target_the_budget_and_the_abort(tmp_path):
+    from telegen.send.latency import Histogram
+    from telegen.send.timeline import StageMark, Timeline
+
+    timeline = Timeline()
+    timeline.stages = [StageMark(1, 0, 2, 0, 1000), StageMark(3, 2, 4, 2000, 2000)]
+    timeline.p99_budget, timeline.aborted_at = 0.05, 3.5
+    for second in (1, 2, 3, 3.5):
+        for signal in SIGNALS:
+            timeline.add(second, signal, 1.0 if second != 3.5 else 0.5,
+                         {"delivered": 100 * second, "bytes": 1, "requests": 1, "failed": 0, "rejected": 0,
+                          "retries": 0}, Histogram(), stage="1" if second <= 2 else "3")
+    written = timeline.write(tmp_path)
+    assert [p.name for p in written] == ["timeline.csv", "timeline.json", "chart.png"]
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
+    rows = list(csv.DictReader((tmp_path / "timeline.csv").open()))
+    assert [r["stage"] for r in rows if r["signal"] == "logs"] == ["1", "1", "3", "3"]
+    assert rows[-1]["interval_seconds"] == "0.5"

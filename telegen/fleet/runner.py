@@ -211,6 +211,7 @@ class Fleet:
             timeline.stages = [StageMark(i + 1, seg.start, seg.end, seg.rate_from, seg.rate_to)
                                for i, seg in enumerate(plan.segments) if seg.duration > 0]
             timeline.target = plan.constant
+            timeline.p99_budget = self.config.thresholds.p99_latency
         ray.get([actor.start.remote() for actor in actors])
         started = time.monotonic()
         watch = _Watch(self, started, plan, timeline)

@@ -623,6 +623,8 @@ class Watch:
                 aborted = self.settings.abort_check(interval)
                 if aborted is not None:
                     self.progress.write(f"aborting: {aborted}")
+                    if self.progress.timeline is not None:
+                        self.progress.timeline.aborted_at = now - self.started
                     self.stop.set()
         return aborted
 

@@ -138,6 +138,8 @@ class Sender:
         a function returning the counts so far (see engine.run)."""
         loaded = self.load()
         self.write(self.describe_setup())
+        if timeline is not None:
+            timeline.p99_budget = self.config.thresholds.p99_latency
         report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
         report.breaches = breaches(report, self.config.thresholds) + [
             f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]

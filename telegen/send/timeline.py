@@ -52,6 +52,8 @@ class Timeline:
         self.rows: list[Row] = []
         self.stages: list[StageMark] = []  # set by the engine when the run has stages
         self.target: float = 0.0  # events/s of a run without stages (0: unthrottled)
+        self.p99_budget: float | None = None  # seconds: thresholds.p99_latency, drawn on the latency panel
+        self.aborted_at: float | None = None  # seconds: when abort_on_breach stopped the run
 
     def add(self, seconds: float, signal: str, interval: float, delta: dict[str, int], histogram: Histogram,
             stage: str = "") -> None:
@@ -119,6 +121,14 @@ class Timeline:
                 ax.axvline(mark.end, color="gray", linewidth=0.8, alpha=0.6)
             top.annotate(f"stage {mark.number}", ((mark.start + mark.end) / 2, 1.0), xycoords=("data", "axes fraction"),
                          ha="center", va="bottom", fontsize=7, color="dimgray")
+        if self.p99_budget is not None:
+            bottom.axhline(self.p99_budget * 1e3, color="red", linestyle="--", linewidth=1,
+                           label=f"p99_latency {self.p99_budget * 1e3:g} ms")
+        if self.aborted_at is not None:
+            for ax in (top, bottom):
+                ax.axvline(self.aborted_at, color="red", linewidth=1.2)
+            top.annotate("aborted", (self.aborted_at, 0.02), xycoords=("data", "axes fraction"), color="red",
+                         fontsize=8, ha="right", rotation=90)
         top.set_ylabel("delivered events/s")
         top.set_title("telegen send: throughput and export latency", pad=14 if self.stages else 6)
         bottom.set_ylabel("p99 latency per request (ms)")
