@@ -88,7 +88,8 @@ def telegen_send(telegen_templates: GeneratedTemplates) -> Callable[..., SendRep
     string (gRPC host:port, or an OTLP/HTTP base URL); plaintext unless
     `config` says otherwise. `rate`: events per second, 0 as fast as it goes.
     `config`: more sender config, merged over these settings (e.g.
-    `otlp={"headers": {...}, "insecure": False}`)."""
+    `otlp={"headers": {...}, "insecure": False}`, or
+    `sending={"stages": [...]}`, which then sets the rate and the length)."""
     from .send.sender import Sender
 
     def send(target: Sink | str, seconds: float = 2.0, rate: float = 0, protocol: str = "grpc",
@@ -103,6 +104,8 @@ def telegen_send(telegen_templates: GeneratedTemplates) -> Callable[..., SendRep
                      "protocol": "http/protobuf" if protocol in ("http", "http/protobuf") else protocol},
             "sending": {"duration": seconds, "rate_limit": {"events_per_second": rate}, "stats_interval": 3600},
         }
+        if "stages" in config.get("sending", {}):
+            del data["sending"]["duration"], data["sending"]["rate_limit"]
         for section, values in config.items():
             data[section] = {**data.get(section, {}), **values}
         return Sender(data, write=lambda line: None).run()

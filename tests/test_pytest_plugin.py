@@ -40,3 +40,16 @@ def test_a_fresh_sink_per_test(telegen_sink):
 ''')
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_staged_send_from_a_test_file(pytester):
+    pytester.makepyfile(test_ramp='''
+def test_ramp(telegen_sink, telegen_send):
+    report = telegen_send(telegen_sink, sending={"stages": [{"duration": 1, "events_per_second": 4000},
+                                                            {"duration": 1, "events_per_second": 4000}]},
+                          thresholds={"max_failed_ratio": 0})
+    assert [stage.number for stage in report.stages] == [1, 2] and report.breaches == []
+    assert sum(stage.delivered for stage in report.stages) == report.delivered > 0
+''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
