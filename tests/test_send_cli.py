@@ -186,3 +186,14 @@ def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
     assert process.returncode == 130
     assert took < 2.0
     assert "Ctrl-C again to exit at once" in stderr and "Traceback" not in stderr
+
+
+def test_a_directory_with_another_prefix_names_it(tmp_path):
+    telegen.generate(small_config()).save(tmp_path / "t", prefix="small")
+    config = tmp_path / "send.yaml"
+    config.write_text(f"input: {{directory: {tmp_path / 't'}}}\n")
+    result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{tmp_path / 't'} has no telemetry-<signal>.pb but has templates with prefix small: set " \
+           "input.prefix: small" in result.stderr

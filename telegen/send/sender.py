@@ -62,7 +62,8 @@ class Sender:
         release_free_memory()
         if not loaded:
             raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
-                                    "(or input.directory) to files written by `telegen generate`")
+                                    "(or input.directory) to files written by `telegen generate`"
+                                    + _prefix_hint(self.config.input.directory, self.config.input.prefix))
         self._loaded = loaded
         return loaded
 
@@ -144,6 +145,18 @@ class Sender:
         report.breaches = breaches(report, self.config.thresholds) + [
             f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report
+
+
+def _prefix_hint(directory: str | None, prefix: str) -> str:
+    """When the directory holds templates under another prefix, say which."""
+    if not directory or not os.path.isdir(directory):
+        return ""
+    found = sorted({path.name[:-len(f"-{signal}.pb")] for signal in SIGNALS
+                    for path in Path(directory).glob(f"*-{signal}.pb")})
+    if not found:
+        return ""
+    return (f"; {directory} has no {prefix}-<signal>.pb but has templates with prefix "
+            f"{', '.join(found)}: set input.prefix: {found[0]}")
 
 
 def _compression(target: Target, gzip_encoder: str) -> str:
