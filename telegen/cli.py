@@ -94,6 +94,30 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import(args: argparse.Namespace) -> int:
+    from .importing import import_captures
+
+    started = time.perf_counter()
+    result = import_captures(args.sources, args.output_dir, prefix=args.prefix, redact=args.redact or (),
+                             redact_patterns=args.redact_pattern or (), json=args.json)
+    counts, meta = result.normalized.counts, result.metadata
+    print(f"Imported {len(meta['sources'])} file(s), {counts['requests']:,} requests, in "
+          f"{time.perf_counter() - started:.1f}s:")
+    print(f"  traces:  {counts['traces']:,} traces, {counts['spans']:,} spans")
+    print(f"  metrics: {counts['metrics']:,} metrics, {counts['series']:,} series, {counts['data_points']:,} points")
+    print(f"  logs:    {counts['logs']:,} log records")
+    if meta["capture_time_range"]:
+        span = meta["capture_time_range"]
+        print(f"  captured {span['start']} .. {span['end']} ({span['seconds']:g} s)")
+    for kind, n in meta["placeholders"].items():
+        print(f"  placeholder for {n:,} x {kind}")
+    for what, n in meta["redactions"]["replaced"].items():
+        print(f"  redacted {n:,} x {what}")
+    for path in result.written:
+        print(f"Wrote {path} ({_human_bytes(path.stat().st_size)})")
+    return 0
+
+
 def _stats_json_path(value: str | None) -> Path | None:
     # Checked before serving, so a long run never ends in a write error.
     if value is None:
@@ -136,7 +160,8 @@ def run_sink(args: argparse.Namespace) -> int:
     faults = SinkFaults(unavailable_first_s=args.unavailable_first_s, unavailable_every=args.unavailable_every,
                         error_code=args.error_code, reject_fraction=args.reject_fraction, delay_ms=args.delay_ms,
                         retry_after_s=args.retry_after_s, drop_every=args.drop_every)
-    sink = Sink(listen=args.listen, validate=args.validate, faults=faults, listen_http=args.listen_http).start()
+    sink = Sink(listen=args.listen, validate=args.validate, faults=faults, listen_http=args.listen_http,
+                record=args.record).start()
     stop = threading.Event()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     _on_sigterm(stop)
@@ -151,6 +176,9 @@ def run_sink(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
     stats = sink.stats()
     print("\n".join(summary_lines(stats)), flush=True)
+    if args.record is not None:
+        print(f"Recorded {', '.join(str(p) for p in sink.recorded) or 'nothing (no request was accepted)'}"
+              + (f"; make templates of it: telegen import {args.record} --output-dir DIR" if sink.recorded else ""))
     if stats_path is not None:
         write_stats_json(stats, stats_path)
         print(f"Wrote {stats_path}")
@@ -158,6 +186,9 @@ def run_sink(args: argparse.Namespace) -> int:
 
 
 def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--record", metavar="DIR",
+                        help="keep every accepted request in DIR, per signal (recorded-<signal>.pb), for "
+                             "`telegen import`")
     parser.add_argument("--listen", default="127.0.0.1:4317", metavar="HOST:PORT",
                         help="address to serve on (default: 127.0.0.1:4317, loopback only; port 0 picks a free one)")
     parser.add_argument("--listen-http", metavar="HOST:PORT",
@@ -392,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
     insp = commands.add_parser("inspect", help="summarise a template directory and draw a sample trace")
     insp.add_argument("directory", metavar="DIR", help="directory written by `telegen generate`")
     insp.set_defaults(handler=run_inspect)
+    imp = commands.add_parser("import", help="turn captured OTLP (Collector file exports, `telegen sink --record`, "
+                                             ".pb streams, OTLP JSON) into templates for `telegen send`")
+    imp.add_argument("sources", nargs="+", metavar="SRC",
+                     help="capture files, directories or globs (quote a glob: 'export-*.json')")
+    imp.add_argument("--output-dir", required=True, metavar="DIR", help="where to write the templates")
+    imp.add_argument("--prefix", default="telemetry", help="file name prefix (default: telemetry)")
+    imp.add_argument("--redact", action="append", metavar="KEY",
+                     help="replace the values of this attribute key with same-type stand-ins (repeatable)")
+    imp.add_argument("--redact-pattern", action="append", metavar="REGEX",
+                     help="replace text matching REGEX in string values and log bodies (repeatable)")
+    imp.add_argument("--json", action="store_true", help="also write OTLP JSON files, for debugging")
+    imp.set_defaults(handler=run_import)
     snk = commands.add_parser("sink", help="receive OTLP/gRPC (and OTLP/HTTP) locally, count (and optionally "
                                            "validate) events")
     _add_sink_arguments(snk)

@@ -38,6 +38,9 @@ REQUEST_TYPES: dict[str, type[Message]] = {
     "logs": ExportLogsServiceRequest,
 }
 METADATA_FILE = "metadata.yaml"
+# Template times are offsets from a trace's (or record's) start plus this base
+# (docs/templates.md): generated and imported templates alike.
+TIME_BASE_NS: int = 1_000_000_000_000
 DEFAULT_PREFIX = "telemetry"
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 

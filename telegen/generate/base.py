@@ -5,14 +5,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..templates import SIGNALS
+from ..templates import SIGNALS, TIME_BASE_NS  # noqa: F401 - re-exported: the generator's modules read it here
 
 # Template times are offsets from a trace's (or record's) start plus this base.
 # It is non-zero so every fixed64 time field is present at a stable offset
 # (proto3 omits zeros), and far from any wall-clock time (1000 s after the
 # epoch) so a template time can never be mistaken for a real one. The sender
-# computes  new_time = send_start + (template_time - TIME_BASE_NS).
-TIME_BASE_NS: int = 1_000_000_000_000
+# computes  new_time = send_start + (template_time - TIME_BASE_NS). The value
+# lives with the file format (telegen.templates), which import shares.
 
 # Metric data points: cumulative series start at the base and the single
 # template point is one collection interval later.

@@ -25,10 +25,12 @@ event of a decoded request is counted once: `events` (kept), `rejected_events`
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -51,6 +53,7 @@ from ..errors import SinkError
 from ..templates import SIGNALS
 from .answer import OK, Answer
 from .faults import SinkFaults
+from .record import Recorder
 from .stats import Counters, SinkStats
 from .validate import count_events, find_problem
 
@@ -134,10 +137,13 @@ class Sink:
     (HTTP 400) naming its first problem. `faults` injects errors, partial
     success, delay and dropped connections. Requests larger than
     `max_message_bytes` (uncompressed) are refused by either carrier, uncounted.
+    `record`, a directory: every accepted request is kept there, per signal
+    (`recorded-<signal>.pb`, see telegen.sink.record), for `telegen import`.
     """
 
     def __init__(self, listen: str = "127.0.0.1:0", validate: bool = False, max_message_bytes: int = 64 * 2**20,
-                 workers: int = 4, faults: SinkFaults | None = None, listen_http: str | None = None) -> None:
+                 workers: int = 4, faults: SinkFaults | None = None, listen_http: str | None = None,
+                 record: str | os.PathLike | None = None) -> None:
         self._host, self._port = split_listen(listen)
         self._http_listen = split_listen(listen_http) if listen_http is not None else None
         if self._http_listen == (self._host, self._port) and self._port:
@@ -153,6 +159,9 @@ class Sink:
         self._server: grpc.Server | None = None
         self._started = 0.0
         self._stopped: float | None = None
+        self.record = Path(record) if record is not None else None
+        self._recorder: Recorder | None = None
+        self.recorded: list[Path] = []  # the recording's files, once stopped
 
     @property
     def address(self) -> str:
@@ -185,6 +194,8 @@ class Sink:
         if self._server is not None:
             raise RuntimeError("the sink is already started")
         reuse_large_buffers()  # requests arrive as large buffers, like the sender's
+        if self.record is not None:
+            self._recorder = Recorder(self.record)
         http = None
         if self._http_listen is not None:
             from .http import HttpReceiver  # aiohttp is imported only by a sink that serves HTTP
@@ -227,6 +238,8 @@ class Sink:
             self._http.stop(grace)
         stopped.wait()
         self._stopped = time.monotonic()
+        if self._recorder is not None:
+            self.recorded = self._recorder.close()
 
     def __enter__(self) -> Sink:
         return self.start()
@@ -290,4 +303,6 @@ class Sink:
             return Answer(grpc.StatusCode.INVALID_ARGUMENT, message=problem)
         rejected = faults.rejected(events)
         self._counters.add(signal, requests=1, events=events - rejected, rejected_events=rejected, bytes=len(data))
+        if self._recorder is not None:
+            self._recorder.write(signal, data)
         return Answer(OK, _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal])
