@@ -34,16 +34,20 @@ def main(out_dir: str) -> None:
         telegen.generate(telegen.GeneratorConfig.from_dict(TEMPLATES)).save(work / "templates")
         exporters = {f"file/{signal}-{fmt}": {"path": str(work / f"{signal}.{fmt}"), "format": fmt}
                      for signal in ("traces", "metrics", "logs") for fmt in ("json", "proto")}
-        pipelines = {signal: [f"file/{signal}-json", f"file/{signal}-proto"]
-                     for signal in ("traces", "metrics", "logs")}
+        # `compression: zstd` (the exporter's default, per-message compression).
+        exporters.update({f"file/{signal}-zstd-{fmt}": {"path": str(work / f"{signal}.zstd.{fmt}"), "format": fmt,
+                                                        "compression": "zstd"}
+                          for signal in ("traces", "metrics", "logs") for fmt in ("json", "proto")})
+        pipelines = {signal: [f"file/{signal}-json", f"file/{signal}-proto", f"file/{signal}-zstd-json",
+                              f"file/{signal}-zstd-proto"] for signal in ("traces", "metrics", "logs")}
         with Collector(exporters, pipelines, workdir=work) as collector:
             report = telegen.Sender({"input": {"directory": str(work / "templates")},
                                      "otlp": {"endpoint": collector.grpc_endpoint, "insecure": True},
                                      "sending": {"multiplier": 1, "duration": 0}}, write=lambda line: None).run()
-            collector.wait_for("otelcol_exporter_sent_log_records", 2 * report.signals["logs"].delivered)
+            collector.wait_for("otelcol_exporter_sent_log_records", 4 * report.signals["logs"].delivered)
             time.sleep(0.5)
         for signal in ("traces", "metrics", "logs"):
-            for fmt in ("json", "proto"):
+            for fmt in ("json", "proto", "zstd.json", "zstd.proto"):
                 shutil.copy(work / f"{signal}.{fmt}", out / f"{signal}.{fmt}")
     counts = {signal: report.signals[signal].delivered for signal in ("traces", "metrics", "logs")}
     print(f"Wrote {out}: {counts}")

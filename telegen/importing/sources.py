@@ -108,23 +108,25 @@ def _json_lines(data: bytes, name: str) -> Iterator[Captured]:
         raise CaptureError(f"{name}: byte offset {exc.start}: not UTF-8 text (an OTLP JSON file was expected "
                            "from its first byte)") from None
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{name}:{number}"
-        try:
-            parsed = json.loads(line)
-        except ValueError as exc:
-            raise CaptureError(f"{where}: not valid JSON ({exc}): a truncated or corrupt line") from None
-        signals = {JSON_KEYS[key] for key in parsed if key in JSON_KEYS} if isinstance(parsed, dict) else set()
-        if len(signals) != 1:
-            raise CaptureError(f"{where}: not an OTLP JSON request: expected one of resourceSpans, "
-                               "resourceMetrics or resourceLogs at the top level")
-        signal = signals.pop()
-        try:
-            raw = from_otlp_json(signal, line, where)
-        except TelegenError as exc:
-            raise CaptureError(str(exc)) from None
-        yield Captured(signal, _parse(signal, raw, where), where)
+        if line.strip():
+            yield _json_message(line, f"{name}:{number}")
+
+
+def _json_message(line: str, where: str) -> Captured:
+    try:
+        parsed = json.loads(line)
+    except ValueError as exc:
+        raise CaptureError(f"{where}: not valid JSON ({exc}): a truncated or corrupt line") from None
+    signals = {JSON_KEYS[key] for key in parsed if key in JSON_KEYS} if isinstance(parsed, dict) else set()
+    if len(signals) != 1:
+        raise CaptureError(f"{where}: not an OTLP JSON request: expected one of resourceSpans, "
+                           "resourceMetrics or resourceLogs at the top level")
+    signal = signals.pop()
+    try:
+        raw = from_otlp_json(signal, line, where)
+    except TelegenError as exc:
+        raise CaptureError(str(exc)) from None
+    return Captured(signal, _parse(signal, raw, where), where)
 
 
 def _length_prefixed(data: bytes, name: str, big_endian: bool) -> Iterator[Captured]:
@@ -148,8 +150,15 @@ def _length_prefixed(data: bytes, name: str, big_endian: bool) -> Iterator[Captu
         payload = bytes(view[pos:pos + length])
         where = f"{name}: byte offset {start}"
         if payload.startswith(ZSTD_MAGIC):
-            payload = _inflate_frames(payload, where)
+            payload = _inflate_frames(payload, name, base=pos)
         pos += length
+        if payload.lstrip()[:1] == b"{":  # the file exporter's JSON, compressed: framed like its proto
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CaptureError(f"{where}: not UTF-8 JSON inside its frame") from None
+            yield _json_message(text, where)
+            continue
         signal = detect_signal(payload)
         if signal is None:
             if not payload:
@@ -167,7 +176,7 @@ def _parse(signal: str, payload: bytes, where: str) -> Message:
     return message
 
 
-def _inflate_frames(data: bytes, name: str) -> bytes:
+def _inflate_frames(data: bytes, name: str, base: int = 0) -> bytes:
     """zstd frames, one after another, decompressed. Frames separated by a
     newline are the file exporter's JSON lines compressed one by one: they
     are joined with newlines again."""
@@ -184,14 +193,14 @@ def _inflate_frames(data: bytes, name: str) -> bytes:
             separated, pos = True, pos + 1
             continue
         if not data.startswith(ZSTD_MAGIC, pos):
-            raise CaptureError(f"{name}: byte offset {pos}: expected a zstd frame")
+            raise CaptureError(f"{name}: byte offset {base + pos}: expected a zstd frame")
         decompressor = zstandard.ZstdDecompressor().decompressobj()
         try:
             parts.append(decompressor.decompress(data[pos:]))
         except zstandard.ZstdError as exc:
-            raise CaptureError(f"{name}: byte offset {pos}: corrupt zstd frame ({exc})") from None
+            raise CaptureError(f"{name}: byte offset {base + pos}: corrupt zstd frame ({exc})") from None
         if not decompressor.eof:
-            raise CaptureError(f"{name}: byte offset {pos}: truncated zstd frame")
+            raise CaptureError(f"{name}: byte offset {base + pos}: truncated zstd frame")
         pos = len(data) - len(decompressor.unused_data)
     return (b"\n" if separated else b"").join(parts)
 
