@@ -4,6 +4,7 @@
     >>> templates = telegen.generate(telegen.GeneratorConfig.load("examples/generator-config.yaml"))
     >>> templates.save("./generated", json=True)
     >>> again = telegen.load("./generated")
+    >>> telegen.import_captures(["capture/"], "./imported")   # recorded or exported OTLP -> templates
 """
 import os
 
@@ -19,6 +20,7 @@ from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .fleet import Fleet, FleetReport
 from .generate import generate
 from .generate.config import GeneratorConfig
+from .importing import CaptureError, import_captures
 from .send.config import SenderConfig
 from .send.engine import SendReport
 from .send.sender import Sender
@@ -27,6 +29,7 @@ from .templates import TemplateSet, load, read_records
 
 __all__ = [
     "__version__",
+    "CaptureError",
     "ConfigError",
     "Fleet",
     "FleetReport",
@@ -40,6 +43,7 @@ __all__ = [
     "TemplateFileError",
     "TemplateSet",
     "generate",
+    "import_captures",
     "load",
     "read_records",
 ]

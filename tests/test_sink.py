@@ -415,3 +415,31 @@ def test_cli_busy_port_is_one_line_exit_2(sink):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"telegen: error: cannot listen on {sink.address}: address in use"]
+
+
+def test_cli_records_what_it_accepts_and_says_how_to_import_it(tmp_path: Path):
+    record = tmp_path / "capture"
+    proc, address = start_cli("--record", str(record))
+    try:
+        export(address, "traces", traces_request(8))
+        export(address, "logs", logs_request(5), grpc.Compression.Gzip)
+        export(address, "logs", logs_request(2))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"Recorded {record / 'recorded-traces.pb'}, {record / 'recorded-logs.pb'}; make templates of it: " \
+           f"telegen import {record} --output-dir DIR" in out
+    from telegen.templates import read_records
+    assert [len(r) for r in read_records(record / "recorded-traces.pb")] == [len(traces_request(8))]
+    assert read_records(record / "recorded-logs.pb") == [logs_request(5), logs_request(2)], "inflated, as sent"
+    assert not (record / "recorded-metrics.pb").exists() and not list(record.glob("*.part"))
+
+
+def test_cli_record_into_an_unwritable_place_exits_2(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = subprocess.run([sys.executable, "-m", "telegen", "sink", "--listen", "127.0.0.1:0", "--record",
+                             str(blocker / "sub")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--record: cannot create" in result.stderr and "Traceback" not in result.stderr
