@@ -151,6 +151,7 @@ def test_import_keeps_log_trace_context_and_makes_times_relative(imported):
                for log in logs)
     in_traces = [log for log in logs if log.trace_id]
     assert len(in_traces) == TRACES and {log.trace_id for log in in_traces} == set(made["trace_ids"])
+    assert imported[2].metadata["counts"]["logs_in_captured_traces"] == TRACES
 
 
 def test_import_keeps_every_series_whole_with_one_start(imported):

@@ -71,6 +71,7 @@ class Normalizer:
         self.requests = 0
         self.spans = self.series = self.points = 0  # as written: duplicates dropped
         self.duplicates = 0  # spans, log records and metric points seen twice, kept once
+        self.logs_in_traces = 0  # log records whose trace is in the capture too
 
     # -- input ---------------------------------------------------------------
 
@@ -130,7 +131,8 @@ class Normalizer:
         out.metrics = self._metric_records()
         out.counts = {"traces": len(out.traces), "spans": self.spans, "metrics": len(out.metrics),
                       "series": self.series, "data_points": self.points, "logs": len(out.logs),
-                      "requests": self.requests, "duplicates_dropped": self.duplicates}
+                      "requests": self.requests, "duplicates_dropped": self.duplicates,
+                      "logs_in_captured_traces": self.logs_in_traces}
         out.placeholders = dict(self.placeholders)
         if self.times:
             out.time_range_ns = (min(self.times), max(self.times))
@@ -209,6 +211,8 @@ class Normalizer:
                         new_sl.scope.CopyFrom(sl.scope)
                         record = new_sl.log_records.add()
                         record.CopyFrom(log)
+                        if log.trace_id and bytes(log.trace_id) in self.traces:
+                            self.logs_in_traces += 1
                         self._relative_log(record)
                         out.append(request.SerializeToString())
         return out
