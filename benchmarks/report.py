@@ -186,6 +186,13 @@ def markdown(results: dict) -> str:
         lines += ["## Rate limit", "", "| target events/s | achieved | error |", "|---|---|---|"]
         lines += [f"| {r['target']:,} | {r['achieved']:,.0f} | {100 * r['error']:+.2f} % |" for r in rate]
         lines.append("")
+    imports = [r for r in rows if r["kind"] == "import"]
+    if imports:
+        lines += ["## telegen import", "", "| capture format | events | seconds | events/s | MB/s |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['format']} | {r['events']:,} | {r['seconds']:.2f} | {r['events_per_second']:,.0f} | "
+                  f"{r['mb_per_second']:.1f} |" for r in imports]
+        lines.append("")
     staged = [r for r in rows if r["kind"] == "stage_rate"]
     if staged:
         lines += ["## Ramping stages", "", "| stage | planned | target events/s (its average) | achieved | error |",

@@ -191,11 +191,19 @@ def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
     """One OTLP JSON request back to serialized protobuf."""
     try:
         data = jsonlib.loads(line)
+    except ValueError as exc:
+        raise TemplateFileError(f"{source}: not a valid OTLP JSON {signal} request: {exc}") from None
+    return otlp_json_message(signal, data, source).SerializeToString()
+
+
+def otlp_json_message(signal: str, data: Any, source: str = "<json>") -> Message:
+    """One OTLP JSON request, parsed already (a dict; its ids are rewritten in
+    place), as the official message."""
+    try:
         _convert_ids(data, _hex_to_base64)
-        message = json_format.ParseDict(data, REQUEST_TYPES[signal]())
+        return json_format.ParseDict(data, REQUEST_TYPES[signal]())
     except (ValueError, json_format.ParseError) as exc:
         raise TemplateFileError(f"{source}: not a valid OTLP JSON {signal} request: {exc}") from None
-    return message.SerializeToString()
 
 
 def read_json_records(path: str | os.PathLike, signal: str) -> list[bytes]:

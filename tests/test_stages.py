@@ -183,6 +183,7 @@ def test_a_staged_run_reports_each_stage_and_cuts_the_timeline_at_their_ends(tem
     for number in (1, 2, 4, 6):
         assert f"stage {number}/6 (" in result.stdout
     assert "stage 2/6 (hold 20,000/s): target 20,000/s, sent " in result.stdout
+    assert "[stage 2/6, target 20,000/s; " in result.stdout, "progress lines say the stage and its target now"
     # Timeline: the stage column follows the clock, and no row straddles a stage's end.
     traces = [r for r in rows if r["signal"] == "traces"]
     assert {r["stage"] for r in traces} == {"1", "2", "4", "6"}

@@ -29,8 +29,6 @@ from ..templates import TIME_BASE_NS
 CHUNK_SPANS = 4096  # spans per encoded piece of a large trace (the generator's bound too)
 METRIC_INTERVAL_NS = 60_000_000_000  # a captured series' first point sits this long after its start
 CUMULATIVE = 2
-_POINTS = {"gauge": "data_points", "sum": "data_points", "histogram": "data_points",
-           "exponential_histogram": "data_points", "summary": "data_points"}
 
 
 @dataclass

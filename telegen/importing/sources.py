@@ -29,7 +29,7 @@ from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import TelegenError
-from ..templates import REQUEST_TYPES, from_otlp_json
+from ..templates import REQUEST_TYPES, otlp_json_message
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # The top-level key of each signal in OTLP JSON (both spellings protobuf's JSON mapping reads).
@@ -123,10 +123,9 @@ def _json_message(line: str, where: str) -> Captured:
                            "resourceMetrics or resourceLogs at the top level")
     signal = signals.pop()
     try:
-        raw = from_otlp_json(signal, line, where)
+        return Captured(signal, otlp_json_message(signal, parsed, where), where)
     except TelegenError as exc:
         raise CaptureError(str(exc)) from None
-    return Captured(signal, _parse(signal, raw, where), where)
 
 
 def _length_prefixed(data: bytes, name: str, big_endian: bool) -> Iterator[Captured]:
@@ -233,20 +232,43 @@ def detect_signal(payload: bytes) -> str | None:
 
 def _first(data: bytes, path: tuple[int, ...]) -> bytes | None:
     """The first length-delimited field reached along `path` (field numbers),
-    trying every group on the way (a resource may have no scope, a scope no item)."""
+    trying every group on the way (a resource may have no scope, a scope no
+    item); only as much of the message is walked as it takes."""
     if not path:
         return data
-    for _, _, payload in _fields(data, want=path[0]) or ():
+    for payload in _payloads(data, path[0]):
         found = _first(payload, path[1:])
         if found is not None:
             return found
     return None
 
 
-def _fields(data: bytes, want: int | None = None) -> list | None:
-    """(number, wire type, length or payload) of each field; None when `data`
-    is not a protobuf message. With `want`: that field's payloads only."""
-    out: list = []
+def _payloads(data: bytes, want: int) -> Iterator[bytes]:
+    """The payloads of field `want` (length-delimited), lazily; stops at the
+    first byte that is not protobuf."""
+    for field in _walk(data, want):
+        if field is None:
+            return
+        number, wire, value = field
+        if number == want and wire == 2:
+            yield value
+
+
+def _fields(data: bytes) -> list | None:
+    """(number, wire type, length) of each field; None when `data` is not a
+    protobuf message."""
+    out = []
+    for field in _walk(data, None):
+        if field is None:
+            return None
+        out.append(field)
+    return out
+
+
+def _walk(data: bytes, want: int | None) -> Iterator:
+    """(number, wire type, value) per field: a length-delimited field's
+    payload when it is field `want`, else its length; None, then the end,
+    where the bytes stop being protobuf."""
     view = memoryview(data)
     pos, size = 0, len(view)
     try:
@@ -254,28 +276,25 @@ def _fields(data: bytes, want: int | None = None) -> list | None:
             key, pos = _DecodeVarint(view, pos)
             number, wire = key >> 3, key & 7
             if number == 0:
-                return None
+                yield None
+                return
+            value: object = None
             if wire == 0:
                 _, pos = _DecodeVarint(view, pos)
-                value = None
             elif wire == 1:
                 pos += 8
-                value = None
             elif wire == 5:
                 pos += 4
-                value = None
             elif wire == 2:
                 length, pos = _DecodeVarint(view, pos)
-                value = bytes(view[pos:pos + length]) if want == number else length
+                value = bytes(view[pos:pos + length]) if number == want else length
                 pos += length
             else:
-                return None
+                yield None
+                return
             if pos > size:
-                return None
-            if want is None:
-                out.append((number, wire, value))
-            elif number == want and wire == 2:
-                out.append((number, wire, value))
+                yield None
+                return
+            yield number, wire, value
     except (IndexError, DecodeError):
-        return None
-    return out
+        yield None

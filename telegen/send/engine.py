@@ -471,10 +471,16 @@ class Progress:
         stage = self._stage()
         target = (self.plan.average(self.previous_time - self.started, now - self.started) if self.plan.staged
                   else self.settings.events_per_second)
-        tail = ""
+        parts = []
+        if self.plan.staged:
+            # Which stage runs now and its target at this moment (a ramp's moves).
+            at = min(now - self.started, self.plan.duration)
+            parts.append(f"stage {self.plan.stage_at(at) + 1}/{len(self.plan.stages)}, target "
+                         f"{self.plan.rate_at(at):,.0f}/s")
         if done is not None and done > 0:
             left = elapsed / done - elapsed
-            tail = f"  [{100 * min(done, 1):.0f}% done, {_clock(max(left, 0))} left]"
+            parts.append(f"{100 * min(done, 1):.0f}% done, {_clock(max(left, 0))} left")
+        tail = f"  [{'; '.join(parts)}]" if parts else ""
         for s in self.active:
             t, p = totals[s], self.previous[s]
             self.write(
