@@ -8,3 +8,4 @@ cdef class PatchPlan:
     cdef readonly object ids16, ids8, time_add, time_now, time_start, time_window
     cdef readonly object counters, gauges, histograms, bucket_runs, replicas
     cdef readonly object group_min, group_max
+    cdef readonly object time_series, series_values

@@ -22,7 +22,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 if sys.byteorder != "little":  # protobuf fixed64/double are little-endian on the wire
     raise ImportError("telegen._fastpath needs a little-endian machine")
@@ -122,6 +122,7 @@ PLAN_ARRAYS = {
     "time_start": (np.int64, 0), "time_window": (np.int64, 2), "counters": (np.int64, 2),
     "gauges": (np.int64, 2), "histograms": (np.int64, 4), "bucket_runs": (np.int64, 2),
     "replicas": (np.int64, 2), "group_min": (np.uint64, 0), "group_max": (np.uint64, 0),
+    "time_series": (np.int64, 2), "series_values": (np.int64, 4),
 }
 
 
@@ -155,6 +156,8 @@ def plan_from_arrays(str signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t 
     plan.replicas = arrays["replicas"]
     plan.group_min = arrays["group_min"]
     plan.group_max = arrays["group_max"]
+    plan.time_series = arrays["time_series"]
+    plan.series_values = arrays["series_values"]
     if len(plan.group_min) != n_time_groups or len(plan.group_max) != n_time_groups:
         raise ValueError("plan time groups do not match their bounds")
     _check_bounds(plan)
@@ -198,6 +201,12 @@ def _check_bounds(PatchPlan plan) -> None:
             raise ValueError("plan array histograms has a sum offset outside the buffer")
         if histograms[:, 2].min() < 0 or histograms[:, 3].max() > len(runs) or (histograms[:, 2] > histograms[:, 3]).any():
             raise ValueError("plan array histograms names bucket runs that do not exist")
+    offsets("time_series", plan.time_series, 8, 0)
+    offsets("time_series", plan.time_series, 8, 1)
+    for column in range(3):
+        offsets("series_values", plan.series_values, 8, column)
+    if len(plan.series_values) and (plan.series_values[:, 3].min() < 0 or plan.series_values[:, 3].max() > 2):
+        raise ValueError("plan array series_values has an unknown value kind")
     replicas = plan.replicas
     if len(replicas) and (replicas[:, 0].min() < 0 or replicas[:, 1].min() < 0
                           or (replicas[:, 0] + replicas[:, 1]).max() > plan.size):
@@ -256,6 +265,26 @@ cdef class _Rows:
         return out
 
 
+# Columns of _Scanner.points: what a metric's points need for series.
+cdef enum:
+    P_ATTR_START = 0  # the attributes' bytes (the first to the last attribute field)
+    P_ATTR_END = 1
+    P_TIME_OFF = 2
+    P_TIME = 3
+    P_VALUE_OFF = 4  # a number's value; a histogram's or summary's count
+    P_SUM_OFF = 5
+    P_BUCKETS_OFF = 6  # packed bucket counts
+    P_BUCKETS = 7
+    P_IS_INT = 8
+    POINT_COLUMNS = 9
+
+# series_values kinds: how a value grows (value + step * (last - first)).
+cdef enum:
+    GROW_DOUBLE = 0
+    GROW_INT64 = 1
+    GROW_UINT64 = 2
+
+
 cdef struct Field:
     uint64_t number
     int wire
@@ -273,6 +302,14 @@ cdef class _Scanner:
     cdef _Rows counters, gauges, histograms, bucket_runs, replicas
     cdef _Rows group_min, group_max  # uint64 values kept in int64 slots
     cdef _Rows times  # one span's or log record's time offsets, reused
+    # Metric series kept whole (several points of one attribute set, in time
+    # order, as `telegen import` writes them): their times keep their offsets
+    # from the series' last point, their cumulative values grow by the
+    # series' own increase per step.
+    cdef _Rows time_series, series_values
+    cdef _Rows points  # one metric's points (see collect_points), reused
+    cdef Py_ssize_t first_point, last_point  # rows of `points`: the current point's series; -1: none
+    cdef Py_ssize_t current_point
     cdef list links
     cdef dict id_groups
     cdef Py_ssize_t n_time_groups
@@ -292,6 +329,12 @@ cdef class _Scanner:
         self.group_min = _Rows(1)
         self.group_max = _Rows(1)
         self.times = _Rows(1)
+        self.time_series = _Rows(2)
+        self.series_values = _Rows(4)
+        self.points = _Rows(POINT_COLUMNS)
+        self.first_point = -1
+        self.last_point = -1
+        self.current_point = -1
         self.links = []
         self.id_groups = {}
         self.n_time_groups = 0
@@ -616,19 +659,127 @@ cdef class _Scanner:
             elif f.number == 3 and f.wire == WIRE_VARINT and kind == 7:
                 monotonic = f.value != 0
         cdef bint cumulative = temporality == 2
-        pos = start
+        self.collect_points(kind, start, end)
+        cdef Py_ssize_t index = 0, run_start = 0, run_end
+        cdef int64_t* series = NULL
+        series = <int64_t*>malloc((self.points.n + 1) * sizeof(int64_t))
+        if series == NULL:
+            raise MemoryError()
+        try:
+            self.find_series(series)
+            pos = start
+            while pos < end:
+                self.next_field(&pos, end, &f)
+                if f.number == 1:
+                    self.expect(&f, WIRE_LEN, "data point")
+                    self.events += 1
+                    run_end = series[index]
+                    if index == 0 or series[index - 1] != run_end:
+                        run_start = index
+                    if run_end - run_start > 1:
+                        self.first_point, self.last_point = run_start, run_end - 1
+                    else:
+                        self.first_point = self.last_point = -1
+                    self.current_point = index
+                    self.scan_point(kind, f.start, f.end, cumulative, monotonic)
+                    index += 1
+        finally:
+            free(series)
+            self.first_point = self.last_point = -1
+        return 0
+
+    cdef int scan_point(self, int kind, Py_ssize_t start, Py_ssize_t end, bint cumulative,
+                        bint monotonic) except -1:
+        if kind == 5 or kind == 7:
+            self.scan_number_point(start, end, kind == 7 and cumulative, kind == 7 and cumulative and monotonic)
+        elif kind == 9:
+            self.scan_histogram_point(start, end, cumulative)
+        else:
+            self.scan_other_point(start, end, kind == 10, cumulative)
+        return 0
+
+    cdef int collect_points(self, int kind, Py_ssize_t start, Py_ssize_t end) except -1:
+        """One row per point of a metric's data (self.points): where its
+        attributes, time and values are, for finding its series."""
+        cdef Py_ssize_t pos = start, inner
+        cdef Field f, g
+        cdef int64_t* p
+        # The attributes' field number differs per point type.
+        cdef uint64_t attrs = 9 if kind == 9 else (1 if kind == 10 else 7)
+        self.points.n = 0
         while pos < end:
             self.next_field(&pos, end, &f)
-            if f.number == 1:
-                self.expect(&f, WIRE_LEN, "data point")
-                self.events += 1
-                if kind == 5 or kind == 7:
-                    self.scan_number_point(f.start, f.end, kind == 7 and cumulative,
-                                           kind == 7 and cumulative and monotonic)
-                elif kind == 9:
-                    self.scan_histogram_point(f.start, f.end, cumulative)
-                else:
-                    self.scan_other_point(f.start, f.end, kind == 10, cumulative)
+            if f.number != 1:
+                continue
+            self.expect(&f, WIRE_LEN, "data point")
+            p = self.points.row()
+            p[P_ATTR_START] = p[P_ATTR_END] = -1
+            p[P_TIME_OFF] = p[P_VALUE_OFF] = p[P_SUM_OFF] = p[P_BUCKETS_OFF] = -1
+            p[P_TIME] = p[P_BUCKETS] = p[P_IS_INT] = 0
+            inner = f.start
+            while inner < f.end:
+                self.next_field(&inner, f.end, &g)
+                if g.number == attrs and g.wire == WIRE_LEN:
+                    if p[P_ATTR_START] < 0:
+                        p[P_ATTR_START] = g.start
+                    p[P_ATTR_END] = g.end
+                elif g.number == 3 and g.wire == WIRE_I64:
+                    p[P_TIME_OFF] = g.start
+                    p[P_TIME] = <int64_t>g.value
+                elif g.wire == WIRE_I64 and ((kind == 5 or kind == 7) and (g.number == 4 or g.number == 6)):
+                    p[P_VALUE_OFF] = g.start
+                    p[P_IS_INT] = g.number == 6
+                elif g.wire == WIRE_I64 and (kind == 9 or kind == 11) and g.number == 4:
+                    p[P_VALUE_OFF] = g.start
+                elif g.wire == WIRE_I64 and (kind == 9 or kind == 11) and g.number == 5:
+                    p[P_SUM_OFF] = g.start
+                elif kind == 9 and g.number == 6 and g.wire == WIRE_LEN and (g.end - g.start) % 8 == 0:
+                    p[P_BUCKETS_OFF] = g.start
+                    p[P_BUCKETS] = (g.end - g.start) // 8
+        return 0
+
+    cdef int find_series(self, int64_t* run_end) except -1:
+        """run_end[i]: one past the last point of point i's series, where a
+        series is a run of consecutive points with the same attribute bytes,
+        each with a time later than the one before; a point alone is its own."""
+        cdef Py_ssize_t i = 0, j, n = self.points.n
+        cdef int64_t* a
+        cdef int64_t* b
+        while i < n:
+            j = i + 1
+            while j < n:
+                a = self.points.data + (j - 1) * POINT_COLUMNS
+                b = self.points.data + j * POINT_COLUMNS
+                if not self.same_attributes(a, b) or a[P_TIME_OFF] < 0 or b[P_TIME_OFF] < 0 \
+                        or <uint64_t>b[P_TIME] <= <uint64_t>a[P_TIME]:
+                    break
+                j += 1
+            for k in range(i, j):
+                run_end[k] = j
+            i = j
+        return 0
+
+    cdef bint same_attributes(self, int64_t* a, int64_t* b):
+        cdef Py_ssize_t la = a[P_ATTR_END] - a[P_ATTR_START], lb = b[P_ATTR_END] - b[P_ATTR_START]
+        if a[P_ATTR_START] < 0 or b[P_ATTR_START] < 0:
+            return a[P_ATTR_START] < 0 and b[P_ATTR_START] < 0
+        return la == lb and memcmp(self.buf + a[P_ATTR_START], self.buf + b[P_ATTR_START], la) == 0
+
+    cdef int64_t* series_point(self, bint last):
+        return self.points.data + (self.last_point if last else self.first_point) * POINT_COLUMNS
+
+    cdef int grow_by_series(self, Py_ssize_t off, int column, int how) except -1:
+        """A series_values row for the value at `off`: column `column` of the
+        series' first and last points names the same value there."""
+        cdef int64_t first = self.series_point(False)[column], last = self.series_point(True)[column]
+        cdef int64_t* r
+        if off < 0 or first < 0 or last < 0:
+            return 0
+        r = self.series_values.row()
+        r[0] = off
+        r[1] = first
+        r[2] = last
+        r[3] = how
         return 0
 
     cdef int point_time_field(self, Field* f, Py_ssize_t* start_off, Py_ssize_t* time_off) except -1:
@@ -642,13 +793,19 @@ cdef class _Scanner:
         return 0
 
     cdef int point_times(self, Py_ssize_t start_off, Py_ssize_t time_off, bint cumulative) except -1:
+        # In a series, times are read back from its last point: time_i becomes
+        # now - (t_last - t_i), and a delta window ends where its point does.
+        cdef Py_ssize_t last_time = self.series_point(True)[P_TIME_OFF] if self.last_point >= 0 else -1
         if time_off >= 0:
-            self.time_now.add1(time_off)
+            if last_time >= 0:
+                self.time_series.add2(time_off, last_time)
+            else:
+                self.time_now.add1(time_off)
         if start_off >= 0:
             if cumulative:
                 self.time_start.add1(start_off)
             elif time_off >= 0:
-                self.time_window.add2(start_off, time_off)
+                self.time_window.add2(start_off, last_time if last_time >= 0 else time_off)
         return 0
 
     cdef int scan_number_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative, bint counter) except -1:
@@ -669,7 +826,11 @@ cdef class _Scanner:
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
         if value_off >= 0:
-            (self.counters if counter else self.gauges).add2(value_off, is_int)
+            if counter and self.last_point >= 0 and self.series_point(False)[P_IS_INT] == is_int \
+                    and self.series_point(True)[P_IS_INT] == is_int:
+                self.grow_by_series(value_off, P_VALUE_OFF, GROW_INT64 if is_int else GROW_DOUBLE)
+            else:
+                (self.counters if counter else self.gauges).add2(value_off, is_int)
         return 0
 
     cdef int scan_histogram_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative) except -1:
@@ -701,7 +862,10 @@ cdef class _Scanner:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
-        if cumulative and count_off >= 0:
+        if cumulative and count_off >= 0 and self.last_point >= 0:
+            self.bucket_runs.n = runs_from
+            self.grow_histogram_by_series(count_off, sum_off)
+        elif cumulative and count_off >= 0:
             h = self.histograms.row()
             h[0] = count_off
             h[1] = sum_off
@@ -711,12 +875,35 @@ cdef class _Scanner:
             self.bucket_runs.n = runs_from
         return 0
 
+    cdef int grow_histogram_by_series(self, Py_ssize_t count_off, Py_ssize_t sum_off) except -1:
+        """A cumulative histogram in a series: count, sum and every bucket grow
+        by the series' own increase (so the count stays the buckets' sum);
+        buckets only where the first and last points have as many as this one."""
+        cdef int64_t* first = self.series_point(False)
+        cdef int64_t* last = self.series_point(True)
+        cdef int64_t* here = self.points.data + self.current_point * POINT_COLUMNS
+        cdef Py_ssize_t k
+        cdef int64_t* r
+        if here[P_BUCKETS] and (first[P_BUCKETS] != here[P_BUCKETS] or last[P_BUCKETS] != here[P_BUCKETS]):
+            return 0  # the bucket layout changed within the series: left as captured
+        self.grow_by_series(count_off, P_VALUE_OFF, GROW_UINT64)
+        if sum_off >= 0:
+            self.grow_by_series(sum_off, P_SUM_OFF, GROW_DOUBLE)
+        for k in range(here[P_BUCKETS]):
+            r = self.series_values.row()
+            r[0] = here[P_BUCKETS_OFF] + 8 * k
+            r[1] = first[P_BUCKETS_OFF] + 8 * k
+            r[2] = last[P_BUCKETS_OFF] + 8 * k
+            r[3] = GROW_UINT64
+        return 0
+
     cdef int scan_other_point(self, Py_ssize_t start, Py_ssize_t end, bint exponential, bint cumulative) except -1:
         """Exponential histograms and summaries: times (and exemplars) only;
         their counts are varints or quantiles that cannot move in place."""
         cdef Py_ssize_t pos = start
         cdef Field f
         cdef Py_ssize_t start_off = -1, time_off = -1
+        cdef int64_t* here
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
@@ -725,6 +912,11 @@ cdef class _Scanner:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative or not exponential)
+        if not exponential and self.last_point >= 0:
+            # A summary's count and sum (cumulative by definition) go on from the capture.
+            here = self.points.data + self.current_point * POINT_COLUMNS
+            self.grow_by_series(here[P_VALUE_OFF], P_VALUE_OFF, GROW_UINT64)
+            self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
         return 0
 
     cdef int scan_exemplar(self, Py_ssize_t start, Py_ssize_t end) except -1:
@@ -801,6 +993,8 @@ cdef class _Scanner:
         plan.replicas = self.replicas.array(np.int64, False)
         plan.group_min = self.group_min.array(np.uint64, True)
         plan.group_max = self.group_max.array(np.uint64, True)
+        plan.time_series = self.time_series.array(np.int64, False)
+        plan.series_values = self.series_values.array(np.int64, False)
         return plan
 
 
@@ -1223,12 +1417,13 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
                       const int64_t[:, ::1] counters, const int64_t[:, ::1] gauges,
                       const int64_t[:, ::1] histograms, const int64_t[:, ::1] bucket_runs,
                       const int64_t[:, ::1] replicas, const uint64_t[::1] group_min,
-                      const uint64_t[::1] group_max) noexcept nogil:
+                      const uint64_t[::1] group_max, const int64_t[:, ::1] time_series,
+                      const int64_t[:, ::1] series_values) noexcept nogil:
     """One attempt; returns False when an id came out all-zero (the caller
     retries with fresh randomness, so such an id is never emitted)."""
     cdef Py_ssize_t i, g, j, k, off, width
     cdef uint64_t a, b, v, count, new_count
-    cdef double d, f
+    cdef double d, e, f
     cdef int64_t iv, r
     cdef bint ok = True
     memcpy(dst, src, n)
@@ -1269,6 +1464,10 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
         _store64(dst + time_window[i, 0], now - (b - a))
     for i in range(time_now.shape[0]):
         _store64(dst + time_now[i], now)
+    for i in range(time_series.shape[0]):  # a series' point: as far before now as before its last point
+        a = _load64(src + time_series[i, 0])
+        b = _load64(src + time_series[i, 1])
+        _store64(dst + time_series[i, 0], now - (b - a))
     for i in range(time_start.shape[0]):
         _store64(dst + time_start[i], run_start)
     for i in range(counters.shape[0]):
@@ -1314,6 +1513,17 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
             memcpy(&d, src + histograms[i, 1], 8)
             d = d * (<double>new_count / <double>count)
             memcpy(dst + histograms[i, 1], &d, 8)
+    for i in range(series_values.shape[0]):  # a series' value, on from the capture: + step * (last - first)
+        off = series_values[i, 0]
+        if series_values[i, 3] == 0:  # GROW_DOUBLE
+            memcpy(&d, src + off, 8)
+            memcpy(&f, src + series_values[i, 2], 8)
+            memcpy(&e, src + series_values[i, 1], 8)
+            d = d + <double>step * (f - e)
+            memcpy(dst + off, &d, 8)
+        else:  # int64 and uint64 alike: the same bits, modulo 2**64
+            _store64(dst + off, _load64(src + off)
+                     + step * (_load64(src + series_values[i, 2]) - _load64(src + series_values[i, 1])))
     if replica >= 0:
         for i in range(replicas.shape[0]):
             off = replicas[i, 0]
@@ -1378,12 +1588,14 @@ cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, u
     cdef const int64_t[:, ::1] replicas = plan.replicas
     cdef const uint64_t[::1] group_min = plan.group_min
     cdef const uint64_t[::1] group_max = plan.group_max
+    cdef const int64_t[:, ::1] time_series = plan.time_series
+    cdef const int64_t[:, ::1] series_values = plan.series_values
     try:
         with nogil:
             while not _patch_once(plan.n_id_groups, plan.n_time_groups, src, dst, n, &rng, now, jitter_ns, backdate_ns, run_start, step,
                                   replica, keys, deltas, ids16, ids8, time_add, time_now, time_start,
                                   time_window, counters, gauges, histograms, bucket_runs, replicas,
-                                  group_min, group_max):
+                                  group_min, group_max, time_series, series_values):
                 pass
     finally:
         free(keys)

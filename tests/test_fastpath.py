@@ -127,6 +127,111 @@ def kitchen_sink_logs() -> bytes:
 KITCHEN_SINKS = {"traces": kitchen_sink_traces, "metrics": kitchen_sink_metrics, "logs": kitchen_sink_logs}
 
 
+def series_metrics() -> bytes:
+    """Metric series kept whole, as `telegen import` writes them: several
+    points per attribute set in time order, of every kind; a lone point
+    between; a histogram whose bucket layout changes; points out of order."""
+    request = ExportMetricsServiceRequest()
+    sm = request.resource_metrics.add().scope_metrics.add()
+    base, step = 1_000_060_000_000, 60 * 10**9
+    times = [base + k * step for k in range(3)]
+
+    def attrs(point, region):
+        point.attributes.add(key="region", value=AnyValue(string_value=region))
+
+    counter = sm.metrics.add(name="orders")
+    counter.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    counter.sum.is_monotonic = True
+    for region, values in (("eu", [5, 11, 18]), ("us", [1, 2, 2])):
+        for t, v in zip(times, values):
+            attrs(counter.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, as_int=v), region)
+    attrs(counter.sum.data_points.add(time_unix_nano=base, start_time_unix_nano=10**12, as_int=9), "lone")
+    doubles = sm.metrics.add(name="bytes")
+    doubles.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    doubles.sum.is_monotonic = True
+    for t, v in zip(times, [1.5, 4.25, 9.0]):
+        p = doubles.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, as_double=v)
+        p.exemplars.add(time_unix_nano=t - 5, as_double=0.5, trace_id=b"\x44" * 16, span_id=b"\x05" * 8)
+    updown = sm.metrics.add(name="in_flight")
+    updown.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    for t, v in zip(times, [3, 1, 2]):
+        updown.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, as_int=v)
+    delta = sm.metrics.add(name="delta")
+    delta.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+    delta.sum.is_monotonic = True
+    for t, v in zip(times, [4, 6, 5]):
+        delta.sum.data_points.add(time_unix_nano=t, start_time_unix_nano=t - step, as_int=v)
+    gauge = sm.metrics.add(name="temperature")
+    for t, v in zip(times, [20.5, 21.0, 19.75]):
+        gauge.gauge.data_points.add(time_unix_nano=t, as_double=v)
+    hist = sm.metrics.add(name="latency")
+    hist.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    for t, buckets in zip(times, [[1, 2, 0], [2, 5, 1], [4, 6, 3]]):
+        hist.histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, count=sum(buckets),
+                                       sum=0.5 * sum(buckets), bucket_counts=buckets, explicit_bounds=[0.1, 1.0])
+    changing = sm.metrics.add(name="relayout")
+    changing.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    for t, buckets in zip(times, [[1, 2], [2, 5, 1], [4, 6, 3]]):
+        changing.histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, count=sum(buckets),
+                                           bucket_counts=buckets)
+    exp = sm.metrics.add(name="exp")
+    exp.exponential_histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    for t, c in zip(times, [3, 5, 8]):
+        exp.exponential_histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, count=c, scale=2)
+    summary = sm.metrics.add(name="summary")
+    for t, c in zip(times, [4, 7, 9]):
+        summary.summary.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, count=c, sum=2.0 * c)
+    unordered = sm.metrics.add(name="unordered")
+    unordered.gauge.data_points.add(time_unix_nano=times[1], as_int=1)
+    unordered.gauge.data_points.add(time_unix_nano=times[0], as_int=2)
+    return request.SerializeToString()
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_metric_series_agree_with_reference(params):
+    data = series_metrics()
+    plan = fp.scan("metrics", data)
+    assert len(plan.time_series) and len(plan.series_values)
+    for seed in range(5):
+        assert fp.patch(plan, data, seed=seed, **params) == patch_reference("metrics", data, seed=seed, **params)
+
+
+def test_metric_series_keep_their_intervals_and_go_on_growing():
+    data = series_metrics()
+    plan = fp.scan("metrics", data)
+    minute = 60 * 10**9
+    sent = [decode_metrics(fp.patch(plan, data, now=NOW + k * 10 * minute, run_start=RUN_START, step=k))
+            for k in range(3)]
+
+    def points(message, name):
+        metric = next(x for x in message.resource_metrics[0].scope_metrics[0].metrics if x.name == name)
+        return getattr(metric, metric.WhichOneof("data")).data_points
+
+    for k, message in enumerate(sent):
+        now = NOW + k * 10 * minute
+        eu = [p for p in points(message, "orders") if p.attributes[0].value.string_value == "eu"]
+        assert [p.time_unix_nano for p in eu] == [now - 2 * minute, now - minute, now]
+        assert [p.as_int for p in eu] == [5 + 13 * k, 11 + 13 * k, 18 + 13 * k]
+        assert {p.start_time_unix_nano for p in eu} == {RUN_START}
+        lone = [p for p in points(message, "orders") if p.attributes[0].value.string_value == "lone"]
+        assert lone[0].time_unix_nano == now
+        assert [p.as_double for p in points(message, "bytes")] == [1.5 + 7.5 * k, 4.25 + 7.5 * k, 9.0 + 7.5 * k]
+        delta = points(message, "delta")
+        assert [(p.time_unix_nano - p.start_time_unix_nano) for p in delta] == [minute] * 3
+        assert delta[-1].time_unix_nano == now
+        hist = points(message, "latency")
+        assert [list(p.bucket_counts) for p in hist][0] == [1 + 3 * k, 2 + 4 * k, 0 + 3 * k]
+        assert all(p.count == sum(p.bucket_counts) for p in hist)
+        assert [p.count for p in points(message, "summary")] == [4 + 5 * k, 7 + 5 * k, 9 + 5 * k]
+        unordered = points(message, "unordered")
+        assert [p.time_unix_nano for p in unordered] == [now, now], "not a series: each point at now"
+    # Across sends: every series strictly later, and never lower.
+    for name in ("orders", "latency", "summary"):
+        series = [p for message in sent for p in points(message, name)
+                  if not p.attributes or p.attributes[0].value.string_value == "eu"]
+        assert all(a.time_unix_nano < b.time_unix_nano for a, b in zip(series, series[1:]))
+
+
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("params", PARAMS)
 def test_every_otlp_feature_agrees_with_reference(signal, params):

@@ -14,6 +14,7 @@ requests.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import mmap
 import os
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .. import _fastpath, _gzip
 from ..errors import TemplateFileError
@@ -49,6 +52,22 @@ class Batch:
     # Each piece compressed once into a patchable gzip member, when the run
     # sends gzip bodies (telegen.send.compression); empty otherwise.
     gzip: tuple[_gzip.GzipTemplate, ...] = ()
+
+    @functools.cached_property
+    def series_period(self) -> float:
+        """Seconds the batch must wait between sends so that its metric
+        series (several points kept whole, as `telegen import` writes them)
+        never overlap in time: the longest series' span plus its shortest
+        interval; 0 for a batch without such series."""
+        rows = self.plan.time_series
+        if not len(rows):
+            return 0.0
+        raw = np.frombuffer(self.data, dtype=np.uint8)
+        def times(offsets: np.ndarray) -> np.ndarray:
+            return raw[offsets[:, None] + np.arange(8)].copy().view("<u8")[:, 0]
+        distances = times(rows[:, 1]).astype(np.int64) - times(rows[:, 0]).astype(np.int64)
+        positive = distances[distances > 0]
+        return float(distances.max() + (positive.min() if len(positive) else 0)) / 1e9
 
 
 @dataclass(frozen=True)

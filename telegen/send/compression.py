@@ -87,6 +87,9 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
     window = plan.time_window
     if len(window):  # now less the template's (end - start)
         put(window[:, 0], 8, *field_numbers(old64(window[:, 1]) - old64(window[:, 0])))
+    series = plan.time_series
+    if len(series):  # now less the template's distance to its series' last point
+        put(series[:, 0], 8, *field_numbers(old64(series[:, 1]) - old64(series[:, 0])))
     for offsets in (plan.time_now, plan.time_start):  # one value for all
         put(offsets, 8, np.zeros(len(offsets), dtype=np.int64), 1)
     counters = plan.counters
@@ -108,6 +111,10 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
     if len(histograms):
         sums = histograms[(histograms[:, 1] >= 0) & (old64(histograms[:, 0]) != 0), 1]
         put(sums, 8, np.arange(len(sums)), len(sums))
+    values = plan.series_values
+    if len(values):  # the template value plus the step times its series' own increase (last - first)
+        put(values[:, 0], 8, *field_numbers(values[:, 3], old64(values[:, 0]), old64(values[:, 1]),
+                                             old64(values[:, 2])))
     replicas = plan.replicas
     for width in np.unique(replicas[:, 1]) if len(replicas) else ():
         offsets = replicas[replicas[:, 1] == width, 0]

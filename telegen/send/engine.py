@@ -12,6 +12,7 @@ rate; each writes its counters into shared memory the parent reads.
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal as signals
@@ -256,21 +257,40 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
             slots.release()
         return done
 
+    # A batch of metric series kept whole is sent at most once per its
+    # series' period, so a series' times never overlap from send to send
+    # (more volume comes from more series: metric_series_multiplier).
+    last_sent: dict[tuple[int, int], float] = {}
     try:
         pass_number = 0
         while not stop.is_set() and (settings.passes == 0 or pass_number < settings.passes):
+            sent = waiting = 0
             for item in schedule:
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     stop.set()
                     break
+                period = item.batch.series_period
+                if period:
+                    key = (id(item.batch), item.replica)
+                    if time.monotonic() - last_sent.get(key, -math.inf) < period:
+                        waiting += 1
+                        continue
                 if bucket is not None and not bucket.acquire(item.batch.events, stop, deadline):
                     stop.set()
                     break
                 if not _take_slot(slots, stop):
                     break
+                if period:
+                    last_sent[key] = time.monotonic()
                 step = pass_number + int(time.monotonic() - started)
                 _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item))
-            pass_number += 1
+                sent += 1
+            # A pass counts once it has sent every batch: `passes` is how often
+            # each template went out at least (batches that waited come round again).
+            if not waiting:
+                pass_number += 1
+            elif not sent:
+                stop.wait(0.05)
     finally:
         _drain(slots, settings, transports)
 

@@ -48,9 +48,9 @@ from .compression import with_gzip
 from .shard import SeriesCopies
 
 MAGIC = b"TELEGEN-LOAD-CACHE\n"
-FORMAT = 1
+FORMAT = 2  # 2: plans carry time_series and series_values (metric series kept whole)
 GZIP_MAGIC = b"TELEGEN-GZIP-CACHE\n"
-GZIP_FORMAT = 1
+GZIP_FORMAT = 2  # 2: byte classes of series times and values
 _ALIGN = 64
 
 

@@ -258,43 +258,122 @@ def _group_exemplars(message: Message, groups: _Groups) -> None:
                 groups.id_group(exemplar.trace_id)
 
 
-def _patch_point_times(point: Message, now: int, run_start: int, cumulative: bool) -> None:
+def _patch_point_times(point: Message, now: int, run_start: int, cumulative: bool,
+                       last_time: int | None = None) -> None:
+    """`last_time`: the template time of the last point of the point's series
+    (a series kept whole): the point goes as far before now as it was before
+    that one, and a delta window ends where its point does."""
     start, time = point.start_time_unix_nano, point.time_unix_nano
+    end = time if last_time is None else last_time
     if time:
-        point.time_unix_nano = now
+        point.time_unix_nano = (now - (end - time)) & MASK64
     if start:
         if cumulative:
             point.start_time_unix_nano = run_start
         elif time:
-            point.start_time_unix_nano = (now - (time - start)) & MASK64
+            point.start_time_unix_nano = (now - (end - start)) & MASK64
+
+
+def _metric_datas(message: Message):
+    """(metric kind, data message) in wire order."""
+    for rm in message.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    yield kind, getattr(metric, kind)
+
+
+def _series_runs(points) -> list[tuple[int, int] | None]:
+    """Per point, (first, last) index of its series when the series has
+    several points, else None. A series: consecutive points with the same
+    attributes, each later than the one before (as the scan finds them)."""
+    attrs = [[kv.SerializeToString() for kv in p.attributes] for p in points]
+    out: list[tuple[int, int] | None] = [None] * len(points)
+    i = 0
+    while i < len(points):
+        j = i + 1
+        while (j < len(points) and attrs[j] == attrs[j - 1] and points[j - 1].time_unix_nano
+               and points[j].time_unix_nano > points[j - 1].time_unix_nano):
+            j += 1
+        if j - i > 1:
+            for k in range(i, j):
+                out[k] = (i, j - 1)
+        i = j
+    return out
 
 
 def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int) -> None:
-    for kind, data, point in _metric_points(message):
+    for kind, data in _metric_datas(message):
         temporality = getattr(data, "aggregation_temporality", 0)
         cumulative = temporality == CUMULATIVE
-        for exemplar in _exemplars(kind, point):
-            if exemplar.time_unix_nano:
-                exemplar.time_unix_nano = now
-            if exemplar.trace_id or exemplar.span_id:
-                group = groups.ids[exemplar.trace_id]
-                if exemplar.trace_id:
-                    exemplar.trace_id = draws.trace_id(exemplar.trace_id, group)
-                if exemplar.span_id:
-                    exemplar.span_id = draws.span_id(exemplar.span_id, group)
-        if kind in ("gauge", "sum"):
-            is_sum_cumulative = kind == "sum" and cumulative
-            _patch_point_times(point, now, run_start, is_sum_cumulative)
-            counter = is_sum_cumulative and data.is_monotonic
-            _patch_number(point, counter, step, draws)
-        elif kind == "histogram":
-            _patch_point_times(point, now, run_start, cumulative)
-            if cumulative and point.count:
-                _patch_histogram(point, step)
-        elif kind == "exponential_histogram":
-            _patch_point_times(point, now, run_start, cumulative)
-        else:  # summary: cumulative by definition
-            _patch_point_times(point, now, run_start, True)
+        points = data.data_points
+        runs = _series_runs(points)
+        template = [type(p).FromString(p.SerializeToString()) for p in points] if any(runs) else []
+        for index, point in enumerate(points):
+            run = runs[index]
+            first, last = (template[run[0]], template[run[1]]) if run else (None, None)
+            last_time = last.time_unix_nano if last is not None else None
+            for exemplar in _exemplars(kind, point):
+                if exemplar.time_unix_nano:
+                    exemplar.time_unix_nano = now
+                if exemplar.trace_id or exemplar.span_id:
+                    group = groups.ids[exemplar.trace_id]
+                    if exemplar.trace_id:
+                        exemplar.trace_id = draws.trace_id(exemplar.trace_id, group)
+                    if exemplar.span_id:
+                        exemplar.span_id = draws.span_id(exemplar.span_id, group)
+            if kind in ("gauge", "sum"):
+                is_sum_cumulative = kind == "sum" and cumulative
+                _patch_point_times(point, now, run_start, is_sum_cumulative, last_time)
+                counter = is_sum_cumulative and data.is_monotonic
+                is_int = point.WhichOneof("value") == "as_int"
+                if (counter and first is not None and (first.WhichOneof("value") == "as_int") == is_int
+                        and (last.WhichOneof("value") == "as_int") == is_int):
+                    _grow_number_by_series(point, first, last, step)
+                else:
+                    _patch_number(point, counter, step, draws)
+            elif kind == "histogram":
+                _patch_point_times(point, now, run_start, cumulative, last_time)
+                if cumulative and point.count:
+                    if first is not None:
+                        _grow_histogram_by_series(point, first, last, step)
+                    else:
+                        _patch_histogram(point, step)
+            elif kind == "exponential_histogram":
+                _patch_point_times(point, now, run_start, cumulative, last_time)
+            else:  # summary: cumulative by definition
+                _patch_point_times(point, now, run_start, True, last_time)
+                if first is not None:
+                    if point.count and first.count and last.count:
+                        point.count = (point.count + step * (last.count - first.count)) & MASK64
+                    if point.sum and first.sum and last.sum:
+                        point.sum = point.sum + float(step) * (last.sum - first.sum)
+
+
+def _grow_number_by_series(point: Message, first: Message, last: Message, step: int) -> None:
+    """A counter in a series goes on from the capture: + step * (last - first)."""
+    which = point.WhichOneof("value")
+    if which is None or first.WhichOneof("value") is None or last.WhichOneof("value") is None:
+        return
+    if which == "as_int":
+        point.as_int = _int64(point.as_int + step * (last.as_int - first.as_int))
+    else:
+        point.as_double = point.as_double + float(step) * (last.as_double - first.as_double)
+
+
+def _grow_histogram_by_series(point: Message, first: Message, last: Message, step: int) -> None:
+    """Count, sum and buckets each + step * (last - first): the count stays
+    the buckets' sum. Left as captured where the bucket layout changed."""
+    n = len(point.bucket_counts)
+    if n and (len(first.bucket_counts) != n or len(last.bucket_counts) != n):
+        return
+    if first.count and last.count:
+        point.count = (point.count + step * (last.count - first.count)) & MASK64
+    if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
+        point.sum = point.sum + float(step) * (last.sum - first.sum)
+    point.bucket_counts[:] = [(b + step * (lb - fb)) & MASK64
+                              for b, fb, lb in zip(point.bucket_counts, first.bucket_counts, last.bucket_counts)]
 
 
 def _patch_number(point: Message, counter: bool, step: int, draws: _Draws) -> None:
