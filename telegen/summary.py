@@ -29,7 +29,7 @@ def _trace_lines(templates: TemplateSet) -> list[str]:
 
 def _metric_lines(templates: TemplateSet) -> list[str]:
     kinds: Counter[str] = Counter()
-    series = 0
+    series = points = 0
     for record in templates.metrics:
         request = decode_record("metrics", record)
         metrics = [m for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
@@ -39,9 +39,15 @@ def _metric_lines(templates: TemplateSet) -> list[str]:
         if kind == "sum":
             kind = "counter" if metrics[0].sum.is_monotonic else "updowncounter"
         kinds[kind] += 1
-        series += sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in metrics if m.WhichOneof("data"))
+        for m in metrics:
+            if m.WhichOneof("data"):
+                data_points = getattr(m, m.WhichOneof("data")).data_points
+                points += len(data_points)
+                # A series is an attribute set: imported captures keep several points of one.
+                series += len({tuple(kv.SerializeToString() for kv in p.attributes) for p in data_points})
     mix = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-    return [f"{len(templates.metrics)} metrics ({mix}), {series} time series"]
+    more = f" ({points} data points)" if points != series else ""
+    return [f"{len(templates.metrics)} metrics ({mix}), {series} time series{more}"]
 
 
 def _log_lines(templates: TemplateSet) -> list[str]:
@@ -105,9 +111,10 @@ def describe(directory: str | os.PathLike) -> str:
     templates = load(directory)
     meta = templates.metadata
     prefix = meta.get("prefix", "telemetry")
+    origin = (f"imported from {len(meta.get('sources', []))} capture file(s)" if meta.get("kind") == "import"
+              else f"seed {meta.get('seed')}")
     out = [f"Templates in {directory}" + (
-        f" (telegen {meta.get('telegen_version')}, seed {meta.get('seed')}, made {meta.get('created')})"
-        if meta else "")]
+        f" (telegen {meta.get('telegen_version')}, {origin}, made {meta.get('created')})" if meta else "")]
     describers = {"traces": _trace_lines, "metrics": _metric_lines, "logs": _log_lines}
     for signal in SIGNALS:
         path = pb_path(directory, prefix, signal)

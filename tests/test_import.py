@@ -329,6 +329,9 @@ def test_the_cli_imports_and_send_replays(tmp_path):
                         "--prefix", "prod")
     assert result.returncode == 0, result.stderr
     assert "traces:  4 traces, 20 spans" in result.stdout and f"Wrote {out / 'prod-traces.pb'}" in result.stdout
+    inspected = subprocess.run([sys.executable, "-m", "telegen", "inspect", str(out)], capture_output=True, text=True,
+                               timeout=60)
+    assert "imported from 2 capture file(s)" in inspected.stdout and "4 traces, 20 spans" in inspected.stdout
     config = tmp_path / "send.yaml"
     with telegen.Sink() as sink:
         config.write_text(json.dumps({"input": {"directory": str(out), "prefix": "prod"},
