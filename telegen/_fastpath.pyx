@@ -839,6 +839,7 @@ cdef class _Scanner:
         cdef Py_ssize_t start_off = -1, time_off = -1, count_off = -1, sum_off = -1
         cdef Py_ssize_t runs_from = self.bucket_runs.n
         cdef int64_t* h
+        cdef bint has_buckets
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number == 2 or f.number == 3:
@@ -863,8 +864,11 @@ cdef class _Scanner:
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
         if cumulative and count_off >= 0 and self.last_point >= 0:
+            has_buckets = self.bucket_runs.n > runs_from
             self.bucket_runs.n = runs_from
-            self.grow_histogram_by_series(count_off, sum_off)
+            # Buckets written unpacked (no proto3 encoder does) cannot be followed: left as captured.
+            if not has_buckets or (self.points.data + self.current_point * POINT_COLUMNS)[P_BUCKETS]:
+                self.grow_histogram_by_series(count_off, sum_off)
         elif cumulative and count_off >= 0:
             h = self.histograms.row()
             h[0] = count_off
