@@ -219,12 +219,17 @@ def _patch_logs(message: Message, groups: _Groups, draws: _Draws) -> None:
                 log.time_unix_nano = (log.time_unix_nano + delta) & MASK64
             if log.observed_time_unix_nano:
                 log.observed_time_unix_nano = (log.observed_time_unix_nano + delta) & MASK64
-        if log.trace_id or log.span_id:
-            group = groups.ids[log.trace_id]
-            if log.trace_id:
-                log.trace_id = draws.trace_id(log.trace_id, group)
-            if log.span_id:
-                log.span_id = draws.span_id(log.span_id, group)
+        _fresh_context(log, groups, draws)
+
+
+def _fresh_context(item: Message, groups: _Groups, draws: _Draws) -> None:
+    """A log record's or exemplar's trace context: fresh ids from its trace id's group."""
+    if item.trace_id or item.span_id:
+        group = groups.ids[item.trace_id]
+        if item.trace_id:
+            item.trace_id = draws.trace_id(item.trace_id, group)
+        if item.span_id:
+            item.span_id = draws.span_id(item.span_id, group)
 
 
 # -- metrics ---------------------------------------------------------------------
@@ -317,12 +322,7 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
             for exemplar in _exemplars(kind, point):
                 if exemplar.time_unix_nano:
                     exemplar.time_unix_nano = now
-                if exemplar.trace_id or exemplar.span_id:
-                    group = groups.ids[exemplar.trace_id]
-                    if exemplar.trace_id:
-                        exemplar.trace_id = draws.trace_id(exemplar.trace_id, group)
-                    if exemplar.span_id:
-                        exemplar.span_id = draws.span_id(exemplar.span_id, group)
+                _fresh_context(exemplar, groups, draws)
             if kind in ("gauge", "sum"):
                 is_sum_cumulative = kind == "sum" and cumulative
                 _patch_point_times(point, now, run_start, is_sum_cumulative, last_time)
