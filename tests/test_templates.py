@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import decode_logs, decode_metrics, decode_traces
+from conftest import decode_logs, decode_metrics, decode_traces, small_config
 from google.protobuf.internal.encoder import _VarintBytes
 
 import telegen
@@ -146,3 +147,42 @@ def test_empty_signals_write_no_file(tmp_path):
     names = {p.name for p in templates.save(tmp_path)}
     assert "telemetry-logs.pb" not in names and "telemetry-traces.pb" in names
     assert telegen.load(tmp_path).logs == []
+
+
+def test_the_fast_otlp_json_path_matches_protobufs_json_format(tmp_path):
+    """otlp_json_message converts OTLP JSON straight into the constructors;
+    protobuf's json_format is the reference, byte for byte: generated
+    templates of every signal, the Collector's JSON export, and the awkward
+    values (NaN and infinities, uint64 above 2**63, enum names, bytes, nested
+    arrays and maps)."""
+    import copy
+    import json as jsonlib
+
+    from google.protobuf import json_format
+
+    from telegen.templates import REQUEST_TYPES, _convert_ids, _hex_to_base64, otlp_json_message, to_otlp_json
+
+    def reference(signal, data):
+        data = copy.deepcopy(data)
+        _convert_ids(data, _hex_to_base64)
+        return json_format.ParseDict(data, REQUEST_TYPES[signal]()).SerializeToString()
+
+    generated = telegen.generate(small_config())
+    lines = {s: [to_otlp_json(s, r) for r in generated.records(s)[:50]] for s in ("traces", "metrics", "logs")}
+    fixtures = Path(__file__).parent / "fixtures" / "collector"
+    for signal in lines:
+        lines[signal] += (fixtures / f"{signal}.json").read_text().splitlines()
+    odd = {"resourceLogs": [{"resource": {"attributes": [
+        {"key": "a", "value": {"arrayValue": {"values": [{"doubleValue": "NaN"}, {"doubleValue": "-Infinity"},
+                                                         {"bytesValue": "AAEC"}, {"intValue": "-7"}]}}},
+        {"key": "m", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"boolValue": True}}]}}}]},
+        "scopeLogs": [{"logRecords": [{"timeUnixNano": "18446744073709551615", "severityNumber": "SEVERITY_NUMBER_WARN",
+                                       "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+                                       "body": {"stringValue": "héllo"}, "flags": 1}]}]}]}
+    lines["logs"].append(jsonlib.dumps(odd))
+    for signal, texts in lines.items():
+        for text in texts:
+            data = jsonlib.loads(text)
+            assert otlp_json_message(signal, jsonlib.loads(text)).SerializeToString() == reference(signal, data)
+    with pytest.raises(telegen.TemplateFileError, match="not a valid OTLP JSON traces request"):
+        otlp_json_message("traces", {"resourceSpans": [{"bogus": 1}]})
