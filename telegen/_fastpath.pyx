@@ -829,6 +829,8 @@ cdef class _Scanner:
             if counter and self.last_point >= 0 and self.series_point(False)[P_IS_INT] == is_int \
                     and self.series_point(True)[P_IS_INT] == is_int:
                 self.grow_by_series(value_off, P_VALUE_OFF, GROW_INT64 if is_int else GROW_DOUBLE)
+            elif not counter and self.last_point >= 0:
+                pass  # a gauge (or up-down counter) series replays its captured values: its shape is the point
             else:
                 (self.counters if counter else self.gauges).add2(value_off, is_int)
         return 0

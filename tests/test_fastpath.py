@@ -223,6 +223,8 @@ def test_metric_series_keep_their_intervals_and_go_on_growing():
         assert [list(p.bucket_counts) for p in hist][0] == [1 + 3 * k, 2 + 4 * k, 0 + 3 * k]
         assert all(p.count == sum(p.bucket_counts) for p in hist)
         assert [p.count for p in points(message, "summary")] == [4 + 5 * k, 7 + 5 * k, 9 + 5 * k]
+        assert [p.as_double for p in points(message, "temperature")] == [20.5, 21.0, 19.75], "gauges as captured"
+        assert [p.as_int for p in points(message, "in_flight")] == [3, 1, 2]
         unordered = points(message, "unordered")
         assert [p.time_unix_nano for p in unordered] == [now, now], "not a series: each point at now"
     # Across sends: every series strictly later, and never lower.

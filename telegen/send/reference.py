@@ -331,6 +331,8 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
                 if (counter and first is not None and (first.WhichOneof("value") == "as_int") == is_int
                         and (last.WhichOneof("value") == "as_int") == is_int):
                     _grow_number_by_series(point, first, last, step)
+                elif not counter and first is not None:
+                    pass  # a gauge series replays its captured values
                 else:
                     _patch_number(point, counter, step, draws)
             elif kind == "histogram":
