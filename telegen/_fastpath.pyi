@@ -27,7 +27,8 @@ class PatchPlan:
     group_min: npt.NDArray[np.uint64]
     group_max: npt.NDArray[np.uint64]
     # Metric series kept whole: [time offset, its series' last time offset],
-    # and [value offset, first point's, last point's, kind (0 double, 1 int64, 2 uint64)].
+    # and [value offset, first point's, last point's, kind (0 double, 1 int64, 2 uint64,
+    # 3 a varint padded to 10 bytes: imported exponential histogram buckets)].
     time_series: npt.NDArray[np.int64]
     series_values: npt.NDArray[np.int64]
 

@@ -203,9 +203,11 @@ def _check_bounds(PatchPlan plan) -> None:
             raise ValueError("plan array histograms names bucket runs that do not exist")
     offsets("time_series", plan.time_series, 8, 0)
     offsets("time_series", plan.time_series, 8, 1)
+    values = plan.series_values
     for column in range(3):
-        offsets("series_values", plan.series_values, 8, column)
-    if len(plan.series_values) and (plan.series_values[:, 3].min() < 0 or plan.series_values[:, 3].max() > 2):
+        offsets("series_values", values[values[:, 3] != 3] if len(values) else values, 8, column)
+        offsets("series_values", values[values[:, 3] == 3] if len(values) else values, 10, column)
+    if len(plan.series_values) and (plan.series_values[:, 3].min() < 0 or plan.series_values[:, 3].max() > 3):
         raise ValueError("plan array series_values has an unknown value kind")
     replicas = plan.replicas
     if len(replicas) and (replicas[:, 0].min() < 0 or replicas[:, 1].min() < 0
@@ -276,13 +278,17 @@ cdef enum:
     P_BUCKETS_OFF = 6  # packed bucket counts
     P_BUCKETS = 7
     P_IS_INT = 8
-    POINT_COLUMNS = 9
+    P_NEG_OFF = 9  # an exponential histogram's negative bucket counts (positive: P_BUCKETS_OFF)
+    P_NEG = 10
+    P_ZERO_OFF = 11  # its zero_count
+    POINT_COLUMNS = 12
 
 # series_values kinds: how a value grows (value + step * (last - first)).
 cdef enum:
     GROW_DOUBLE = 0
     GROW_INT64 = 1
     GROW_UINT64 = 2
+    GROW_VARINT10 = 3  # a varint padded to 10 bytes (as `telegen import` writes exponential buckets)
 
 
 cdef struct Field:
@@ -715,7 +721,8 @@ cdef class _Scanner:
             p = self.points.row()
             p[P_ATTR_START] = p[P_ATTR_END] = -1
             p[P_TIME_OFF] = p[P_VALUE_OFF] = p[P_SUM_OFF] = p[P_BUCKETS_OFF] = -1
-            p[P_TIME] = p[P_BUCKETS] = p[P_IS_INT] = 0
+            p[P_TIME] = p[P_BUCKETS] = p[P_IS_INT] = p[P_NEG] = 0
+            p[P_NEG_OFF] = p[P_ZERO_OFF] = -1
             inner = f.start
             while inner < f.end:
                 self.next_field(&inner, f.end, &g)
@@ -729,13 +736,66 @@ cdef class _Scanner:
                 elif g.wire == WIRE_I64 and ((kind == 5 or kind == 7) and (g.number == 4 or g.number == 6)):
                     p[P_VALUE_OFF] = g.start
                     p[P_IS_INT] = g.number == 6
-                elif g.wire == WIRE_I64 and (kind == 9 or kind == 11) and g.number == 4:
+                elif g.wire == WIRE_I64 and kind >= 9 and g.number == 4:
                     p[P_VALUE_OFF] = g.start
-                elif g.wire == WIRE_I64 and (kind == 9 or kind == 11) and g.number == 5:
+                elif g.wire == WIRE_I64 and kind >= 9 and g.number == 5:
                     p[P_SUM_OFF] = g.start
+                elif kind == 10 and g.wire == WIRE_I64 and g.number == 7:
+                    p[P_ZERO_OFF] = g.start
+                elif kind == 10 and g.wire == WIRE_LEN and (g.number == 8 or g.number == 9):
+                    self.padded_buckets(g.start, g.end, p, P_BUCKETS_OFF if g.number == 8 else P_NEG_OFF)
                 elif kind == 9 and g.number == 6 and g.wire == WIRE_LEN and (g.end - g.start) % 8 == 0:
                     p[P_BUCKETS_OFF] = g.start
                     p[P_BUCKETS] = (g.end - g.start) // 8
+        return 0
+
+    cdef int padded_buckets(self, Py_ssize_t start, Py_ssize_t end, int64_t* p, int column) except -1:
+        """An exponential histogram's Buckets: where its counts are, and how
+        many, when every count is a varint padded to 10 bytes (the only kind a
+        patch can rewrite in place); -1 counts otherwise."""
+        cdef Py_ssize_t pos = start, k, i
+        cdef Field f
+        while pos < end:
+            self.next_field(&pos, end, &f)
+            if f.number == 2:
+                if f.wire != WIRE_LEN or (f.end - f.start) % 10:
+                    p[column + 1] = -1
+                    return 0
+                for k in range(f.start, f.end, 10):
+                    for i in range(9):
+                        if not (self.buf[k + i] & 0x80):
+                            p[column + 1] = -1
+                            return 0
+                    if self.buf[k + 9] > 1:
+                        p[column + 1] = -1
+                        return 0
+                p[column] = f.start
+                p[column + 1] = (f.end - f.start) // 10
+        return 0
+
+    cdef int grow_exponential_by_series(self) except -1:
+        """A cumulative exponential histogram in a series: count, zero count,
+        sum and every bucket go on by the series' own increase, when all its
+        bucket counts are padded varints in the same layout; else as captured."""
+        cdef int64_t* first = self.series_point(False)
+        cdef int64_t* last = self.series_point(True)
+        cdef int64_t* here = self.points.data + self.current_point * POINT_COLUMNS
+        cdef Py_ssize_t k
+        cdef int64_t* r
+        cdef int side
+        for side in (P_BUCKETS_OFF, P_NEG_OFF):
+            if here[side + 1] < 0 or first[side + 1] != here[side + 1] or last[side + 1] != here[side + 1]:
+                return 0
+        self.grow_by_series(here[P_VALUE_OFF], P_VALUE_OFF, GROW_UINT64)
+        self.grow_by_series(here[P_ZERO_OFF], P_ZERO_OFF, GROW_UINT64)
+        self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
+        for side in (P_BUCKETS_OFF, P_NEG_OFF):
+            for k in range(here[side + 1]):
+                r = self.series_values.row()
+                r[0] = here[side] + 10 * k
+                r[1] = first[side] + 10 * k
+                r[2] = last[side] + 10 * k
+                r[3] = GROW_VARINT10
         return 0
 
     cdef int find_series(self, int64_t* run_end) except -1:
@@ -918,6 +978,8 @@ cdef class _Scanner:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative or not exponential)
+        if exponential and cumulative and self.last_point >= 0:
+            self.grow_exponential_by_series()
         if not exponential and self.last_point >= 0:
             # A summary's count and sum (cumulative by definition) go on from the capture.
             here = self.points.data + self.current_point * POINT_COLUMNS
@@ -1406,6 +1468,22 @@ cdef inline void _store64(char* p, uint64_t v) noexcept nogil:
     memcpy(p, &v, 8)
 
 
+cdef inline uint64_t _load_varint10(const char* p) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(10):
+        v |= (<uint64_t>(<uint8_t>p[i]) & 0x7F) << (7 * i)
+    return v
+
+
+cdef inline void _store_varint10(char* p, uint64_t v) noexcept nogil:
+    """`v` as a varint of exactly 10 bytes (continuation bits on the first nine)."""
+    cdef int i
+    for i in range(9):
+        p[i] = <char>(((v >> (7 * i)) & 0x7F) | 0x80)
+    p[9] = <char>((v >> 63) & 0x01)
+
+
 cdef inline double _unit(Xoshiro* rng) noexcept nogil:
     return <double>(_next(rng) >> 11) * (1.0 / 9007199254740992.0)
 
@@ -1527,6 +1605,10 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
             memcpy(&e, src + series_values[i, 1], 8)
             d = d + <double>step * (f - e)
             memcpy(dst + off, &d, 8)
+        elif series_values[i, 3] == 3:  # GROW_VARINT10
+            _store_varint10(dst + off, _load_varint10(src + off)
+                            + step * (_load_varint10(src + series_values[i, 2])
+                                      - _load_varint10(src + series_values[i, 1])))
         else:  # int64 and uint64 alike: the same bits, modulo 2**64
             _store64(dst + off, _load64(src + off)
                      + step * (_load64(src + series_values[i, 2]) - _load64(src + series_values[i, 1])))

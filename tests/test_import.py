@@ -381,3 +381,67 @@ def test_redaction_keeps_types_and_cardinality(recorded, tmp_path):
     assert sum("for user redacted-" in body for body in bodies) == TRACES
     assert redacted.metadata["redactions"]["replaced"]["key region"] == 3 * EXPORTS
     assert plain.metadata["redactions"]["replaced"] == {}
+
+
+def exponential_capture(path: Path, cycles: int = 3) -> None:
+    """A capture of one cumulative exponential histogram series over
+    `cycles` collection cycles 100 ms apart (the replay paces to them), written
+    length-delimited as the sink records."""
+    from google.protobuf.internal.encoder import _VarintBytes
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    out = b""
+    start = 1_700_000_000_000_000_000
+    for cycle in range(cycles):
+        request = ExportMetricsServiceRequest()
+        metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="rpc.duration", unit="ms")
+        metric.exponential_histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+        positive = [1 + cycle, 3 + 2 * cycle, 200 * (cycle + 1)]
+        negative = [cycle]
+        point = metric.exponential_histogram.data_points.add(
+            start_time_unix_nano=start, time_unix_nano=start + (cycle + 1) * 10**8, scale=3,
+            zero_count=2 + cycle, count=2 + cycle + sum(positive) + sum(negative), sum=10.5 * (cycle + 1))
+        point.attributes.add(key="rpc.method", value={"string_value": "Get"})
+        point.positive.offset, point.negative.offset = -2, 4
+        point.positive.bucket_counts.extend(positive)
+        point.negative.bucket_counts.extend(negative)
+        data = request.SerializeToString()
+        out += _VarintBytes(len(data)) + data
+    path.write_bytes(out)
+
+
+def test_exponential_histogram_series_go_on_growing(tmp_path):
+    """Their bucket counts are varints: import writes them padded to 10 bytes
+    (still plain protobuf), so the send path grows them in place like any
+    cumulative count; the count stays zero_count plus the buckets."""
+    exponential_capture(tmp_path / "capture.pb")
+    out = tmp_path / "templates"
+    import_captures([tmp_path / "capture.pb"], out)
+    record = read_records(out / "telemetry-metrics.pb")[0]
+    points = items("metrics", decode_record("metrics", record))[0].exponential_histogram.data_points
+    assert [list(p.positive.bucket_counts) for p in points] == [[1, 3, 200], [2, 5, 400], [3, 7, 600]]
+    received = replay(out, passes=3, signals=("metrics",))
+    sent = [p for request in received.requests["metrics"] for m in items("metrics", request)
+            for p in m.exponential_histogram.data_points]
+    assert len(sent) == 9
+    counts = [p.count for p in sent]
+    assert all(a <= b for a, b in zip(counts, counts[1:])) and counts[-1] > counts[2], counts
+    assert all(p.count == p.zero_count + sum(p.positive.bucket_counts) + sum(p.negative.bucket_counts)
+               for p in sent)
+    assert [p.positive.offset for p in sent] == [-2] * 9 and {p.scale for p in sent} == {3}
+    times = [p.time_unix_nano for p in sent]
+    assert all(a < b for a, b in zip(times, times[1:]))
+
+
+def test_padded_exponential_buckets_survive_patchable_gzip(tmp_path):
+    """The gzip byte classes know the 10-byte bucket counts: a patched gzip
+    body decompresses to exactly the uncompressed path's bytes."""
+    from test_gzip import round_trip
+
+    exponential_capture(tmp_path / "capture.pb")
+    import_captures([tmp_path / "capture.pb"], tmp_path / "templates")
+    record = read_records(tmp_path / "templates" / "telemetry-metrics.pb")[0]
+    for step in (0, 1, 7, 10**6):
+        raw, inflated = round_trip("metrics", record, seed=step, now=1_800_000_000_000_000_000, step=step)
+        assert raw == inflated

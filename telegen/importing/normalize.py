@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -253,7 +254,10 @@ class Normalizer:
             cumulative = getattr(source, "aggregation_temporality", 0) == CUMULATIVE or kind == "summary"
             for series in _series(points):
                 self._relative_series(data.data_points, series, origin, cumulative)
-            out.append(request.SerializeToString())
+            if kind == "exponential_histogram":
+                out.append(_padded_exponential(request))
+            else:
+                out.append(request.SerializeToString())
         return out
 
     def _relative_series(self, target, series: list[Message], origin: int, cumulative: bool) -> None:
@@ -298,3 +302,50 @@ def _series(points: Iterable[Message]) -> list[list[Message]]:
     for point in points:
         groups.setdefault(_series_key(point), []).append(point)
     return list(groups.values())
+
+
+# -- exponential histograms: bucket counts the send path can grow in place -------
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _VarintBytes(number << 3 | 2) + _VarintBytes(len(payload)) + payload
+
+
+def _padded_varint(value: int) -> bytes:
+    """`value` as a varint of exactly 10 bytes: valid protobuf (parsers read
+    non-minimal varints), and wide enough that a count can grow in place."""
+    return bytes(((value >> (7 * i)) & 0x7F) | 0x80 for i in range(9)) + bytes([(value >> 63) & 1])
+
+
+def _padded_buckets(number: int, buckets: Message) -> bytes:
+    body = type(buckets)(offset=buckets.offset).SerializeToString()
+    if len(buckets.bucket_counts):
+        body += _len_field(2, b"".join(_padded_varint(c) for c in buckets.bucket_counts))
+    return _len_field(number, body)
+
+
+def _padded_exponential(request: ExportMetricsServiceRequest) -> bytes:
+    """A one-metric request of an exponential histogram, encoded with every
+    bucket count a padded varint (the send path grows a captured series'
+    buckets in place: telegen._fastpath GROW_VARINT10). The other fields are
+    protobuf's own encoding; the repeated ones follow them on the wire."""
+    rm = request.resource_metrics[0]
+    sm = rm.scope_metrics[0]
+    metric = sm.metrics[0]
+    data = metric.exponential_histogram
+    points = b""
+    for point in data.data_points:
+        bare = type(point)()
+        bare.CopyFrom(point)
+        bare.ClearField("positive")
+        bare.ClearField("negative")
+        encoded = bare.SerializeToString()
+        for number, name in ((8, "positive"), (9, "negative")):
+            if point.HasField(name):
+                encoded += _padded_buckets(number, getattr(point, name))
+        points += _len_field(1, encoded)
+    histogram = type(data)(aggregation_temporality=data.aggregation_temporality).SerializeToString() + points
+    header = type(metric)(name=metric.name, description=metric.description, unit=metric.unit,
+                          metadata=metric.metadata).SerializeToString()
+    scope = type(sm)(scope=sm.scope, schema_url=sm.schema_url).SerializeToString()
+    resource = type(rm)(resource=rm.resource, schema_url=rm.schema_url).SerializeToString()
+    return _len_field(1, resource + _len_field(2, scope + _len_field(2, header + _len_field(10, histogram))))

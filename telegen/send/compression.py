@@ -112,9 +112,16 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
         sums = histograms[(histograms[:, 1] >= 0) & (old64(histograms[:, 0]) != 0), 1]
         put(sums, 8, np.arange(len(sums)), len(sums))
     values = plan.series_values
-    if len(values):  # the template value plus the step times its series' own increase (last - first)
-        put(values[:, 0], 8, *field_numbers(values[:, 3], old64(values[:, 0]), old64(values[:, 1]),
-                                             old64(values[:, 2])))
+    for padded in (False, True):  # the template value plus the step times its series' own increase (last - first)
+        rows = values[(values[:, 3] == 3) == padded] if len(values) else values
+        if not len(rows):
+            continue
+        if padded:  # 10-byte varints: keyed by their first 8 bytes and the last 2
+            def key(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return old64(offsets), old64(offsets + 2)
+            put(rows[:, 0], 10, *field_numbers(*key(rows[:, 0]), *key(rows[:, 1]), *key(rows[:, 2])))
+        else:
+            put(rows[:, 0], 8, *field_numbers(rows[:, 3], old64(rows[:, 0]), old64(rows[:, 1]), old64(rows[:, 2])))
     replicas = plan.replicas
     for width in np.unique(replicas[:, 1]) if len(replicas) else ():
         offsets = replicas[replicas[:, 1] == width, 0]

@@ -344,6 +344,8 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
                         _patch_histogram(point, step)
             elif kind == "exponential_histogram":
                 _patch_point_times(point, now, run_start, cumulative, last_time)
+                if cumulative and first is not None:
+                    _grow_exponential_by_series(point, first, last, step)
             else:  # summary: cumulative by definition
                 _patch_point_times(point, now, run_start, True, last_time)
                 if first is not None:
@@ -362,6 +364,22 @@ def _grow_number_by_series(point: Message, first: Message, last: Message, step: 
         point.as_int = _int64(point.as_int + step * (last.as_int - first.as_int))
     else:
         point.as_double = point.as_double + float(step) * (last.as_double - first.as_double)
+
+
+def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int) -> None:
+    """Count, zero count and sum + step * (last - first). The kernel grows
+    bucket counts only where they are varints padded to 10 bytes (as import
+    writes them), which protobuf never encodes: a decoded template with
+    bucket counts is left as captured, as the kernel leaves protobuf's own
+    encoding (import's padded path is checked by decoding, tests/test_import.py)."""
+    if any(len(p.positive.bucket_counts) or len(p.negative.bucket_counts) for p in (point, first, last)):
+        return
+    if point.count and first.count and last.count:
+        point.count = (point.count + step * (last.count - first.count)) & MASK64
+    if point.zero_count and first.zero_count and last.zero_count:
+        point.zero_count = (point.zero_count + step * (last.zero_count - first.zero_count)) & MASK64
+    if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
+        point.sum = point.sum + float(step) * (last.sum - first.sum)
 
 
 def _grow_histogram_by_series(point: Message, first: Message, last: Message, step: int) -> None:
