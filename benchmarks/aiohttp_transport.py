@@ -1,6 +1,6 @@
 """The OTLP/HTTP transport telegen did not keep: aiohttp's client on an
 asyncio loop per signal, the engine handing requests over with
-call_soon_threadsafe. A drop-in for telegen.send.transport_http.HttpTransport,
+call_soon_threadsafe. A drop-in for telegen.send.transport.http.HttpTransport,
 kept here so that benchmarks/test_http.py can measure it inside the engine
 beside the libcurl transport that won (docs/performance.md). It passed the
 same end-to-end tests (tests/test_send_http.py) before it was set aside.
@@ -18,8 +18,8 @@ import aiohttp
 
 from telegen._version import __version__
 from telegen.errors import TelegenError
-from telegen.send.transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
-from telegen.send.transport_http import RETRYABLE_STATUS, retry_after, status_message
+from telegen.send.transport.base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from telegen.send.transport.http import RETRYABLE_STATUS, retry_after, status_message
 
 
 def tls_context(target: Target) -> ssl.SSLContext:
@@ -64,7 +64,7 @@ class AiohttpTransport:
         return aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True)
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
-        # With gzip the engine hands over gzip members already (telegen.send.compression).
+        # With gzip the engine hands over gzip members already (telegen.send.load.compression).
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
             self._attempt(state, index, 1)
@@ -73,8 +73,7 @@ class AiohttpTransport:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        with state.lock:
-            state.outcome.attempts += 1
+        state.attempt_started()
         try:
             self._loop.call_soon_threadsafe(self._start, state, index, attempt)
         except RuntimeError:  # the loop closed in between

@@ -16,8 +16,8 @@ from telegen.generate.config import (
     SpansConfig,
     TracesConfig,
 )
-from telegen.send.batches import build_batches
-from telegen.send.compression import with_gzip
+from telegen.send.load.batches import build_batches
+from telegen.send.load.compression import with_gzip
 from telegen.sink import SinkProcess
 
 # TELEGEN_BENCH_QUICK=1 (make bench-quick) shortens every timed run.

@@ -17,7 +17,7 @@ from telegen.generate.config import (
     SpansConfig,
     TracesConfig,
 )
-from telegen.send.batches import build_batches
+from telegen.send.load.batches import build_batches
 
 NOW = 1_800_000_000_000_000_000
 # The seed's batch sizes: 100 traces, 1000 points, 1000 log records.

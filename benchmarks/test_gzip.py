@@ -29,8 +29,8 @@ from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS, median_of
 from sink_ceiling import proc_cpu
 
 from telegen import _fastpath
-from telegen.send.compression import PATCHABLE, ZLIB, compress_batch, patched_bodies
 from telegen.send.engine import SendSettings, run
+from telegen.send.load.compression import PATCHABLE, ZLIB, compress_batch, patched_bodies
 from telegen.send.transport import HTTP_PROTOBUF, Target
 from telegen.sink import SinkProcess
 

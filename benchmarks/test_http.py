@@ -22,7 +22,7 @@ import time
 import pytest
 from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS, median_of
 
-from telegen.send import engine
+from telegen.send.engine import worker
 from telegen.send.engine import SendSettings, run
 from telegen.send.transport import GRPC, HTTP_PROTOBUF, Target
 from telegen.sink import SinkProcess
@@ -52,14 +52,14 @@ def aiohttp_transport():
     """The engine with the aiohttp transport in place of the libcurl one."""
     from aiohttp_transport import AiohttpTransport
 
-    chosen = engine.open_transport
-    engine.open_transport = lambda signal, target, retry: (AiohttpTransport(signal, target, retry)
+    chosen = worker.open_transport
+    worker.open_transport = lambda signal, target, retry: (AiohttpTransport(signal, target, retry)
                                                           if target.protocol == HTTP_PROTOBUF
                                                           else chosen(signal, target, retry))
     try:
         yield
     finally:
-        engine.open_transport = chosen
+        worker.open_transport = chosen
 
 
 def send_for(loaded, sink, signal: str, protocol: str, compression: str = "none", patch: bool = True,

@@ -14,9 +14,9 @@ import resource
 import pytest
 from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS, SECONDS, median_of
 
-from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
-from telegen.send.stages import Stage
+from telegen.send.engine.plan import Stage
+from telegen.send.load.batches import build_batches
 from telegen.send.transport import Target
 
 

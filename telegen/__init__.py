@@ -22,7 +22,7 @@ from .generate import generate
 from .generate.config import GeneratorConfig
 from .importing import CaptureError, import_captures
 from .send.config import SenderConfig
-from .send.engine import SendReport
+from .send.report import SendReport
 from .send.sender import Sender
 from .sink import Sink
 from .templates import TemplateSet, load, read_records

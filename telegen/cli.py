@@ -27,9 +27,9 @@ from .templates import check_writable
 
 if TYPE_CHECKING:
     from .fleet import FleetReport
-    from .send.engine import SendReport
-    from .send.metrics import MetricsServer
-    from .send.timeline import Timeline
+    from .send.report import SendReport
+    from .send.report.prometheus import MetricsServer
+    from .send.report.timeline import Timeline
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
 EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
@@ -287,7 +287,7 @@ def _start_metrics(args: argparse.Namespace) -> MetricsServer | None:
     """--metrics-port: bound before loading, so a busy port fails at once."""
     if args.metrics_port is None:
         return None
-    from .send.metrics import MetricsServer
+    from .send.report.prometheus import MetricsServer
     metrics = MetricsServer(args.metrics_port)
     metrics.start()
     print(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics", flush=True)
@@ -297,7 +297,7 @@ def _start_metrics(args: argparse.Namespace) -> MetricsServer | None:
 def _new_timeline(args: argparse.Namespace) -> Timeline | None:
     if args.report is None:
         return None
-    from .send.timeline import Timeline
+    from .send.report.timeline import Timeline
     return Timeline()
 
 

@@ -33,7 +33,7 @@ from .generate.config import (
     TimeseriesPerMetricConfig,
     TracesConfig,
 )
-from .send.engine import SendReport
+from .send.report import SendReport
 from .sink import Sink
 from .templates import TemplateSet
 

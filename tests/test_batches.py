@@ -10,7 +10,7 @@ from conftest import decode_metrics, decode_traces, small_config
 import telegen
 from telegen import _fastpath as fp
 from telegen.errors import TemplateFileError
-from telegen.send.batches import build_batches, describe, load_signal
+from telegen.send.load.batches import build_batches, describe, load_signal
 
 NOW = 1_800_000_000_000_000_000
 

@@ -25,8 +25,8 @@ import telegen
 from telegen import _fastpath as fp
 from telegen import _gzip
 from telegen.send import reference_gzip as ref
-from telegen.send.batches import build_batches
-from telegen.send.compression import byte_classes, compress_batch, patched_bodies
+from telegen.send.load.batches import build_batches
+from telegen.send.load.compression import byte_classes, compress_batch, patched_bodies
 
 NOW = 1_800_000_000_000_000_000
 SIGNALS = ("traces", "metrics", "logs")

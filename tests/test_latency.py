@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 import telegen
 from telegen.fleet.report import FleetReport, SenderRow
-from telegen.send import latency
-from telegen.send.batches import build_batches
-from telegen.send.engine import SendReport, SendSettings, SignalReport, run
-from telegen.send.latency import Histogram
+from telegen.send.report import latency
+from telegen.send.engine import SendSettings, run
+from telegen.send.load.batches import build_batches
+from telegen.send.report import SendReport, SignalReport
+from telegen.send.report.latency import Histogram
 from telegen.send.transport import HTTP_PROTOBUF, Target
 from telegen.sink import SinkFaults
 

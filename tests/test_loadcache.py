@@ -14,8 +14,8 @@ from conftest import small_config
 
 import telegen
 from telegen import _fastpath as fp
-from telegen.send.batches import load_signal
-from telegen.send.loadcache import MAGIC, CacheError, cache_file, load_cached, open_cache, save
+from telegen.send.load.batches import load_signal
+from telegen.send.load.cache import MAGIC, CacheError, cache_file, load_cached, open_cache, save
 from telegen.send.shard import SeriesCopies
 
 NOW = 1_800_000_000_000_000_000
@@ -130,7 +130,7 @@ def test_an_unwritable_cache_dir_loads_without_it(template_dir, tmp_path):
 def test_senders_that_start_together_build_the_cache_once(template_dir, tmp_path):
     script = (
         "import sys\n"
-        "from telegen.send.loadcache import load_cached\n"
+        "from telegen.send.load.cache import load_cached\n"
         "from telegen.send.shard import SeriesCopies\n"
         "lines = []\n"
         "loaded = load_cached('traces', sys.argv[1], 10, 2**20, SeriesCopies(), sys.argv[2], lines.append)\n"
@@ -164,7 +164,7 @@ def gzip_bodies(loaded, seed=7):
     what the uncompressed patch path makes with the same seed."""
     import zlib
 
-    from telegen.send.compression import patched_bodies
+    from telegen.send.load.compression import patched_bodies
     out = []
     for batch, raw in zip(loaded.batches, patched(loaded, seed)):
         bodies = patched_bodies(batch.gzip, raw)

@@ -16,9 +16,9 @@ from conftest import small_config
 from prometheus_client.parser import text_string_to_metric_families
 
 import telegen
-from telegen.send import latency
-from telegen.send.latency import Histogram
-from telegen.send.metrics import BUCKETS_S, prometheus_buckets
+from telegen.send.report import latency
+from telegen.send.report.latency import Histogram
+from telegen.send.report.prometheus import BUCKETS_S, prometheus_buckets
 from telegen.sink import free_port
 
 

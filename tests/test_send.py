@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 import telegen
-from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
+from telegen.send.load.batches import build_batches
 from telegen.send.transport import RetryPolicy, Target
 from telegen.sink import Sink, SinkFaults, free_port
 
@@ -252,8 +252,8 @@ def _status_details(seconds: int, nanos: int) -> bytes:
 
 
 def test_retry_info_is_parsed():
-    from telegen.send.transport import parse_partial_success
-    from telegen.send.transport_grpc import retry_delay
+    from telegen.send.transport.base import parse_partial_success
+    from telegen.send.transport.grpc import retry_delay
     assert retry_delay([("grpc-status-details-bin", _status_details(2, 500_000_000))]) == 2.5
     assert retry_delay([("other", b"x")]) is None
     assert retry_delay(None) is None
@@ -268,8 +268,8 @@ def test_responses_are_read_per_signal_and_never_crash():
     from google.protobuf import any_pb2, duration_pb2
     from google.rpc import error_details_pb2, status_pb2
 
-    from telegen.send.transport import parse_partial_success
-    from telegen.send.transport_grpc import retry_delay
+    from telegen.send.transport.base import parse_partial_success
+    from telegen.send.transport.grpc import retry_delay
     metrics = metrics_service_pb2.ExportMetricsServiceResponse()
     metrics.partial_success.rejected_data_points = 3
     logs = logs_service_pb2.ExportLogsServiceResponse()
@@ -346,7 +346,7 @@ def test_more_processes_than_batches_ends(templates):
 
 
 def test_failures_name_what_failed():
-    from telegen.send.engine import SendReport, SignalReport
+    from telegen.send.report import SendReport, SignalReport
     def report(**signals):
         return SendReport(elapsed=1.0, signals={name: SignalReport(name, **values) for name, values in signals.items()},
                           target_events_per_second=0, processes=1)

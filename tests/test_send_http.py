@@ -20,10 +20,10 @@ from google.rpc import status_pb2
 from http_receiver import DROP, Answer, HttpRecorder, serve_http
 
 import telegen
-from telegen.send.batches import build_batches
 from telegen.send.engine import SendSettings, run
+from telegen.send.load.batches import build_batches
 from telegen.send.transport import HTTP_PROTOBUF, RetryPolicy, Target
-from telegen.send.transport_http import retry_after, status_message
+from telegen.send.transport.http import retry_after, status_message
 from telegen.sink import free_port
 
 SIGNALS = ("traces", "metrics", "logs")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import telegen
 from telegen.send.config import SenderConfig
-from telegen.send.stages import RatePlan, Stage
+from telegen.send.engine.plan import RatePlan, Stage
 from telegen.sink import SinkFaults
 
 SIGNALS = ("traces", "metrics", "logs")
@@ -233,8 +233,8 @@ def test_the_ramp_example_is_a_working_config():
 
 
 def test_the_chart_marks_stages_the_target_the_budget_and_the_abort(tmp_path):
-    from telegen.send.latency import Histogram
-    from telegen.send.timeline import StageMark, Timeline
+    from telegen.send.report.latency import Histogram
+    from telegen.send.report.timeline import StageMark, Timeline
 
     timeline = Timeline()
     timeline.stages = [StageMark(1, 0, 2, 0, 1000), StageMark(3, 2, 4, 2000, 2000)]

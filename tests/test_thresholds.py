@@ -11,8 +11,8 @@ from conftest import small_config
 
 import telegen
 from telegen.send.config import SenderConfig, ThresholdsConfig
-from telegen.send.engine import SendReport, SignalReport
-from telegen.send.thresholds import breaches
+from telegen.send.report import SendReport, SignalReport
+from telegen.send.report.thresholds import breaches
 from telegen.sink import SinkFaults
 
 
@@ -97,8 +97,8 @@ def test_a_fleet_is_judged_on_its_merged_totals():
     import numpy as np
 
     from telegen.fleet.report import FleetReport, SenderRow
-    from telegen.send import latency
-    from telegen.send.latency import Histogram
+    from telegen.send.report import latency
+    from telegen.send.report.latency import Histogram
 
     def sender(seconds: float, count: int) -> SendReport:
         slots = np.zeros(latency.SLOTS, dtype=np.int64)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..send.config import SenderConfig
-from ..send.engine import SendReport
-from ..send.loadcache import file_lock
+from ..send.load.cache import file_lock
+from ..send.report import SendReport
 from ..send.sender import Sender
 
 # Error lines kept between two snapshots; more are counted, not kept.

@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
-from ..send.latency import Histogram
+from ..send.engine.plan import RatePlan
 from ..send.report import SendReport, SignalReport, StageReport
+from ..send.report.latency import Histogram
 from ..send.sender import signal_lines
-from ..send.stages import RatePlan
 
 _SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second", "latency")]
 

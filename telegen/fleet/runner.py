@@ -6,7 +6,7 @@ shard i/N (telegen.send.shard): 1/N of the fleet-wide rate, its own ids and
 metric series. Template files reach each node once: read in place where the
 node sees them at the driver's path, else shipped through Ray's object store
 (fetched once per node) into the node's scratch directory. The senders of one
-node share one mapped copy of the loaded batches (telegen.send.loadcache).
+node share one mapped copy of the loaded batches (telegen.send.load.cache).
 
 Without an address, a local Ray instance with N CPUs is started, bound to
 127.0.0.1, so one command works on one box.
@@ -27,10 +27,10 @@ from typing import Any
 from ..errors import TelegenError, TemplateFileError
 from ..send.config import SenderConfig
 from ..send.engine import stage_line
+from ..send.engine.plan import RatePlan
 from ..send.report import SendReport, SignalReport
-from ..send.stages import RatePlan
-from ..send.thresholds import breaches
-from ..send.timeline import StageMark, Timeline
+from ..send.report.thresholds import breaches
+from ..send.report.timeline import StageMark, Timeline
 from ..templates import SIGNALS
 from .actor import SenderActor, remove_scratch
 from .report import FleetReport, SenderRow, merged_signals, merged_stages

@@ -14,15 +14,16 @@ from typing import Any
 
 from .._memory import release_free_memory
 from ..errors import TemplateFileError
-from . import latency
-from .batches import SignalTemplates, describe, load_signal
-from .compression import IDENTITY, PATCHABLE, body_encoding
+from ..templates import SIGNALS
 from .config import SenderConfig
-from .engine import SIGNALS, SendReport, SendSettings, run, stage_line
-from .loadcache import load_cached
+from .engine import SendSettings, run, stage_line
+from .load.batches import SignalTemplates, describe, load_signal
+from .load.cache import load_cached
+from .load.compression import IDENTITY, PATCHABLE, body_encoding
+from .report import SendReport, latency
+from .report.thresholds import abort_check, breaches
+from .report.timeline import Timeline
 from .shard import SeriesCopies
-from .thresholds import abort_check, breaches
-from .timeline import Timeline
 from .transport import RetryPolicy, Target
 
 

@@ -35,7 +35,7 @@ class SendReport:
     target_events_per_second: float
     processes: int
     interrupted: bool = False
-    # Thresholds the run breached (telegen.send.thresholds), set by Sender.run.
+    # Thresholds the run breached (telegen.send.report.thresholds), set by Sender.run.
     breaches: list[str] = field(default_factory=list)
     aborted: str | None = None  # why the run was stopped early (abort_on_breach)
     stages: list[StageReport] = field(default_factory=list)  # with sending.stages: a row per stage

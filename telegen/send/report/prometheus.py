@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from ..errors import TelegenError
-from .engine import SendReport
+from ...errors import TelegenError
+from . import SendReport
 from .latency import GROWTH, Histogram
 
 # Prometheus buckets (seconds) the fine log buckets are summed into.

@@ -40,12 +40,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .. import _fastpath, _gzip
-from .._version import __version__
-from ..errors import TemplateFileError
+from ... import _fastpath, _gzip
+from ..._version import __version__
+from ...errors import TemplateFileError
+from ..shard import SeriesCopies
 from .batches import Batch, SignalTemplates, load_signal
 from .compression import with_gzip
-from .shard import SeriesCopies
 
 MAGIC = b"TELEGEN-LOAD-CACHE\n"
 FORMAT = 2  # 2: plans carry time_series and series_values (metric series kept whole)

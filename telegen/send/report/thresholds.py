@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .config import ThresholdsConfig
-from .engine import SendReport
+from ..config import ThresholdsConfig
+from . import SendReport
 
 
 def breaches(report: SendReport, thresholds: ThresholdsConfig) -> list[str]:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _fastpath, _gzip
-from ..errors import TemplateFileError
-from ..templates import read_json_records, split_records
-from .shard import SeriesCopies
+from ... import _fastpath, _gzip
+from ...errors import TemplateFileError
+from ...templates import read_json_records, split_records
+from ..shard import SeriesCopies
 
 Buffer = bytes | memoryview
 REPLICA_KEY = "telegen.replica"
@@ -50,7 +50,7 @@ class Batch:
     pieces: tuple[tuple[int, int], ...]
     piece_events: tuple[int, ...]
     # Each piece compressed once into a patchable gzip member, when the run
-    # sends gzip bodies (telegen.send.compression); empty otherwise.
+    # sends gzip bodies (telegen.send.load.compression); empty otherwise.
     gzip: tuple[_gzip.GzipTemplate, ...] = ()
 
     @functools.cached_property

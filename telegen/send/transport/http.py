@@ -2,7 +2,7 @@
 
 Each request is a POST of the bytes the engine made, as
 `application/x-protobuf`; with `compression: gzip` they are already gzip
-members (telegen.send.compression makes them: patched in place, not
+members (telegen.send.load.compression makes them: patched in place, not
 compressed per send) and go out with `Content-Encoding: gzip`. pycurl hands libcurl the bytes object itself, and
 one thread per signal drives a curl multi handle, which keeps the
 connections alive and reuses them. Which client to use was measured
@@ -34,8 +34,8 @@ import pycurl
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
-from ..errors import TelegenError
-from .transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from ...errors import TelegenError
+from .base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 # How long the curl thread waits in select before it looks for new requests;
@@ -134,8 +134,7 @@ class HttpTransport:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        with state.lock:
-            state.outcome.attempts += 1
+        state.attempt_started()
         self._queue.put(_Request(state, index, attempt, state.requests[index]))
 
     # -- the curl thread --------------------------------------------------

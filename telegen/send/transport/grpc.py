@@ -20,8 +20,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from ..errors import TelegenError
-from .transport import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from ...errors import TelegenError
+from .base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
 
 METHODS: dict[str, str] = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -101,7 +101,7 @@ class GrpcTransport:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        state.outcome.attempts += 1
+        state.attempt_started()
         started = time.monotonic()
         future = self._call.future(state.requests[index], timeout=self.target.timeout,
                                    metadata=self.target.headers or None, compression=self._compression)

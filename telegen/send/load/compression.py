@@ -22,9 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 from zlib_ng.zlib_ng import crc32  # ~12x zlib's crc32 here (docs/performance.md): the CRC is most of a send's cost
 
-from .. import _fastpath, _gzip
+from ... import _fastpath, _gzip
+from ..transport.base import HTTP_PROTOBUF, Target
 from .batches import Batch, SignalTemplates
-from .transport import HTTP_PROTOBUF, Target
 
 IDENTITY = "identity"
 PATCHABLE = "patchable"

@@ -1,14 +1,8 @@
-"""What the engine knows about a transport: one small interface, two carriers.
-
-The engine hands a transport the request bytes of one batch (its pieces) and
-a callback; the transport sends them asynchronously, retries as the OTLP
-specification says for its carrier, and calls back once with an `Outcome`
-in which every event is delivered, rejected or failed. It never learns
-whether gRPC (`transport_grpc`) or OTLP/HTTP (`transport_http`) carried them.
-
-What both carriers share lives here: the target, the retry policy, the
-outcome of a batch, and the reading of an Export*ServiceResponse's
-partial_success (a gRPC OK and an HTTP 200 carry the same message).
+"""What both carriers share: the target, the retry policy, the outcome of a
+batch, the Transport interface the engine drives, and the reading of an
+Export*ServiceResponse's partial_success (a gRPC OK and an HTTP 200 carry the
+same message). The carriers import this module, never the package, so the
+factory in `__init__` can import them without a cycle.
 """
 from __future__ import annotations
 
@@ -27,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
+COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
 
 # The response type per signal and its partial_success field that counts rejected events.
 _RESPONSES: dict[str, tuple[type[Message], str]] = {
@@ -103,38 +98,6 @@ class Transport(Protocol):
         """Stop retrying and sending; whatever is pending finishes as failed, now."""
 
 
-def open_transport(signal: str, target: Target, retry: RetryPolicy) -> Transport:
-    """The transport for `target.protocol`."""
-    if target.protocol == GRPC:
-        from .transport_grpc import GrpcTransport
-        return GrpcTransport(signal, target, retry)
-    if target.protocol == HTTP_PROTOBUF:
-        from .transport_http import HttpTransport
-        return HttpTransport(signal, target, retry)
-    raise ValueError(f"unknown protocol {target.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-
-
-# What an error usually means, for the line a person reads: (needles, hint).
-_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("WRONG_VERSION_NUMBER", "wrong version number", "packet length too long"),
-     "TLS handshake failed: the endpoint may be plaintext; use --insecure (otlp.insecure: true)"),
-    (("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "unable to get local issuer"),
-     "the endpoint's TLS certificate is not trusted: set otlp.tls.ca_file to its CA"),
-    (("Connection refused", "connection refused", "Couldn't connect", "Failed to connect"),
-     "nothing accepts connections there: check the endpoint's host and port"),
-    (("Received message larger than max", "message larger than max"),
-     "a request is over the receiver's size limit: lower sending.max_message_bytes"),
-)
-
-
-def explain(message: str) -> str:
-    """A plain-words reading of a transport error (``""`` when none fits)."""
-    for needles, hint in _HINTS:
-        if any(needle in message for needle in needles):
-            return hint
-    return ""
-
-
 def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:
     """(rejected events, error message) from a serialized Export*ServiceResponse;
     (0, "") when it has no partial_success or does not parse (the server said
@@ -190,6 +153,12 @@ class BatchState:
         self.pending = len(requests)
         self.lock = threading.Lock()
         self.started = time.monotonic()
+
+    def attempt_started(self) -> None:
+        # Pieces of one batch are attempted from several threads (the caller's,
+        # a carrier's, retry timers): the count is shared state.
+        with self.lock:
+            self.outcome.attempts += 1
 
     def attempt_took(self, seconds: float) -> None:
         """One request attempt ended (answered, refused or errored) after `seconds`."""

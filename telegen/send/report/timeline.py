@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ...atomic import write_atomic
 from .latency import PERCENTILES, Histogram
 
 

@@ -1,0 +1,203 @@
+"""What the type hints do not say about the sender's config: rules per key,
+values derived from what was written, and checks across keys."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...configkit import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    Duration,
+    FileNamePrefix,
+    OneOf,
+    Range,
+    Rule,
+    invalid,
+    to_plain,
+)
+from ...templates import SIGNALS
+from ..load.compression import GZIP_ENCODERS
+from ..transport.base import COMPRESSIONS, PROTOCOLS
+from .endpoints import endpoint_problem, split_endpoint
+
+if TYPE_CHECKING:
+    from .schema import SenderConfig, StageConfig
+
+
+@dataclass(frozen=True)
+class Endpoint(Rule):
+    empty_ok: bool = False  # per-signal: empty means "the common endpoint"
+
+    def ok(self, value: Any) -> bool:
+        return (self.empty_ok and not value.strip()) or endpoint_problem(value) is None
+
+    def expected(self, noun: str) -> str:
+        return "host:port or a URL such as https://api.honeycomb.io:443 or http://localhost:4318"
+
+    def suggest(self, value: Any) -> str:
+        problem = endpoint_problem(value)
+        return f" ({problem})" if problem else ""
+
+
+@dataclass(frozen=True)
+class Protocol(Rule):
+    def ok(self, value: Any) -> bool:
+        return value in PROTOCOLS
+
+    def expected(self, noun: str) -> str:
+        return f"one of {', '.join(PROTOCOLS)}"
+
+    def suggest(self, value: Any) -> str:
+        if value == "http/json":
+            return " (telegen sends protobuf: use http/protobuf)"
+        if value == "http":
+            return " (did you mean http/protobuf?)"
+        return ""
+
+
+RULES: dict[str, Rule] = {
+    "input.prefix": FileNamePrefix(),
+    "otlp.endpoint": Endpoint(empty_ok=True),
+    **{f"otlp.{signal}.endpoint": Endpoint(empty_ok=True) for signal in SIGNALS},
+    "otlp.compression": OneOf(COMPRESSIONS),
+    "otlp.protocol": Protocol(),
+    **{f"otlp.{signal}.protocol": Protocol() for signal in SIGNALS},
+    "otlp.timeout": Duration(low=0, low_open=True),
+    "sending.rate_limit.events_per_second": AT_LEAST_0,
+    **{f"sending.batch_size.{signal}": AT_LEAST_1 for signal in SIGNALS},
+    "sending.concurrency": AT_LEAST_1,
+    "sending.duration": Duration(low=0, note="0 = until stopped"),
+    "sending.multiplier": AT_LEAST_0,
+    "sending.stages[].duration": Duration(low=0),
+    "sending.stages[].events_per_second": AT_LEAST_0,
+    "sending.processes": AT_LEAST_1,
+    "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
+    "sending.gzip_encoder": OneOf(GZIP_ENCODERS),
+    "sending.metric_series_multiplier": AT_LEAST_1,
+    "sending.stats_interval": Duration(low=0, low_open=True),
+    "sending.retry.max_attempts": AT_LEAST_1,
+    "sending.retry.initial_backoff": Duration(low=0, low_open=True),
+    "sending.retry.max_backoff": Duration(low=0, low_open=True),
+    "sending.retry.backoff_multiplier": Range(low=1),
+    "sending.shard.index": AT_LEAST_0,
+    "sending.shard.count": AT_LEAST_1,
+    "timestamps.jitter_ms": AT_LEAST_0,
+    "thresholds.max_failed_ratio": Range(low=0, high=1),
+    "thresholds.max_rejected_ratio": Range(low=0, high=1),
+    "thresholds.p99_latency": Duration(low=0, low_open=True),
+    "thresholds.min_rate_ratio": Range(low=0, high=1),
+    "thresholds.abort_on_breach": Duration(low=0),
+    "timestamps.backdate_ms": AT_LEAST_0,
+}
+
+
+HEADER_PATHS: frozenset[str] = frozenset(
+    ["otlp.headers"] + [f"otlp.{signal}.headers" for signal in SIGNALS])
+
+
+def derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    values["given"] = tuple(signal for signal in SIGNALS if signal in raw)
+    for key in (*SIGNALS, "directory", "cache_dir"):
+        if values.get(key) == "":
+            values[key] = None  # `${TRACES:-}` disables, like null
+
+
+def derive_sending(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    stages = values.get("stages") or ()
+    if stages:
+        _derive_staged(raw, values, stages)
+        return
+    # `--duration 60s` alone means a minute, however few templates there are.
+    if "duration" in raw and "multiplier" not in raw:
+        values["multiplier"] = 0
+    elif "multiplier" in raw and "duration" not in raw:
+        values["duration"] = 0.0
+
+
+def _derive_staged(raw: Mapping[str, Any], values: dict[str, Any], stages: tuple[StageConfig, ...]) -> None:
+    """The stages say both the rate and how long the run lasts: a duration
+    or a rate given beside them would be a second answer, so it is an error
+    rather than one silently winning."""
+    if "duration" in raw:
+        raise invalid("sending.duration", raw["duration"], "no duration with sending.stages (the run lasts as "
+                      "long as the stages: the sum of their durations)")
+    rate = raw.get("rate_limit")
+    if isinstance(rate, Mapping) and "events_per_second" in rate:
+        raise invalid("sending.rate_limit.events_per_second", rate["events_per_second"],
+                      "no rate with sending.stages (each stage gives its own events_per_second)")
+    total = sum(stage.duration for stage in stages)
+    if total <= 0:
+        raise invalid("sending.stages", to_plain(stages), "stages lasting more than 0 s in all")
+    values["duration"] = total
+    if "multiplier" not in raw:
+        values["multiplier"] = 0
+
+
+def derive_endpoint(raw: Mapping[str, Any], values: dict[str, Any], unset: str | None = None) -> None:
+    # A URL's scheme says whether TLS is wanted (http:// = plaintext) unless
+    # `insecure` is given beside it. The endpoint is kept as written: an
+    # OTLP/HTTP URL's path matters, and gRPC reads host:port from it later.
+    # Unset: None per signal (inherit), "" for the common one (the default).
+    endpoint = values.get("endpoint")
+    if not endpoint or not endpoint.strip():
+        if "endpoint" in values:
+            values["endpoint"] = unset
+        return
+    values["endpoint"] = endpoint.strip()
+    scheme = split_endpoint(endpoint)[1]
+    if scheme is not None and raw.get("insecure") is None:
+        values["insecure"] = scheme == "http"
+
+
+def derive_common_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    derive_endpoint(raw, values, unset="")  # "": the protocol's default
+
+
+
+# gRPC metadata names: lower-case token characters. "-bin" names carry bytes,
+# and "grpc-" names are reserved by gRPC itself.
+_HEADER_NAME = re.compile(r"[0-9a-z_.-]+\Z")
+
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*\Z")
+
+
+def _check_headers(config: SenderConfig) -> None:
+    sections: list[tuple[str, Mapping[str, str]]] = [("otlp.headers", config.otlp.headers)]
+    sections += [(f"otlp.{signal}.headers", getattr(config.otlp, signal).headers) for signal in SIGNALS]
+    for path, headers in sections:
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name) or name.endswith("-bin") or name.startswith("grpc-"):
+                raise invalid(f"{path} key", name, "a gRPC metadata name: letters, digits, '-', '_' or '.', "
+                                                   "not starting with grpc- nor ending in -bin")
+            if not _HEADER_VALUE.match(value):
+                raise invalid(f"{path}.{name}", value, "printable ASCII (gRPC metadata): no newline, "
+                                                       "control or non-ASCII character", secret=True)
+
+
+def _check_tls(config: SenderConfig) -> None:
+    tls = config.otlp.tls
+    if bool(tls.cert_file) != bool(tls.key_file):
+        given, missing = ("cert_file", "key_file") if tls.cert_file else ("key_file", "cert_file")
+        raise invalid(f"otlp.tls.{missing}", getattr(tls, missing),
+                      f"a file path when otlp.tls.{given} is set (a client certificate goes with its key)")
+
+
+def _check_retry(config: SenderConfig) -> None:
+    retry = config.sending.retry
+    if retry.max_backoff < retry.initial_backoff:
+        raise invalid("sending.retry.max_backoff", retry.max_backoff,
+                      f"a duration >= sending.retry.initial_backoff ({retry.initial_backoff:g})")
+
+
+def _check_shard(config: SenderConfig) -> None:
+    shard = config.sending.shard
+    if shard.index >= shard.count:
+        raise invalid("sending.shard.index", shard.index,
+                      f"an integer < sending.shard.count ({shard.count}): shards are numbered 0 .. count-1")
+
+
+CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry, _check_shard)
+

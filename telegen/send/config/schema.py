@@ -1,0 +1,389 @@
+"""The sender's YAML configuration -> typed, validated, immutable objects.
+
+The structure is the seed's (`input`, `otlp`, `sending`, `timestamps`) plus
+what a load test needs beyond it; docs/configuration.md documents every key.
+Parsing uses telegen.configkit's walk (type hints + rules), as every stage's
+config does, so errors read the same: the dotted key path, the value, what
+was expected.
+
+Where a value comes from, lowest first: the default, the environment, the
+YAML, then CLI flags (passed as dotted `overrides`): see .layers.
+
+Header values are secrets (API keys): they never appear in a repr, an error
+message or `to_dict()` (redacted unless asked otherwise).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...configkit import (
+    NOT_A_KEY,
+    SECRET_SHOWN,
+    Derive,
+    Schema,
+    build_dataclass,
+    load_yaml_file,
+    parse_yaml,
+    prefixed,
+    read_source,
+    to_plain,
+)
+from ...errors import TemplateFileError
+from ...templates import SIGNALS, pb_path
+from ..engine.plan import RatePlan, Stage
+from .endpoints import DEFAULT_ENDPOINTS, http_url, split_endpoint
+from .layers import env_layer, merge_layer, otlp_sections, override_layer, yaml_layer
+from .rules import (
+    CHECKS,
+    HEADER_PATHS,
+    RULES,
+    derive_common_endpoint,
+    derive_endpoint,
+    derive_input,
+    derive_sending,
+)
+
+DEFAULT_INPUT: dict[str, str] = {signal: f"./generated/telemetry-{signal}.pb" for signal in SIGNALS}
+
+
+class Headers(Mapping[str, str]):
+    """Immutable header name -> value mapping whose repr shows names only."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        self._items: dict[str, str] = dict(items or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key!r}: {SECRET_SHOWN!r}" for key in self._items) + "}"
+
+    __str__ = __repr__
+
+
+def _headers_field() -> Any:
+    return field(default_factory=Headers)
+
+
+def _freeze_headers(config: Any) -> None:
+    # Whatever mapping a caller passes, keep an immutable, redacting one.
+    if not isinstance(config.headers, Headers):
+        object.__setattr__(config, "headers", Headers(config.headers))
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Template files per signal: a `.pb` stream or an OTLP JSON `.json` file;
+    null or empty disables the signal. `directory` (with `prefix`) stands for
+    `<directory>/<prefix>-<signal>.pb` for every signal not named here."""
+
+    traces: str | None = DEFAULT_INPUT["traces"]
+    metrics: str | None = DEFAULT_INPUT["metrics"]
+    logs: str | None = DEFAULT_INPUT["logs"]
+    directory: str | None = None
+    prefix: str = "telemetry"
+    # Where loaded batches are saved and mapped from (telegen.send.load.cache):
+    # later loads take a fraction of a second, and senders on one machine that
+    # share the directory share one copy in memory. None: no cache.
+    cache_dir: str | None = None
+    # The signals whose path the user set; a file they name must exist, while
+    # a default one is skipped when missing. None: inferred (a path other than
+    # the default counts as set).
+    given: tuple[str, ...] | None = field(default=None, compare=False, repr=False, metadata=NOT_A_KEY)
+
+    def __post_init__(self) -> None:
+        if self.given is None:
+            inferred = tuple(s for s in SIGNALS if getattr(self, s) != DEFAULT_INPUT[s])
+            object.__setattr__(self, "given", inferred)
+
+    def path(self, signal: str) -> str | None:
+        """The configured file for `signal` (it may not exist), or None when disabled."""
+        if signal in (self.given or ()) or not self.directory:
+            return getattr(self, signal) or None
+        return str(pb_path(self.directory, self.prefix, signal))
+
+    def files(self) -> dict[str, str]:
+        """signal -> file to send, checked now (load time, not config time):
+        a file the user named is kept even when missing, so that loading it
+        reports the error; a default or directory-derived one that is missing
+        is skipped."""
+        if self.directory and not os.path.isdir(self.directory):
+            raise TemplateFileError(f"input.directory: {self.directory} is not a directory; expected one "
+                                    "written by `telegen generate`")
+        result: dict[str, str] = {}
+        for signal in SIGNALS:
+            path = self.path(signal)
+            if path is None:
+                continue
+            if signal not in (self.given or ()) and not os.path.exists(path):
+                continue
+            result[signal] = path
+        return result
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = None  # PEM roots to trust; None: the system's
+    cert_file: str | None = None  # client certificate for mTLS (with key_file)
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SignalOtlpConfig:
+    """Per-signal overrides of `otlp`; None inherits, headers merge over the common ones."""
+
+    endpoint: str | None = None  # for OTLP/HTTP, the full URL: used as given
+    headers: Mapping[str, str] = _headers_field()
+    insecure: bool | None = None
+    protocol: str | None = None
+
+    def __post_init__(self) -> None:
+        _freeze_headers(self)
+
+
+@dataclass(frozen=True)
+class OtlpConfig:
+    # Empty: the protocol's default. For OTLP/HTTP a base URL: /v1/<signal> is appended.
+    endpoint: str = ""
+    headers: Mapping[str, str] = _headers_field()
+    insecure: bool = False
+    protocol: str = "grpc"  # or http/protobuf
+    compression: str = "none"
+    timeout: float = 10.0  # seconds per export RPC
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    traces: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
+    metrics: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
+    logs: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
+
+    def __post_init__(self) -> None:
+        _freeze_headers(self)
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    events_per_second: int = 1_000_000  # over all signals; 0 = as fast as possible
+
+
+@dataclass(frozen=True)
+class BatchSizeConfig:
+    traces: int = 100  # traces per request
+    metrics: int = 1000  # data points per request
+    logs: int = 1000  # log records per request
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    max_attempts: int = 5  # attempts per request, the first included
+    initial_backoff: float = 1.0  # seconds
+    max_backoff: float = 30.0
+    backoff_multiplier: float = 2.0
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """This sender is shard `index` of `count` in a fleet (see telegen.send.shard)."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One ramp stage (k6's meaning): over `duration` the target moves
+    linearly from the previous stage's (the first from 0) to this one's."""
+
+    duration: float  # seconds; 0 jumps to the target at once
+    events_per_second: int  # over all signals, fleet-wide; 0 pauses
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    # Ramping stages: when given they set the rate over time instead of
+    # rate_limit, and the run lasts as long as they do (their durations' sum).
+    stages: tuple[StageConfig, ...] = ()
+    batch_size: BatchSizeConfig = field(default_factory=BatchSizeConfig)
+    concurrency: int = 50  # RPCs in flight per process
+    # A run ends at whichever bound comes first: `duration` seconds or
+    # `multiplier` full passes over the templates; 0 lifts a bound. The
+    # defaults hold only when neither is given: a user who sets one bound
+    # (flag or YAML) gets that bound alone, never cut short by the other's
+    # default (see _derive_sending).
+    duration: float = 600.0
+    multiplier: int = 10
+    processes: int = 1
+    max_message_bytes: int = 4 * 1024 * 1024  # grpc's default receive limit
+    # How gzip bodies are made where the carrier sends bytes as given
+    # (OTLP/HTTP with compression gzip): "patchable" compresses each batch
+    # once and patches it per send; "zlib" compresses every request (to compare).
+    gzip_encoder: str = "patchable"
+    metric_series_multiplier: int = 1
+    stats_interval: float = 5.0
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+
+    def rate_plan(self, share: float = 1.0) -> RatePlan:
+        """The target rate over time (stages, or the one rate), times `share`
+        (a shard's 1/N of the fleet-wide targets)."""
+        return RatePlan([Stage(stage.duration, stage.events_per_second) for stage in self.stages],
+                        self.rate_limit.events_per_second).scaled(share)
+
+
+@dataclass(frozen=True)
+class TimestampsConfig:
+    jitter_ms: int = 1000
+    backdate_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    """Pass/fail budgets checked when the run ends (telegen.send.report.thresholds):
+    a breach is listed and the run exits 1. null: not checked."""
+
+    max_failed_ratio: float | None = None  # failed / sent, every signal
+    max_rejected_ratio: float | None = None  # rejected / sent, every signal
+    p99_latency: float | None = None  # seconds: per-request p99 of every signal
+    min_rate_ratio: float | None = None  # delivered events/s over the target rate (with a rate limit)
+    # Seconds: stop the run once its progress intervals have breached a
+    # threshold for this long (a backend that is down is not hammered on).
+    abort_on_breach: float | None = None
+
+
+@dataclass(frozen=True, repr=False)
+class SignalTarget:
+    """Where and how one signal is sent: what the transport needs."""
+
+    endpoint: str  # gRPC: host:port; OTLP/HTTP: the URL requests are POSTed to
+    headers: tuple[tuple[str, str], ...]  # lower-case names (gRPC metadata, HTTP headers)
+    insecure: bool
+    compression: str
+    timeout: float
+    tls: TlsConfig
+    protocol: str = "grpc"
+
+    def __repr__(self) -> str:
+        headers = tuple((key, SECRET_SHOWN) for key, _ in self.headers)
+        return (f"SignalTarget(endpoint={self.endpoint!r}, headers={headers!r}, insecure={self.insecure}, "
+                f"compression={self.compression!r}, timeout={self.timeout}, tls={self.tls!r}, "
+                f"protocol={self.protocol!r})")
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    otlp: OtlpConfig = field(default_factory=OtlpConfig)
+    sending: SendingConfig = field(default_factory=SendingConfig)
+    timestamps: TimestampsConfig = field(default_factory=TimestampsConfig)
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, source: str = "<dict>",
+                  env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> SenderConfig:
+        """Validate plain data (as YAML gives it) between the environment
+        (`env`, default os.environ: OTEL_EXPORTER_OTLP_* beneath, ${VAR}
+        inside) and `overrides` (dotted keys, e.g. CLI flags, on top)."""
+        environ: Mapping[str, str] = os.environ if env is None else env
+        beneath = env_layer(environ)  # outside the prefix: its errors name a variable
+        schema = Schema(rules=RULES, derived=_DERIVED, secrets=HEADER_PATHS, env=environ)
+        with prefixed(source):
+            if data is not None and not isinstance(data, Mapping):
+                return build_dataclass(cls, data, "<merged>", schema)  # raises: not a mapping
+            merged: Any = {}
+            for layer in (beneath, yaml_layer(data), override_layer(overrides or {})):
+                merged = merge_layer(merged, layer, environ)
+            return build_dataclass(cls, merged, "<merged>", schema, CHECKS)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<string>", env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> SenderConfig:
+        """Parse one YAML document; an empty document means all defaults."""
+        return cls.from_dict(parse_yaml(text, source), source, env, overrides)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> SenderConfig:
+        """Read a YAML config file (UTF-8)."""
+        return cls.from_dict(load_yaml_file(path), os.fspath(path), env, overrides)
+
+    @classmethod
+    def load(cls, source: SenderConfig | Mapping[str, Any] | str | os.PathLike[str],
+             env: Mapping[str, str] | None = None,
+             overrides: Mapping[str, Any] | None = None) -> SenderConfig:
+        """A config from a config, a mapping, a path or YAML text (a str is a
+        path when it is one line ending in .yaml/.yml or naming a file)."""
+        if isinstance(source, SenderConfig):
+            return source.with_overrides(overrides) if overrides else source
+        data, name = read_source(source)
+        return cls.from_dict(data, name, env, overrides)
+
+    def to_dict(self, redact: bool = True) -> dict[str, Any]:
+        """Plain YAML-safe data. Header values read "***" unless `redact` is
+        false; from_dict(to_dict(redact=False), env={}) gives an equal config."""
+        data = to_plain(self)
+        if self.sending.stages:
+            # Both follow from the stages; written out they would contradict them.
+            del data["sending"]["duration"]
+            del data["sending"]["rate_limit"]
+        if redact:
+            for section in otlp_sections(data):
+                if isinstance(section.get("headers"), dict):
+                    section["headers"] = dict.fromkeys(section["headers"], SECRET_SHOWN)
+        return data
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "<override>") -> SenderConfig:
+        """A validated copy with dotted keys replaced, e.g. {"otlp.endpoint": "127.0.0.1:4317"}."""
+        data = self.to_dict(redact=False)
+        # Input paths that were defaults stay defaults (skipped when missing).
+        for signal in SIGNALS:
+            if signal not in (self.input.given or ()):
+                del data["input"][signal]
+        # The environment was applied already; ${...} in data is escaped.
+        return type(self).from_dict(data, source, env={}, overrides=overrides)
+
+    def signal_target(self, signal: str) -> SignalTarget:
+        """The endpoint, headers and transport settings for one signal, its
+        per-signal overrides applied."""
+        if signal not in SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
+        common = self.otlp
+        own: SignalOtlpConfig = getattr(common, signal)
+        headers = {key.lower(): value for key, value in common.headers.items()}
+        headers.update((key.lower(), value) for key, value in own.headers.items())
+        protocol = own.protocol or common.protocol
+        insecure = common.insecure if own.insecure is None else own.insecure
+        if protocol == "grpc":
+            endpoint = split_endpoint(own.endpoint or common.endpoint or DEFAULT_ENDPOINTS[protocol])[0]
+        else:
+            endpoint, insecure = http_url(signal, own.endpoint, common.endpoint, insecure)
+        return SignalTarget(
+            endpoint=endpoint,
+            headers=tuple(headers.items()),
+            insecure=insecure,
+            compression=common.compression,
+            timeout=common.timeout,
+            tls=common.tls,
+            protocol=protocol,
+        )
+
+
+_DERIVED: dict[type, Derive] = {
+    InputConfig: derive_input,
+    SendingConfig: derive_sending,
+    OtlpConfig: derive_common_endpoint,
+    SignalOtlpConfig: derive_endpoint,
+}

@@ -1,0 +1,120 @@
+"""A run: load-time preparation, the workers (a thread, or forked processes),
+the parent's watch, and the report at the end."""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.sharedctypes import RawArray
+
+from ..._memory import reuse_large_buffers
+from ...templates import SIGNALS
+from ..load.batches import SignalTemplates
+from ..report import SendReport, SignalReport
+from ..report.latency import Histogram
+from ..report.timeline import StageMark, Timeline
+from .counters import COUNTERS, Counters, ErrorLog, new_latency_array
+from .progress import Progress, StageCuts, Watch
+from .schedule import ScheduleItem, build_schedule, prepare_gzip
+from .settings import SendSettings, target_rate
+from .worker import child_main, run_worker
+
+
+def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callable[[str], None] = print,
+        stop: threading.Event | None = None,
+        on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+        timeline: Timeline | None = None) -> SendReport:
+    """Send until a bound is reached or `stop` is set; return the report.
+    `on_start` is given, once sending starts, a function that returns the
+    counts so far as a SendReport (callable from any thread): how a fleet
+    watches its senders."""
+    stop = stop or threading.Event()
+    reuse_large_buffers()  # before forking: the children inherit it
+    loaded = prepare_gzip(loaded, settings, write)
+    schedule = build_schedule(loaded)
+    active = [t.signal for t in loaded]
+    events_per_pass = sum(t.events_per_pass for t in loaded)
+    run_start_ns = time.time_ns()
+    started = time.monotonic()
+    errors = ErrorLog(write)
+    progress = Progress(write, settings, active, events_per_pass, timeline, started)
+    cuts = StageCuts(settings.plan, active, write, settings.stage_check)
+    if timeline is not None:
+        timeline.stages = [StageMark(i + 1, seg.start, seg.end, seg.rate_from, seg.rate_to)
+                           for i, seg in enumerate(settings.plan.segments) if seg.duration > 0]
+        timeline.target = settings.events_per_second
+    arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
+    latency_arrays = [new_latency_array() for _ in arrays]
+    if on_start is not None:
+        def current() -> SendReport:
+            elapsed = time.monotonic() - started
+            report = _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays), elapsed, settings,
+                             active, interrupted=False)
+            report.target_events_per_second = settings.plan.rate_at(elapsed)  # the target now, a ramp's too
+            report.stages = list(cuts.rows)  # the stages finished so far
+            return report
+        on_start(current)
+    watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
+    if settings.processes <= 1:
+        counters = Counters(arrays[0], latency_arrays[0])
+        worker = threading.Thread(target=run_worker, name="telegen-sender",
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, started))
+        worker.start()
+        aborted = watch.until(lambda: worker.is_alive())
+        worker.join()
+    else:
+        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, watch, started)
+    elapsed = time.monotonic() - started
+    totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
+    progress.last(totals, elapsed, latencies)
+    cuts.cut(totals, latencies, elapsed)
+    report = _report(totals, latencies, elapsed, settings, active,
+                     interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
+    report.aborted = aborted
+    report.stages = cuts.rows
+    return report
+
+
+def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
+    return settings.duration > 0 and elapsed >= settings.duration
+
+
+def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Histogram]], elapsed: float,
+            settings: SendSettings, active: Sequence[str], interrupted: bool) -> SendReport:
+    signals_out = {}
+    for s in active:
+        values = totals[s]
+        signals_out[s] = SignalReport(signal=s, **values,
+                                      events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0,
+                                      latency=latencies[s])
+    return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=target_rate(settings),
+                      processes=settings.processes, interrupted=interrupted)
+
+
+def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
+                   run_start_ns: int, errors: ErrorLog, watch: Watch, started: float) -> str | None:
+    """Fork workers after loading (templates shared copy-on-write); grpc is
+    only ever started inside the children. Worker i counts into arrays[i]."""
+    context = multiprocessing.get_context("fork")
+    process_stop = context.Event()
+    children = []
+    for index in range(settings.processes):
+        share = schedule[index::settings.processes]
+        child = context.Process(target=child_main, name=f"telegen-sender-{index}",
+                                args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
+                                      process_stop, run_start_ns, 1.0 / settings.processes, started))
+        child.start()
+        children.append(child)
+
+    def relay_stop() -> None:
+        stop.wait()
+        process_stop.set()
+
+    threading.Thread(target=relay_stop, daemon=True).start()
+    aborted = watch.until(lambda: any(c.is_alive() for c in children))
+    for child in children:
+        child.join()
+        if child.exitcode not in (0, None):
+            errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
+    return aborted

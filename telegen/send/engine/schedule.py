@@ -1,0 +1,58 @@
+"""One pass of the run: every batch (times its replicas), signals interleaved,
+and what one send of a batch becomes (its request bodies)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ... import _fastpath
+from ...templates import SIGNALS
+from ..load.batches import Batch, SignalTemplates
+from ..load.compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
+from .settings import SendSettings
+
+
+@dataclass(frozen=True)
+class ScheduleItem:
+    signal: str
+    batch: Batch
+    replica: int  # -1: no replica attribute to write
+
+
+def build_schedule(loaded: Sequence[SignalTemplates]) -> list[ScheduleItem]:
+    """One pass: every batch (times its replicas), signals interleaved evenly."""
+    keyed = []
+    for templates in loaded:
+        numbers = templates.copies.numbers() if templates.copies.width else range(-1, 0)
+        items = [ScheduleItem(templates.signal, batch, replica) for replica in numbers for batch in templates.batches]
+        keyed.extend(((k + 0.5) / len(items), SIGNALS.index(templates.signal), item) for k, item in enumerate(items))
+    keyed.sort(key=lambda entry: (entry[0], entry[1]))
+    return [item for _, _, item in keyed]
+
+
+def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, step: int) -> list[bytes]:
+    """The request bodies of one send of a batch: patched now (or as
+    settings.prepare says), cut into its pieces, gzip-compressed where the
+    carrier wants gzip bodies. All the per-send work of the send path but the
+    transport's (benchmarks count its instructions)."""
+    batch = item.batch
+    if settings.prepare is None:
+        data = _fastpath.patch(batch.plan, batch.data, time.time_ns(), settings.jitter_ns, settings.backdate_ns,
+                               run_start_ns, step, item.replica)
+    else:
+        data = settings.prepare(item)
+    encoding = body_encoding(settings.targets[item.signal], settings.gzip_encoder)
+    if encoding == PATCHABLE and batch.gzip:
+        return patched_bodies(batch.gzip, data)
+    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
+    return requests if encoding == IDENTITY else zlib_bodies(requests)
+
+
+def prepare_gzip(loaded: Sequence[SignalTemplates], settings: SendSettings,
+                 write: Callable[[str], None] | None = None) -> list[SignalTemplates]:
+    """`loaded`, with the batches of every signal that will send patchable
+    gzip bodies compressed once."""
+    return [with_gzip(t, write) if body_encoding(settings.targets[t.signal], settings.gzip_encoder) == PATCHABLE
+            else t for t in loaded]
+

@@ -1,0 +1,56 @@
+"""What a run is told: targets, rate or stages, bounds, concurrency, hooks."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..load.compression import PATCHABLE
+from ..report import SendReport
+from ..transport import RetryPolicy, Target
+from .plan import RatePlan, Stage
+
+if TYPE_CHECKING:
+    from .schedule import ScheduleItem
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    targets: dict[str, Target]
+    events_per_second: float = 0  # 0: as fast as possible
+    # Ramping stages (k6's meaning): when given, they set the rate over time
+    # instead of events_per_second, and the run lasts as long as they do.
+    stages: tuple[Stage, ...] = ()
+    concurrency: int = 50
+    duration: float = 0.0  # seconds; 0: no time bound
+    passes: int = 0  # 0: no pass bound
+    processes: int = 1
+    jitter_ns: int = 0
+    backdate_ns: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    stats_interval: float = 5.0
+    drain_timeout: float = 10.0
+    # How gzip bodies are made where the carrier sends them as given
+    # (OTLP/HTTP): "patchable" (compressed once, patched per send) or "zlib".
+    gzip_encoder: str = PATCHABLE
+    # Called with each progress interval's figures (a SendReport of that
+    # interval); a reason returned stops the run early as aborted.
+    abort_check: Callable[[SendReport], str | None] | None = None
+    # Called with each finished stage's figures (as a report of their own);
+    # the lines returned (thresholds it breached) are kept with the stage.
+    stage_check: Callable[[SendReport], list[str]] | None = None
+    # How a batch becomes request bytes: None patches with the compiled
+    # kernel (every real run). Benchmarks swap in the unpatched bytes (the
+    # transport's ceiling) or a naive protobuf re-encoder to compare against.
+    prepare: Callable[[ScheduleItem], bytes] | None = None
+
+    @property
+    def plan(self) -> RatePlan:
+        return RatePlan(self.stages, self.events_per_second)
+
+
+def target_rate(settings: SendSettings) -> float:
+    """The run's target events/s: with stages, their average over the run."""
+    plan = settings.plan
+    return plan.average(0.0, plan.duration) if plan.staged else settings.events_per_second
+

@@ -1,0 +1,155 @@
+"""A worker: walks its share of the schedule pass after pass, taking tokens
+and in-flight slots, patching and handing bytes to the transport; and the
+forked worker processes of a run with several."""
+from __future__ import annotations
+
+import math
+import os
+import signal as signals
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from ..transport import Outcome, Transport, explain, open_transport
+from .counters import Counters, ErrorLog
+from .rate import TokenBucket
+from .schedule import ScheduleItem, requests_for
+from .settings import SendSettings
+
+
+def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
+               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog,
+               started: float | None = None) -> None:
+    """Send `schedule` pass after pass until a bound is reached or `stop`."""
+    if not schedule:  # more processes than batches: nothing for this one
+        return
+    transports = {s: open_transport(s, settings.targets[s], settings.retry)
+                  for s in {item.signal for item in schedule}}
+    for s, transport in transports.items():
+        transport.on_retry = _retry_line(s, errors)
+    # Every process reads the plan on the parent's clock: stages change together.
+    started = time.monotonic() if started is None else started
+    plan = settings.plan.scaled(share)
+    biggest = max((item.batch.events for item in schedule), default=1)
+    bucket = None if plan.unthrottled else TokenBucket(plan, biggest, started)
+    slots = threading.BoundedSemaphore(settings.concurrency)
+    deadline = started + settings.duration if settings.duration > 0 else None
+    delivered_any = threading.Event()
+
+    def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
+        def done(outcome: Outcome) -> None:
+            counters.add_outcome(item.signal, outcome)
+            if outcome.delivered:
+                delivered_any.set()
+            if outcome.failed:
+                code = outcome.code or "ERROR"
+                plainly = "" if delivered_any.is_set() else " (before any request succeeded: check the endpoint, " \
+                                                           "TLS settings and headers)"
+                hint = explain(outcome.message)
+                errors.error(f"{item.signal}:{code}", f"{item.signal}: {hint + ': ' if hint else ''}"
+                             f"{outcome.failed} events failed after {outcome.attempts} attempts: {code} "
+                             f"{outcome.message}{plainly}")
+            elif outcome.rejected:
+                errors.error(f"{item.signal}:rejected", f"{item.signal}: the endpoint rejected {outcome.rejected} "
+                             f"events: {outcome.message}")
+            slots.release()
+        return done
+
+    # A batch of metric series kept whole is sent at most once per its
+    # series' period, so a series' times never overlap from send to send
+    # (more volume comes from more series: metric_series_multiplier).
+    last_sent: dict[tuple[int, int], float] = {}
+    try:
+        pass_number = 0
+        while not stop.is_set() and (settings.passes == 0 or pass_number < settings.passes):
+            sent = waiting = 0
+            for item in schedule:
+                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    stop.set()
+                    break
+                period = item.batch.series_period
+                if period:
+                    key = (id(item.batch), item.replica)
+                    if time.monotonic() - last_sent.get(key, -math.inf) < period:
+                        waiting += 1
+                        continue
+                if bucket is not None and not bucket.acquire(item.batch.events, stop, deadline):
+                    stop.set()
+                    break
+                if not _take_slot(slots, stop):
+                    break
+                if period:
+                    last_sent[key] = time.monotonic()
+                step = pass_number + int(time.monotonic() - started)
+                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item))
+                sent += 1
+            # A pass counts once it has sent every batch: `passes` is how often
+            # each template went out at least (batches that waited come round again).
+            if not waiting:
+                pass_number += 1
+            elif not sent:
+                stop.wait(0.05)
+    finally:
+        _drain(slots, settings, transports)
+
+
+def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:
+    """Says, at most every few seconds per kind, that requests are being
+    retried and why: a wrong endpoint shows at once, not after the backoff."""
+    def retrying(code: str, message: str) -> None:
+        hint = explain(message)
+        errors.error(f"{signal}:retry:{code}", f"{signal}: {hint + '; ' if hint else ''}retrying after {code} "
+                     f"{message}")
+    return retrying
+
+
+def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
+    """Wait for an in-flight slot; False when told to stop first."""
+    while not slots.acquire(timeout=0.1):
+        if stop.is_set():
+            return False
+    return True
+
+
+def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
+          run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
+    requests = requests_for(item, settings, run_start_ns, step)
+    counters.add(item.signal, sent=item.batch.events, requests=len(requests),
+                 bytes=sum(len(r) for r in requests), batches=1)
+    transport.send(requests, item.batch.piece_events, done)
+
+
+def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport]) -> None:
+    """Wait for in-flight requests (bounded), then close: whatever is still
+    pending or waiting to retry ends as failed, so every event is counted."""
+    deadline = time.monotonic() + settings.drain_timeout
+    taken = 0
+    while taken < settings.concurrency and time.monotonic() < deadline:
+        if slots.acquire(timeout=0.05):
+            taken += 1
+    for transport in transports.values():
+        transport.close()
+    # Closing cancels what was in flight; give those callbacks a moment.
+    end = time.monotonic() + 2.0
+    while taken < settings.concurrency and time.monotonic() < end:
+        if slots.acquire(timeout=0.05):
+            taken += 1
+
+
+def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
+                run_start_ns: int, share: float, started: float) -> None:
+    # The parent owns Ctrl-C and tells the children to stop.
+    signals.signal(signals.SIGINT, signals.SIG_IGN)
+    stop = threading.Event()
+
+    def relay() -> None:
+        process_stop.wait()
+        stop.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
+    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors, started)
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: grpc threads would only slow it
+
