@@ -3,21 +3,23 @@ wrappers over the library. A user error prints one line and exits 2."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import yaml
 
 from . import __version__
 from .atomic import write_json
-from .errors import TelegenError
+from .errors import ConfigError, ConfigWarning, TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .sink import Sink, SinkFaults
@@ -35,6 +37,14 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
 EXIT_USAGE = 2  # bad input: config, files, flags
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (after the drain and the summary)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as promised: one line naming the flag, one line of hint
+    (argparse would print the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nhint: {self.prog} --help shows every flag\n")
 
 
 def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,10 +230,39 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
                              "response, gRPC answers UNAVAILABLE")
 
 
+# The config key each flag sets: a bad value is blamed on the flag, not the file.
+FLAG_KEYS: dict[str, str] = {
+    "otlp.endpoint": "--endpoint",
+    "otlp.insecure": "--insecure",
+    "otlp.protocol": "--protocol",
+    "sending.rate_limit.events_per_second": "--rate",
+    "sending.duration": "--duration",
+    "sending.processes": "--processes",
+    "input.cache_dir": "--cache-dir",
+    "sending.shard.index": "--shard",
+    "sending.shard.count": "--shard",
+}
+
+
+def _blaming_flags(config_path: str, overrides: dict[str, object]) -> contextlib.AbstractContextManager[None]:
+    """Re-raise a ConfigError about a key that a flag set as the flag's error."""
+    @contextlib.contextmanager
+    def blame() -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as exc:
+            text = str(exc).removeprefix(f"{config_path}: ")
+            for key, flag in FLAG_KEYS.items():
+                if key in overrides and (text.startswith(f"{key}:") or text.startswith(f"{key} ")):
+                    raise ConfigError(flag + text[len(key):]) from None
+            raise
+    return blame()
+
+
 def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """CLI flags as dotted config keys: they win over YAML and environment."""
     from .send.shard import parse_shard
 
-    """CLI flags as dotted config keys: they win over YAML and environment."""
     flags = {
         "otlp.endpoint": args.endpoint,
         "otlp.insecure": True if args.insecure else None,
@@ -266,7 +305,9 @@ def run_send(args: argparse.Namespace) -> int:
     from .send.sender import Sender, summary
 
     stats_path = _stats_json_path(args.stats_json)
-    config = SenderConfig.from_file(args.config, overrides=_send_overrides(args))
+    overrides = _send_overrides(args)
+    with _blaming_flags(args.config, overrides):
+        config = SenderConfig.from_file(args.config, overrides=overrides)
     metrics = _start_metrics(args)
     timeline = _new_timeline(args)
     try:
@@ -369,10 +410,12 @@ def run_fleet(args: argparse.Namespace) -> int:
 
     stats_path = _stats_json_path(args.stats_json)
     stop = threading.Event()
-    fleet = Fleet(args.config, senders=args.senders, address=args.address, overrides=_send_overrides(args),
-                  on_sender_failure=args.on_sender_failure, write=lambda line: print(line, flush=True),
-                  # After Ray is up: ray.init installs its own SIGTERM handler in the driver.
-                  on_connected=lambda: _stop_on_signals(stop, before_exit=fleet.kill_local_ray))
+    overrides = _send_overrides(args)
+    with _blaming_flags(args.config, overrides):
+        fleet = Fleet(args.config, senders=args.senders, address=args.address, overrides=overrides,
+                      on_sender_failure=args.on_sender_failure, write=lambda line: print(line, flush=True),
+                      # After Ray is up: ray.init installs its own SIGTERM handler in the driver.
+                      on_connected=lambda: _stop_on_signals(stop, before_exit=fleet.kill_local_ray))
     metrics = _start_metrics(args)
     timeline = _new_timeline(args)
     try:
@@ -414,7 +457,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="telegen", description="Realistic OTLP load generation.")
+    parser = _Parser(prog="telegen", description="Realistic OTLP load generation.")
     parser.add_argument("--version", action="version", version=f"telegen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = commands.add_parser("generate", help="build trace, metric and log templates from a YAML config")
@@ -456,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            _show_config_warnings(parser.prog)
+            return args.handler(args)
     except TelegenError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -465,13 +510,27 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _show_config_warnings(prog: str) -> None:
+    """A ConfigWarning is one line, as errors are (not Python's file:line form)."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+        if issubclass(category, ConfigWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", ConfigWarning)
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return _run(build_parser(), argv)
 
 
 def telemetry_generator_main(argv: Sequence[str] | None = None) -> int:
     """The seed project's command name: `telemetry-generator --config ...`."""
-    parser = argparse.ArgumentParser(prog="telemetry-generator",
+    parser = _Parser(prog="telemetry-generator",
                                      description="Generate OTLP templates (same as `telegen generate`).")
     _add_generate_arguments(parser)
     parser.set_defaults(handler=run_generate)
@@ -480,7 +539,7 @@ def telemetry_generator_main(argv: Sequence[str] | None = None) -> int:
 
 def telemetry_sender_main(argv: Sequence[str] | None = None) -> int:
     """The seed project's command name: `telemetry-sender --config ...`."""
-    parser = argparse.ArgumentParser(prog="telemetry-sender",
+    parser = _Parser(prog="telemetry-sender",
                                      description="Send OTLP templates (same as `telegen send`).")
     _add_send_arguments(parser)
     parser.set_defaults(handler=run_send)

@@ -22,3 +22,8 @@ class TemplateFileError(TelegenError, ValueError):
 
 class SinkError(TelegenError):
     """The sink cannot start as asked (bad listen address, port in use, bad fault)."""
+
+
+class ConfigWarning(UserWarning):
+    """A config that still works but likely does not mean what it says (a
+    meaning that changed); the CLI prints it as one `telegen: warning:` line."""

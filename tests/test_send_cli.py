@@ -155,6 +155,60 @@ def test_user_errors_exit_2(template_dir, tmp_path):
     assert result.returncode == 2 and "byte offset" in result.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--duration", "10x"], "telegen: error: --duration: '10x' is invalid: expected a duration >= 0 such as 30s"),
+    (["--processes", "0"], "telegen: error: --processes: 0 is invalid: expected an integer >= 1"),
+    (["--rate", "-5"], "telegen: error: --rate: -5 is invalid: expected an integer >= 0"),
+    (["--endpoint", "a b:1"], "telegen: error: --endpoint: 'a b:1' is invalid: expected host:port or a URL"),
+])
+def test_a_bad_flag_is_named_not_the_config_file(template_dir, tmp_path, flags, message):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir)
+    result = send("--config", str(config), *flags)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message) and str(config) not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_flag_contradicting_the_file_is_named(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    config.write_text("sending: {stages: [{duration: 5s, events_per_second: 100}]}\n")
+    result = send("--config", str(config), "--duration", "10s")
+    assert result.returncode == 2
+    assert result.stderr.startswith("telegen: error: --duration: '10s' is invalid: expected no duration with "
+                                    "sending.stages")
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["send", "--config", "x.yaml", "--rate", "abc"], "telegen send: error: argument --rate: invalid int value: 'abc'"),
+    (["send", "--config", "x.yaml", "--bogus"], "telegen: error: unrecognized arguments: --bogus"),
+    (["send"], "telegen send: error: the following arguments are required: --config"),
+    (["sned"], "telegen: error: argument COMMAND: invalid choice: 'sned'"),
+])
+def test_usage_errors_are_one_line_and_a_hint(argv, first):
+    result = subprocess.run([sys.executable, "-m", "telegen", *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(first), result.stderr
+    assert lines[1].startswith("hint: ") and "--help" in lines[1]
+
+
+def test_a_config_warning_is_one_line(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    sender_yaml(config, template_dir, "")
+    config.write_text(config.read_text().replace(f'input: {{directory: "{template_dir}"}}',
+                                                 f'input: {{directory: "{template_dir}", logs: null}}'))
+    with Sink() as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", "--duration", "1s")
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warning == ["telegen: warning: input.logs: null now means the default file in input.directory "
+                       "(telemetry-logs.pb), not 'off': write `logs: false` to turn the signal off, or leave the "
+                       "key out"]
+    # ... and the signal is sent, from the directory's file.
+    assert any(line.split()[:1] == ["logs"] and "delivered" in line for line in result.stdout.splitlines())
+
+
 def test_telemetry_sender_wrapper_and_demo(template_dir, tmp_path, capsys):
     from telegen.cli import main, telemetry_sender_main
     assert telemetry_sender_main(["--config", str(tmp_path / "none.yaml")]) == 2
@@ -195,5 +249,5 @@ def test_a_directory_with_another_prefix_names_it(tmp_path):
     result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert f"{tmp_path / 't'} has no telemetry-<signal>.pb but has templates with prefix small: set " \
-           "input.prefix: small" in result.stderr
+    assert f"{tmp_path / 't'} has no telemetry-traces.pb, telemetry-metrics.pb, telemetry-logs.pb but has " \
+           "templates with prefix small: set input.prefix: small" in result.stderr

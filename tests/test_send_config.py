@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 
 from telegen.configkit import NOT_A_KEY, parse_duration
-from telegen.errors import ConfigError, TemplateFileError
+from telegen.errors import ConfigError, ConfigWarning, TemplateFileError
 from telegen.send.config import (
     BatchSizeConfig,
     Headers,
@@ -61,7 +62,7 @@ def test_seed_yaml_parses_to_the_expected_objects() -> None:
     assert config.input == InputConfig(traces="./generated/telemetry-traces.pb",
                                        metrics="./generated/telemetry-metrics.pb",
                                        logs="./generated/telemetry-logs.pb")
-    assert config.input.given == ("traces", "metrics", "logs")
+    assert all(config.input.named(signal) for signal in SIGNALS)
     assert config.otlp == OtlpConfig(endpoint="api.honeycomb.io:443",
                                      headers={"x-honeycomb-team": SECRET}, insecure=False)
     assert config.sending == SendingConfig(
@@ -91,7 +92,9 @@ def test_defaults_for_every_key_left_out() -> None:
     assert sending.retry == RetryConfig(max_attempts=5, initial_backoff=1.0, max_backoff=30.0,
                                         backoff_multiplier=2.0)
     assert config.timestamps == TimestampsConfig(1000, 0)
-    assert config.input.given == ()
+    assert config.input == InputConfig(traces=None, metrics=None, logs=None, directory=None)
+    assert config.input.template_directory == "./generated"
+    assert not any(config.input.named(signal) for signal in SIGNALS)
 
 
 def test_round_trip_and_load_forms(tmp_path: Path) -> None:
@@ -117,7 +120,7 @@ def test_with_overrides_revalidates_and_keeps_defaults_optional() -> None:
     changed = config.with_overrides({"otlp.endpoint": "127.0.0.1:4318", "sending.processes": 2})
     assert changed.otlp.endpoint == "127.0.0.1:4318" and changed.sending.processes == 2
     assert dict(changed.otlp.headers) == {"a": "b"}
-    assert changed.input.given == ()  # default input files stay skippable
+    assert not any(changed.input.named(s) for s in SIGNALS)  # default input files stay skippable
     with raises("sending.processes: 0 is invalid: expected an integer >= 1"):
         config.with_overrides({"sending.processes": 0})
 
@@ -434,7 +437,8 @@ def test_errors_about_headers_never_show_the_value(yaml: str, env: dict[str, str
     ("timestamps: {jitter_ms: -5}", "timestamps.jitter_ms: -5 is invalid: expected an integer >= 0"),
     ("timestamps: {backdate_ms: true}", "timestamps.backdate_ms: true is invalid: expected an integer >= 0"),
     ("input: {prefix: 'a/b'}", "input.prefix: 'a/b' is invalid: expected a non-empty file-name prefix"),
-    ("input: {traces: 5}", "input.traces: 5 is invalid: expected null or a string"),
+    ("input: {traces: 5}", "input.traces: 5 is invalid: expected null or a template file (.pb or OTLP JSON), or "
+                           "false to turn the signal off"),
     ("sending: {concurrency: 1\n sending: 2", "malformed YAML"),
 ])
 def test_bad_input_names_the_key_path(yaml: str, message: str) -> None:
@@ -472,14 +476,40 @@ def test_default_input_files_are_skipped_when_missing(tmp_path: Path, monkeypatc
     assert load("").input.files() == {}
     (tmp_path / "generated").mkdir()
     (tmp_path / "generated" / "telemetry-logs.pb").write_bytes(b"")
-    assert load("").input.files() == {"logs": "./generated/telemetry-logs.pb"}
+    assert load("").input.files() == {"logs": "generated/telemetry-logs.pb"}
 
 
 def test_named_input_files_are_kept_even_when_missing(tmp_path: Path) -> None:
-    config = load(f"input: {{traces: '{tmp_path}/t.pb', metrics: null, logs: ''}}")
+    config = load(f"input: {{traces: '{tmp_path}/t.pb', metrics: false, logs: false}}")
     # Missing: an error when the sender loads it, not now.
     assert config.input.files() == {"traces": f"{tmp_path}/t.pb"}
-    assert config.input.logs is None and config.input.metrics is None
+    assert config.input.logs is False and config.input.metrics is False
+
+
+def test_a_signal_left_out_or_null_is_the_directory_file_and_false_is_off(tmp_path: Path) -> None:
+    for signal in SIGNALS:
+        (tmp_path / f"telemetry-{signal}.pb").write_bytes(b"")
+    every = {signal: str(tmp_path / f"telemetry-{signal}.pb") for signal in SIGNALS}
+    assert load(f"input: {{directory: '{tmp_path}'}}").input.files() == every
+    assert load(f"input: {{directory: '{tmp_path}', traces: true}}").input.files() == every
+    with pytest.warns(ConfigWarning, match="input.metrics: '' now means the default file"):
+        config = load(f"input: {{directory: '{tmp_path}', logs: false, metrics: ''}}")
+    assert config.input.files() == {s: every[s] for s in ("traces", "metrics")}
+    # Turning a signal off survives a round trip and overrides.
+    assert SenderConfig.from_dict(config.to_dict(), env={}).input == config.input
+    assert config.with_overrides({"sending.processes": 2}).input == config.input
+
+
+def test_null_input_warns_that_its_meaning_changed(tmp_path: Path) -> None:
+    # null used to turn the signal off; a config that relied on that hears so, naming the key.
+    with pytest.warns(ConfigWarning, match=r"input\.metrics: null now means the default file in input\.directory "
+                                           r"\(telemetry-metrics\.pb\), not 'off': write `metrics: false`"):
+        config = load(f"input: {{directory: '{tmp_path}', metrics: null}}")
+    assert config.input.metrics is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(f"input: {{directory: '{tmp_path}', metrics: false}}")  # no warning when off is explicit
+        load(f"input: {{directory: '{tmp_path}'}}").with_overrides({"sending.processes": 2})
 
 
 def test_input_directory(tmp_path: Path) -> None:
@@ -620,7 +650,13 @@ def test_the_sender_example_loads_and_shows_every_key():
     path = Path(__file__).resolve().parents[1] / "examples" / "sender-config.yaml"
     config = SenderConfig.load(path, env={})
     assert config.sending.duration == 60 and config.sending.multiplier == 0
-    assert config.otlp.endpoint == "localhost:4317" and config.otlp.insecure
+    # No endpoint: each protocol's local default (4317 gRPC, 4318 OTLP/HTTP); every signal from ./generated.
+    assert config.otlp.endpoint == "" and config.otlp.insecure
+    assert config.signal_target("traces").endpoint == "localhost:4317"
+    http = config.with_overrides({"otlp.protocol": "http/protobuf"})
+    assert http.signal_target("logs").endpoint == "http://localhost:4318/v1/logs"
+    assert config.input.template_directory == "./generated" and config.input.prefix == "telemetry"
+    assert [config.input.path(s) for s in SIGNALS] == [f"generated/telemetry-{s}.pb" for s in SIGNALS]
     text = path.read_text()
     missing = [p for p in leaves(SenderConfig()) if f"{p.rsplit('.', 1)[-1]}:" not in text]
     assert missing == []

@@ -124,9 +124,10 @@ def _convert(raw: Any, hint: Any, path: str, schema: Schema) -> Any:
         return _build(hint, raw, path, schema)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        others = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(others) != 1:
-            raise TypeError(f"unsupported config type {hint} at {path}")
+        args = typing.get_args(hint)
+        others = [a for a in args if a is not type(None)]
+        if len(others) > 1:
+            return _convert_choice(raw, tuple(others), type(None) in args, path, schema)
         if raw is None:
             return None
         return _convert_scalar(raw, others[0], path, schema, _rule(schema, path), nullable=True)
@@ -152,6 +153,25 @@ def _convert_scalar(raw: Any, hint: type, path: str, schema: Schema, rule: Rule 
         hint_text = rule.suggest(raw) if rule is not None and isinstance(raw, str) else ""
         raise invalid(path, raw, expected + hint_text, secret)
     return value
+
+
+def _convert_choice(raw: Any, hints: tuple[type, ...], nullable: bool, path: str, schema: Schema) -> Any:
+    """A value that may be one of several scalar types (`str | bool`: a file,
+    or false for off), tried in the order the hint lists them."""
+    if any(hint not in _NOUNS for hint in hints):
+        raise TypeError(f"unsupported config type {hints} at {path}: a union of scalars only")
+    if raw is None and nullable:
+        return None
+    rule = _rule(schema, path)
+    for hint in hints:
+        value = _substitute_scalar(raw, hint, path, schema, False)
+        value = rule.coerce(value, hint) if rule is not None else coerce(value, hint)
+        if value is not INVALID and (rule is None or rule.ok(value)):
+            return value
+    noun = " or ".join(_NOUNS[hint] for hint in hints)
+    expected = rule.expected(noun) if rule is not None else noun
+    hint_text = rule.suggest(raw) if rule is not None else ""
+    raise invalid(path, raw, ("null or " if nullable else "") + expected + hint_text)
 
 
 def _substitute_scalar(raw: Any, hint: type, path: str, schema: Schema, secret: bool) -> Any:

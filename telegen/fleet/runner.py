@@ -31,6 +31,7 @@ from ..send.engine.plan import RatePlan
 from ..send.report import SendReport, SignalReport
 from ..send.report.thresholds import breaches
 from ..send.report.timeline import StageMark, Timeline
+from ..send.sender import nothing_to_send
 from ..templates import SIGNALS
 from .actor import SenderActor, remove_scratch
 from .report import FleetReport, SenderRow, merged_signals, merged_stages
@@ -128,11 +129,10 @@ class Fleet:
         if missing:
             raise TemplateFileError(f"template file not found: {', '.join(missing)}")
         if not files:
-            raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
-                                    "(or input.directory) to files written by `telegen generate`")
+            raise TemplateFileError(nothing_to_send(self.config.input))
         # Senders run elsewhere: they get absolute paths (or copies), and a
         # signal without templates here is off there too.
-        self.config = self.config.with_overrides({f"input.{s}": str(files[s]) if s in files else None
+        self.config = self.config.with_overrides({f"input.{s}": str(files[s]) if s in files else False
                                                   for s in SIGNALS})
         return files
 

@@ -15,7 +15,7 @@ from typing import Any
 from .._memory import release_free_memory
 from ..errors import TemplateFileError
 from ..templates import SIGNALS
-from .config import SenderConfig
+from .config import InputConfig, SenderConfig
 from .engine import SendSettings, run, stage_line
 from .load.batches import SignalTemplates, describe, load_signal
 from .load.cache import load_cached
@@ -62,9 +62,7 @@ class Sender:
             loaded.append(templates)
         release_free_memory()
         if not loaded:
-            raise TemplateFileError("no template files to send: set input.traces, input.metrics or input.logs "
-                                    "(or input.directory) to files written by `telegen generate`"
-                                    + _prefix_hint(self.config.input.directory, self.config.input.prefix))
+            raise TemplateFileError(nothing_to_send(self.config.input))
         self._loaded = loaded
         return loaded
 
@@ -148,16 +146,21 @@ class Sender:
         return report
 
 
-def _prefix_hint(directory: str | None, prefix: str) -> str:
-    """When the directory holds templates under another prefix, say which."""
-    if not directory or not os.path.isdir(directory):
-        return ""
+def nothing_to_send(config: InputConfig) -> str:
+    """Why no signal has a file, and what to set: the prefix the directory's
+    templates were written with, or which signals are off."""
+    off = [s for s in SIGNALS if config.path(s) is None]
+    if len(off) == len(SIGNALS):
+        return "no template files to send: input.traces, input.metrics and input.logs are all false"
+    wanted = [f"{config.prefix}-{s}.pb" for s in SIGNALS if s not in off]
+    directory = config.template_directory
+    message = f"no template files to send: {directory} has no {', '.join(wanted)}"
     found = sorted({path.name[:-len(f"-{signal}.pb")] for signal in SIGNALS
                     for path in Path(directory).glob(f"*-{signal}.pb")})
-    if not found:
-        return ""
-    return (f"; {directory} has no {prefix}-<signal>.pb but has templates with prefix "
-            f"{', '.join(found)}: set input.prefix: {found[0]}")
+    if found:
+        return message + (f" but has templates with prefix {', '.join(found)}: set input.prefix: {found[0]}")
+    return message + (f"; write them with `telegen generate --config examples/generator-config.yaml "
+                      f"--output-dir {directory}`, or name files in input.traces, input.metrics, input.logs")
 
 
 def _compression(target: Target, gzip_encoder: str) -> str:

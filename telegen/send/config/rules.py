@@ -3,6 +3,7 @@ values derived from what was written, and checks across keys."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from ...configkit import (
     invalid,
     to_plain,
 )
+from ...configkit.messages import show
+from ...errors import ConfigWarning
 from ...templates import SIGNALS
 from ..load.compression import GZIP_ENCODERS
 from ..transport.base import COMPRESSIONS, PROTOCOLS
@@ -25,6 +28,16 @@ from .endpoints import endpoint_problem, split_endpoint
 
 if TYPE_CHECKING:
     from .schema import SenderConfig, StageConfig
+
+
+class InputFile(Rule):
+    """A signal's template file, or false for off (true: the default file)."""
+
+    def ok(self, value: Any) -> bool:
+        return isinstance(value, bool) or isinstance(value, str)
+
+    def expected(self, noun: str) -> str:
+        return "a template file (.pb or OTLP JSON), or false to turn the signal off"
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class Protocol(Rule):
 
 RULES: dict[str, Rule] = {
     "input.prefix": FileNamePrefix(),
+    **{f"input.{signal}": InputFile() for signal in SIGNALS},
     "otlp.endpoint": Endpoint(empty_ok=True),
     **{f"otlp.{signal}.endpoint": Endpoint(empty_ok=True) for signal in SIGNALS},
     "otlp.compression": OneOf(COMPRESSIONS),
@@ -99,10 +113,19 @@ HEADER_PATHS: frozenset[str] = frozenset(
 
 
 def derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
-    values["given"] = tuple(signal for signal in SIGNALS if signal in raw)
-    for key in (*SIGNALS, "directory", "cache_dir"):
-        if values.get(key) == "":
-            values[key] = None  # `${TRACES:-}` disables, like null
+    for signal in SIGNALS:
+        value = values.get(signal)
+        if value is True:
+            values[signal] = None  # on: the file in `directory`, as if unset
+        elif signal in raw and (value is None or value == ""):
+            values[signal] = None
+            # null (and `${TRACES:-}`) used to turn the signal off: say what it means now.
+            warnings.warn(f"input.{signal}: {show(raw[signal])} now means the default file in input.directory "
+                          f"({raw.get('prefix', 'telemetry')}-{signal}.pb), not 'off': write `{signal}: false` "
+                          "to turn the signal off, or leave the key out",
+                          ConfigWarning, stacklevel=2)
+    if values.get("cache_dir") == "":
+        values["cache_dir"] = None  # `${CACHE:-}`: no cache, like null
 
 
 def derive_sending(raw: Mapping[str, Any], values: dict[str, Any]) -> None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...configkit import (
-    NOT_A_KEY,
     SECRET_SHOWN,
     Derive,
     Schema,
@@ -46,7 +45,7 @@ from .rules import (
     derive_sending,
 )
 
-DEFAULT_INPUT: dict[str, str] = {signal: f"./generated/telemetry-{signal}.pb" for signal in SIGNALS}
+DEFAULT_DIRECTORY = "./generated"
 
 
 class Headers(Mapping[str, str]):
@@ -87,51 +86,53 @@ def _freeze_headers(config: Any) -> None:
 
 @dataclass(frozen=True)
 class InputConfig:
-    """Template files per signal: a `.pb` stream or an OTLP JSON `.json` file;
-    null or empty disables the signal. `directory` (with `prefix`) stands for
-    `<directory>/<prefix>-<signal>.pb` for every signal not named here."""
+    """Template files per signal. Unset (or null): `<directory>/<prefix>-<signal>.pb`,
+    skipped when it does not exist; a path: that `.pb` stream or OTLP JSON
+    file, which must exist; false: the signal is not sent. Relative paths
+    resolve against the working directory."""
 
-    traces: str | None = DEFAULT_INPUT["traces"]
-    metrics: str | None = DEFAULT_INPUT["metrics"]
-    logs: str | None = DEFAULT_INPUT["logs"]
+    traces: str | bool | None = None
+    metrics: str | bool | None = None
+    logs: str | bool | None = None
+    # None: ./generated, where `telegen generate --output-dir ./generated` writes
+    # (skipped when missing, as its files are; a directory given must exist).
     directory: str | None = None
     prefix: str = "telemetry"
     # Where loaded batches are saved and mapped from (telegen.send.load.cache):
     # later loads take a fraction of a second, and senders on one machine that
     # share the directory share one copy in memory. None: no cache.
     cache_dir: str | None = None
-    # The signals whose path the user set; a file they name must exist, while
-    # a default one is skipped when missing. None: inferred (a path other than
-    # the default counts as set).
-    given: tuple[str, ...] | None = field(default=None, compare=False, repr=False, metadata=NOT_A_KEY)
 
-    def __post_init__(self) -> None:
-        if self.given is None:
-            inferred = tuple(s for s in SIGNALS if getattr(self, s) != DEFAULT_INPUT[s])
-            object.__setattr__(self, "given", inferred)
+    def named(self, signal: str) -> bool:
+        """Whether the config names `signal`'s file itself (it must then exist)."""
+        return isinstance(getattr(self, signal), str)
 
     def path(self, signal: str) -> str | None:
-        """The configured file for `signal` (it may not exist), or None when disabled."""
-        if signal in (self.given or ()) or not self.directory:
-            return getattr(self, signal) or None
-        return str(pb_path(self.directory, self.prefix, signal))
+        """The file for `signal` (it may not exist), or None when the signal is off."""
+        value = getattr(self, signal)
+        if value is False:
+            return None
+        return value if isinstance(value, str) else str(pb_path(self.template_directory, self.prefix, signal))
+
+    @property
+    def template_directory(self) -> str:
+        return self.directory or DEFAULT_DIRECTORY
 
     def files(self) -> dict[str, str]:
         """signal -> file to send, checked now (load time, not config time):
-        a file the user named is kept even when missing, so that loading it
-        reports the error; a default or directory-derived one that is missing
-        is skipped."""
-        if self.directory and not os.path.isdir(self.directory):
-            raise TemplateFileError(f"input.directory: {self.directory} is not a directory; expected one "
-                                    "written by `telegen generate`")
+        a file the config names is kept even when missing, so that loading it
+        reports the error; one in `directory` that is missing is skipped (a
+        template set may hold some signals only)."""
+        from_directory = [s for s in SIGNALS if getattr(self, s) is None]
+        if from_directory and self.directory and not os.path.isdir(self.directory):
+            raise TemplateFileError(f"input.directory: {self.directory} is not a directory; expected one written "
+                                    f"by `telegen generate --output-dir {self.directory}` (the file of "
+                                    f"{', '.join(from_directory)} is looked for there)")
         result: dict[str, str] = {}
         for signal in SIGNALS:
             path = self.path(signal)
-            if path is None:
-                continue
-            if signal not in (self.given or ()) and not os.path.exists(path):
-                continue
-            result[signal] = path
+            if path is not None and (self.named(signal) or os.path.exists(path)):
+                result[signal] = path
         return result
 
 
@@ -335,6 +336,9 @@ class SenderConfig:
         """Plain YAML-safe data. Header values read "***" unless `redact` is
         false; from_dict(to_dict(redact=False), env={}) gives an equal config."""
         data = to_plain(self)
+        for signal in SIGNALS:
+            if data["input"][signal] is None:
+                del data["input"][signal]  # unset (the directory's file), not the null a migration warning is about
         if self.sending.stages:
             # Both follow from the stages; written out they would contradict them.
             del data["sending"]["duration"]
@@ -348,10 +352,6 @@ class SenderConfig:
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "<override>") -> SenderConfig:
         """A validated copy with dotted keys replaced, e.g. {"otlp.endpoint": "127.0.0.1:4317"}."""
         data = self.to_dict(redact=False)
-        # Input paths that were defaults stay defaults (skipped when missing).
-        for signal in SIGNALS:
-            if signal not in (self.input.given or ()):
-                del data["input"][signal]
         # The environment was applied already; ${...} in data is escaped.
         return type(self).from_dict(data, source, env={}, overrides=overrides)
 
