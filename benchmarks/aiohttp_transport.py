@@ -63,17 +63,20 @@ class AiohttpTransport:
         connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl if self._ssl is not None else False)
         return aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True)
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+             pace: Callable[[int], None] | None = None) -> None:
         # With gzip the engine hands over gzip members already (telegen.send.load.compression).
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
+            if index and pace is not None:
+                pace(index)
             self._attempt(state, index, 1)
 
     def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        state.attempt_started()
+        state.attempt_started(index)
         try:
             self._loop.call_soon_threadsafe(self._start, state, index, attempt)
         except RuntimeError:  # the loop closed in between

@@ -22,8 +22,7 @@ import time
 import pytest
 from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS, median_of
 
-from telegen.send.engine import worker
-from telegen.send.engine import SendSettings, run
+from telegen.send.engine import SendSettings, run, worker
 from telegen.send.transport import GRPC, HTTP_PROTOBUF, Target
 from telegen.sink import SinkProcess
 

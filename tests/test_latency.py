@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,10 +16,9 @@ from hypothesis import strategies as st
 
 import telegen
 from telegen.fleet.report import FleetReport, SenderRow
-from telegen.send.report import latency
 from telegen.send.engine import SendSettings, run
 from telegen.send.load.batches import build_batches
-from telegen.send.report import SendReport, SignalReport
+from telegen.send.report import SendReport, SignalReport, latency
 from telegen.send.report.latency import Histogram
 from telegen.send.transport import HTTP_PROTOBUF, Target
 from telegen.sink import SinkFaults
@@ -108,3 +109,43 @@ def test_no_delay_is_fast_and_a_fleet_merges_exactly():
     total = fleet.signals["logs"].latency["request"]
     assert total.count == 20 and abs(total.quantile(0.9) - 0.5) < 0.003 and abs(total.quantile(0.5) - 0.001) < 1e-5
     assert fleet.signals["logs"].delivered == 20
+
+
+@pytest.mark.parametrize("protocol", ["grpc", HTTP_PROTOBUF])
+def test_a_batch_takes_as_long_as_its_slowest_request_not_its_pacing(templates, protocol):
+    """Per batch and per request are two populations (a batch cut into pieces
+    adds one request record per piece, one batch record), so their
+    percentiles may cross; per batch, the batch's latency is never below its
+    requests', and the engine's pacing of its pieces is not in it."""
+    from telegen.send.transport import RetryPolicy, open_transport
+    from telegen.sink import Sink
+
+    batches = build_batches("traces", templates.records("traces"), 50, 64 * 1024).batches
+    multi = [b for b in batches if len(b.pieces) >= 3][:3]
+    assert multi, "the templates need batches cut into several requests"
+    with Sink(listen_http="127.0.0.1:0", faults=SinkFaults(delay_ms=20)) as sink:
+        endpoint = sink.endpoint if protocol == "grpc" else sink.http_endpoint + "/v1/traces"
+        transport = open_transport("traces", Target(endpoint=endpoint, insecure=True, protocol=protocol),
+                                   RetryPolicy())
+        outcomes = []
+        done = threading.Event()
+        paced = []
+
+        def pace(index: int) -> None:
+            paced.append(index)
+            time.sleep(0.1)  # the engine waiting for the rate between pieces
+
+        try:
+            for batch in multi:
+                requests = [batch.data[a:b] for a, b in batch.pieces]
+                done.clear()
+                transport.send(requests, batch.piece_events, lambda o: (outcomes.append(o), done.set()), pace)
+                assert done.wait(30)
+        finally:
+            transport.close()
+    assert len(paced) == sum(len(b.pieces) - 1 for b in multi)
+    for batch, outcome in zip(multi, outcomes):
+        assert outcome.delivered == batch.events and len(outcome.latencies) == len(batch.pieces)
+        assert max(outcome.latencies) <= outcome.elapsed
+        # 20 ms a request at the sink; 0.1 s of pacing between pieces stays out.
+        assert outcome.elapsed < 0.1

@@ -3,40 +3,51 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from .plan import RatePlan
 
+# Allowance a worker may keep unused (a slow endpoint held it back), in
+# seconds at the current rate: what it may send above the plan once the
+# endpoint catches up. 5 % of any one second, as the rate promise says.
+BURST_SECONDS = 0.05
+
 
 class TokenBucket:
-    """Events per second with debt: a batch larger than the burst still goes,
-    and the next waits until the average is back on target. The rate follows
-    `plan` (constant, or ramping stages) over seconds since `started`; tokens
-    a slow endpoint left unused are capped at the burst (a tenth of a second
-    at the current rate, at least one batch), so a sender that fell behind
-    never floods the endpoint to catch up."""
+    """Events per second as `plan` says (a constant rate, or ramping stages,
+    over seconds since `started`), charged per request.
 
-    def __init__(self, plan: RatePlan, burst_floor: float, started: float | None = None) -> None:
+    The bucket starts empty: the first request goes as soon as the plan
+    allows an event, and the bucket goes into debt by its events; the next
+    request waits until the debt is paid. A request is never held back for
+    being large (it would starve), and never sent ahead of its allowance
+    either. Allowance a slow endpoint left unused is kept only up to
+    BURST_SECONDS at the current rate. So over any interval the events sent
+    exceed the plan's by at most that burst and one request."""
+
+    def __init__(self, plan: RatePlan, started: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.plan = plan
-        self.burst_floor = burst_floor
-        self.started = time.monotonic() if started is None else started
-        self.last = time.monotonic() - self.started
-        # A plan that starts from 0 (a ramp) sends nothing before it allows some.
-        self.tokens = self.burst(self.last) if plan.rate_at(self.last) > 0 else 0.0
+        self.clock = clock
+        self.started = clock() if started is None else started
+        self.last = clock() - self.started
+        self.tokens = 0.0
 
-    def burst(self, t: float) -> float:
-        return max(self.burst_floor, self.plan.rate_at(t) / 10)
+    def cap(self, t: float) -> float:
+        return self.plan.rate_at(t) * BURST_SECONDS
 
     def acquire(self, n: int, stop: threading.Event, deadline: float | None = None) -> bool:
-        """Take `n` events' tokens, waiting as the plan says; False when told
-        to stop first or when `deadline` (monotonic) passes while waiting."""
+        """Take `n` events' tokens (one request's), waiting as the plan says;
+        False when told to stop first or when `deadline` (on the clock)
+        passes while waiting."""
         plan = self.plan
         while True:
-            clock = time.monotonic()
+            clock = self.clock()
             if deadline is not None and clock >= deadline:
                 return False
             now = clock - self.started
             allowed = plan.events_by(now)
-            self.tokens = min(self.burst(now), self.tokens + allowed - plan.events_by(self.last))
+            self.tokens = min(self.cap(now), self.tokens + allowed - plan.events_by(self.last))
             self.last = now
             if self.tokens > 0:
                 self.tokens -= n
@@ -45,4 +56,3 @@ class TokenBucket:
             wait = 0.05 if ready is None else min(0.05, max(ready - now, 0.0005))
             if stop.wait(wait):
                 return False
-

@@ -31,8 +31,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     # Every process reads the plan on the parent's clock: stages change together.
     started = time.monotonic() if started is None else started
     plan = settings.plan.scaled(share)
-    biggest = max((item.batch.events for item in schedule), default=1)
-    bucket = None if plan.unthrottled else TokenBucket(plan, biggest, started)
+    bucket = None if plan.unthrottled else TokenBucket(plan, started)
     slots = threading.BoundedSemaphore(settings.concurrency)
     deadline = started + settings.duration if settings.duration > 0 else None
     delivered_any = threading.Event()
@@ -74,7 +73,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     if time.monotonic() - last_sent.get(key, -math.inf) < period:
                         waiting += 1
                         continue
-                if bucket is not None and not bucket.acquire(item.batch.events, stop, deadline):
+                pieces = item.batch.piece_events
+                if bucket is not None and not bucket.acquire(pieces[0], stop, deadline):
                     stop.set()
                     break
                 if not _take_slot(slots, stop):
@@ -82,7 +82,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if period:
                     last_sent[key] = time.monotonic()
                 step = pass_number + int(time.monotonic() - started)
-                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item))
+                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item),
+                      _pace(bucket, pieces, stop, deadline))
                 sent += 1
             # A pass counts once it has sent every batch: `passes` is how often
             # each template went out at least (batches that waited come round again).
@@ -113,11 +114,25 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
 
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
-          run_start_ns: int, step: int, done: Callable[[Outcome], None]) -> None:
+          run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None) -> None:
     requests = requests_for(item, settings, run_start_ns, step)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
                  bytes=sum(len(r) for r in requests), batches=1)
-    transport.send(requests, item.batch.piece_events, done)
+    transport.send(requests, item.batch.piece_events, done, pace)
+
+
+def _pace(bucket: TokenBucket | None, pieces: tuple[int, ...], stop: threading.Event,
+          deadline: float | None) -> Callable[[int], None] | None:
+    """Waits for the tokens of a batch's later requests: a batch cut into
+    several (a large trace) goes out at the rate, not all at once. Once the
+    run is stopping the rest of a started batch goes without waiting."""
+    if bucket is None or len(pieces) == 1:
+        return None
+
+    def pace(index: int) -> None:
+        bucket.acquire(pieces[index], stop, deadline)
+
+    return pace
 
 
 def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport]) -> None:

@@ -89,10 +89,12 @@ class Transport(Protocol):
 
     on_retry: Callable[[str, str], None] | None
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+             pace: Callable[[int], None] | None = None) -> None:
         """Send `requests` (the pieces of one batch, usually one, holding
         `piece_events` events each) and call `done` once with the outcome,
-        from a transport or timer thread."""
+        from a transport or timer thread. `pace(i)`, when given, is called in
+        the caller's thread before piece i > 0 goes (it waits for the rate)."""
 
     def close(self) -> None:
         """Stop retrying and sending; whatever is pending finishes as failed, now."""
@@ -152,13 +154,18 @@ class BatchState:
         self.done = done
         self.pending = len(requests)
         self.lock = threading.Lock()
-        self.started = time.monotonic()
+        # When each piece was first attempted: a batch's latency is its slowest
+        # piece's, from its hand-over to its outcome (retries and backoff
+        # included), not the time the engine spent pacing its pieces.
+        self.handed_over: list[float | None] = [None] * len(requests)
 
-    def attempt_started(self) -> None:
+    def attempt_started(self, index: int) -> None:
         # Pieces of one batch are attempted from several threads (the caller's,
-        # a carrier's, retry timers): the count is shared state.
+        # a carrier's, retry timers): the counts are shared state.
         with self.lock:
             self.outcome.attempts += 1
+            if self.handed_over[index] is None:
+                self.handed_over[index] = time.monotonic()
 
     def attempt_took(self, seconds: float) -> None:
         """One request attempt ended (answered, refused or errored) after `seconds`."""
@@ -172,8 +179,12 @@ class BatchState:
     def finish_piece(self, index: int, failed: bool = False, rejected: int = 0,
                      code: str | None = None, message: str = "") -> None:
         events = self.piece_events[index]
+        now = time.monotonic()
         with self.lock:
             outcome = self.outcome
+            handed_over = self.handed_over[index]
+            if handed_over is not None:
+                outcome.elapsed = max(outcome.elapsed, now - handed_over)
             if failed:
                 outcome.failed += events
             else:
@@ -186,7 +197,5 @@ class BatchState:
                 outcome.message = message
             self.pending -= 1
             last = self.pending == 0
-            if last:
-                outcome.elapsed = time.monotonic() - self.started
         if last:
             self.done(self.outcome)

@@ -92,16 +92,19 @@ class GrpcTransport:
         self._closed = False
         self.on_retry: Callable[[str, str], None] | None = None
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+             pace: Callable[[int], None] | None = None) -> None:
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
+            if index and pace is not None:
+                pace(index)
             self._attempt(state, index, 1)
 
     def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        state.attempt_started()
+        state.attempt_started(index)
         started = time.monotonic()
         future = self._call.future(state.requests[index], timeout=self.target.timeout,
                                    metadata=self.target.headers or None, compression=self._compression)

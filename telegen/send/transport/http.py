@@ -124,17 +124,20 @@ class HttpTransport:
         self._thread = threading.Thread(target=self._loop, name=f"telegen-http-{signal}", daemon=True)
         self._thread.start()
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+             pace: Callable[[int], None] | None = None) -> None:
         """`requests`: the bodies as they go out (gzip members with compression gzip)."""
         state = BatchState(requests, piece_events, done)
         for index in range(len(requests)):
+            if index and pace is not None:
+                pace(index)
             self._attempt(state, index, 1)
 
     def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
         if self._closed:
             state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
             return
-        state.attempt_started()
+        state.attempt_started(index)
         self._queue.put(_Request(state, index, attempt, state.requests[index]))
 
     # -- the curl thread --------------------------------------------------
