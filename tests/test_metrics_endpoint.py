@@ -123,6 +123,10 @@ def test_the_run_report_has_a_row_per_interval_and_a_chart(template_dir, tmp_pat
     answered = [r for r in traces if r["latency_p99_ms"]]
     assert answered and all(15 <= float(r["latency_p50_ms"]) < 1000 for r in answered), "the sink's delay shows"
     assert sum(float(r["events_per_second"]) for r in traces) > 0
+    # The drain after the 3 s (answers to requests in flight) is marked, never before it.
+    assert all(float(r["drain_seconds"]) == 0 for r in traces if float(r["seconds"]) <= 3.0)
+    last = traces[-1]
+    assert float(last["seconds"]) > 3.0 and 0 < float(last["drain_seconds"]) <= float(last["interval_seconds"])
     as_json = json.loads((report_dir / "timeline.json").read_text())
     assert len(as_json) == len(rows) and as_json[0]["latency_ms"].keys() >= {"p50", "p99", "max"}
     assert (report_dir / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

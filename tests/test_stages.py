@@ -250,3 +250,20 @@ def test_the_chart_marks_stages_the_target_the_budget_and_the_abort(tmp_path):
     rows = list(csv.DictReader((tmp_path / "timeline.csv").open()))
     assert [r["stage"] for r in rows if r["signal"] == "logs"] == ["1", "1", "3", "3"]
     assert rows[-1]["interval_seconds"] == "0.5"
+
+
+def test_the_chart_leaves_out_the_drain_and_reads_rates_in_k_and_m():
+    from telegen.send.report.latency import Histogram
+    from telegen.send.report.timeline import Timeline, rate_label
+
+    timeline = Timeline()
+    counts = {"delivered": 100_000, "bytes": 1, "requests": 1, "failed": 0, "rejected": 0, "retries": 0}
+    timeline.add(1.0, "logs", 1.0, counts, Histogram())
+    timeline.add(2.2, "logs", 1.2, counts, Histogram(), drain=0.2)  # sent for 1 s, then drained
+    timeline.add(2.25, "logs", 0.05, {**counts, "delivered": 10}, Histogram(), drain=0.05)  # all drain
+    first, straddling, drain = timeline.rows
+    assert first.sending_rate() == 100_000 and first.drain == 0
+    # A rate over the part that sent, not a dip drawn from the drain's silence.
+    assert straddling.sending_rate() == pytest.approx(100_000) and drain.sending_rate() is None
+    assert [rate_label(v) for v in (0, 500, 2_500, 250_000, 1_000_000, 1_500_000)] == [
+        "0", "500/s", "2.5k/s", "250k/s", "1M/s", "1.5M/s"]

@@ -14,6 +14,7 @@ Without an address, a local Ray instance with N CPUs is started, bound to
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -388,12 +389,15 @@ class _Watch:
             return
         signals = merged_signals((r.signals for r in self.last.values()), elapsed)
         stage = self.plan.label(self.plan.stage_at(self.previous_time - self.started)) if self.plan.staged else ""
+        # After the run's duration only answers to requests in flight arrive (the drain).
+        duration = self.fleet.config.sending.duration or math.inf
+        drain = max(0.0, elapsed - max(self.previous_time - self.started, duration))
         for name, now in signals.items():
             before = self.previous_signals.get(name, SignalReport(signal=name))
             delta = {key: getattr(now, key) - getattr(before, key)
                      for key in ("delivered", "bytes", "requests", "failed", "rejected", "retries")}
             self.timeline.add(elapsed, name, interval, delta, now.latency["request"] - before.latency["request"],
-                              stage)
+                              stage, drain)
         self.previous_signals = signals
 
     def rows(self, ray) -> list[SenderRow]:

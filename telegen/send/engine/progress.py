@@ -2,6 +2,7 @@
 interval, a stage's figures at its end, and the abort check on each interval."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -109,6 +110,17 @@ class Progress:
         self.previous_latency = {s: Histogram() for s in SIGNALS}
         self.started = time.monotonic() if started is None else started
         self.previous_time = self.started
+        # Seconds since start when sending stopped (the duration ended, or the
+        # run was stopped): what comes after is the drain.
+        self.sending_ended = settings.duration if settings.duration > 0 else math.inf
+
+    def stopped(self, seconds: float) -> None:
+        """Sending stopped at `seconds` (if not earlier)."""
+        self.sending_ended = min(self.sending_ended, seconds)
+
+    def _drain(self, end: float) -> float:
+        """Of the interval from the previous line to `end` (seconds since start), the part after sending stopped."""
+        return max(0.0, end - max(self.previous_time - self.started, self.sending_ended))
 
     def _stage(self) -> str:
         """The stage an interval belongs to (intervals are cut at stage ends): the one running at its start."""
@@ -150,7 +162,7 @@ class Progress:
                 self.write(f"{'':8s} latency per request {latency.line(since)}")
                 self.previous_latency[s] = now_latency
                 if self.timeline is not None:
-                    self.timeline.add(elapsed, s, interval, delta, since, stage)
+                    self.timeline.add(elapsed, s, interval, delta, since, stage, self._drain(elapsed))
             interval_signals[s] = SignalReport(signal=s, **delta, events_per_second=delta["delivered"] / interval,
                                                latency={"request": since, "batch": Histogram()})
         self.previous = {s: dict(v) for s, v in totals.items()}
@@ -170,7 +182,7 @@ class Progress:
         for s in self.active:
             t, p = totals[s], self.previous[s]
             self.timeline.add(elapsed, s, interval, {k: t[k] - p[k] for k in COUNTERS},
-                              latencies[s]["request"] - self.previous_latency[s], stage)
+                              latencies[s]["request"] - self.previous_latency[s], stage, self._drain(elapsed))
 
     def _fraction_done(self, totals: dict[str, dict[str, int]], elapsed: float) -> float | None:
         fractions = []
@@ -205,6 +217,8 @@ class Watch:
         next_line = self.started + self.settings.stats_interval
         aborted = None
         while alive():
+            if self.stop.is_set():
+                self.progress.stopped(time.monotonic() - self.started)
             cut = self.cuts.next_cut()
             now = time.monotonic()
             # Wake at a stage's end on time: its figures are read there.

@@ -34,6 +34,17 @@ class Row:
     latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p90, p99, p99.9, max of the interval
     stage: str = ""  # the ramp stage's number (from 1), with sending.stages
     interval: float = 0.0  # seconds the row covers, ending at `seconds`
+    # Of `interval`, the seconds after sending stopped: only answers to the
+    # requests in flight arrive then (the drain), so the row's rate is low.
+    drain: float = 0.0
+
+    def sending_rate(self) -> float | None:
+        """Delivered events/s over the part of the interval that sent; None
+        when that part is too short to say (a row that is mostly drain)."""
+        sending = self.interval - self.drain
+        if sending < 0.25 * self.interval or sending <= 0:
+            return None
+        return self.events_per_second * self.interval / sending
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class Timeline:
         self.aborted_at: float | None = None  # seconds: when abort_on_breach stopped the run
 
     def add(self, seconds: float, signal: str, interval: float, delta: dict[str, int], histogram: Histogram,
-            stage: str = "") -> None:
+            stage: str = "", drain: float = 0.0) -> None:
         latency = {name: round(histogram.quantile(q) * 1e3, 3) for name, q in PERCENTILES} if histogram.count else {}
         if histogram.count:
             latency["max"] = round(histogram.max_ns / 1e6, 3)
@@ -64,7 +75,7 @@ class Timeline:
                              events_per_second=round(delta["delivered"] / interval, 1),
                              bytes_per_second=round(delta["bytes"] / interval, 1), requests=delta["requests"],
                              failed=delta["failed"], rejected=delta["rejected"], retries=delta["retries"],
-                             latency_ms=latency, stage=stage, interval=round(interval, 3)))
+                             latency_ms=latency, stage=stage, interval=round(interval, 3), drain=round(drain, 3)))
 
     def write(self, directory: str | os.PathLike) -> list[Path]:
         """timeline.csv, timeline.json and (with matplotlib) chart.png in
@@ -75,10 +86,12 @@ class Timeline:
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(["seconds", "signal", "events_per_second", "bytes_per_second", "requests", "failed",
-                         "rejected", "retries", *[f"latency_{n}_ms" for n in names], "stage", "interval_seconds"])
+                         "rejected", "retries", *[f"latency_{n}_ms" for n in names], "stage", "interval_seconds",
+                         "drain_seconds"])
         for r in self.rows:
             writer.writerow([r.seconds, r.signal, r.events_per_second, r.bytes_per_second, r.requests, r.failed,
-                             r.rejected, r.retries, *[r.latency_ms.get(n, "") for n in names], r.stage, r.interval])
+                             r.rejected, r.retries, *[r.latency_ms.get(n, "") for n in names], r.stage, r.interval,
+                             r.drain])
         written = [out / "timeline.csv", out / "timeline.json"]
         write_atomic(written[0], text.getvalue().encode())
         write_atomic(written[1], (json.dumps([asdict(r) for r in self.rows], indent=1) + "\n").encode())
@@ -94,20 +107,26 @@ class Timeline:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from matplotlib.ticker import FuncFormatter
+
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
         signals = list(dict.fromkeys(r.signal for r in self.rows))
-        # A rate is the interval's: drawn at the interval's middle.
+        # A rate is drawn at the middle of the part of its interval that sent;
+        # a row that is all drain (answers after sending stopped) is not a rate
+        # the sender kept, so it is left out rather than drawn as a dip.
+        rated = [(r, r.sending_rate()) for r in self.rows]
+        rated = [(r, rate) for r, rate in rated if rate is not None]
         for signal in signals:
-            rows = [r for r in self.rows if r.signal == signal]
-            top.plot([r.seconds - r.interval / 2 for r in rows], [r.events_per_second for r in rows], marker=".",
-                     label=signal)
-            latency = [(r.seconds - r.interval / 2, r.latency_ms["p99"]) for r in rows if "p99" in r.latency_ms]
+            points = [(_middle(r), rate) for r, rate in rated if r.signal == signal]
+            top.plot([t for t, _ in points], [v for _, v in points], marker=".", label=signal)
+            latency = [(_middle(r), r.latency_ms["p99"]) for r in self.rows if r.signal == signal
+                       and "p99" in r.latency_ms]
             bottom.plot([t for t, _ in latency], [v for _, v in latency], marker=".", label=signal)
         if len(signals) > 1 or self.stages or self.target:
             totals: dict[float, float] = {}
-            for r in self.rows:
-                middle = round(r.seconds - r.interval / 2, 3)
-                totals[middle] = totals.get(middle, 0.0) + r.events_per_second
+            for r, rate in rated:
+                middle = round(_middle(r), 3)
+                totals[middle] = totals.get(middle, 0.0) + rate
             top.plot(list(totals), list(totals.values()), color="black", linewidth=1.2, label="all signals")
         if self.stages:
             times = [t for mark in self.stages for t in (mark.start, mark.end)]
@@ -127,9 +146,12 @@ class Timeline:
         if self.aborted_at is not None:
             for ax in (top, bottom):
                 ax.axvline(self.aborted_at, color="red", linewidth=1.2)
+            # Beside the line, not on it.
             top.annotate("aborted", (self.aborted_at, 0.02), xycoords=("data", "axes fraction"), color="red",
-                         fontsize=8, ha="right", rotation=90)
+                         fontsize=8, ha="right", va="bottom", rotation=90, xytext=(-3, 0),
+                         textcoords="offset points")
         top.set_ylabel("delivered events/s")
+        top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: rate_label(value)))
         top.set_title("telegen send: throughput and export latency", pad=14 if self.stages else 6)
         bottom.set_ylabel("p99 latency per request (ms)")
         bottom.set_xlabel("seconds since sending started")
@@ -143,3 +165,19 @@ class Timeline:
         plt.close(fig)
         write_atomic(path, buffer.getvalue())
         return path
+
+
+def _middle(row: Row) -> float:
+    """The middle of the part of a row's interval that sent."""
+    sending = row.interval - row.drain
+    return row.seconds - row.drain - sending / 2
+
+
+def rate_label(value: float) -> str:
+    """Events/s as a person reads them on an axis: 0, 500/s, 250k/s, 1.5M/s."""
+    if value == 0:
+        return "0"
+    for scale, unit in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{unit}/s"
+    return f"{value:g}/s"
