@@ -23,7 +23,7 @@ from .errors import ConfigError, ConfigWarning, TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .sink import Sink, SinkFaults
-from .sink.report import interval_lines, summary_lines, write_stats_json
+from .sink.report import changed, idle_line, interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
 EXIT_USAGE = 2  # bad input: config, files, flags
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (after the drain and the summary)
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as Unix tools exit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,9 +138,16 @@ def _stats_json_path(value: str | None) -> Path | None:
     return path
 
 
+IDLE_LINE_SECONDS = 60.0  # an idle sink says so at most this often
+
+
 def _serve(sink: Sink, interval: float, duration: float, stop: threading.Event) -> None:
-    """Print progress every `interval` s until `stop` is set, Ctrl-C, or `duration` s (0: no limit)."""
+    """Until `stop` is set, Ctrl-C, or `duration` s (0: no limit): every
+    `interval` s, a line per signal if anything arrived since the last lines,
+    else one idle line at most every minute."""
     previous = sink.stats()
+    shown = previous  # the counts the last lines printed
+    quiet_since = previous.elapsed
     end = previous.elapsed + duration if duration else float("inf")
     next_report = previous.elapsed + interval
     try:
@@ -147,9 +155,15 @@ def _serve(sink: Sink, interval: float, duration: float, stop: threading.Event) 
             if stop.wait(min(next_report, end) - now):
                 return
             current = sink.stats()
-            if current.elapsed >= next_report:
+            if current.elapsed < next_report:
+                continue
+            if changed(previous, current):
                 print("\n".join(interval_lines(previous, current)), flush=True)
-                previous, next_report = current, next_report + interval
+                shown, quiet_since = current, current.elapsed
+            elif current.elapsed - max(quiet_since, shown.elapsed) >= IDLE_LINE_SECONDS:
+                print(idle_line(current, current.elapsed - shown.elapsed), flush=True)
+                quiet_since = current.elapsed
+            previous, next_report = current, next_report + interval
     except KeyboardInterrupt:
         return  # Ctrl-C is how a sink is meant to end: fall through to the summary
 
@@ -508,6 +522,11 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`telegen inspect DIR | head`): stop quietly, as
+        # Unix tools do, and keep the interpreter's final flush from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _show_config_warnings(prog: str) -> None:

@@ -1,6 +1,7 @@
 """The CLI as a user runs it: real processes, exit codes, messages, files."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,17 @@ def test_telemetry_generator_wrapper(tmp_path, config_file, capsys):
             (tmp_path / "m" / f"telemetry-{signal}.pb").read_bytes()
     assert telemetry_generator_main(["--config", str(tmp_path / "none.yaml")]) == 2
     assert "telemetry-generator: error:" in capsys.readouterr().err
+
+
+def test_inspect_into_a_closed_pipe_exits_quietly(tmp_path, config_file):
+    out = tmp_path / "out"
+    assert run_cli("generate", "--config", str(config_file), "--output-dir", str(out)).returncode == 0
+    # `telegen inspect DIR | head -0`: the reader is gone before anything is written.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([sys.executable, "-m", "telegen", "inspect", str(out)], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert result.returncode == 141 and result.stderr == ""

@@ -443,3 +443,33 @@ def test_cli_record_into_an_unwritable_place_exits_2(tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "telegen", "sink", "--listen", "127.0.0.1:0", "--record",
                              str(blocker / "sub")], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "--record: cannot create" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_prints_when_requests_arrive_and_stays_quiet_when_idle(tmp_path: Path):
+    # Idle for 2.5 s at 0.25 s intervals: no line (an idle line comes at most once a minute).
+    proc, address = start_cli("--duration", "2.5", "--interval", "0.25")
+    try:
+        export(address, "traces", traces_request(4))
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    progress = [line for line in out.splitlines() if line.startswith("[")]
+    # One set of lines, for the interval the request arrived in: a line per signal, decoded bytes named so.
+    assert len(progress) == 3 and all("MB/s decoded" in line for line in progress), out
+    assert "traces  events             4" in progress[0]
+    assert "MB decoded" in out.split("Sink summary")[1]
+
+
+def test_an_idle_sink_says_so_at_most_once_a_minute(monkeypatch, capsys):
+    from telegen import cli
+    from telegen.sink import Sink
+
+    monkeypatch.setattr(cli, "IDLE_LINE_SECONDS", 0.5)  # a minute, scaled down to keep the test short
+    with Sink() as sink:
+        stop = threading.Event()
+        threading.Timer(1.4, stop.set).start()
+        cli._serve(sink, interval=0.1, duration=0, stop=stop)
+    lines = capsys.readouterr().out.splitlines()
+    assert 2 <= len(lines) <= 3 and all(" idle for " in line for line in lines), lines
+    assert lines[0].endswith("events so far: traces 0, metrics 0, logs 0")

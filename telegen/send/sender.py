@@ -184,7 +184,7 @@ def signal_lines(report: SendReport) -> list[str]:
     for name, s in report.signals.items():
         lines.append(f"  {name:8s} {s.delivered:>13,} delivered ({s.events_per_second:,.0f}/s)  "
                      f"{s.rejected:,} rejected  {s.failed:,} failed  {s.requests:,} requests  "
-                     f"{s.bytes / 1e6:,.1f} MB  {s.retries:,} retries")
+                     f"{s.bytes / 1e6:,.1f} MB sent  {s.retries:,} retries")
         lines.append(f"  {'':8s} latency per request  {latency.line(s.latency['request'])}")
         lines.append(f"  {'':8s} latency per batch    {latency.line(s.latency['batch'])} (retries included)")
     lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")

@@ -151,7 +151,7 @@ class Progress:
             self.write(
                 f"{s:8s} {t['delivered']:>13,} events  {(t['delivered'] - p['delivered']) / interval:>11,.0f}/s "
                 f"(avg {t['delivered'] / max(elapsed, 1e-9):>11,.0f}/s)  {t['requests']:>9,} req  "
-                f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s  retries {t['retries']}  "
+                f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s sent  retries {t['retries']}  "
                 f"failed {t['failed']}  rejected {t['rejected']}{tail}")
             tail = ""
             delta = {k: t[k] - p[k] for k in COUNTERS}
