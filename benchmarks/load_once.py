@@ -15,12 +15,16 @@ from telegen.send.sender import Sender
 
 
 def memory(pid: int | str = "self") -> dict[str, int]:
-    """Rss, Pss and Anonymous bytes of a process (Linux smaps_rollup)."""
+    """Rss, Pss and Anonymous bytes of a process (Linux smaps_rollup), and
+    its peak RSS so far (VmHWM): what a pod's memory is sized for."""
     values = {}
     for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:]:
         key, _, rest = line.partition(":")
         if key in ("Rss", "Pss", "Anonymous"):
             values[key.lower()] = int(rest.split()[0]) * 1024
+    for line in open(f"/proc/{pid}/status").read().splitlines():
+        if line.startswith("VmHWM:"):
+            values["peak_rss"] = int(line.split()[1]) * 1024
     return values
 
 

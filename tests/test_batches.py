@@ -167,3 +167,38 @@ def test_regrouper_reports_malformed_input_with_its_offset(templates):
 def decode(signal: str, data: bytes):
     from telegen.templates import decode_record
     return decode_record(signal, data)
+
+
+def _mapped_rss(path) -> int:
+    """Bytes of `path` this process has mapped in (its mappings' Rss in smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps").read().splitlines():
+        if "-" in line.split(" ", 1)[0]:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+def test_a_mapped_template_file_leaves_the_process_as_it_is_batched(templates, tmp_path, monkeypatch):
+    """The load's peak memory: pages of the file already in batches are
+    handed back while loading goes on, and the batches are the same."""
+    import mmap
+
+    from telegen.send.load import batches as loading
+
+    templates.save(tmp_path)
+    path = tmp_path / "telemetry-traces.pb"
+    records, mapped = loading._read(path, "traces")
+    assert sum(sum(memoryview(r).cast("B")[::4096]) for r in records) >= 0  # touch every page
+    assert _mapped_rss(path) >= 0.9 * path.stat().st_size - mmap.PAGESIZE
+    loading._page_releaser(mapped, records)(len(records))
+    assert _mapped_rss(path) <= mmap.PAGESIZE
+    del records
+    mapped.close()
+    # Released every 64 KiB instead of 32 MiB, the batches come out byte for byte the same.
+    monkeypatch.setattr(loading, "RELEASE_BYTES", 64 * 1024)
+    released = loading.load_signal("traces", path, 10, 64 * 1024)
+    whole = build_batches("traces", templates.traces, 10, 64 * 1024)
+    assert [b.data for b in released.batches] == [b.data for b in whole.batches]
+    assert [b.pieces for b in released.batches] == [b.pieces for b in whole.batches]
