@@ -1,24 +1,119 @@
-"""Atomic file writes: a reader sees the old file or the whole new one."""
+"""Atomic file writes: a reader sees the old file or the whole new one, and
+after a crash or power loss, the same.
+
+Every file telegen writes goes through AtomicFile: written under a
+temporary name in the target's directory, flushed and fsynced, renamed over
+the target, and the directory fsynced so the rename itself is durable. The
+file gets the mode a plain open() would give it (0666 less the umask), not
+the 0600 of a temporary file: template sets and reports are read by other
+users and pods.
+"""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, BinaryIO
+
+
+def _umask() -> int:
+    # The only portable way to read it is to set it; set it straight back.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class AtomicFile:
+    """A binary file that replaces `path` on commit() (or at the end of a
+    `with` block that raised nothing) and leaves no trace on discard().
+    `temporary`: the name to write under (default: a hidden, unique one)."""
+
+    def __init__(self, path: str | os.PathLike, temporary: str | os.PathLike | None = None) -> None:
+        self.path = Path(path)
+        if temporary is None:
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            self.temporary = Path(name)
+        else:
+            self.temporary = Path(temporary)
+            fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o666 & ~_umask())
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes | memoryview) -> int:
+        return self.file.write(data)
+
+    def writelines(self, chunks: Iterable[bytes | memoryview]) -> None:
+        self.file.writelines(chunks)
+
+    def flush_to_disk(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def commit(self) -> Path:
+        if not self.file.closed:
+            self.flush_to_disk()
+        os.replace(self.temporary, self.path)
+        sync_directory(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        self.file.close()
+        try:
+            os.unlink(self.temporary)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def commit_all(files: Iterable[AtomicFile]) -> list[Path]:
+    """Commit files that belong together: all on disk first, then all
+    renamed, so a failure before the renames changes none of them."""
+    files = list(files)
+    try:
+        for f in files:
+            f.flush_to_disk()
+    except BaseException:
+        for f in files:
+            f.discard()
+        raise
+    for f in files:
+        os.replace(f.temporary, f.path)
+    for directory in {f.path.parent for f in files}:
+        sync_directory(directory)
+    return [f.path for f in files]
+
+
+def sync_directory(directory: str | os.PathLike) -> None:
+    """Make a rename in `directory` durable (where the platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """`data` to `path` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """`data` to `path`, atomically and durably."""
+    with AtomicFile(path) as out:
+        out.write(data)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

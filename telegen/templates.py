@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from .atomic import AtomicFile, commit_all
 from .errors import OutputError, TemplateFileError
 
 SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
@@ -352,31 +353,20 @@ def check_writable(directory: str | os.PathLike) -> Path:
 
 
 def _write_atomically(directory: Path, files: dict[Path, Iterable[bytes]]) -> None:
-    temporaries: list[tuple[str, Path]] = []
+    """The set's files, all written and synced before any takes its name."""
+    opened: list[AtomicFile] = []
     try:
         for final, chunks in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
-            temporaries.append((tmp, final))
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        for tmp, final in temporaries:
-            os.replace(tmp, final)
+            opened.append(AtomicFile(final))
+            opened[-1].writelines(chunks)
+        commit_all(opened)
     except OSError as exc:
-        for tmp, _ in temporaries:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        for f in opened:
+            f.discard()
         raise OutputError(f"cannot write templates to {str(directory)!r}: {exc.strerror or exc}") from None
     except BaseException:
-        for tmp, _ in temporaries:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        for f in opened:
+            f.discard()
         raise
 
 

@@ -186,7 +186,7 @@ def replay(template_dir: Path, passes: int = 2, signals: tuple[str, ...] = SIGNA
     server, port = serve(recorder)
     try:
         report = telegen.Sender({"input": {"directory": str(template_dir),
-                                           **{s: None for s in SIGNALS if s not in signals}},
+                                           **{s: False for s in SIGNALS if s not in signals}},
                                  "otlp": {"endpoint": f"127.0.0.1:{port}", "insecure": True},
                                  "sending": {"multiplier": passes, "rate_limit": {"events_per_second": 0}}},
                                 write=lambda line: None).run()

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..send.config import SenderConfig
 from ..send.load.cache import file_lock
 from ..send.report import SendReport
@@ -81,9 +82,7 @@ class SenderActor:
                 if not local.exists():
                     data = ray.get(ref)
                     local.parent.mkdir(parents=True, exist_ok=True)
-                    partial = local.with_name(local.name + ".part")
-                    partial.write_bytes(data)
-                    partial.replace(local)
+                    write_atomic(local, data)
             overrides[f"input.{signal}"] = str(local)
         if not self.config.input.cache_dir:
             overrides["input.cache_dir"] = str(self.scratch / "cache")

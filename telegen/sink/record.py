@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import BinaryIO
 
 from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 
+from ..atomic import AtomicFile
 from ..errors import SinkError
 from ..templates import SIGNALS
 
@@ -38,7 +38,7 @@ class Recorder:
             raise SinkError(f"--record: cannot create {self.directory}: {exc.strerror or exc}") from None
         if not os.access(self.directory, os.W_OK):
             raise SinkError(f"--record: {self.directory} is not writable")
-        self._files: dict[str, BinaryIO] = {}
+        self._files: dict[str, AtomicFile] = {}
         self._locks = {signal: threading.Lock() for signal in SIGNALS}
         self.requests = dict.fromkeys(SIGNALS, 0)
         self.closed = False
@@ -49,7 +49,7 @@ class Recorder:
                 return
             out = self._files.get(signal)
             if out is None:
-                out = self._files[signal] = open(self._part(signal), "wb")  # noqa: SIM115 - closed in close()
+                out = self._files[signal] = AtomicFile(recorded_path(self.directory, signal), self._part(signal))
             out.write(_VarintBytes(len(data)) + data)
             self.requests[signal] += 1
 
@@ -62,12 +62,7 @@ class Recorder:
                 out = self._files.pop(signal, None)
                 if out is None:
                     continue
-                out.flush()
-                os.fsync(out.fileno())
-                out.close()
-                final = recorded_path(self.directory, signal)
-                os.replace(self._part(signal), final)
-                written.append(final)
+                written.append(out.commit())
         return written
 
     def _part(self, signal: str) -> Path:

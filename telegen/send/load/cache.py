@@ -32,16 +32,16 @@ import hashlib
 import json
 import mmap
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from ... import _fastpath, _gzip
 from ..._version import __version__
+from ...atomic import AtomicFile
 from ...errors import TemplateFileError
 from ..shard import SeriesCopies
 from .batches import Batch, SignalTemplates, load_signal
@@ -149,23 +149,16 @@ def save(loaded: SignalTemplates, target: str | os.PathLike) -> None:
         batches.append(entry)
     header = json.dumps({"format": FORMAT, "telegen": __version__, "signal": loaded.signal,
                          "templates": loaded.templates, "events": loaded.events, "batches": batches}).encode()
-    fd, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            prefix = MAGIC + len(header).to_bytes(8, "little") + header
-            out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
-            written = 0
-            for batch in loaded.batches:
-                out.write(batch.data)
-                written = _pad(out, written + len(batch.data), 8)
-                for array in batch.plan.arrays().values():
-                    out.write(np.ascontiguousarray(array).tobytes())
-                    written += array.nbytes
-            out.flush()
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with AtomicFile(target) as out:
+        prefix = MAGIC + len(header).to_bytes(8, "little") + header
+        out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
+        written = 0
+        for batch in loaded.batches:
+            out.write(batch.data)
+            written = _pad(out, written + len(batch.data), 8)
+            for array in batch.plan.arrays().values():
+                out.write(np.ascontiguousarray(array).tobytes())
+                written += array.nbytes
 
 
 def open_cache(path: str | os.PathLike, copies: SeriesCopies) -> SignalTemplates:
@@ -238,15 +231,9 @@ def save_gzip(loaded: SignalTemplates, target: str | os.PathLike) -> None:
     header = json.dumps({"format": GZIP_FORMAT, "telegen": __version__, "signal": loaded.signal,
                          "batches": batches}).encode()
     prefix = GZIP_MAGIC + len(header).to_bytes(8, "little") + header
-    fd, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
-            out.writelines(parts)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with AtomicFile(target) as out:
+        out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
+        out.writelines(parts)
 
 
 def open_gzip_cache(path: str | os.PathLike, loaded: SignalTemplates) -> SignalTemplates:
@@ -283,7 +270,7 @@ def _aligned(offset: int, boundary: int) -> int:
     return -(-offset // boundary) * boundary
 
 
-def _pad(out: BinaryIO, written: int, boundary: int) -> int:
+def _pad(out: AtomicFile, written: int, boundary: int) -> int:
     padding = _aligned(written, boundary) - written
     out.write(b"\0" * padding)
     return written + padding
