@@ -23,6 +23,9 @@ test: $(STAMP) peers
 # a local sink, send to it for 10 s, print sender and sink figures side by side.
 demo: $(STAMP)
 	$(VENV)/bin/telegen demo --seconds 10
+	@echo
+	@echo "telegen is installed in $(VENV). To have the telegen command on your PATH in this shell:"
+	@echo "    source $(VENV)/bin/activate"
 
 # Generate the full example config (~1.15M spans) and show what was made.
 demo-generate: $(STAMP)

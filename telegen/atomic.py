@@ -61,7 +61,10 @@ class AtomicFile:
         return self.path
 
     def discard(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # closing flushes, which fails again on the error that brought us here (a full disk)
         try:
             os.unlink(self.temporary)
         except FileNotFoundError:

@@ -280,7 +280,7 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
     flags = {
         "otlp.endpoint": args.endpoint,
         "otlp.insecure": True if args.insecure else None,
-        "otlp.protocol": PROTOCOL_FLAGS.get(args.protocol, args.protocol),
+        "otlp.protocol": args.protocol,
         "sending.rate_limit.events_per_second": args.rate,
         "sending.duration": args.duration,
         "sending.processes": getattr(args, "processes", None),
@@ -381,12 +381,13 @@ def _exit_status(report: SendReport | FleetReport) -> int:
     return EXIT_FAILED if failures else 0
 
 
-# `--protocol http` is short for the specification's name.
-PROTOCOL_FLAGS: dict[str, str] = {"http": "http/protobuf"}
+def _protocol_choices() -> tuple[str, ...]:
+    from .send.transport.base import PROTOCOL_ALIASES, PROTOCOLS
+    return (*PROTOCOLS, *PROTOCOL_ALIASES)
 
 
 def _add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", choices=("grpc", "http/protobuf", "http"),
+    parser.add_argument("--protocol", choices=_protocol_choices(),
                         help="OTLP carrier (overrides otlp.protocol; http is short for http/protobuf)")
     parser.add_argument("--endpoint", metavar="ENDPOINT",
                         help="gRPC host:port, or the OTLP/HTTP base URL that /v1/<signal> is appended to "
@@ -467,7 +468,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0:
         raise TelegenError(f"--seconds: {args.seconds:g} is invalid: expected seconds > 0")
-    return run_demo(args.seconds, protocol=PROTOCOL_FLAGS.get(args.protocol, args.protocol))
+    from .send.transport.base import PROTOCOL_ALIASES
+    return run_demo(args.seconds, protocol=PROTOCOL_ALIASES.get(args.protocol, args.protocol))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     flt.set_defaults(handler=run_fleet)
     dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")
     dem.add_argument("--seconds", type=float, default=10.0, help="how long to send (default: 10)")
-    dem.add_argument("--protocol", choices=("grpc", "http/protobuf", "http"), default="grpc",
+    dem.add_argument("--protocol", choices=_protocol_choices(), default="grpc",
                      help="OTLP carrier to the sink (default: grpc; http is short for http/protobuf)")
     dem.set_defaults(handler=run_demo_command)
     return parser

@@ -180,7 +180,7 @@ def test_bad_fleet_input_exits_2(template_dir, tmp_path):
     config = tmp_path / "send.yaml"
     config.write_text(json.dumps(fleet_config(template_dir, "127.0.0.1:1")))
     for args, message in ((["--senders", "0"], "senders: 0 is invalid"),
-                          (["--senders", "2", "--rate", "-5"], "sending.rate_limit.events_per_second: -5")):
+                          (["--senders", "2", "--rate", "-5"], "telegen: error: --rate: -5 is invalid")):
         result = subprocess.run([sys.executable, "-m", "telegen", "fleet", "--config", str(config), *args],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""The package's shape (DESIGN.md): stages share nothing but the file format.
+"""The package's shape (docs/design.md): stages share nothing but the file format.
 
 Generation and sending never import each other; the sink and the config
 toolkit belong to no stage. Checked on the source's static imports, followed

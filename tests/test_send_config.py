@@ -605,12 +605,21 @@ def test_protocol_from_the_environment_and_its_precedence() -> None:
 
 
 def test_wrong_protocols_are_named() -> None:
-    with raises("otlp.protocol: 'http/json' is invalid: expected one of grpc, http/protobuf (telegen sends "
-                "protobuf: use http/protobuf)"):
+    with raises("otlp.protocol: 'http/json' is invalid: expected one of grpc, http/protobuf (http for short) "
+                "(telegen sends protobuf: use http/protobuf)"):
         load("otlp: {protocol: http/json}")
-    with raises("otlp.logs.protocol: 'http' is invalid: expected null or one of grpc, http/protobuf (did you mean "
-                "http/protobuf?)"):
-        load("otlp: {logs: {protocol: http}}")
+    with raises("otlp.logs.protocol: 'thrift' is invalid: expected null or one of grpc, http/protobuf (http for "
+                "short)"):
+        load("otlp: {logs: {protocol: thrift}}")
+
+
+def test_the_cli_the_yaml_and_the_environment_take_the_same_protocol_names() -> None:
+    # `--protocol http` is short for http/protobuf; so is `protocol: http` and OTEL_EXPORTER_OTLP_PROTOCOL=http.
+    assert load("otlp: {logs: {protocol: http}}").signal_target("logs").protocol == "http/protobuf"
+    assert load("", otlp__protocol="http").otlp.protocol == "http/protobuf"
+    assert load("", env={"OTEL_EXPORTER_OTLP_PROTOCOL": "HTTP"}).otlp.protocol == "http/protobuf"
+    from telegen.cli import _protocol_choices
+    assert set(_protocol_choices()) == {"grpc", "http/protobuf", "http"}
     with raises("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'thrift' is invalid: expected one of grpc, http/protobuf"):
         load("", env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"})
 

@@ -1,7 +1,7 @@
 """Log templates: HTTP access logs, application logs and host/node system logs.
 
 Each on-disk record is one ExportLogsServiceRequest holding exactly one log
-record. Record times sit on TIME_BASE_NS (DESIGN.md): the event time is the
+record. Record times sit on TIME_BASE_NS (docs/templates.md): the event time is the
 base itself and the observed time trails it by a drawn collection delay, so
 the sender keeps that delay when it moves both to "now". Trace context ids and
 flags are random non-zero placeholders the sender overwrites.

@@ -14,7 +14,7 @@ from ...configkit import escape, set_dotted, substitute_env
 from ...errors import ConfigError
 from ...templates import SIGNALS
 from ..shard import shard_from_env
-from ..transport.base import COMPRESSIONS, PROTOCOLS
+from ..transport.base import COMPRESSIONS, PROTOCOL_ALIASES, PROTOCOLS
 from .endpoints import SCHEME, endpoint_problem
 
 
@@ -178,6 +178,7 @@ def _env_compression(var: str, text: str) -> str:
 
 def _env_protocol(var: str, text: str) -> str:
     value = text.strip().lower()
+    value = PROTOCOL_ALIASES.get(value, value)
     if value not in PROTOCOLS:
         hint = " (telegen sends protobuf: use http/protobuf)" if value == "http/json" else ""
         raise ConfigError(f"{var}: {text!r} is invalid: expected one of {', '.join(PROTOCOLS)}{hint}")

@@ -23,7 +23,7 @@ from ...configkit.messages import show
 from ...errors import ConfigWarning
 from ...templates import SIGNALS
 from ..load.compression import GZIP_ENCODERS
-from ..transport.base import COMPRESSIONS, PROTOCOLS
+from ..transport.base import COMPRESSIONS, PROTOCOL_ALIASES, PROTOCOLS
 from .endpoints import endpoint_problem, split_endpoint
 
 if TYPE_CHECKING:
@@ -57,17 +57,18 @@ class Endpoint(Rule):
 
 @dataclass(frozen=True)
 class Protocol(Rule):
+    def coerce(self, raw: Any, hint: type) -> Any:
+        return PROTOCOL_ALIASES.get(raw, raw) if isinstance(raw, str) else super().coerce(raw, hint)
+
     def ok(self, value: Any) -> bool:
         return value in PROTOCOLS
 
     def expected(self, noun: str) -> str:
-        return f"one of {', '.join(PROTOCOLS)}"
+        return f"one of {', '.join(PROTOCOLS)} (http for short)"
 
     def suggest(self, value: Any) -> str:
         if value == "http/json":
             return " (telegen sends protobuf: use http/protobuf)"
-        if value == "http":
-            return " (did you mean http/protobuf?)"
         return ""
 
 

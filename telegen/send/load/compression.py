@@ -3,7 +3,7 @@
 Two ways, one result (a gzip member per request):
 - **patchable** (the default): each request of a batch is compressed once, at
   load time, into a stream whose changing bytes stay patchable in place
-  (telegen/_gzip.pyx, DESIGN.md "Patchable gzip"); a send patches the batch
+  (telegen/_gzip.pyx; docs/design.md, "Patchable gzip"); a send patches the batch
   as usual, then writes the changed bytes' 9-bit literal codes into a copy of
   the compressed template and sets the trailer's CRC32.
 - **zlib**: gzip.compress on every request, kept to compare against.

@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
+# Short names a person types; the CLI, the YAML and the environment take them alike.
+PROTOCOL_ALIASES: dict[str, str] = {"http": HTTP_PROTOBUF}
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
 
 # The response type per signal and its partial_success field that counts rejected events.
