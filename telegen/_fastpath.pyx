@@ -9,7 +9,7 @@ patch never moves a byte: patch(plan, buf, ...) copies `buf` into a new bytes
 object and overwrites ids, times and metric values in place with the GIL
 released.
 
-The plain-Python twin in telegen/send/reference.py implements the same
+The plain-Python twins in telegen/reference/ implement the same
 operations on decoded messages; given the same seed both produce identical
 bytes, which is how the tests check this file.
 """

@@ -16,7 +16,7 @@ code of each changed byte's new value (read from `raw`, the uncompressed
 patch kernel's output) at its bit offset, and sets the gzip trailer's CRC32;
 ISIZE does not change. Nothing shifts, nothing is compressed per send.
 
-The plain-Python twin in telegen/send/reference_gzip.py makes the same bytes
+The plain-Python twin in telegen/reference/gzip.py makes the same bytes
 from the same input; the tests hold the two together.
 """
 import zlib

@@ -21,7 +21,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 import telegen
 from telegen import _fastpath as fp
-from telegen.send.reference import Xoshiro256, patch_reference
+from telegen.reference.patch import patch_reference
+from telegen.reference.rng import Xoshiro256
 
 NOW = 1_800_000_000_000_000_000
 RUN_START = NOW - 3600 * 10**9

@@ -1,6 +1,5 @@
-"""The plain-Python twins of telegen._fastpath: patch (decode with protobuf,
-change the fields, encode) and load-time regrouping (decode, merge, encode).
-Slow, obviously correct, and the oracles the tests hold the compiled path to.
+"""The plain-Python twin of the patch kernel (telegen/_fastpath.pyx: patch, on
+a plan from scan): decode with protobuf, change the fields, encode.
 
 It follows the same contract, down to the order random numbers are drawn
 (per id group: a 16-byte key until non-zero, then an 8-byte key until
@@ -11,50 +10,13 @@ that protobuf itself encoded.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from google.protobuf.message import Message
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
-from ..templates import NESTING, REQUEST_TYPES, decode_record
-
-MASK64 = (1 << 64) - 1
-REPLICA_KEY = "telegen.replica"
-CUMULATIVE = 2
-
-
-class Xoshiro256:
-    """xoshiro256** seeded by splitmix64, as in _fastpath.pyx."""
-
-    def __init__(self, seed: int) -> None:
-        state = seed & MASK64
-        words = []
-        for _ in range(4):
-            state = (state + 0x9E3779B97F4A7C15) & MASK64
-            z = state
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-            words.append(z ^ (z >> 31))
-        self.s = words
-
-    def next(self) -> int:
-        s = self.s
-        result = (_rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
-        t = (s[1] << 17) & MASK64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = _rotl(s[3], 45)
-        return result
-
-    def unit(self) -> float:
-        return (self.next() >> 11) * (1.0 / 9007199254740992.0)
-
-
-def _rotl(x: int, k: int) -> int:
-    return ((x << k) | (x >> (64 - k))) & MASK64
+from ..templates import decode_record
+from .regroup import REPLICA_KEY
+from .rng import MASK64, Xoshiro256
 
 
 def _int64(x: int) -> int:
@@ -311,7 +273,7 @@ def _series_runs(points) -> list[tuple[int, int] | None]:
 def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int) -> None:
     for kind, data in _metric_datas(message):
         temporality = getattr(data, "aggregation_temporality", 0)
-        cumulative = temporality == CUMULATIVE
+        cumulative = temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
         points = data.data_points
         runs = _series_runs(points)
         template = [type(p).FromString(p.SerializeToString()) for p in points] if any(runs) else []
@@ -445,94 +407,3 @@ def _patch_replicas(message: Message, signal: str, replica: int) -> None:
             if kv.key == REPLICA_KEY and value:
                 width = len(value.encode())
                 kv.value.string_value = str(replica % 10**width).zfill(width)
-
-
-# -- load-time regrouping ------------------------------------------------------
-
-
-def regroup_reference(signal: str, records: Sequence[bytes], replica_width: int = 0) -> bytes:
-    """The twin of _fastpath.Regrouper: every item of `records` in one request,
-    gathered per (resource, schema_url) and (scope, schema_url)."""
-    merger = _Merger(signal, replica_width)
-    for record in records:
-        merger.add(decode_record(signal, record))
-    return merger.serialize()
-
-
-def split_reference(signal: str, record: bytes, max_bytes: int, replica_width: int = 0) -> list[bytes]:
-    """The twin of _fastpath.split."""
-    pieces = []
-    for piece in _split_oversized(signal, decode_record(signal, record), max_bytes):
-        merger = _Merger(signal, replica_width)
-        merger.add(piece)
-        pieces.append(merger.serialize())
-    return pieces
-
-
-class _Merger:
-    """Builds one request, gathering items under one resource and scope entry
-    per distinct (resource, schema) and (scope, schema)."""
-
-    def __init__(self, signal: str, replica_width: int) -> None:
-        self.signal = signal
-        self.request = REQUEST_TYPES[signal]()
-        self.resources: dict[bytes, Message] = {}
-        self.scopes: dict[tuple[bytes, bytes], Message] = {}
-        self.replica_width = replica_width
-
-    def add(self, message: Message) -> None:
-        top, mid, leaf = NESTING[self.signal]
-        for resource_item in getattr(message, top):
-            rkey = resource_item.resource.SerializeToString() + b"\0" + resource_item.schema_url.encode()
-            target = self.resources.get(rkey)
-            if target is None:
-                target = self.resources[rkey] = getattr(self.request, top).add()
-                target.resource.CopyFrom(resource_item.resource)
-                target.schema_url = resource_item.schema_url
-                if self.replica_width:
-                    target.resource.attributes.append(
-                        KeyValue(key=REPLICA_KEY, value=AnyValue(string_value="0" * self.replica_width)))
-            for scope_item in getattr(resource_item, mid):
-                skey = (rkey, scope_item.scope.SerializeToString() + b"\0" + scope_item.schema_url.encode())
-                scope_target = self.scopes.get(skey)
-                if scope_target is None:
-                    scope_target = self.scopes[skey] = getattr(target, mid).add()
-                    scope_target.scope.CopyFrom(scope_item.scope)
-                    scope_target.schema_url = scope_item.schema_url
-                getattr(scope_target, leaf).extend(getattr(scope_item, leaf))
-
-    def serialize(self) -> bytes:
-        return self.request.SerializeToString()
-
-
-def _split_oversized(signal: str, message: Message, max_bytes: int) -> list[Message]:
-    """Cut one request into requests of at most about max_bytes each, item by
-    item, keeping every item with its resource and scope."""
-    top, mid, leaf = NESTING[signal]
-    pieces: list[Message] = []
-    current = REQUEST_TYPES[signal]()
-    size = 0
-    for resource_item in getattr(message, top):
-        for scope_item in getattr(resource_item, mid):
-            for item in getattr(scope_item, leaf):
-                item_size = item.ByteSize() + 16
-                if size and size + item_size > max_bytes:
-                    pieces.append(current)
-                    current = REQUEST_TYPES[signal]()
-                    size = 0
-                r = getattr(current, top)
-                if not len(r) or r[-1].resource != resource_item.resource:
-                    new_r = r.add(schema_url=resource_item.schema_url)
-                    new_r.resource.CopyFrom(resource_item.resource)
-                    size += resource_item.resource.ByteSize() + 8
-                r_last = r[-1]
-                s = getattr(r_last, mid)
-                if not len(s) or s[-1].scope != scope_item.scope:
-                    new_s = s.add(schema_url=scope_item.schema_url)
-                    new_s.scope.CopyFrom(scope_item.scope)
-                    size += scope_item.scope.ByteSize() + 8
-                getattr(s[-1], leaf).append(item)
-                size += item_size
-    if size:
-        pieces.append(current)
-    return pieces
