@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -106,6 +106,16 @@ cdef class PatchPlan:
         return (f"<PatchPlan {SIGNALS[self.signal]} {self.size} bytes, {self.events} events, "
                 f"{self.n_id_groups} id groups, {self.n_time_groups} time groups>")
 
+    def __getattr__(self, str name):
+        """The arrays by name (plan.ids16, ...), as PLAN_ARRAYS lists them."""
+        index = _ARRAY_INDEX.get(name)
+        if index is None:
+            raise AttributeError(f"'PatchPlan' object has no attribute {name!r}")
+        return self._arrays[index] if self._arrays is not None else None
+
+    def __reduce__(self):
+        return plan_from_arrays, (*self.scalars().values(), self.arrays())
+
     def scalars(self) -> dict:
         """Everything but the arrays, as plan_from_arrays takes it."""
         return {"signal": SIGNALS[self.signal], "size": self.size, "events": self.events,
@@ -113,10 +123,11 @@ cdef class PatchPlan:
 
     def arrays(self) -> dict:
         """name -> array: what plan_from_arrays takes back."""
-        return {name: getattr(self, name) for name in PLAN_ARRAYS}
+        return dict(zip(PLAN_ARRAYS, self._arrays))
 
 
-# The arrays of a plan, and each one's dtype and columns (0: one-dimensional).
+# The arrays of a plan, and each one's dtype and columns (0: one-dimensional),
+# in the order of the slots of PlanView.arrays (_fastpath.pxd).
 PLAN_ARRAYS = {
     "ids16": (np.int64, 2), "ids8": (np.int64, 2), "time_add": (np.int64, 2), "time_now": (np.int64, 0),
     "time_start": (np.int64, 0), "time_window": (np.int64, 2), "counters": (np.int64, 2),
@@ -124,6 +135,32 @@ PLAN_ARRAYS = {
     "replicas": (np.int64, 2), "group_min": (np.uint64, 0), "group_max": (np.uint64, 0),
     "time_series": (np.int64, 2), "series_values": (np.int64, 4),
 }
+if len(PLAN_ARRAYS) != N_PLAN_ARRAYS:
+    raise ImportError("PLAN_ARRAYS and PlanView (_fastpath.pxd) disagree")
+_ARRAY_INDEX = {name: index for index, name in enumerate(PLAN_ARRAYS)}
+_ROW_WIDTHS = tuple(max(columns, 1) for _, columns in PLAN_ARRAYS.values())
+
+
+cdef PatchPlan _new_plan(int signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t n_id_groups,
+                         Py_ssize_t n_time_groups, arrays):
+    """A plan holding `arrays` (C-contiguous, in PLAN_ARRAYS' order) and its
+    view of them. The view keeps no buffer acquired: a numpy array's memory
+    stays where it is while the array lives, and the plan keeps it alive."""
+    cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
+    plan.signal = signal
+    plan.size = size
+    plan.events = events
+    plan.n_id_groups = plan.view.n_id_groups = n_id_groups
+    plan.n_time_groups = plan.view.n_time_groups = n_time_groups
+    plan._arrays = tuple(arrays)
+    cdef Py_buffer buffer
+    cdef Py_ssize_t i
+    for i in range(N_PLAN_ARRAYS):
+        PyObject_GetBuffer(plan._arrays[i], &buffer, PyBUF_C_CONTIGUOUS)
+        plan.view.arrays[i].at = <const int64_t*>buffer.buf
+        plan.view.arrays[i].n = buffer.shape[0]
+        PyBuffer_Release(&buffer)
+    return plan
 
 
 def plan_from_arrays(str signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t n_id_groups,
@@ -133,31 +170,12 @@ def plan_from_arrays(str signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t 
     offsets are trusted to come from a scan of a buffer of `size` bytes."""
     if signal not in SIGNALS:
         raise ValueError(f"unknown signal {signal!r}")
-    cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
-    plan.signal = SIGNALS.index(signal)
-    plan.size = size
-    plan.events = events
-    plan.n_id_groups = n_id_groups
-    plan.n_time_groups = n_time_groups
     for name, (dtype, columns) in PLAN_ARRAYS.items():
         array = arrays[name]
         if array.dtype != dtype or array.ndim != (2 if columns else 1) or (columns and array.shape[1] != columns):
             raise ValueError(f"plan array {name} has dtype {array.dtype} and shape {array.shape}")
-    plan.ids16 = arrays["ids16"]
-    plan.ids8 = arrays["ids8"]
-    plan.time_add = arrays["time_add"]
-    plan.time_now = arrays["time_now"]
-    plan.time_start = arrays["time_start"]
-    plan.time_window = arrays["time_window"]
-    plan.counters = arrays["counters"]
-    plan.gauges = arrays["gauges"]
-    plan.histograms = arrays["histograms"]
-    plan.bucket_runs = arrays["bucket_runs"]
-    plan.replicas = arrays["replicas"]
-    plan.group_min = arrays["group_min"]
-    plan.group_max = arrays["group_max"]
-    plan.time_series = arrays["time_series"]
-    plan.series_values = arrays["series_values"]
+    cdef PatchPlan plan = _new_plan(SIGNALS.index(signal), size, events, n_id_groups, n_time_groups,
+                                    [arrays[name] for name in PLAN_ARRAYS])
     if len(plan.group_min) != n_time_groups or len(plan.group_max) != n_time_groups:
         raise ValueError("plan time groups do not match their bounds")
     _check_bounds(plan)
@@ -304,15 +322,14 @@ cdef class _Scanner:
     cdef Py_ssize_t size
     cdef int signal
     cdef Py_ssize_t events
-    cdef _Rows ids16, ids8, time_add, time_now, time_start, time_window
-    cdef _Rows counters, gauges, histograms, bucket_runs, replicas
-    cdef _Rows group_min, group_max  # uint64 values kept in int64 slots
+    # The plan's arrays as they grow, one _Rows per PlanView slot (group bounds:
+    # uint64 values in int64 slots). Metric series kept whole (several points
+    # of one attribute set, in time order, as `telegen import` writes them)
+    # fill TIME_SERIES and SERIES_VALUES: their times keep their offsets from
+    # the series' last point, their cumulative values grow by the series'
+    # own increase per step.
+    cdef tuple out
     cdef _Rows times  # one span's or log record's time offsets, reused
-    # Metric series kept whole (several points of one attribute set, in time
-    # order, as `telegen import` writes them): their times keep their offsets
-    # from the series' last point, their cumulative values grow by the
-    # series' own increase per step.
-    cdef _Rows time_series, series_values
     cdef _Rows points  # one metric's points (see collect_points), reused
     cdef Py_ssize_t first_point, last_point  # rows of `points`: the current point's series; -1: none
     cdef Py_ssize_t current_point
@@ -321,22 +338,8 @@ cdef class _Scanner:
     cdef Py_ssize_t n_time_groups
 
     def __cinit__(self):
-        self.ids16 = _Rows(2)
-        self.ids8 = _Rows(2)
-        self.time_add = _Rows(2)
-        self.time_now = _Rows(1)
-        self.time_start = _Rows(1)
-        self.time_window = _Rows(2)
-        self.counters = _Rows(2)
-        self.gauges = _Rows(2)
-        self.histograms = _Rows(4)
-        self.bucket_runs = _Rows(2)
-        self.replicas = _Rows(2)
-        self.group_min = _Rows(1)
-        self.group_max = _Rows(1)
+        self.out = tuple([_Rows(width) for width in _ROW_WIDTHS])
         self.times = _Rows(1)
-        self.time_series = _Rows(2)
-        self.series_values = _Rows(4)
         self.points = _Rows(POINT_COLUMNS)
         self.first_point = -1
         self.last_point = -1
@@ -418,6 +421,10 @@ cdef class _Scanner:
             self._fail(f.start, f"{name} has wire type {f.wire}, expected {wire}")
         return 0
 
+    cdef inline _Rows rows(self, int which):
+        """The plan array in slot `which` (IDS16, ...) as it grows."""
+        return <_Rows>self.out[which]
+
     cdef bytes id_value(self, Field* f, Py_ssize_t width, str name, Py_ssize_t* offset):
         """An id field's bytes; `offset` gets its position, or -1 when empty."""
         cdef Py_ssize_t n = f.end - f.start
@@ -436,14 +443,14 @@ cdef class _Scanner:
     cdef int add_ids(self, Py_ssize_t group, Py_ssize_t trace_off, Py_ssize_t span_off) except -1:
         """A trace id and a span id (either may be absent: -1) keyed to `group`."""
         if trace_off >= 0:
-            self.ids16.add2(trace_off, group)
+            self.rows(IDS16).add2(trace_off, group)
         if span_off >= 0:
-            self.ids8.add2(span_off, group)
+            self.rows(IDS8).add2(span_off, group)
         return 0
 
     cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high):
-        self.group_min.add1(<int64_t>low)
-        self.group_max.add1(<int64_t>high)
+        self.rows(GROUP_MIN).add1(<int64_t>low)
+        self.rows(GROUP_MAX).add1(<int64_t>high)
         self.n_time_groups += 1
         return self.n_time_groups - 1
 
@@ -492,7 +499,7 @@ cdef class _Scanner:
                     while vpos < k.end:
                         self.next_field(&vpos, k.end, &v)
                         if v.number == 1 and v.wire == WIRE_LEN and v.end > v.start:
-                            self.replicas.add2(v.start, v.end - v.start)
+                            self.rows(REPLICAS).add2(v.start, v.end - v.start)
         return 0
 
     cdef int scan_scope_items(self, Py_ssize_t start, Py_ssize_t end) except -1:
@@ -547,20 +554,21 @@ cdef class _Scanner:
         cdef Py_ssize_t group = self.id_group(trace_id)
         if group == self.n_time_groups:
             self.new_time_group(U64_MAX, 0)
-        cdef uint64_t* low = <uint64_t*>self.group_min.data + group
-        cdef uint64_t* high = <uint64_t*>self.group_max.data + group
+        cdef _Rows lows = self.rows(GROUP_MIN), highs = self.rows(GROUP_MAX)
+        cdef uint64_t* low = <uint64_t*>lows.data + group
+        cdef uint64_t* high = <uint64_t*>highs.data + group
         if t_start and t_start < low[0]:
             low[0] = t_start
         if t_end and t_end > high[0]:
             high[0] = t_end
         if trace_off >= 0:
-            self.ids16.add2(trace_off, group)
+            self.rows(IDS16).add2(trace_off, group)
         if span_off >= 0:
-            self.ids8.add2(span_off, group)
+            self.rows(IDS8).add2(span_off, group)
         if parent_off >= 0:
-            self.ids8.add2(parent_off, group)
+            self.rows(IDS8).add2(parent_off, group)
         for i in range(times.n):
-            self.time_add.add2(times.data[i], group)
+            self.rows(TIME_ADD).add2(times.data[i], group)
         return 0
 
     cdef int scan_event(self, Py_ssize_t start, Py_ssize_t end, _Rows times) except -1:
@@ -633,7 +641,7 @@ cdef class _Scanner:
             anchor = t_time if t_time else t_observed
             group = self.new_time_group(anchor, anchor)
             for i in range(times.n):
-                self.time_add.add2(times.data[i], group)
+                self.rows(TIME_ADD).add2(times.data[i], group)
         if has_ids:
             group = self.id_group(trace_id)
             self.add_ids(group, trace_off, span_off)
@@ -791,7 +799,7 @@ cdef class _Scanner:
         self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
         for side in (P_BUCKETS_OFF, P_NEG_OFF):
             for k in range(here[side + 1]):
-                r = self.series_values.row()
+                r = self.rows(SERIES_VALUES).row()
                 r[0] = here[side] + 10 * k
                 r[1] = first[side] + 10 * k
                 r[2] = last[side] + 10 * k
@@ -835,7 +843,7 @@ cdef class _Scanner:
         cdef int64_t* r
         if off < 0 or first < 0 or last < 0:
             return 0
-        r = self.series_values.row()
+        r = self.rows(SERIES_VALUES).row()
         r[0] = off
         r[1] = first
         r[2] = last
@@ -858,14 +866,14 @@ cdef class _Scanner:
         cdef Py_ssize_t last_time = self.series_point(True)[P_TIME_OFF] if self.last_point >= 0 else -1
         if time_off >= 0:
             if last_time >= 0:
-                self.time_series.add2(time_off, last_time)
+                self.rows(TIME_SERIES).add2(time_off, last_time)
             else:
-                self.time_now.add1(time_off)
+                self.rows(TIME_NOW).add1(time_off)
         if start_off >= 0:
             if cumulative:
-                self.time_start.add1(start_off)
+                self.rows(TIME_START).add1(start_off)
             elif time_off >= 0:
-                self.time_window.add2(start_off, last_time if last_time >= 0 else time_off)
+                self.rows(TIME_WINDOW).add2(start_off, last_time if last_time >= 0 else time_off)
         return 0
 
     cdef int scan_number_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative, bint counter) except -1:
@@ -892,14 +900,15 @@ cdef class _Scanner:
             elif not counter and self.last_point >= 0:
                 pass  # a gauge (or up-down counter) series replays its captured values: its shape is the point
             else:
-                (self.counters if counter else self.gauges).add2(value_off, is_int)
+                self.rows(COUNTERS if counter else GAUGES).add2(value_off, is_int)
         return 0
 
     cdef int scan_histogram_point(self, Py_ssize_t start, Py_ssize_t end, bint cumulative) except -1:
         cdef Py_ssize_t pos = start
         cdef Field f
         cdef Py_ssize_t start_off = -1, time_off = -1, count_off = -1, sum_off = -1
-        cdef Py_ssize_t runs_from = self.bucket_runs.n
+        cdef _Rows runs = self.rows(BUCKET_RUNS)
+        cdef Py_ssize_t runs_from = runs.n
         cdef int64_t* h
         cdef bint has_buckets
         while pos < end:
@@ -917,28 +926,28 @@ cdef class _Scanner:
                     if (f.end - f.start) % 8:
                         self._fail(f.start, "packed bucket_counts length is not a multiple of 8")
                     if f.end > f.start:
-                        self.bucket_runs.add2(f.start, (f.end - f.start) // 8)
+                        runs.add2(f.start, (f.end - f.start) // 8)
                 else:
                     self.expect(&f, WIRE_I64, "bucket_counts")
-                    self.bucket_runs.add2(f.start, 1)
+                    runs.add2(f.start, 1)
             elif f.number == 8:
                 self.expect(&f, WIRE_LEN, "exemplar")
                 self.scan_exemplar(f.start, f.end)
         self.point_times(start_off, time_off, cumulative)
         if cumulative and count_off >= 0 and self.last_point >= 0:
-            has_buckets = self.bucket_runs.n > runs_from
-            self.bucket_runs.n = runs_from
+            has_buckets = runs.n > runs_from
+            runs.n = runs_from
             # Buckets written unpacked (no proto3 encoder does) cannot be followed: left as captured.
             if not has_buckets or (self.points.data + self.current_point * POINT_COLUMNS)[P_BUCKETS]:
                 self.grow_histogram_by_series(count_off, sum_off)
         elif cumulative and count_off >= 0:
-            h = self.histograms.row()
+            h = self.rows(HISTOGRAMS).row()
             h[0] = count_off
             h[1] = sum_off
             h[2] = runs_from
-            h[3] = self.bucket_runs.n
+            h[3] = runs.n
         else:
-            self.bucket_runs.n = runs_from
+            runs.n = runs_from
         return 0
 
     cdef int grow_histogram_by_series(self, Py_ssize_t count_off, Py_ssize_t sum_off) except -1:
@@ -956,7 +965,7 @@ cdef class _Scanner:
         if sum_off >= 0:
             self.grow_by_series(sum_off, P_SUM_OFF, GROW_DOUBLE)
         for k in range(here[P_BUCKETS]):
-            r = self.series_values.row()
+            r = self.rows(SERIES_VALUES).row()
             r[0] = here[P_BUCKETS_OFF] + 8 * k
             r[1] = first[P_BUCKETS_OFF] + 8 * k
             r[2] = last[P_BUCKETS_OFF] + 8 * k
@@ -997,7 +1006,7 @@ cdef class _Scanner:
             if f.number == 2:
                 self.expect(&f, WIRE_I64, "exemplar.time_unix_nano")
                 if f.value:
-                    self.time_now.add1(f.start)
+                    self.rows(TIME_NOW).add1(f.start)
             elif f.number == 5:
                 trace_id = self.id_value(&f, 16, "exemplar.trace_id", &trace_off)
             elif f.number == 4:
@@ -1042,28 +1051,9 @@ cdef class _Scanner:
         return 0
 
     cdef PatchPlan plan(self):
-        cdef PatchPlan plan = PatchPlan.__new__(PatchPlan)
-        plan.signal = self.signal
-        plan.size = self.size
-        plan.events = self.events
-        plan.n_id_groups = len(self.id_groups)
-        plan.n_time_groups = self.n_time_groups
-        plan.ids16 = self.ids16.array(np.int64, False)
-        plan.ids8 = self.ids8.array(np.int64, False)
-        plan.time_add = self.time_add.array(np.int64, False)
-        plan.time_now = self.time_now.array(np.int64, True)
-        plan.time_start = self.time_start.array(np.int64, True)
-        plan.time_window = self.time_window.array(np.int64, False)
-        plan.counters = self.counters.array(np.int64, False)
-        plan.gauges = self.gauges.array(np.int64, False)
-        plan.histograms = self.histograms.array(np.int64, False)
-        plan.bucket_runs = self.bucket_runs.array(np.int64, False)
-        plan.replicas = self.replicas.array(np.int64, False)
-        plan.group_min = self.group_min.array(np.uint64, True)
-        plan.group_max = self.group_max.array(np.uint64, True)
-        plan.time_series = self.time_series.array(np.int64, False)
-        plan.series_values = self.series_values.array(np.int64, False)
-        return plan
+        return _new_plan(self.signal, self.size, self.events, len(self.id_groups), self.n_time_groups,
+                         [(<_Rows>rows).array(dtype, columns == 0)
+                          for rows, (dtype, columns) in zip(self.out, PLAN_ARRAYS.values())])
 
 
 cdef _Scanner _scanner(str signal, const uint8_t[::1] view):
@@ -1492,19 +1482,28 @@ cdef inline uint64_t _grow(uint64_t v, uint64_t step) noexcept nogil:
     return v + step * ((v >> 10) + (1 if v > 0 else 0))
 
 
-cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const char* src, char* dst, Py_ssize_t n, Xoshiro* rng,
-                      uint64_t now, uint64_t jitter, uint64_t backdate, uint64_t run_start,
-                      uint64_t step, int64_t replica, uint64_t* keys, uint64_t* deltas,
-                      const int64_t[:, ::1] ids16, const int64_t[:, ::1] ids8,
-                      const int64_t[:, ::1] time_add, const int64_t[::1] time_now,
-                      const int64_t[::1] time_start, const int64_t[:, ::1] time_window,
-                      const int64_t[:, ::1] counters, const int64_t[:, ::1] gauges,
-                      const int64_t[:, ::1] histograms, const int64_t[:, ::1] bucket_runs,
-                      const int64_t[:, ::1] replicas, const uint64_t[::1] group_min,
-                      const uint64_t[::1] group_max, const int64_t[:, ::1] time_series,
-                      const int64_t[:, ::1] series_values) noexcept nogil:
+# What one send asks for, beyond the plan and the template.
+cdef struct SendArgs:
+    uint64_t now
+    uint64_t jitter
+    uint64_t backdate
+    uint64_t run_start
+    uint64_t step
+    int64_t replica
+
+
+cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize_t n, Xoshiro* rng,
+                      const SendArgs* send, uint64_t* keys, uint64_t* deltas) noexcept nogil:
     """One attempt; returns False when an id came out all-zero (the caller
     retries with fresh randomness, so such an id is never emitted)."""
+    # Locals, not reads through `plan` and `send`: every store into `dst`
+    # (a char*) could alias those, and would force them reloaded.
+    cdef uint64_t now = send.now, jitter = send.jitter, step = send.step
+    cdef PlanRows rows
+    cdef const int64_t* row
+    cdef const int64_t* runs = plan.arrays[BUCKET_RUNS].at
+    cdef const uint64_t* group_min = <const uint64_t*>plan.arrays[GROUP_MIN].at
+    cdef const uint64_t* group_max = <const uint64_t*>plan.arrays[GROUP_MAX].at
     cdef Py_ssize_t i, g, j, k, off, width
     cdef uint64_t a, b, v, count, new_count
     cdef double d, e, f
@@ -1513,7 +1512,7 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
     memcpy(dst, src, n)
     # The draw order (keys, jitter, gauge noise) is part of the contract with
     # the reference implementation.
-    for g in range(n_id_groups):
+    for g in range(plan.n_id_groups):
         while True:
             keys[3 * g] = _next(rng)
             keys[3 * g + 1] = _next(rng)
@@ -1523,40 +1522,54 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
             keys[3 * g + 2] = _next(rng)
             if keys[3 * g + 2]:
                 break
-    for g in range(n_time_groups):
+    for g in range(plan.n_time_groups):
         v = _next(rng) % jitter if jitter else 0
-        deltas[g] = now - (group_max[g] - group_min[g]) - v - backdate - group_min[g]
-    for i in range(ids16.shape[0]):
-        off = ids16[i, 0]
-        g = ids16[i, 1]
+        deltas[g] = now - (group_max[g] - group_min[g]) - v - send.backdate - group_min[g]
+    rows = plan.arrays[IDS16]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        g = row[1]
         a = _load64(src + off) ^ keys[3 * g]
         b = _load64(src + off + 8) ^ keys[3 * g + 1]
         _store64(dst + off, a)
         _store64(dst + off + 8, b)
         ok = ok and (a | b) != 0
-    for i in range(ids8.shape[0]):
-        off = ids8[i, 0]
-        a = _load64(src + off) ^ keys[3 * ids8[i, 1] + 2]
+    rows = plan.arrays[IDS8]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        a = _load64(src + off) ^ keys[3 * row[1] + 2]
         _store64(dst + off, a)
         ok = ok and a != 0
-    for i in range(time_add.shape[0]):
-        off = time_add[i, 0]
-        _store64(dst + off, _load64(src + off) + deltas[time_add[i, 1]])
-    for i in range(time_window.shape[0]):
-        a = _load64(src + time_window[i, 0])
-        b = _load64(src + time_window[i, 1])
-        _store64(dst + time_window[i, 0], now - (b - a))
-    for i in range(time_now.shape[0]):
-        _store64(dst + time_now[i], now)
-    for i in range(time_series.shape[0]):  # a series' point: as far before now as before its last point
-        a = _load64(src + time_series[i, 0])
-        b = _load64(src + time_series[i, 1])
-        _store64(dst + time_series[i, 0], now - (b - a))
-    for i in range(time_start.shape[0]):
-        _store64(dst + time_start[i], run_start)
-    for i in range(counters.shape[0]):
-        off = counters[i, 0]
-        if counters[i, 1]:
+    rows = plan.arrays[TIME_ADD]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        _store64(dst + off, _load64(src + off) + deltas[row[1]])
+    rows = plan.arrays[TIME_WINDOW]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        a = _load64(src + row[0])
+        b = _load64(src + row[1])
+        _store64(dst + row[0], now - (b - a))
+    rows = plan.arrays[TIME_NOW]
+    for i in range(rows.n):
+        _store64(dst + rows.at[i], now)
+    rows = plan.arrays[TIME_SERIES]
+    for i in range(rows.n):  # a series' point: as far before now as before its last point
+        row = rows.at + 2 * i
+        a = _load64(src + row[0])
+        b = _load64(src + row[1])
+        _store64(dst + row[0], now - (b - a))
+    rows = plan.arrays[TIME_START]
+    for i in range(rows.n):
+        _store64(dst + rows.at[i], send.run_start)
+    rows = plan.arrays[COUNTERS]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        if row[1]:
             memcpy(&iv, src + off, 8)
             iv = iv + <int64_t>step * ((iv >> 10) + 1) if iv >= 0 else iv + <int64_t>step
             memcpy(dst + off, &iv, 8)
@@ -1564,10 +1577,12 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
             memcpy(&d, src + off, 8)
             d = d + <double>step * (d * 1e-3 if d > 0 else 1.0)
             memcpy(dst + off, &d, 8)
-    for i in range(gauges.shape[0]):
-        off = gauges[i, 0]
+    rows = plan.arrays[GAUGES]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
         f = 0.1 * (2.0 * _unit(rng) - 1.0)
-        if gauges[i, 1]:
+        if row[1]:
             memcpy(&iv, src + off, 8)
             iv = iv + <int64_t>(<double>iv * f)
             memcpy(dst + off, &iv, 8)
@@ -1580,43 +1595,47 @@ cdef bint _patch_once(Py_ssize_t n_id_groups, Py_ssize_t n_time_groups, const ch
             else:
                 d = d * (1.0 + f)
             memcpy(dst + off, &d, 8)
-    for i in range(histograms.shape[0]):
-        off = histograms[i, 0]
+    rows = plan.arrays[HISTOGRAMS]  # [count offset, sum offset (-1: none), first bucket run, end run]
+    for i in range(rows.n):
+        row = rows.at + 4 * i
+        off = row[0]
         count = _load64(src + off)
-        if histograms[i, 2] < histograms[i, 3]:
+        if row[2] < row[3]:
             new_count = 0
-            for j in range(histograms[i, 2], histograms[i, 3]):
-                for k in range(bucket_runs[j, 1]):
-                    v = _grow(_load64(src + bucket_runs[j, 0] + 8 * k), step)
-                    _store64(dst + bucket_runs[j, 0] + 8 * k, v)
+            for j in range(row[2], row[3]):
+                for k in range(runs[2 * j + 1]):
+                    v = _grow(_load64(src + runs[2 * j] + 8 * k), step)
+                    _store64(dst + runs[2 * j] + 8 * k, v)
                     new_count += v
         else:
             new_count = _grow(count, step)
         _store64(dst + off, new_count)
-        if histograms[i, 1] >= 0 and count > 0:
-            memcpy(&d, src + histograms[i, 1], 8)
+        if row[1] >= 0 and count > 0:
+            memcpy(&d, src + row[1], 8)
             d = d * (<double>new_count / <double>count)
-            memcpy(dst + histograms[i, 1], &d, 8)
-    for i in range(series_values.shape[0]):  # a series' value, on from the capture: + step * (last - first)
-        off = series_values[i, 0]
-        if series_values[i, 3] == 0:  # GROW_DOUBLE
+            memcpy(dst + row[1], &d, 8)
+    rows = plan.arrays[SERIES_VALUES]  # [value offset, first point's, last point's, kind]
+    for i in range(rows.n):  # a series' value, on from the capture: + step * (last - first)
+        row = rows.at + 4 * i
+        off = row[0]
+        if row[3] == GROW_DOUBLE:
             memcpy(&d, src + off, 8)
-            memcpy(&f, src + series_values[i, 2], 8)
-            memcpy(&e, src + series_values[i, 1], 8)
+            memcpy(&f, src + row[2], 8)
+            memcpy(&e, src + row[1], 8)
             d = d + <double>step * (f - e)
             memcpy(dst + off, &d, 8)
-        elif series_values[i, 3] == 3:  # GROW_VARINT10
+        elif row[3] == GROW_VARINT10:
             _store_varint10(dst + off, _load_varint10(src + off)
-                            + step * (_load_varint10(src + series_values[i, 2])
-                                      - _load_varint10(src + series_values[i, 1])))
+                            + step * (_load_varint10(src + row[2]) - _load_varint10(src + row[1])))
         else:  # int64 and uint64 alike: the same bits, modulo 2**64
-            _store64(dst + off, _load64(src + off)
-                     + step * (_load64(src + series_values[i, 2]) - _load64(src + series_values[i, 1])))
-    if replica >= 0:
-        for i in range(replicas.shape[0]):
-            off = replicas[i, 0]
-            width = replicas[i, 1]
-            r = replica
+            _store64(dst + off, _load64(src + off) + step * (_load64(src + row[2]) - _load64(src + row[1])))
+    if send.replica >= 0:
+        rows = plan.arrays[REPLICAS]  # [offset, width]: the digits of a telegen.replica value
+        for i in range(rows.n):
+            row = rows.at + 2 * i
+            off = row[0]
+            width = row[1]
+            r = send.replica
             for k in range(width - 1, -1, -1):
                 dst[off + k] = <char>(48 + r % 10)
                 r = r // 10
@@ -1644,12 +1663,30 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
         PyBuffer_Release(&source)
 
 
+# benchmarks/instructions.py counts the kernel's instructions inside this
+# function's C symbol (KERNEL_SYMBOL): keep the C compiler from inlining it
+# into patch(), now that it is small enough to be. A change to _patch's
+# signature must be made here too (the compiler rejects a mismatch).
+cdef extern from *:
+    """
+    struct __pyx_obj_7telegen_9_fastpath_PatchPlan;
+    static PyObject *__pyx_f_7telegen_9_fastpath__patch(
+        struct __pyx_obj_7telegen_9_fastpath_PatchPlan *, char const *, Py_ssize_t, uint64_t, uint64_t,
+        uint64_t, uint64_t, uint64_t, int64_t, PyObject *) __attribute__((noinline));
+    """
+
+
 cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, uint64_t jitter_ns,
                   uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed):
-    if run_start == 0:  # a zero start time would read as "unset"
-        run_start = now
     if n != plan.size:
         raise ValueError(f"buffer is {n} bytes but the plan was scanned from {plan.size}")
+    cdef SendArgs send
+    send.now = now
+    send.jitter = jitter_ns
+    send.backdate = backdate_ns
+    send.run_start = run_start if run_start else now  # a zero start time would read as "unset"
+    send.step = step
+    send.replica = replica
     cdef Xoshiro rng
     if seed is None:
         _seed(&rng, _next(&_global_rng))
@@ -1663,27 +1700,9 @@ cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, u
         free(keys)
         free(deltas)
         raise MemoryError()
-    cdef const int64_t[:, ::1] ids16 = plan.ids16
-    cdef const int64_t[:, ::1] ids8 = plan.ids8
-    cdef const int64_t[:, ::1] time_add = plan.time_add
-    cdef const int64_t[::1] time_now = plan.time_now
-    cdef const int64_t[::1] time_start = plan.time_start
-    cdef const int64_t[:, ::1] time_window = plan.time_window
-    cdef const int64_t[:, ::1] counters = plan.counters
-    cdef const int64_t[:, ::1] gauges = plan.gauges
-    cdef const int64_t[:, ::1] histograms = plan.histograms
-    cdef const int64_t[:, ::1] bucket_runs = plan.bucket_runs
-    cdef const int64_t[:, ::1] replicas = plan.replicas
-    cdef const uint64_t[::1] group_min = plan.group_min
-    cdef const uint64_t[::1] group_max = plan.group_max
-    cdef const int64_t[:, ::1] time_series = plan.time_series
-    cdef const int64_t[:, ::1] series_values = plan.series_values
     try:
         with nogil:
-            while not _patch_once(plan.n_id_groups, plan.n_time_groups, src, dst, n, &rng, now, jitter_ns, backdate_ns, run_start, step,
-                                  replica, keys, deltas, ids16, ids8, time_add, time_now, time_start,
-                                  time_window, counters, gauges, histograms, bucket_runs, replicas,
-                                  group_min, group_max, time_series, series_values):
+            while not _patch_once(&plan.view, src, dst, n, &rng, &send, keys, deltas):
                 pass
     finally:
         free(keys)
