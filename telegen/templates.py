@@ -22,14 +22,13 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor, json_format
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .errors import OutputError, TemplateFileError
+from .varint import decode_varint, encode_varint
 
 SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
 REQUEST_TYPES: dict[str, type[Message]] = {
@@ -42,6 +41,10 @@ METADATA_FILE = "metadata.yaml"
 # (docs/templates.md): generated and imported templates alike.
 TIME_BASE_NS: int = 1_000_000_000_000
 DEFAULT_PREFIX = "telemetry"
+# Spans per encoded piece of a large trace, generated or imported: bounds the
+# memory one protobuf message takes. A longer trace's record is several such
+# requests joined byte for byte (which protobuf reads as one).
+CHUNK_SPANS = 4096
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
 
@@ -58,7 +61,7 @@ def json_path(directory: str | os.PathLike, prefix: str, signal: str) -> Path:
 
 def encode_records(records: Iterable[bytes]) -> Iterator[bytes]:
     for record in records:
-        yield _VarintBytes(len(record))
+        yield encode_varint(len(record))
         yield record
 
 
@@ -73,8 +76,8 @@ def split_records(data: bytes | memoryview, source: str = "<bytes>") -> Iterator
     while pos < size:
         start = pos
         try:
-            length, pos = _DecodeVarint(view, pos)
-        except (IndexError, DecodeError):
+            length, pos = decode_varint(view, pos)
+        except ValueError:
             raise TemplateFileError(f"{source}: truncated record length at byte offset {start}") from None
         if pos + length > size:
             raise TemplateFileError(

@@ -19,17 +19,16 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
-from ..templates import TIME_BASE_NS
+from ..templates import CHUNK_SPANS, TIME_BASE_NS
+from ..varint import encode_padded_varint, encode_varint
 
-CHUNK_SPANS = 4096  # spans per encoded piece of a large trace (the generator's bound too)
 METRIC_INTERVAL_NS = 60_000_000_000  # a captured series' first point sits this long after its start
-CUMULATIVE = 2
 
 
 @dataclass
@@ -251,7 +250,7 @@ class Normalizer:
             for name in ("aggregation_temporality", "is_monotonic"):
                 if hasattr(source, name):
                     setattr(data, name, getattr(source, name))
-            cumulative = getattr(source, "aggregation_temporality", 0) == CUMULATIVE or kind == "summary"
+            cumulative = getattr(source, "aggregation_temporality", 0) == AGGREGATION_TEMPORALITY_CUMULATIVE or kind == "summary"
             for series in _series(points):
                 self._relative_series(data.data_points, series, origin, cumulative)
             if kind == "exponential_histogram":
@@ -307,19 +306,13 @@ def _series(points: Iterable[Message]) -> list[list[Message]]:
 # -- exponential histograms: bucket counts the send path can grow in place -------
 
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _VarintBytes(number << 3 | 2) + _VarintBytes(len(payload)) + payload
-
-
-def _padded_varint(value: int) -> bytes:
-    """`value` as a varint of exactly 10 bytes: valid protobuf (parsers read
-    non-minimal varints), and wide enough that a count can grow in place."""
-    return bytes(((value >> (7 * i)) & 0x7F) | 0x80 for i in range(9)) + bytes([(value >> 63) & 1])
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
 def _padded_buckets(number: int, buckets: Message) -> bytes:
     body = type(buckets)(offset=buckets.offset).SerializeToString()
     if len(buckets.bucket_counts):
-        body += _len_field(2, b"".join(_padded_varint(c) for c in buckets.bucket_counts))
+        body += _len_field(2, b"".join(encode_padded_varint(c) for c in buckets.bucket_counts))
     return _len_field(number, body)
 
 
