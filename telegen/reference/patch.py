@@ -1,11 +1,12 @@
-"""The plain-Python twin of the patch kernel (telegen/_fastpath.pyx: patch, on
-a plan from scan): decode with protobuf, change the fields, encode.
+"""The plain-Python twin of the patch kernel (telegen/_patch.pxi, on a plan
+from telegen/_scan.pxi): decode with protobuf, change the fields, encode.
 
 It follows the same contract, down to the order random numbers are drawn
 (per id group: a 16-byte key until non-zero, then an 8-byte key until
 non-zero; per time group: a jitter; per wandering metric value: a noise
 draw), so with the same seed both produce the same bytes for any template
-that protobuf itself encoded.
+that protobuf itself encoded, and for metrics `telegen import` wrote with
+exponential histograms in its padded layout (telegen.templates).
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import os
 from google.protobuf.message import Message
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
-from ..templates import decode_record
+from ..templates import decode_record, padded_exponential_metric
+from ..varint import encode_varint
 from .regroup import REPLICA_KEY
 from .rng import MASK64, Xoshiro256
 
@@ -83,8 +85,11 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
     """What telegen._fastpath.patch(scan(signal, data), data, ...) returns."""
     rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
     run_start = run_start or now
+    padded: list[bool] = []
     while True:
         message = decode_record(signal, data)
+        if signal == "metrics":
+            padded = _padded_layout(message, bytes(data))
         groups = _Groups()
         if signal == "traces":
             _group_traces(message, groups)
@@ -98,12 +103,12 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
         elif signal == "logs":
             _patch_logs(message, groups, draws)
         else:
-            _patch_metrics(message, groups, draws, now, run_start, step)
+            _patch_metrics(message, groups, draws, now, run_start, step, padded)
         if not draws.zero_id:
             break
     if replica >= 0:
         _patch_replicas(message, signal, replica)
-    return message.SerializeToString()
+    return _encode_metrics(message, padded) if any(padded) else message.SerializeToString()
 
 
 # -- traces ----------------------------------------------------------------------
@@ -241,14 +246,10 @@ def _patch_point_times(point: Message, now: int, run_start: int, cumulative: boo
             point.start_time_unix_nano = (now - (end - start)) & MASK64
 
 
-def _metric_datas(message: Message):
-    """(metric kind, data message) in wire order."""
+def _metrics(message: Message):
     for rm in message.resource_metrics:
         for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    yield kind, getattr(metric, kind)
+            yield from sm.metrics
 
 
 def _series_runs(points) -> list[tuple[int, int] | None]:
@@ -270,8 +271,14 @@ def _series_runs(points) -> list[tuple[int, int] | None]:
     return out
 
 
-def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int) -> None:
-    for kind, data in _metric_datas(message):
+def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int,
+                   padded: list[bool]) -> None:
+    """`padded`: per metric in wire order, whether it is in the padded layout."""
+    for metric, is_padded in zip(_metrics(message), padded):
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            continue
+        data = getattr(metric, kind)
         temporality = getattr(data, "aggregation_temporality", 0)
         cumulative = temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
         points = data.data_points
@@ -307,7 +314,7 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
             elif kind == "exponential_histogram":
                 _patch_point_times(point, now, run_start, cumulative, last_time)
                 if cumulative and first is not None:
-                    _grow_exponential_by_series(point, first, last, step)
+                    _grow_exponential_by_series(point, first, last, step, is_padded)
             else:  # summary: cumulative by definition
                 _patch_point_times(point, now, run_start, True, last_time)
                 if first is not None:
@@ -328,13 +335,18 @@ def _grow_number_by_series(point: Message, first: Message, last: Message, step: 
         point.as_double = point.as_double + float(step) * (last.as_double - first.as_double)
 
 
-def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int) -> None:
-    """Count, zero count and sum + step * (last - first). The kernel grows
-    bucket counts only where they are varints padded to 10 bytes (as import
-    writes them), which protobuf never encodes: a decoded template with
-    bucket counts is left as captured, as the kernel leaves protobuf's own
-    encoding (import's padded path is checked by decoding, tests/test_import.py)."""
-    if any(len(p.positive.bucket_counts) or len(p.negative.bucket_counts) for p in (point, first, last)):
+def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int, padded: bool) -> None:
+    """Count, zero count, sum and (padded) every bucket count + step * (last -
+    first). The kernel can grow bucket counts only where they are varints
+    padded to 10 bytes: in the padded layout, while the three points have as
+    many buckets on each side; protobuf's own encoding of bucket counts
+    leaves the point as captured."""
+    sides = ("positive", "negative")
+    if padded:
+        if any(len(getattr(p, side).bucket_counts) != len(getattr(point, side).bucket_counts)
+               for p in (first, last) for side in sides):
+            return
+    elif any(len(getattr(p, side).bucket_counts) for p in (point, first, last) for side in sides):
         return
     if point.count and first.count and last.count:
         point.count = (point.count + step * (last.count - first.count)) & MASK64
@@ -342,6 +354,11 @@ def _grow_exponential_by_series(point: Message, first: Message, last: Message, s
         point.zero_count = (point.zero_count + step * (last.zero_count - first.zero_count)) & MASK64
     if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
         point.sum = point.sum + float(step) * (last.sum - first.sum)
+    for side in sides:
+        counts = getattr(point, side).bucket_counts
+        if len(counts):  # only then: assigning even nothing would make an absent side present
+            counts[:] = [(b + step * (lb - fb)) & MASK64 for b, fb, lb in
+                         zip(counts, getattr(first, side).bucket_counts, getattr(last, side).bucket_counts)]
 
 
 def _grow_histogram_by_series(point: Message, first: Message, last: Message, step: int) -> None:
@@ -394,6 +411,39 @@ def _patch_histogram(point: Message, step: int) -> None:
     point.count = new_count
     if point.HasField("sum") and count > 0:
         point.sum = point.sum * (float(new_count) / float(count))
+
+
+# -- the padded layout of exponential histograms --------------------------------
+
+
+def _padded_layout(message: Message, data: bytes) -> list[bool]:
+    """Per metric in wire order: whether the template holds it in the padded
+    layout `telegen import` writes exponential histograms in. Decoding loses
+    the layout, and protobuf would write the bucket counts back minimal
+    (and the fields in another order), so the twin finds which metrics to
+    write back padded by looking for their padded bytes in the template."""
+    return [metric.WhichOneof("data") == "exponential_histogram" and padded_exponential_metric(metric) in data
+            for metric in _metrics(message)]
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def _encode_metrics(message: Message, padded: list[bool]) -> bytes:
+    """The request as protobuf writes it, but for the metrics in the padded layout."""
+    flags = iter(padded)
+    out = b""
+    for rm in message.resource_metrics:
+        body = type(rm)(resource=rm.resource).SerializeToString() if rm.HasField("resource") else b""
+        for sm in rm.scope_metrics:
+            scope = type(sm)(scope=sm.scope).SerializeToString() if sm.HasField("scope") else b""
+            for metric in sm.metrics:
+                scope += _len_field(2, padded_exponential_metric(metric) if next(flags)
+                                    else metric.SerializeToString())
+            body += _len_field(2, scope + type(sm)(schema_url=sm.schema_url).SerializeToString())
+        out += _len_field(1, body + type(rm)(schema_url=rm.schema_url).SerializeToString())
+    return out
 
 
 # -- series multiplier -----------------------------------------------------------

@@ -1,5 +1,5 @@
 """The plain-Python twins of the kernel's load-time regrouping
-(telegen/_fastpath.pyx: Regrouper and split): decode, merge, encode."""
+(telegen/_regroup.pxi: Regrouper and split): decode, merge, encode."""
 from __future__ import annotations
 
 from collections.abc import Sequence

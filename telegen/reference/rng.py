@@ -1,4 +1,4 @@
-"""The plain-Python twin of the kernel's random numbers (telegen/_fastpath.pyx):
+"""The plain-Python twin of the kernel's random numbers (telegen/_rng.pxi):
 xoshiro256** seeded by splitmix64, draw for draw."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ MASK64 = (1 << 64) - 1
 
 
 class Xoshiro256:
-    """xoshiro256** seeded by splitmix64, as in telegen/_fastpath.pyx."""
+    """xoshiro256** seeded by splitmix64, as in telegen/_rng.pxi."""
 
     def __init__(self, seed: int) -> None:
         state = seed & MASK64
