@@ -1,6 +1,6 @@
-"""The compiled scan/patch path, held to its plain-Python twin and to the
-invariants DESIGN.md promises the backend (fresh unique ids with intact
-relations, relative timing kept, current times, metric values that move)."""
+"""The compiled scan/patch path, held to its plain-Python twins (telegen/reference:
+patch, rng) and to the invariants a backend relies on (fresh unique ids with
+intact relations, relative timing kept, current times, metric values that move)."""
 from __future__ import annotations
 
 import os

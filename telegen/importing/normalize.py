@@ -249,7 +249,8 @@ class Normalizer:
             for name in ("aggregation_temporality", "is_monotonic"):
                 if hasattr(source, name):
                     setattr(data, name, getattr(source, name))
-            cumulative = getattr(source, "aggregation_temporality", 0) == AGGREGATION_TEMPORALITY_CUMULATIVE or kind == "summary"
+            temporality = getattr(source, "aggregation_temporality", 0)
+            cumulative = temporality == AGGREGATION_TEMPORALITY_CUMULATIVE or kind == "summary"
             for series in _series(points):
                 self._relative_series(data.data_points, series, origin, cumulative)
             if kind == "exponential_histogram":
