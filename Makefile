@@ -8,7 +8,7 @@ DEMO_CONFIG ?= examples/generator-config.yaml
 
 .PHONY: venv test demo demo-generate bench bench-quick bench-check bench-baseline peers clean
 
-$(STAMP): pyproject.toml setup.py telegen/_fastpath.pyx telegen/_fastpath.pxd telegen/_gzip.pyx telegen/_gzip.pxd
+$(STAMP): pyproject.toml setup.py $(wildcard telegen/*.pyx telegen/*.pxd telegen/*.pxi)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

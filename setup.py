@@ -1,6 +1,8 @@
 """Build script: compiles the send path's Cython modules.
 
-telegen/_fastpath.pyx: scan (wire walk -> patch plan) and patch.
+telegen/_fastpath.pyx: scan (wire walk -> patch plan) and patch; its parts,
+one per concern, are the telegen/_*.pxi files it includes (Cython finds them
+beside it and rebuilds when one changes).
 telegen/_gzip.pyx: the patchable gzip stream (compress once, patch per send).
 """
 from pathlib import Path

@@ -5,8 +5,9 @@ which every byte the send path changes can still be overwritten in place.
 compress(data, classes, start, end) runs telegen's own LZ77 over byte
 *classes* (a constant byte's class is its value; a byte the patch kernel
 writes gets a class >= 256 that names the value it will get, see
-telegen/send/gzip_classes.py) and writes one dynamic-Huffman deflate block
-whose literal/length code gives all 256 byte values the same 9-bit code.
+byte_classes in telegen/send/compression.py) and writes one dynamic-Huffman
+deflate block whose literal/length code gives all 256 byte values the same
+9-bit code.
 A match copies only equal classes, so it can never copy a stale byte, and
 every changed byte that is not inside such a match is a literal: a 9-bit
 field at a known bit offset. Those fields are the template's `sites`.
@@ -16,8 +17,11 @@ code of each changed byte's new value (read from `raw`, the uncompressed
 patch kernel's output) at its bit offset, and sets the gzip trailer's CRC32;
 ISIZE does not change. Nothing shifts, nothing is compressed per send.
 
-The plain-Python twin in telegen/send/reference_gzip.py makes the same bytes
-from the same input; the tests hold the two together.
+The plain-Python twin in telegen/reference/gzip.py makes the same bytes
+from the same input, step by step: compress is _lz77, then _code_lengths
+(_frequencies, _literal_length_lengths, _huffman_lengths), _canonical_codes,
+_write_block_header (_run_lengths) and _write_tokens in both, so they read
+side by side; the tests hold the two together.
 """
 import zlib
 
@@ -191,7 +195,7 @@ cdef int _tree_lengths(const uint64_t* freqs, int n, int* lengths) noexcept nogi
     return longest
 
 
-cdef void _limited_lengths(const uint64_t* freqs, int n, int limit, int* lengths) noexcept nogil:
+cdef void _huffman_lengths(const uint64_t* freqs, int n, int limit, int* lengths) noexcept nogil:
     """Huffman lengths of at most `limit` bits: frequencies are flattened
     (halved, kept non-zero) until the tree is shallow enough."""
     cdef uint64_t f[32]
@@ -218,7 +222,7 @@ cdef void _at_least_two(uint64_t* freqs, int n) noexcept nogil:
         i += 1
 
 
-cdef void _canonical(const int* lengths, int n, uint32_t* codes) noexcept nogil:
+cdef void _canonical_codes(const int* lengths, int n, uint32_t* codes) noexcept nogil:
     """Canonical codes (RFC 1951 3.2.2), bit-reversed for an LSB-first stream."""
     cdef int bl_count[16]
     cdef uint32_t next_code[16]
@@ -315,6 +319,180 @@ def template_from_parts(bytes data, Py_ssize_t start, Py_ssize_t end, sites, cod
     return t
 
 
+# -- the steps of compress, as in the twin ------------------------------------------
+
+cdef void _frequencies(const uint32_t* tokens, Py_ssize_t n_tokens, uint64_t* ll_freq,
+                       uint64_t* d_freq) noexcept nogil:
+    """How often end-of-block (0) and each length code (1 + code) occur, and
+    each distance code: what is not a literal."""
+    cdef Py_ssize_t t
+    cdef uint32_t token
+    memset(ll_freq, 0, 30 * sizeof(uint64_t))
+    memset(d_freq, 0, 30 * sizeof(uint64_t))
+    ll_freq[0] = 1
+    for t in range(n_tokens):
+        token = tokens[t]
+        if token & MATCH_FLAG:
+            ll_freq[1 + _length_code((token >> 16) & 0x1FF)] += 1
+            d_freq[_dist_code((token & 0xFFFF) + 1)] += 1
+
+
+cdef void _literal_length_lengths(const uint64_t* ll_freq, int* ll_len) noexcept nogil:
+    """Literals fill half the code space at 9 bits each; end-of-block and the
+    length codes share the other half, one bit longer than their own Huffman
+    code (a complete code, as decoders require)."""
+    cdef int sub[30]
+    cdef int i, used = 0
+    for i in range(30):
+        used += ll_freq[i] > 0
+    for i in range(256):
+        ll_len[i] = LITERAL_BITS
+    if used == 1:
+        ll_len[256] = 1
+        for i in range(1, 30):
+            ll_len[256 + i] = 0
+    else:
+        _huffman_lengths(ll_freq, 30, 14, sub)
+        for i in range(30):
+            ll_len[256 + i] = sub[i] + 1 if sub[i] else 0
+
+
+cdef void _code_lengths(const uint32_t* tokens, Py_ssize_t n_tokens, int* ll_len, int* d_len) noexcept nogil:
+    """The literal/length code's lengths (286) and the distance code's (30)."""
+    cdef uint64_t ll_freq[30]  # end-of-block and the 29 length codes
+    cdef uint64_t d_freq[30]
+    _frequencies(tokens, n_tokens, ll_freq, d_freq)
+    _literal_length_lengths(ll_freq, ll_len)
+    # Two distance codes at least, so the code is complete even with no
+    # match or one distance in use.
+    _at_least_two(d_freq, 30)
+    _huffman_lengths(d_freq, 30, 15, d_len)
+
+
+cdef int _run_lengths(const int* lengths, int total, uint8_t* symbols, uint8_t* extras) noexcept nogil:
+    """The code lengths run-length coded (RFC 1951 3.2.7): code-length
+    symbols and their extra bits; returns how many."""
+    cdef int i = 0, n = 0, value, run, r
+    while i < total:
+        value = lengths[i]
+        run = 1
+        while i + run < total and lengths[i + run] == value:
+            run += 1
+        i += run
+        if value == 0:
+            while run >= 11:
+                r = run if run < 138 else 138
+                symbols[n] = 18
+                extras[n] = r - 11
+                n += 1
+                run -= r
+            if run >= 3:
+                symbols[n] = 17
+                extras[n] = run - 3
+                n += 1
+                run = 0
+        else:
+            symbols[n] = value
+            n += 1
+            run -= 1
+            while run >= 3:
+                r = run if run < 6 else 6
+                symbols[n] = 16
+                extras[n] = r - 3
+                n += 1
+                run -= r
+        while run > 0:
+            symbols[n] = value
+            n += 1
+            run -= 1
+    return n
+
+
+cdef int _write_block_header(Bits* w, const int* ll_len, const int* d_len) except -1 nogil:
+    """A final dynamic-Huffman block's header: the code lengths of both
+    codes, run-length coded under the code-length code."""
+    cdef int all_len[316]
+    cdef uint8_t rle_sym[316]
+    cdef uint8_t rle_extra[316]
+    cdef uint64_t cl_freq[19]
+    cdef int cl_len[19]
+    cdef uint32_t cl_code[19]
+    cdef int hlit = 286, hdist = 30, hclen = 19, n_rle, i
+    while ll_len[hlit - 1] == 0:
+        hlit -= 1
+    while d_len[hdist - 1] == 0:
+        hdist -= 1
+    for i in range(hlit):
+        all_len[i] = ll_len[i]
+    for i in range(hdist):
+        all_len[hlit + i] = d_len[i]
+    n_rle = _run_lengths(all_len, hlit + hdist, rle_sym, rle_extra)
+    memset(cl_freq, 0, sizeof(cl_freq))
+    for i in range(n_rle):
+        cl_freq[rle_sym[i]] += 1
+    _at_least_two(cl_freq, 19)
+    _huffman_lengths(cl_freq, 19, 7, cl_len)
+    _canonical_codes(cl_len, 19, cl_code)
+    while hclen > 4 and cl_len[CL_ORDER[hclen - 1]] == 0:
+        hclen -= 1
+    _put(w, 1, 1)  # BFINAL
+    _put(w, 2, 2)  # dynamic Huffman
+    _put(w, hlit - 257, 5)
+    _put(w, hdist - 1, 5)
+    _put(w, hclen - 4, 4)
+    for i in range(hclen):
+        _put(w, cl_len[CL_ORDER[i]], 3)
+    for i in range(n_rle):
+        _put(w, cl_code[rle_sym[i]], cl_len[rle_sym[i]])
+        if rle_sym[i] == 16:
+            _put(w, rle_extra[i], 2)
+        elif rle_sym[i] == 17:
+            _put(w, rle_extra[i], 3)
+        elif rle_sym[i] == 18:
+            _put(w, rle_extra[i], 7)
+    return 0
+
+
+cdef Py_ssize_t _write_tokens(Bits* w, const uint32_t* tokens, Py_ssize_t n_tokens, const uint32_t* cls,
+                              const uint8_t* buf, Py_ssize_t start, const int* ll_len, const uint32_t* ll_code,
+                              const int* d_len, const uint32_t* d_code, int64_t* sites) except -1 nogil:
+    """The block's data: each match as its length and distance codes, each
+    literal as its 9-bit code. Every literal of a changed byte is a site:
+    rows [raw offset, bit offset, count], consecutive ones in one row.
+    Returns the number of rows."""
+    cdef Py_ssize_t t, pos = 0, bit, n_sites = 0
+    cdef uint32_t token
+    cdef int length, dist, lc, dc
+    for t in range(n_tokens):
+        token = tokens[t]
+        if token & MATCH_FLAG:
+            length = (token >> 16) & 0x1FF
+            dist = (token & 0xFFFF) + 1
+            lc = _length_code(length)
+            _put(w, ll_code[257 + lc], ll_len[257 + lc])
+            if LENGTH_EXTRA[lc]:
+                _put(w, length - LENGTH_BASE[lc], LENGTH_EXTRA[lc])
+            dc = _dist_code(dist)
+            _put(w, d_code[dc], d_len[dc])
+            if DIST_EXTRA[dc]:
+                _put(w, dist - DIST_BASE[dc], DIST_EXTRA[dc])
+            pos += length
+            continue
+        if cls[pos] >= CHANGED:
+            bit = _bit_position(w)
+            if n_sites and sites[3 * n_sites - 3] + sites[3 * n_sites - 1] == start + pos \
+                    and sites[3 * n_sites - 2] + LITERAL_BITS * sites[3 * n_sites - 1] == bit:
+                sites[3 * n_sites - 1] += 1
+            else:
+                sites[3 * n_sites] = start + pos
+                sites[3 * n_sites + 1] = bit
+                sites[3 * n_sites + 2] = 1
+                n_sites += 1
+        _put(w, ll_code[buf[pos]], LITERAL_BITS)
+        pos += 1
+    return n_sites
+
+
 def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain=DEFAULT_CHAIN) -> GzipTemplate:
     """The patchable gzip member of data[start:end]. `classes` (uint32, one
     per byte of `data`): byte values for constant bytes, >= 256 for bytes
@@ -341,30 +519,18 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
     w.n = 0
     w.acc = 0
     w.filled = 0
-    cdef int64_t* runs = <int64_t*>malloc(3 * (n + 1) * sizeof(int64_t))
+    cdef int64_t* site_rows = <int64_t*>malloc(3 * (n + 1) * sizeof(int64_t))
     cdef bytes header_bytes = GZIP_HEADER
-    cdef const char* header = header_bytes
-    cdef Py_ssize_t n_runs = 0
-    if tokens == NULL or head == NULL or prev == NULL or w.out == NULL or runs == NULL:
-        free(tokens); free(head); free(prev); free(w.out); free(runs)
+    if tokens == NULL or head == NULL or prev == NULL or w.out == NULL or site_rows == NULL:
+        free(tokens); free(head); free(prev); free(w.out); free(site_rows)
         raise MemoryError()
-    cdef Py_ssize_t n_tokens, t, pos, bit
-    cdef uint64_t ll_freq[30]  # end-of-block and the 29 length codes
-    cdef uint64_t d_freq[30]
-    cdef uint64_t cl_freq[19]
-    cdef int ll_sub[30]
+    cdef Py_ssize_t n_tokens, n_sites = 0
     cdef int ll_len[286]
     cdef int d_len[30]
-    cdef int cl_len[19]
     cdef uint32_t ll_code[286]
     cdef uint32_t d_code[30]
-    cdef uint32_t cl_code[19]
-    cdef int all_len[316]
-    cdef uint8_t rle_sym[316]
-    cdef uint8_t rle_extra[316]
-    cdef int n_rle = 0, hlit, hdist, hclen, total, i, k, run, value, r, used, lc, dc, length, dist
-    cdef uint32_t token
-    memcpy(w.out, header, 10)
+    cdef int i
+    memcpy(w.out, <const char*>header_bytes, 10)
     w.n = 10
     codes = np.zeros(256, dtype=np.uint16)
     cdef int64_t[:, ::1] sites_view
@@ -372,150 +538,23 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
     try:
         with nogil:
             n_tokens = _lz77(cls, n, max_chain, head, prev, tokens)
-            # Frequencies of what is not a literal.
-            memset(ll_freq, 0, sizeof(ll_freq))
-            memset(d_freq, 0, sizeof(d_freq))
-            ll_freq[0] = 1
-            for t in range(n_tokens):
-                token = tokens[t]
-                if token & MATCH_FLAG:
-                    ll_freq[1 + _length_code((token >> 16) & 0x1FF)] += 1
-                    d_freq[_dist_code((token & 0xFFFF) + 1)] += 1
-            # Literals fill half the code space at 9 bits each; end-of-block
-            # and the length codes share the other half, one bit longer than
-            # their own Huffman code (a complete code, as decoders require).
-            used = 0
-            for i in range(30):
-                used += ll_freq[i] > 0
-            for i in range(256):
-                ll_len[i] = LITERAL_BITS
-            if used == 1:
-                for i in range(30):
-                    ll_sub[i] = 0
-                ll_sub[0] = 0
-                ll_len[256] = 1
-                for i in range(1, 30):
-                    ll_len[256 + i] = 0
-            else:
-                _limited_lengths(ll_freq, 30, 14, ll_sub)
-                for i in range(30):
-                    ll_len[256 + i] = ll_sub[i] + 1 if ll_sub[i] else 0
-            # Two distance codes at least, so the code is complete even with
-            # no match or one distance in use.
-            _at_least_two(d_freq, 30)
-            _limited_lengths(d_freq, 30, 15, d_len)
-            _canonical(ll_len, 286, ll_code)
-            _canonical(d_len, 30, d_code)
-            hlit = 286
-            while ll_len[hlit - 1] == 0:
-                hlit -= 1
-            hdist = 30
-            while d_len[hdist - 1] == 0:
-                hdist -= 1
-            # The code lengths, run-length coded (RFC 1951 3.2.7).
-            total = hlit + hdist
-            for i in range(hlit):
-                all_len[i] = ll_len[i]
-            for i in range(hdist):
-                all_len[hlit + i] = d_len[i]
-            i = 0
-            while i < total:
-                value = all_len[i]
-                run = 1
-                while i + run < total and all_len[i + run] == value:
-                    run += 1
-                i += run
-                if value == 0:
-                    while run >= 11:
-                        r = run if run < 138 else 138
-                        rle_sym[n_rle] = 18
-                        rle_extra[n_rle] = r - 11
-                        n_rle += 1
-                        run -= r
-                    if run >= 3:
-                        rle_sym[n_rle] = 17
-                        rle_extra[n_rle] = run - 3
-                        n_rle += 1
-                        run = 0
-                else:
-                    rle_sym[n_rle] = value
-                    n_rle += 1
-                    run -= 1
-                    while run >= 3:
-                        r = run if run < 6 else 6
-                        rle_sym[n_rle] = 16
-                        rle_extra[n_rle] = r - 3
-                        n_rle += 1
-                        run -= r
-                while run > 0:
-                    rle_sym[n_rle] = value
-                    n_rle += 1
-                    run -= 1
-            memset(cl_freq, 0, sizeof(cl_freq))
-            for i in range(n_rle):
-                cl_freq[rle_sym[i]] += 1
-            _at_least_two(cl_freq, 19)
-            _limited_lengths(cl_freq, 19, 7, cl_len)
-            _canonical(cl_len, 19, cl_code)
-            hclen = 19
-            while hclen > 4 and cl_len[CL_ORDER[hclen - 1]] == 0:
-                hclen -= 1
-            # The block.
-            _put(&w, 1, 1)  # BFINAL
-            _put(&w, 2, 2)  # dynamic Huffman
-            _put(&w, hlit - 257, 5)
-            _put(&w, hdist - 1, 5)
-            _put(&w, hclen - 4, 4)
-            for i in range(hclen):
-                _put(&w, cl_len[CL_ORDER[i]], 3)
-            for i in range(n_rle):
-                _put(&w, cl_code[rle_sym[i]], cl_len[rle_sym[i]])
-                if rle_sym[i] == 16:
-                    _put(&w, rle_extra[i], 2)
-                elif rle_sym[i] == 17:
-                    _put(&w, rle_extra[i], 3)
-                elif rle_sym[i] == 18:
-                    _put(&w, rle_extra[i], 7)
-            pos = 0
-            for t in range(n_tokens):
-                token = tokens[t]
-                if token & MATCH_FLAG:
-                    length = (token >> 16) & 0x1FF
-                    dist = (token & 0xFFFF) + 1
-                    lc = _length_code(length)
-                    _put(&w, ll_code[257 + lc], ll_len[257 + lc])
-                    if LENGTH_EXTRA[lc]:
-                        _put(&w, length - LENGTH_BASE[lc], LENGTH_EXTRA[lc])
-                    dc = _dist_code(dist)
-                    _put(&w, d_code[dc], d_len[dc])
-                    if DIST_EXTRA[dc]:
-                        _put(&w, dist - DIST_BASE[dc], DIST_EXTRA[dc])
-                    pos += length
-                else:
-                    if cls[pos] >= CHANGED:
-                        bit = _bit_position(&w)
-                        if n_runs and runs[3 * n_runs - 3] + runs[3 * n_runs - 1] == start + pos \
-                                and runs[3 * n_runs - 2] + LITERAL_BITS * runs[3 * n_runs - 1] == bit:
-                            runs[3 * n_runs - 1] += 1
-                        else:
-                            runs[3 * n_runs] = start + pos
-                            runs[3 * n_runs + 1] = bit
-                            runs[3 * n_runs + 2] = 1
-                            n_runs += 1
-                    _put(&w, ll_code[buf[pos]], LITERAL_BITS)
-                    pos += 1
-            _put(&w, ll_code[256], ll_len[256])
+            _code_lengths(tokens, n_tokens, ll_len, d_len)
+            _canonical_codes(ll_len, 286, ll_code)
+            _canonical_codes(d_len, 30, d_code)
+            _write_block_header(&w, ll_len, d_len)
+            n_sites = _write_tokens(&w, tokens, n_tokens, cls, buf, start, ll_len, ll_code, d_len, d_code, site_rows)
+            _put(&w, ll_code[256], ll_len[256])  # end of block
             if w.filled:
                 _put(&w, 0, 8 - w.filled)
             for i in range(256):
                 codes_view[i] = <uint16_t>ll_code[i]
         body = PyBytes_FromStringAndSize(<char*>w.out, w.n)
-        sites = np.empty((n_runs, 3), dtype=np.int64)
-        if n_runs:
+        sites = np.empty((n_sites, 3), dtype=np.int64)
+        if n_sites:
             sites_view = sites
-            memcpy(&sites_view[0, 0], runs, 3 * n_runs * sizeof(int64_t))
+            memcpy(&sites_view[0, 0], site_rows, 3 * n_sites * sizeof(int64_t))
     finally:
-        free(tokens); free(head); free(prev); free(w.out); free(runs)
+        free(tokens); free(head); free(prev); free(w.out); free(site_rows)
     crc = zlib.crc32(memoryview(raw)[start:end]) if n else 0
     trailer = (crc & 0xFFFFFFFF).to_bytes(4, "little") + (n & 0xFFFFFFFF).to_bytes(4, "little")
     return template_from_parts(body + trailer, start, end, sites, codes)

@@ -2,7 +2,9 @@
 
 Per signal, `<prefix>-<signal>.pb` is a stream of records, each a varint length
 followed by one serialized Export{Trace,Metrics,Logs}ServiceRequest (the
-standard length-delimited protobuf encoding). `<prefix>-<signal>.json`, when
+standard length-delimited protobuf encoding; exponential histograms that
+`telegen import` writes carry their bucket counts as varints padded to 10
+bytes, see padded_exponential_metric). `<prefix>-<signal>.json`, when
 asked for, holds the same requests as OTLP JSON, one per line. `metadata.yaml`
 says what was made, from which config and seed.
 
@@ -22,8 +24,6 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor, json_format
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from .atomic import AtomicFile, commit_all
 from .errors import OutputError, TemplateFileError
+from .varint import decode_varint, encode_padded_varint, encode_varint
 
 SIGNALS: tuple[str, ...] = ("traces", "metrics", "logs")
 REQUEST_TYPES: dict[str, type[Message]] = {
@@ -43,6 +44,10 @@ METADATA_FILE = "metadata.yaml"
 # (docs/templates.md): generated and imported templates alike.
 TIME_BASE_NS: int = 1_000_000_000_000
 DEFAULT_PREFIX = "telemetry"
+# Spans per encoded piece of a large trace, generated or imported: bounds the
+# memory one protobuf message takes. A longer trace's record is several such
+# requests joined byte for byte (which protobuf reads as one).
+CHUNK_SPANS = 4096
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
 
@@ -59,7 +64,7 @@ def json_path(directory: str | os.PathLike, prefix: str, signal: str) -> Path:
 
 def encode_records(records: Iterable[bytes]) -> Iterator[bytes]:
     for record in records:
-        yield _VarintBytes(len(record))
+        yield encode_varint(len(record))
         yield record
 
 
@@ -74,8 +79,8 @@ def split_records(data: bytes | memoryview, source: str = "<bytes>") -> Iterator
     while pos < size:
         start = pos
         try:
-            length, pos = _DecodeVarint(view, pos)
-        except (IndexError, DecodeError):
+            length, pos = decode_varint(view, pos)
+        except ValueError:
             raise TemplateFileError(f"{source}: truncated record length at byte offset {start}") from None
         if pos + length > size:
             raise TemplateFileError(
@@ -106,6 +111,56 @@ def decode_record(signal: str, record: bytes | memoryview, source: str = "<recor
     except DecodeError as exc:
         raise TemplateFileError(f"{source}: not a valid {message.DESCRIPTOR.name}: {exc}") from None
     return message
+
+
+# -- exponential histograms: bucket counts the send path can grow in place -------
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def _padded_buckets(number: int, buckets: Message) -> bytes:
+    body = type(buckets)(offset=buckets.offset).SerializeToString()
+    if len(buckets.bucket_counts):
+        body += _len_field(2, b"".join(encode_padded_varint(c) for c in buckets.bucket_counts))
+    return _len_field(number, body)
+
+
+def padded_exponential_metric(metric: Message) -> bytes:
+    """A Metric holding an exponential histogram, encoded with every bucket
+    count a varint padded to 10 bytes: still protobuf (parsers read
+    non-minimal varints), and the send path grows a captured series' buckets
+    in place (GROW_VARINT10 in telegen/_plan.pxi). The other fields are
+    protobuf's own encoding; the Buckets follow them on the wire, the
+    temporality comes before the points, the name, description, unit and
+    metadata before the histogram."""
+    data = metric.exponential_histogram
+    points = b""
+    for point in data.data_points:
+        bare = type(point)()
+        bare.CopyFrom(point)
+        bare.ClearField("positive")
+        bare.ClearField("negative")
+        encoded = bare.SerializeToString()
+        for number, name in ((8, "positive"), (9, "negative")):
+            if point.HasField(name):
+                encoded += _padded_buckets(number, getattr(point, name))
+        points += _len_field(1, encoded)
+    histogram = type(data)(aggregation_temporality=data.aggregation_temporality).SerializeToString() + points
+    header = type(metric)(name=metric.name, description=metric.description, unit=metric.unit,
+                          metadata=metric.metadata).SerializeToString()
+    return header + _len_field(10, histogram)
+
+
+def padded_exponential_request(request: Message) -> bytes:
+    """A one-metric request of an exponential histogram, as `telegen import`
+    writes it: its metric in the padded layout (padded_exponential_metric)."""
+    rm = request.resource_metrics[0]
+    sm = rm.scope_metrics[0]
+    scope = type(sm)(scope=sm.scope, schema_url=sm.schema_url).SerializeToString()
+    resource = type(rm)(resource=rm.resource, schema_url=rm.schema_url).SerializeToString()
+    return _len_field(1, resource + _len_field(2, scope + _len_field(2, padded_exponential_metric(sm.metrics[0]))))
 
 
 # -- OTLP JSON -------------------------------------------------------------------

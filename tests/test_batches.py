@@ -109,7 +109,7 @@ def test_bad_template_files(tmp_path, templates):
 @pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
 @pytest.mark.parametrize("width", [0, 3])
 def test_regrouper_matches_its_protobuf_twin(templates, signal, width):
-    from telegen.send.reference import regroup_reference
+    from telegen.reference.regroup import regroup_reference
     records = templates.records(signal)
     for chunk in (records[:1], records[:7], records[3:40], records):
         grouper = fp.Regrouper(signal, width)
@@ -124,7 +124,7 @@ def test_regrouper_matches_its_protobuf_twin(templates, signal, width):
 
 @pytest.mark.parametrize("max_bytes", [2048, 32 * 1024, 10**9])
 def test_split_matches_its_protobuf_twin(templates, max_bytes):
-    from telegen.send.reference import split_reference
+    from telegen.reference.regroup import split_reference
     big = max(templates.traces, key=len)
     ours = fp.split("traces", big, max_bytes, 2)
     theirs = split_reference("traces", big, max_bytes, 2)
@@ -135,7 +135,7 @@ def test_split_matches_its_protobuf_twin(templates, max_bytes):
 def test_regrouper_keeps_resources_and_scopes_apart_by_schema_url():
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from telegen.send.reference import regroup_reference
+    from telegen.reference.regroup import regroup_reference
     requests = []
     for schema, scope_schema, body in (("s1", "", "a"), ("s2", "", "b"), ("s1", "x", "c"), ("s1", "", "d")):
         request = ExportLogsServiceRequest()

@@ -1,6 +1,6 @@
-"""The compiled scan/patch path, held to its plain-Python twin and to the
-invariants DESIGN.md promises the backend (fresh unique ids with intact
-relations, relative timing kept, current times, metric values that move)."""
+"""The compiled scan/patch path, held to its plain-Python twins (telegen/reference:
+patch, rng) and to the invariants a backend relies on (fresh unique ids with
+intact relations, relative timing kept, current times, metric values that move)."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 import telegen
 from telegen import _fastpath as fp
-from telegen.send.reference import Xoshiro256, patch_reference
+from telegen.reference.patch import patch_reference
+from telegen.reference.rng import Xoshiro256
+from telegen.templates import padded_exponential_request
 
 NOW = 1_800_000_000_000_000_000
 RUN_START = NOW - 3600 * 10**9
@@ -196,6 +198,82 @@ def test_metric_series_agree_with_reference(params):
         assert fp.patch(plan, data, seed=seed, **params) == patch_reference("metrics", data, seed=seed, **params)
 
 
+def padded_exponential_records() -> list[bytes]:
+    """Exponential histogram series as `telegen import` writes them, one
+    request each, bucket counts as varints padded to 10 bytes: both sides,
+    zero counts and sums; a series whose bucket layout changes; one with a
+    side absent and no sum; counts that wrap past 2**64; a delta series; a
+    lone point."""
+    base, step = 1_000_060_000_000, 60 * 10**9
+    times = [base + k * step for k in range(3)]
+    near = 2**64 - 10
+
+    def metric(name, temporality, points):
+        request = ExportMetricsServiceRequest()
+        exp = request.resource_metrics.add().scope_metrics.add().metrics.add(name=name, unit="ms")
+        exp.exponential_histogram.aggregation_temporality = temporality
+        for t, (zero, positive, negative, total) in zip(times, points):
+            p = exp.exponential_histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=10**12, scale=3,
+                                                          zero_count=zero, count=(zero + sum(positive or ()) + sum(negative or ())) % 2**64)
+            if total is not None:
+                p.sum = total
+            p.attributes.add(key="rpc.method", value=AnyValue(string_value="Get"))
+            if positive is not None:
+                p.positive.offset = -2
+                p.positive.bucket_counts.extend(positive)
+            if negative is not None:
+                p.negative.offset = 4
+                p.negative.bucket_counts.extend(negative)
+        return padded_exponential_request(request)
+
+    cumulative, delta = m.AGGREGATION_TEMPORALITY_CUMULATIVE, m.AGGREGATION_TEMPORALITY_DELTA
+    return [
+        metric("rpc.duration", cumulative, [(2, [1, 3, 200], [0], 10.5), (3, [2, 5, 400], [1], 21.0),
+                                            (4, [3, 7, 600], [2], 31.5)]),
+        metric("relayout", cumulative, [(0, [1, 2], [], 1.0), (0, [2, 5, 1], [], 2.0), (1, [4, 6, 3], [], 4.0)]),
+        metric("one_side", cumulative, [(0, [5], None, None), (0, [9], None, None), (0, [11], None, None)]),
+        metric("wraps", cumulative, [(near, [near, 1], [], 0.5), (near + 3, [near + 4, 2], [], 1.5),
+                                     (near + 5, [near + 9, 3], [], 2.5)]),
+        metric("delta", delta, [(1, [1, 2], [3], 1.0), (2, [2, 3], [1], 2.0), (0, [5, 1], [0], 3.0)]),
+        metric("lone", cumulative, [(1, [4, 4], [4], 9.0)]),
+    ]
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_padded_exponential_series_agree_with_reference(params):
+    """The padded path (series_values kind 3): bucket counts grown in place as
+    10-byte varints, count, zero count and sum with them; the twin writes
+    such metrics back padded, so both give the same bytes, one request at a
+    time and regrouped into a batch with protobuf-encoded metrics."""
+    records = padded_exponential_records()
+    grouper = fp.Regrouper("metrics", 4)
+    for record in [*records, series_metrics()]:
+        grouper.add(record)
+    for data in [grouper.build(), *records]:
+        plan = fp.scan("metrics", data)
+        for seed in range(3):
+            assert fp.patch(plan, data, seed=seed, **params) == patch_reference("metrics", data, seed=seed, **params)
+    plan = fp.scan("metrics", records[0])
+    assert (plan.series_values[:, 3] == 3).sum() == 3 * (3 + 1), "every bucket of each of the three points"
+
+
+def test_imported_exponential_series_agree_with_reference(tmp_path):
+    from test_import import exponential_capture
+
+    from telegen.importing import import_captures
+    from telegen.templates import read_records
+
+    exponential_capture(tmp_path / "capture.pb")
+    import_captures([tmp_path / "capture.pb"], tmp_path / "templates")
+    record = read_records(tmp_path / "templates" / "telemetry-metrics.pb")[0]
+    plan = fp.scan("metrics", record)
+    assert (plan.series_values[:, 3] == 3).any()
+    for params in PARAMS:
+        for seed in range(3):
+            assert fp.patch(plan, record, seed=seed, **params) == patch_reference("metrics", record, seed=seed,
+                                                                                  **params)
+
+
 def test_metric_series_keep_their_intervals_and_go_on_growing():
     data = series_metrics()
     plan = fp.scan("metrics", data)
@@ -257,6 +335,25 @@ def test_an_all_zero_id_is_never_emitted():
     assert out == patch_reference("traces", data, now=NOW, seed=5)
     assert any(decode_traces(out).resource_spans[0].scope_spans[0].spans[0].trace_id)
 
+
+
+@pytest.mark.parametrize("seed", [0, 1, 5, 2**63, 2**64 - 1])
+def test_random_numbers_are_the_twins_draw_for_draw(seed):
+    """xoshiro256** (telegen/_rng.pxi) against its twin: each trace's ids are
+    XORed with its keys, drawn trace by trace (two for the trace id, one for
+    span ids), so the patched ids of known ids spell out the stream."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for k in range(1, 65):
+        spans.add(trace_id=k.to_bytes(16, "little"), span_id=k.to_bytes(8, "little"), start_time_unix_nano=10,
+                  end_time_unix_nano=20)
+    data = request.SerializeToString()
+    drawn = []
+    for k, span in enumerate(all_spans(fp.patch(fp.scan("traces", data), data, now=NOW, seed=seed)), 1):
+        drawn += [int.from_bytes(span.trace_id[:8], "little") ^ k, int.from_bytes(span.trace_id[8:], "little"),
+                  int.from_bytes(span.span_id, "little") ^ k]
+    rng = Xoshiro256(seed)
+    assert drawn == [rng.next() for _ in drawn]
 
 # -- what the backend sees --------------------------------------------------------
 

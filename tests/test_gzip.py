@@ -1,5 +1,5 @@
 """Patchable gzip (telegen/_gzip.pyx), held to its plain-Python twin
-(telegen/send/reference_gzip.py) and to the one property that matters:
+(telegen/reference/gzip.py) and to the one property that matters:
 decompressing the patched stream gives exactly the bytes the uncompressed
 patch path makes with the same seed, for every standard decoder."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ from test_sink_http import sdk_logs, sdk_metrics, sdk_spans
 import telegen
 from telegen import _fastpath as fp
 from telegen import _gzip
-from telegen.send import reference_gzip as ref
+from telegen.reference import gzip as ref
 from telegen.send.load.batches import build_batches
 from telegen.send.load.compression import byte_classes, compress_batch, patched_bodies
 

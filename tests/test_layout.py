@@ -82,6 +82,8 @@ BOUNDARIES = [
     ("telegen.importing", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet")),
     ("telegen.configkit", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.templates")),
     ("telegen.templates", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet")),
+    # The kernel's twins know the file format and nothing of the stages that use the kernel.
+    ("telegen.reference", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.importing")),
 ]
 
 

@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
+from ..templates import CHUNK_SPANS
 from .base import TIME_BASE_NS, SignalTemplates
 from .config import GeneratorConfig, TracesConfig
 from .otlp import attributes, key_value, resource, scope
@@ -39,7 +40,6 @@ FLAGS_REMOTE_PARENT = 0x301
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
 MAX_CHILDREN = 12  # bounded fan-out keeps even 100k-span trees several levels deep
-CHUNK_SPANS = 4096  # spans encoded per protobuf message, bounding memory
 PARALLEL_PROBABILITY = 0.3  # a parent runs its children concurrently, else one after another
 CLIENT_ERROR_PROBABILITY = 0.02  # a successful trace answers 4xx at the edge
 

@@ -19,17 +19,15 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
-from ..templates import TIME_BASE_NS
+from ..templates import CHUNK_SPANS, TIME_BASE_NS, padded_exponential_request
 
-CHUNK_SPANS = 4096  # spans per encoded piece of a large trace (the generator's bound too)
 METRIC_INTERVAL_NS = 60_000_000_000  # a captured series' first point sits this long after its start
-CUMULATIVE = 2
 
 
 @dataclass
@@ -251,11 +249,12 @@ class Normalizer:
             for name in ("aggregation_temporality", "is_monotonic"):
                 if hasattr(source, name):
                     setattr(data, name, getattr(source, name))
-            cumulative = getattr(source, "aggregation_temporality", 0) == CUMULATIVE or kind == "summary"
+            temporality = getattr(source, "aggregation_temporality", 0)
+            cumulative = temporality == AGGREGATION_TEMPORALITY_CUMULATIVE or kind == "summary"
             for series in _series(points):
                 self._relative_series(data.data_points, series, origin, cumulative)
             if kind == "exponential_histogram":
-                out.append(_padded_exponential(request))
+                out.append(padded_exponential_request(request))
             else:
                 out.append(request.SerializeToString())
         return out
@@ -302,50 +301,3 @@ def _series(points: Iterable[Message]) -> list[list[Message]]:
     for point in points:
         groups.setdefault(_series_key(point), []).append(point)
     return list(groups.values())
-
-
-# -- exponential histograms: bucket counts the send path can grow in place -------
-
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _VarintBytes(number << 3 | 2) + _VarintBytes(len(payload)) + payload
-
-
-def _padded_varint(value: int) -> bytes:
-    """`value` as a varint of exactly 10 bytes: valid protobuf (parsers read
-    non-minimal varints), and wide enough that a count can grow in place."""
-    return bytes(((value >> (7 * i)) & 0x7F) | 0x80 for i in range(9)) + bytes([(value >> 63) & 1])
-
-
-def _padded_buckets(number: int, buckets: Message) -> bytes:
-    body = type(buckets)(offset=buckets.offset).SerializeToString()
-    if len(buckets.bucket_counts):
-        body += _len_field(2, b"".join(_padded_varint(c) for c in buckets.bucket_counts))
-    return _len_field(number, body)
-
-
-def _padded_exponential(request: ExportMetricsServiceRequest) -> bytes:
-    """A one-metric request of an exponential histogram, encoded with every
-    bucket count a padded varint (the send path grows a captured series'
-    buckets in place: telegen._fastpath GROW_VARINT10). The other fields are
-    protobuf's own encoding; the repeated ones follow them on the wire."""
-    rm = request.resource_metrics[0]
-    sm = rm.scope_metrics[0]
-    metric = sm.metrics[0]
-    data = metric.exponential_histogram
-    points = b""
-    for point in data.data_points:
-        bare = type(point)()
-        bare.CopyFrom(point)
-        bare.ClearField("positive")
-        bare.ClearField("negative")
-        encoded = bare.SerializeToString()
-        for number, name in ((8, "positive"), (9, "negative")):
-            if point.HasField(name):
-                encoded += _padded_buckets(number, getattr(point, name))
-        points += _len_field(1, encoded)
-    histogram = type(data)(aggregation_temporality=data.aggregation_temporality).SerializeToString() + points
-    header = type(metric)(name=metric.name, description=metric.description, unit=metric.unit,
-                          metadata=metric.metadata).SerializeToString()
-    scope = type(sm)(scope=sm.scope, schema_url=sm.schema_url).SerializeToString()
-    resource = type(rm)(resource=rm.resource, schema_url=rm.schema_url).SerializeToString()
-    return _len_field(1, resource + _len_field(2, scope + _len_field(2, header + _len_field(10, histogram))))

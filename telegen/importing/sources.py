@@ -25,11 +25,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import TelegenError
 from ..templates import REQUEST_TYPES, otlp_json_message
+from ..varint import decode_varint
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # The top-level key of each signal in OTLP JSON (both spellings protobuf's JSON mapping reads).
@@ -140,8 +140,8 @@ def _length_prefixed(data: bytes, name: str, big_endian: bool) -> Iterator[Captu
             length, pos = int.from_bytes(view[pos:pos + 4], "big"), pos + 4
         else:
             try:
-                length, pos = _DecodeVarint(view, pos)
-            except (IndexError, DecodeError):
+                length, pos = decode_varint(view, pos)
+            except ValueError:
                 raise CaptureError(f"{name}: byte offset {start}: truncated {framing}") from None
         if pos + length > size:
             raise CaptureError(f"{name}: byte offset {start}: the record declares {length} bytes but only "
@@ -273,20 +273,20 @@ def _walk(data: bytes, want: int | None) -> Iterator:
     pos, size = 0, len(view)
     try:
         while pos < size:
-            key, pos = _DecodeVarint(view, pos)
+            key, pos = decode_varint(view, pos)
             number, wire = key >> 3, key & 7
             if number == 0:
                 yield None
                 return
             value: object = None
             if wire == 0:
-                _, pos = _DecodeVarint(view, pos)
+                _, pos = decode_varint(view, pos)
             elif wire == 1:
                 pos += 8
             elif wire == 5:
                 pos += 4
             elif wire == 2:
-                length, pos = _DecodeVarint(view, pos)
+                length, pos = decode_varint(view, pos)
                 value = bytes(view[pos:pos + length]) if number == want else length
                 pos += length
             else:
@@ -296,5 +296,5 @@ def _walk(data: bytes, want: int | None) -> Iterator:
                 yield None
                 return
             yield number, wire, value
-    except (IndexError, DecodeError):
+    except ValueError:
         yield None

@@ -13,11 +13,10 @@ import os
 import threading
 from pathlib import Path
 
-from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
-
 from ..atomic import AtomicFile
 from ..errors import SinkError
 from ..templates import SIGNALS
+from ..varint import encode_varint
 
 RECORD_PREFIX = "recorded"
 
@@ -50,7 +49,7 @@ class Recorder:
             out = self._files.get(signal)
             if out is None:
                 out = self._files[signal] = AtomicFile(recorded_path(self.directory, signal), self._part(signal))
-            out.write(_VarintBytes(len(data)) + data)
+            out.write(encode_varint(len(data)) + data)
             self.requests[signal] += 1
 
     def close(self) -> list[Path]:

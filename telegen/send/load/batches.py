@@ -4,7 +4,7 @@ A batch is one serialized Export*ServiceRequest holding several templates,
 with the items of one resource (and one scope) gathered under a single
 ResourceX/ScopeX, kept under the maximum message size, and scanned once into
 a patch plan. The regrouping moves bytes at the wire level in compiled code
-(`_fastpath.Regrouper`; its protobuf twin is in reference.py): no item is
+(`_fastpath.Regrouper`; its twin is telegen/reference/regroup.py): no item is
 ever decoded, so the full example config's 825 MB load in seconds.
 
 A single template larger than the message limit (a 100,000-span trace) is cut

@@ -1,60 +1,24 @@
-"""The plain-Python twins of telegen._fastpath: patch (decode with protobuf,
-change the fields, encode) and load-time regrouping (decode, merge, encode).
-Slow, obviously correct, and the oracles the tests hold the compiled path to.
+"""The plain-Python twin of the patch kernel (telegen/_patch.pxi, on a plan
+from telegen/_scan.pxi): decode with protobuf, change the fields, encode.
 
 It follows the same contract, down to the order random numbers are drawn
 (per id group: a 16-byte key until non-zero, then an 8-byte key until
 non-zero; per time group: a jitter; per wandering metric value: a noise
 draw), so with the same seed both produce the same bytes for any template
-that protobuf itself encoded.
+that protobuf itself encoded, and for metrics `telegen import` wrote with
+exponential histograms in its padded layout (telegen.templates).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from google.protobuf.message import Message
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 
-from ..templates import NESTING, REQUEST_TYPES, decode_record
-
-MASK64 = (1 << 64) - 1
-REPLICA_KEY = "telegen.replica"
-CUMULATIVE = 2
-
-
-class Xoshiro256:
-    """xoshiro256** seeded by splitmix64, as in _fastpath.pyx."""
-
-    def __init__(self, seed: int) -> None:
-        state = seed & MASK64
-        words = []
-        for _ in range(4):
-            state = (state + 0x9E3779B97F4A7C15) & MASK64
-            z = state
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-            words.append(z ^ (z >> 31))
-        self.s = words
-
-    def next(self) -> int:
-        s = self.s
-        result = (_rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
-        t = (s[1] << 17) & MASK64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = _rotl(s[3], 45)
-        return result
-
-    def unit(self) -> float:
-        return (self.next() >> 11) * (1.0 / 9007199254740992.0)
-
-
-def _rotl(x: int, k: int) -> int:
-    return ((x << k) | (x >> (64 - k))) & MASK64
+from ..templates import decode_record, padded_exponential_metric
+from ..varint import encode_varint
+from .regroup import REPLICA_KEY
+from .rng import MASK64, Xoshiro256
 
 
 def _int64(x: int) -> int:
@@ -121,8 +85,11 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
     """What telegen._fastpath.patch(scan(signal, data), data, ...) returns."""
     rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
     run_start = run_start or now
+    padded: list[bool] = []
     while True:
         message = decode_record(signal, data)
+        if signal == "metrics":
+            padded = _padded_layout(message, bytes(data))
         groups = _Groups()
         if signal == "traces":
             _group_traces(message, groups)
@@ -136,12 +103,12 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
         elif signal == "logs":
             _patch_logs(message, groups, draws)
         else:
-            _patch_metrics(message, groups, draws, now, run_start, step)
+            _patch_metrics(message, groups, draws, now, run_start, step, padded)
         if not draws.zero_id:
             break
     if replica >= 0:
         _patch_replicas(message, signal, replica)
-    return message.SerializeToString()
+    return _encode_metrics(message, padded) if any(padded) else message.SerializeToString()
 
 
 # -- traces ----------------------------------------------------------------------
@@ -279,14 +246,10 @@ def _patch_point_times(point: Message, now: int, run_start: int, cumulative: boo
             point.start_time_unix_nano = (now - (end - start)) & MASK64
 
 
-def _metric_datas(message: Message):
-    """(metric kind, data message) in wire order."""
+def _metrics(message: Message):
     for rm in message.resource_metrics:
         for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    yield kind, getattr(metric, kind)
+            yield from sm.metrics
 
 
 def _series_runs(points) -> list[tuple[int, int] | None]:
@@ -308,10 +271,16 @@ def _series_runs(points) -> list[tuple[int, int] | None]:
     return out
 
 
-def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int) -> None:
-    for kind, data in _metric_datas(message):
+def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int,
+                   padded: list[bool]) -> None:
+    """`padded`: per metric in wire order, whether it is in the padded layout."""
+    for metric, is_padded in zip(_metrics(message), padded):
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            continue
+        data = getattr(metric, kind)
         temporality = getattr(data, "aggregation_temporality", 0)
-        cumulative = temporality == CUMULATIVE
+        cumulative = temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
         points = data.data_points
         runs = _series_runs(points)
         template = [type(p).FromString(p.SerializeToString()) for p in points] if any(runs) else []
@@ -345,7 +314,7 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
             elif kind == "exponential_histogram":
                 _patch_point_times(point, now, run_start, cumulative, last_time)
                 if cumulative and first is not None:
-                    _grow_exponential_by_series(point, first, last, step)
+                    _grow_exponential_by_series(point, first, last, step, is_padded)
             else:  # summary: cumulative by definition
                 _patch_point_times(point, now, run_start, True, last_time)
                 if first is not None:
@@ -366,13 +335,18 @@ def _grow_number_by_series(point: Message, first: Message, last: Message, step: 
         point.as_double = point.as_double + float(step) * (last.as_double - first.as_double)
 
 
-def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int) -> None:
-    """Count, zero count and sum + step * (last - first). The kernel grows
-    bucket counts only where they are varints padded to 10 bytes (as import
-    writes them), which protobuf never encodes: a decoded template with
-    bucket counts is left as captured, as the kernel leaves protobuf's own
-    encoding (import's padded path is checked by decoding, tests/test_import.py)."""
-    if any(len(p.positive.bucket_counts) or len(p.negative.bucket_counts) for p in (point, first, last)):
+def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int, padded: bool) -> None:
+    """Count, zero count, sum and (padded) every bucket count + step * (last -
+    first). The kernel can grow bucket counts only where they are varints
+    padded to 10 bytes: in the padded layout, while the three points have as
+    many buckets on each side; protobuf's own encoding of bucket counts
+    leaves the point as captured."""
+    sides = ("positive", "negative")
+    if padded:
+        if any(len(getattr(p, side).bucket_counts) != len(getattr(point, side).bucket_counts)
+               for p in (first, last) for side in sides):
+            return
+    elif any(len(getattr(p, side).bucket_counts) for p in (point, first, last) for side in sides):
         return
     if point.count and first.count and last.count:
         point.count = (point.count + step * (last.count - first.count)) & MASK64
@@ -380,6 +354,11 @@ def _grow_exponential_by_series(point: Message, first: Message, last: Message, s
         point.zero_count = (point.zero_count + step * (last.zero_count - first.zero_count)) & MASK64
     if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
         point.sum = point.sum + float(step) * (last.sum - first.sum)
+    for side in sides:
+        counts = getattr(point, side).bucket_counts
+        if len(counts):  # only then: assigning even nothing would make an absent side present
+            counts[:] = [(b + step * (lb - fb)) & MASK64 for b, fb, lb in
+                         zip(counts, getattr(first, side).bucket_counts, getattr(last, side).bucket_counts)]
 
 
 def _grow_histogram_by_series(point: Message, first: Message, last: Message, step: int) -> None:
@@ -434,6 +413,39 @@ def _patch_histogram(point: Message, step: int) -> None:
         point.sum = point.sum * (float(new_count) / float(count))
 
 
+# -- the padded layout of exponential histograms --------------------------------
+
+
+def _padded_layout(message: Message, data: bytes) -> list[bool]:
+    """Per metric in wire order: whether the template holds it in the padded
+    layout `telegen import` writes exponential histograms in. Decoding loses
+    the layout, and protobuf would write the bucket counts back minimal
+    (and the fields in another order), so the twin finds which metrics to
+    write back padded by looking for their padded bytes in the template."""
+    return [metric.WhichOneof("data") == "exponential_histogram" and padded_exponential_metric(metric) in data
+            for metric in _metrics(message)]
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def _encode_metrics(message: Message, padded: list[bool]) -> bytes:
+    """The request as protobuf writes it, but for the metrics in the padded layout."""
+    flags = iter(padded)
+    out = b""
+    for rm in message.resource_metrics:
+        body = type(rm)(resource=rm.resource).SerializeToString() if rm.HasField("resource") else b""
+        for sm in rm.scope_metrics:
+            scope = type(sm)(scope=sm.scope).SerializeToString() if sm.HasField("scope") else b""
+            for metric in sm.metrics:
+                scope += _len_field(2, padded_exponential_metric(metric) if next(flags)
+                                    else metric.SerializeToString())
+            body += _len_field(2, scope + type(sm)(schema_url=sm.schema_url).SerializeToString())
+        out += _len_field(1, body + type(rm)(schema_url=rm.schema_url).SerializeToString())
+    return out
+
+
 # -- series multiplier -----------------------------------------------------------
 
 
@@ -445,94 +457,3 @@ def _patch_replicas(message: Message, signal: str, replica: int) -> None:
             if kv.key == REPLICA_KEY and value:
                 width = len(value.encode())
                 kv.value.string_value = str(replica % 10**width).zfill(width)
-
-
-# -- load-time regrouping ------------------------------------------------------
-
-
-def regroup_reference(signal: str, records: Sequence[bytes], replica_width: int = 0) -> bytes:
-    """The twin of _fastpath.Regrouper: every item of `records` in one request,
-    gathered per (resource, schema_url) and (scope, schema_url)."""
-    merger = _Merger(signal, replica_width)
-    for record in records:
-        merger.add(decode_record(signal, record))
-    return merger.serialize()
-
-
-def split_reference(signal: str, record: bytes, max_bytes: int, replica_width: int = 0) -> list[bytes]:
-    """The twin of _fastpath.split."""
-    pieces = []
-    for piece in _split_oversized(signal, decode_record(signal, record), max_bytes):
-        merger = _Merger(signal, replica_width)
-        merger.add(piece)
-        pieces.append(merger.serialize())
-    return pieces
-
-
-class _Merger:
-    """Builds one request, gathering items under one resource and scope entry
-    per distinct (resource, schema) and (scope, schema)."""
-
-    def __init__(self, signal: str, replica_width: int) -> None:
-        self.signal = signal
-        self.request = REQUEST_TYPES[signal]()
-        self.resources: dict[bytes, Message] = {}
-        self.scopes: dict[tuple[bytes, bytes], Message] = {}
-        self.replica_width = replica_width
-
-    def add(self, message: Message) -> None:
-        top, mid, leaf = NESTING[self.signal]
-        for resource_item in getattr(message, top):
-            rkey = resource_item.resource.SerializeToString() + b"\0" + resource_item.schema_url.encode()
-            target = self.resources.get(rkey)
-            if target is None:
-                target = self.resources[rkey] = getattr(self.request, top).add()
-                target.resource.CopyFrom(resource_item.resource)
-                target.schema_url = resource_item.schema_url
-                if self.replica_width:
-                    target.resource.attributes.append(
-                        KeyValue(key=REPLICA_KEY, value=AnyValue(string_value="0" * self.replica_width)))
-            for scope_item in getattr(resource_item, mid):
-                skey = (rkey, scope_item.scope.SerializeToString() + b"\0" + scope_item.schema_url.encode())
-                scope_target = self.scopes.get(skey)
-                if scope_target is None:
-                    scope_target = self.scopes[skey] = getattr(target, mid).add()
-                    scope_target.scope.CopyFrom(scope_item.scope)
-                    scope_target.schema_url = scope_item.schema_url
-                getattr(scope_target, leaf).extend(getattr(scope_item, leaf))
-
-    def serialize(self) -> bytes:
-        return self.request.SerializeToString()
-
-
-def _split_oversized(signal: str, message: Message, max_bytes: int) -> list[Message]:
-    """Cut one request into requests of at most about max_bytes each, item by
-    item, keeping every item with its resource and scope."""
-    top, mid, leaf = NESTING[signal]
-    pieces: list[Message] = []
-    current = REQUEST_TYPES[signal]()
-    size = 0
-    for resource_item in getattr(message, top):
-        for scope_item in getattr(resource_item, mid):
-            for item in getattr(scope_item, leaf):
-                item_size = item.ByteSize() + 16
-                if size and size + item_size > max_bytes:
-                    pieces.append(current)
-                    current = REQUEST_TYPES[signal]()
-                    size = 0
-                r = getattr(current, top)
-                if not len(r) or r[-1].resource != resource_item.resource:
-                    new_r = r.add(schema_url=resource_item.schema_url)
-                    new_r.resource.CopyFrom(resource_item.resource)
-                    size += resource_item.resource.ByteSize() + 8
-                r_last = r[-1]
-                s = getattr(r_last, mid)
-                if not len(s) or s[-1].scope != scope_item.scope:
-                    new_s = s.add(schema_url=scope_item.schema_url)
-                    new_s.scope.CopyFrom(scope_item.scope)
-                    size += scope_item.scope.ByteSize() + 8
-                getattr(s[-1], leaf).append(item)
-                size += item_size
-    if size:
-        pieces.append(current)
-    return pieces

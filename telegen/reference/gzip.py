@@ -3,7 +3,10 @@
 The same LZ77 over byte classes (hash, chain order, greedy choice), the same
 Huffman construction (tie-breaks included) and the same bit layout, so both
 make the same bytes from the same input; and the per-send patch written
-literal by literal. Slow (pure Python): meant for small buffers.
+literal by literal. compress takes the same steps under the same names as
+the compiled one (_lz77, _code_lengths, _canonical_codes, _write_block_header,
+_write_tokens), so the two read side by side. Slow (pure Python): meant for
+small buffers.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def _hash(c0: int, c1: int, c2: int) -> int:
     return h >> (32 - HASH_BITS)
 
 
-def lz77(cls: Sequence[int], max_chain: int = DEFAULT_CHAIN,
+def _lz77(cls: Sequence[int], max_chain: int = DEFAULT_CHAIN,
          may_copy=lambda a, b: a == b) -> list[tuple[int, int]]:
     """Tokens: (0, 0) a literal, (length, distance) a match. `may_copy`
     compares two classes; the tests swap in one that breaks the match rule."""
@@ -122,7 +125,7 @@ def _tree_lengths(freqs: Sequence[int]) -> list[int]:
     return lengths
 
 
-def huffman_lengths(freqs: Sequence[int], limit: int) -> list[int]:
+def _huffman_lengths(freqs: Sequence[int], limit: int) -> list[int]:
     """Huffman code lengths of at most `limit` bits (frequencies flattened until they fit)."""
     f = list(freqs)
     while True:
@@ -132,7 +135,7 @@ def huffman_lengths(freqs: Sequence[int], limit: int) -> list[int]:
         f = [(x >> 1) | 1 if x else 0 for x in f]
 
 
-def canonical_codes(lengths: Sequence[int]) -> list[int]:
+def _canonical_codes(lengths: Sequence[int]) -> list[int]:
     """Canonical codes (RFC 1951 3.2.2), bit-reversed for an LSB-first stream."""
     bl_count = [0] * 16
     for length in lengths:
@@ -208,40 +211,49 @@ class _Bits:
         return 8 * len(self.out) + self.filled
 
 
-def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1, max_chain: int = DEFAULT_CHAIN,
-             may_copy=lambda a, b: a == b) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """(gzip member, sites, codes) as telegen._gzip.compress makes them."""
-    end = len(data) if end < 0 else end
-    raw = data[start:end]
-    cls = [int(c) for c in classes[start:end]]
-    tokens = lz77(cls, max_chain, may_copy)
+def _frequencies(tokens: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """How often end-of-block (0) and each length code (1 + code) occur, and
+    each distance code: what is not a literal."""
     ll_freq, d_freq = [0] * 30, [0] * 30
     ll_freq[0] = 1
     for length, dist in tokens:
         if length:
             ll_freq[1 + _code_index(LENGTH_BASE, length)] += 1
             d_freq[_code_index(DIST_BASE, dist)] += 1
+    return ll_freq, d_freq
+
+
+def _literal_length_lengths(ll_freq: list[int]) -> list[int]:
+    """Every literal 9 bits; end-of-block and the length codes one bit longer
+    than their own Huffman code."""
     ll_len = [LITERAL_BITS] * 256
     if sum(1 for f in ll_freq if f) == 1:
-        ll_len += [1] + [0] * 29
-    else:
-        ll_len += [x + 1 if x else 0 for x in huffman_lengths(ll_freq, 14)]
-    d_len = huffman_lengths(_at_least_two(d_freq), 15)
-    ll_code, d_code = canonical_codes(ll_len), canonical_codes(d_len)
+        return ll_len + [1] + [0] * 29
+    return ll_len + [x + 1 if x else 0 for x in _huffman_lengths(ll_freq, 14)]
+
+
+def _code_lengths(tokens: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The literal/length code's lengths (286) and the distance code's (30)."""
+    ll_freq, d_freq = _frequencies(tokens)
+    return _literal_length_lengths(ll_freq), _huffman_lengths(_at_least_two(d_freq), 15)
+
+
+def _write_block_header(w: _Bits, ll_len: list[int], d_len: list[int]) -> None:
+    """A final dynamic-Huffman block's header: the code lengths of both
+    codes, run-length coded under the code-length code."""
     hlit = max(i for i, x in enumerate(ll_len) if x) + 1
     hdist = max(i for i, x in enumerate(d_len) if x) + 1
     rle = _run_lengths(ll_len[:hlit] + d_len[:hdist])
     cl_freq = [0] * 19
     for symbol, _ in rle:
         cl_freq[symbol] += 1
-    cl_len = huffman_lengths(_at_least_two(cl_freq), 7)
-    cl_code = canonical_codes(cl_len)
+    cl_len = _huffman_lengths(_at_least_two(cl_freq), 7)
+    cl_code = _canonical_codes(cl_len)
     hclen = 19
     while hclen > 4 and cl_len[CL_ORDER[hclen - 1]] == 0:
         hclen -= 1
-    w = _Bits()
-    w.put(1, 1)
-    w.put(2, 2)
+    w.put(1, 1)  # BFINAL
+    w.put(2, 2)  # dynamic Huffman
     w.put(hlit - 257, 5)
     w.put(hdist - 1, 5)
     w.put(hclen - 4, 4)
@@ -251,6 +263,12 @@ def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1,
         w.put(cl_code[symbol], cl_len[symbol])
         if symbol >= 16:
             w.put(extra, {16: 2, 17: 3, 18: 7}[symbol])
+
+
+def _write_tokens(w: _Bits, tokens: list[tuple[int, int]], cls: list[int], raw: bytes, start: int,
+                  ll_len: list[int], ll_code: list[int], d_len: list[int], d_code: list[int]) -> list[list[int]]:
+    """The block's data; the sites of the changed bytes' literals, rows
+    [raw offset, bit offset, count]."""
     sites: list[list[int]] = []
     pos = 0
     for length, dist in tokens:
@@ -274,7 +292,22 @@ def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1,
                 sites.append([start + pos, bit, 1])
         w.put(ll_code[raw[pos]], LITERAL_BITS)
         pos += 1
-    w.put(ll_code[256], ll_len[256])
+    return sites
+
+
+def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1, max_chain: int = DEFAULT_CHAIN,
+             may_copy=lambda a, b: a == b) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(gzip member, sites, codes) as telegen._gzip.compress makes them."""
+    end = len(data) if end < 0 else end
+    raw = data[start:end]
+    cls = [int(c) for c in classes[start:end]]
+    tokens = _lz77(cls, max_chain, may_copy)
+    ll_len, d_len = _code_lengths(tokens)
+    ll_code, d_code = _canonical_codes(ll_len), _canonical_codes(d_len)
+    w = _Bits()
+    _write_block_header(w, ll_len, d_len)
+    sites = _write_tokens(w, tokens, cls, raw, start, ll_len, ll_code, d_len, d_code)
+    w.put(ll_code[256], ll_len[256])  # end of block
     if w.filled:
         w.put(0, 8 - w.filled)
     trailer = zlib.crc32(raw).to_bytes(4, "little") + (len(raw) & 0xFFFFFFFF).to_bytes(4, "little")

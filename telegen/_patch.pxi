@@ -1,0 +1,238 @@
+# The patch kernel: a copy of the template with every planned field rewritten
+# in place, without the GIL. Included by _fastpath.pyx.
+
+cdef inline uint64_t _load64(const char* p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef inline void _store64(char* p, uint64_t v) noexcept nogil:
+    memcpy(p, &v, 8)
+
+
+cdef inline uint64_t _load_varint10(const char* p) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(10):
+        v |= (<uint64_t>(<uint8_t>p[i]) & 0x7F) << (7 * i)
+    return v
+
+
+cdef inline void _store_varint10(char* p, uint64_t v) noexcept nogil:
+    """`v` as a varint of exactly 10 bytes (continuation bits on the first nine)."""
+    cdef int i
+    for i in range(9):
+        p[i] = <char>(((v >> (7 * i)) & 0x7F) | 0x80)
+    p[9] = <char>((v >> 63) & 0x01)
+
+
+cdef inline uint64_t _grow(uint64_t v, uint64_t step) noexcept nogil:
+    return v + step * ((v >> 10) + (1 if v > 0 else 0))
+
+
+# What one send asks for, beyond the plan and the template.
+cdef struct SendArgs:
+    uint64_t now
+    uint64_t jitter
+    uint64_t backdate
+    uint64_t run_start
+    uint64_t step
+    int64_t replica
+
+
+cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize_t n, Xoshiro* rng,
+                      const SendArgs* send, uint64_t* keys, uint64_t* deltas) noexcept nogil:
+    """One attempt; returns False when an id came out all-zero (the caller
+    retries with fresh randomness, so such an id is never emitted)."""
+    # Locals, not reads through `plan` and `send`: every store into `dst`
+    # (a char*) could alias those, and would force them reloaded.
+    cdef uint64_t now = send.now, jitter = send.jitter, step = send.step
+    cdef PlanRows rows
+    cdef const int64_t* row
+    cdef const int64_t* runs = plan.arrays[BUCKET_RUNS].at
+    cdef const uint64_t* group_min = <const uint64_t*>plan.arrays[GROUP_MIN].at
+    cdef const uint64_t* group_max = <const uint64_t*>plan.arrays[GROUP_MAX].at
+    cdef Py_ssize_t i, g, j, k, off, width
+    cdef uint64_t a, b, v, count, new_count
+    cdef double d, e, f
+    cdef int64_t iv, r
+    cdef bint ok = True
+    memcpy(dst, src, n)
+    # The draw order (keys, jitter, gauge noise) is part of the contract with
+    # the reference implementation.
+    for g in range(plan.n_id_groups):
+        while True:
+            keys[3 * g] = _next(rng)
+            keys[3 * g + 1] = _next(rng)
+            if keys[3 * g] | keys[3 * g + 1]:
+                break
+        while True:
+            keys[3 * g + 2] = _next(rng)
+            if keys[3 * g + 2]:
+                break
+    for g in range(plan.n_time_groups):
+        v = _next(rng) % jitter if jitter else 0
+        deltas[g] = now - (group_max[g] - group_min[g]) - v - send.backdate - group_min[g]
+    rows = plan.arrays[IDS16]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        g = row[1]
+        a = _load64(src + off) ^ keys[3 * g]
+        b = _load64(src + off + 8) ^ keys[3 * g + 1]
+        _store64(dst + off, a)
+        _store64(dst + off + 8, b)
+        ok = ok and (a | b) != 0
+    rows = plan.arrays[IDS8]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        a = _load64(src + off) ^ keys[3 * row[1] + 2]
+        _store64(dst + off, a)
+        ok = ok and a != 0
+    rows = plan.arrays[TIME_ADD]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        _store64(dst + off, _load64(src + off) + deltas[row[1]])
+    rows = plan.arrays[TIME_WINDOW]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        a = _load64(src + row[0])
+        b = _load64(src + row[1])
+        _store64(dst + row[0], now - (b - a))
+    rows = plan.arrays[TIME_NOW]
+    for i in range(rows.n):
+        _store64(dst + rows.at[i], now)
+    rows = plan.arrays[TIME_SERIES]
+    for i in range(rows.n):  # a series' point: as far before now as before its last point
+        row = rows.at + 2 * i
+        a = _load64(src + row[0])
+        b = _load64(src + row[1])
+        _store64(dst + row[0], now - (b - a))
+    rows = plan.arrays[TIME_START]
+    for i in range(rows.n):
+        _store64(dst + rows.at[i], send.run_start)
+    rows = plan.arrays[COUNTERS]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        if row[1]:
+            memcpy(&iv, src + off, 8)
+            iv = iv + <int64_t>step * ((iv >> 10) + 1) if iv >= 0 else iv + <int64_t>step
+            memcpy(dst + off, &iv, 8)
+        else:
+            memcpy(&d, src + off, 8)
+            d = d + <double>step * (d * 1e-3 if d > 0 else 1.0)
+            memcpy(dst + off, &d, 8)
+    rows = plan.arrays[GAUGES]
+    for i in range(rows.n):
+        row = rows.at + 2 * i
+        off = row[0]
+        f = 0.1 * (2.0 * _unit(rng) - 1.0)
+        if row[1]:
+            memcpy(&iv, src + off, 8)
+            iv = iv + <int64_t>(<double>iv * f)
+            memcpy(dst + off, &iv, 8)
+        else:
+            memcpy(&d, src + off, 8)
+            if 0 < d <= 1.0:
+                d = d * (1.0 + f)
+                if d > 1.0:
+                    d = 1.0
+            else:
+                d = d * (1.0 + f)
+            memcpy(dst + off, &d, 8)
+    rows = plan.arrays[HISTOGRAMS]  # [count offset, sum offset (-1: none), first bucket run, end run]
+    for i in range(rows.n):
+        row = rows.at + 4 * i
+        off = row[0]
+        count = _load64(src + off)
+        if row[2] < row[3]:
+            new_count = 0
+            for j in range(row[2], row[3]):
+                for k in range(runs[2 * j + 1]):
+                    v = _grow(_load64(src + runs[2 * j] + 8 * k), step)
+                    _store64(dst + runs[2 * j] + 8 * k, v)
+                    new_count += v
+        else:
+            new_count = _grow(count, step)
+        _store64(dst + off, new_count)
+        if row[1] >= 0 and count > 0:
+            memcpy(&d, src + row[1], 8)
+            d = d * (<double>new_count / <double>count)
+            memcpy(dst + row[1], &d, 8)
+    rows = plan.arrays[SERIES_VALUES]  # [value offset, first point's, last point's, kind]
+    for i in range(rows.n):  # a series' value, on from the capture: + step * (last - first)
+        row = rows.at + 4 * i
+        off = row[0]
+        if row[3] == GROW_DOUBLE:
+            memcpy(&d, src + off, 8)
+            memcpy(&f, src + row[2], 8)
+            memcpy(&e, src + row[1], 8)
+            d = d + <double>step * (f - e)
+            memcpy(dst + off, &d, 8)
+        elif row[3] == GROW_VARINT10:
+            _store_varint10(dst + off, _load_varint10(src + off)
+                            + step * (_load_varint10(src + row[2]) - _load_varint10(src + row[1])))
+        else:  # int64 and uint64 alike: the same bits, modulo 2**64
+            _store64(dst + off, _load64(src + off) + step * (_load64(src + row[2]) - _load64(src + row[1])))
+    if send.replica >= 0:
+        rows = plan.arrays[REPLICAS]  # [offset, width]: the digits of a telegen.replica value
+        for i in range(rows.n):
+            row = rows.at + 2 * i
+            off = row[0]
+            width = row[1]
+            r = send.replica
+            for k in range(width - 1, -1, -1):
+                dst[off + k] = <char>(48 + r % 10)
+                r = r // 10
+    return ok
+
+
+# benchmarks/instructions.py counts the kernel's instructions inside this
+# function's C symbol (KERNEL_SYMBOL): keep the C compiler from inlining it
+# into patch(), now that it is small enough to be. A change to _patch's
+# signature must be made here too (the compiler rejects a mismatch).
+cdef extern from *:
+    """
+    struct __pyx_obj_7telegen_9_fastpath_PatchPlan;
+    static PyObject *__pyx_f_7telegen_9_fastpath__patch(
+        struct __pyx_obj_7telegen_9_fastpath_PatchPlan *, char const *, Py_ssize_t, uint64_t, uint64_t,
+        uint64_t, uint64_t, uint64_t, int64_t, PyObject *) __attribute__((noinline));
+    """
+
+
+cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, uint64_t jitter_ns,
+                  uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed):
+    if n != plan.size:
+        raise ValueError(f"buffer is {n} bytes but the plan was scanned from {plan.size}")
+    cdef SendArgs send
+    send.now = now
+    send.jitter = jitter_ns
+    send.backdate = backdate_ns
+    send.run_start = run_start if run_start else now  # a zero start time would read as "unset"
+    send.step = step
+    send.replica = replica
+    cdef Xoshiro rng
+    if seed is None:
+        _seed(&rng, _next(&_global_rng))
+    else:
+        _seed(&rng, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
+    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    cdef uint64_t* keys = <uint64_t*>malloc((3 * plan.n_id_groups + 1) * sizeof(uint64_t))
+    cdef uint64_t* deltas = <uint64_t*>malloc((plan.n_time_groups + 1) * sizeof(uint64_t))
+    if keys == NULL or deltas == NULL:
+        free(keys)
+        free(deltas)
+        raise MemoryError()
+    try:
+        with nogil:
+            while not _patch_once(&plan.view, src, dst, n, &rng, &send, keys, deltas):
+                pass
+    finally:
+        free(keys)
+        free(deltas)
+    return out
