@@ -1,11 +1,13 @@
-"""Shared helpers: decode templates with the official opentelemetry-proto classes;
-a receiver built from the official servicers that keeps what it gets."""
+"""Shared helpers and fixtures: the small templates (made once per session),
+decoding with the official opentelemetry-proto classes, and a receiver built
+from the official servicers that keeps what it gets."""
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
 from concurrent import futures
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+import telegen
 from telegen.generate.config import (
     GeneratorConfig,
     HighSpanTracesConfig,
@@ -25,6 +28,8 @@ from telegen.generate.config import (
     TimeseriesPerMetricConfig,
     TracesConfig,
 )
+from telegen.send.load.batches import SignalTemplates, build_batches
+from telegen.templates import SIGNALS, TemplateSet
 
 
 def decode_traces(record: bytes) -> ExportTraceServiceRequest:
@@ -79,6 +84,28 @@ def small_config(**overrides) -> GeneratorConfig:
 @pytest.fixture
 def small() -> GeneratorConfig:
     return small_config()
+
+
+@pytest.fixture(scope="session")
+def templates() -> TemplateSet:
+    """small_config()'s templates, shared by every test: read them, never change them."""
+    return telegen.generate(small_config())
+
+
+@pytest.fixture(scope="session")
+def template_dir(tmp_path_factory, templates) -> Path:
+    """The same templates saved as `telegen generate` writes them (prefix telemetry)."""
+    directory = tmp_path_factory.mktemp("templates")
+    templates.save(directory)
+    return directory
+
+
+BATCH_SIZES = {"traces": 10, "metrics": 60, "logs": 100}
+
+
+def loaded_batches(templates: TemplateSet, signals: tuple[str, ...] = SIGNALS) -> list[SignalTemplates]:
+    """The templates as the sender batches them, at sizes that make several batches of each signal."""
+    return [build_batches(s, templates.records(s), BATCH_SIZES[s], 4 * 2**20) for s in signals]
 
 
 class DecodedRequests:

@@ -5,19 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import decode_metrics, decode_traces, small_config
+from conftest import decode_metrics, decode_traces
 
-import telegen
 from telegen import _fastpath as fp
 from telegen.errors import TemplateFileError
 from telegen.send.load.batches import build_batches, describe, load_signal
 
 NOW = 1_800_000_000_000_000_000
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
 
 
 def span_ids(data: bytes) -> list[bytes]:

@@ -8,7 +8,6 @@ import struct
 import time
 
 import pytest
-from conftest import small_config
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
@@ -25,13 +24,6 @@ REFUSED = {"traces": "otelcol_receiver_refused_spans", "metrics": "otelcol_recei
 SENT = {"traces": "otelcol_exporter_sent_spans", "metrics": "otelcol_exporter_sent_metric_points",
         "logs": "otelcol_exporter_sent_log_records"}
 DATA = {"traces": TracesData, "metrics": MetricsData, "logs": LogsData}
-
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
 
 
 def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2, protocol: str = "grpc",

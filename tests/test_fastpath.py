@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 
 import pytest
-from conftest import decode_logs, decode_metrics, decode_traces, small_config
+from conftest import decode_logs, decode_metrics, decode_traces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -33,11 +33,6 @@ PARAMS = [
     dict(now=NOW, jitter_ns=10**9, backdate_ns=5 * 10**9, run_start=RUN_START, step=7),
     dict(now=NOW + 123_456_789, jitter_ns=1, run_start=RUN_START, step=10**6, replica=42),
 ]
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
 
 
 def batches(templates, signal, size=8):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from conftest import small_config
 from google.protobuf.message import Message
 
@@ -30,11 +29,6 @@ def walk(message: Message, path: str = ""):
                 yield name, fd, item
         else:
             yield name, fd, value
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
 
 
 def test_no_wall_clock_time_anywhere(templates):

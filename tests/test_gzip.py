@@ -12,7 +12,6 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import small_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -21,7 +20,6 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from test_fastpath import PARAMS, kitchen_sink_logs, kitchen_sink_metrics, kitchen_sink_traces, series_metrics
 from test_sink_http import sdk_logs, sdk_metrics, sdk_spans
 
-import telegen
 from telegen import _fastpath as fp
 from telegen import _gzip
 from telegen.reference import gzip as ref
@@ -30,11 +28,6 @@ from telegen.send.load.compression import byte_classes, compress_batch, patched_
 
 NOW = 1_800_000_000_000_000_000
 SIGNALS = ("traces", "metrics", "logs")
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
 
 
 def requests_of(templates, signal: str) -> list[bytes]:

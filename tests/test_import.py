@@ -387,9 +387,10 @@ def exponential_capture(path: Path, cycles: int = 3) -> None:
     """A capture of one cumulative exponential histogram series over
     `cycles` collection cycles 100 ms apart (the replay paces to them), written
     length-delimited as the sink records."""
-    from google.protobuf.internal.encoder import _VarintBytes
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    from telegen.varint import encode_varint
 
     out = b""
     start = 1_700_000_000_000_000_000
@@ -407,7 +408,7 @@ def exponential_capture(path: Path, cycles: int = 3) -> None:
         point.positive.bucket_counts.extend(positive)
         point.negative.bucket_counts.extend(negative)
         data = request.SerializeToString()
-        out += _VarintBytes(len(data)) + data
+        out += encode_varint(len(data)) + data
     path.write_bytes(out)
 
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import loaded_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,16 +66,6 @@ def test_extremes_land_in_the_end_buckets():
     assert latency.line(histogram_of([0.0123])).startswith("p50 12.3 ms")
 
 
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
-
-
-def loaded(templates):
-    sizes = {"traces": 10, "metrics": 60, "logs": 100}
-    return [build_batches(s, templates.records(s), sizes[s], 4 * 2**20) for s in SIGNALS]
-
-
 @pytest.mark.parametrize("protocol", ["grpc", HTTP_PROTOBUF])
 def test_a_slowed_sink_shows_in_the_latencies_merged_over_processes(templates, protocol):
     lines: list[str] = []
@@ -83,7 +73,7 @@ def test_a_slowed_sink_shows_in_the_latencies_merged_over_processes(templates, p
         endpoint = sink.endpoint if protocol == "grpc" else sink.http_endpoint
         targets = {s: Target(endpoint=endpoint if protocol == "grpc" else f"{endpoint}/v1/{s}", insecure=True,
                              protocol=protocol) for s in SIGNALS}
-        report = run(loaded(templates), SendSettings(targets=targets, concurrency=4, passes=2, processes=2,
+        report = run(loaded_batches(templates), SendSettings(targets=targets, concurrency=4, passes=2, processes=2,
                                                      stats_interval=0.2), lines.append)
     for signal in SIGNALS:
         s = report.signals[signal]

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import small_config
 
 import telegen
 from telegen import _fastpath as fp
@@ -20,13 +19,6 @@ from telegen.send.shard import SeriesCopies
 
 NOW = 1_800_000_000_000_000_000
 SIZES = {"traces": 10, "metrics": 60, "logs": 100}
-
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
 
 
 def template(template_dir, signal):

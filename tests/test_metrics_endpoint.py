@@ -11,8 +11,6 @@ import time
 import urllib.request
 
 import numpy as np
-import pytest
-from conftest import small_config
 from prometheus_client.parser import text_string_to_metric_families
 
 import telegen
@@ -20,13 +18,6 @@ from telegen.send.report import latency
 from telegen.send.report.latency import Histogram
 from telegen.send.report.prometheus import BUCKETS_S, prometheus_buckets
 from telegen.sink import free_port
-
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
 
 
 def scrape(port: int) -> dict:

@@ -9,13 +9,11 @@ from collections import defaultdict
 from concurrent import futures
 
 import grpc
-import pytest
-from conftest import Recorder, serve, small_config
+from conftest import Recorder, loaded_batches, serve
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-import telegen
 from telegen.send.engine import SendSettings, run
 from telegen.send.load.batches import build_batches
 from telegen.send.transport import RetryPolicy, Target
@@ -23,16 +21,6 @@ from telegen.sink import Sink, SinkFaults, free_port
 
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
-
-
-def loaded_batches(templates, signals=SIGNALS):
-    sizes = {"traces": 10, "metrics": 60, "logs": 100}
-    return [build_batches(s, templates.records(s), sizes[s], 4 * 2**20) for s in signals]
 
 
 def settings_for(endpoint: str, **overrides) -> SendSettings:

@@ -14,13 +14,6 @@ import telegen
 from telegen.sink import Sink, SinkFaults
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
-
-
 def sender_yaml(path, template_dir, extra: str = "", multiplier: int = 2) -> None:
     path.write_text(f"""
 input: {{directory: "{template_dir}"}}

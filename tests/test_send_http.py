@@ -15,29 +15,18 @@ from collections import defaultdict
 from email.utils import formatdate
 
 import pytest
-from conftest import small_config
+from conftest import loaded_batches
 from google.rpc import status_pb2
 from http_receiver import DROP, Answer, HttpRecorder, serve_http
 
 import telegen
 from telegen.send.engine import SendSettings, run
-from telegen.send.load.batches import build_batches
 from telegen.send.transport import HTTP_PROTOBUF, RetryPolicy, Target
 from telegen.send.transport.http import retry_after, status_message
 from telegen.sink import free_port
 
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return telegen.generate(small_config())
-
-
-def loaded_batches(templates, signals=SIGNALS):
-    sizes = {"traces": 10, "metrics": 60, "logs": 100}
-    return [build_batches(s, templates.records(s), sizes[s], 4 * 2**20) for s in signals]
 
 
 def targets(base: str, **fields) -> dict[str, Target]:

@@ -21,13 +21,6 @@ from telegen.send.shard import SeriesCopies, parse_shard, shard_from_env
 MULTIPLIER = 2  # metric_series_multiplier in these runs
 
 
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
-
-
 def sender_yaml(path, template_dir, rate: int = 0) -> None:
     path.write_text(f"""
 input: {{directory: "{template_dir}"}}

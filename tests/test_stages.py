@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,13 +131,6 @@ def test_duration_or_rate_flags_beside_stages_exit_2(tmp_path):
 # ---------------------------------------------------------------------------
 # Real runs
 # ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
-
 
 def staged_run(template_dir, tmp_path, sink, stages, thresholds=None, processes=1, interval=0.5):
     config, stats, report = tmp_path / "send.yaml", tmp_path / "stats.json", tmp_path / "report"

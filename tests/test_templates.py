@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import decode_logs, decode_metrics, decode_traces, small_config
-from google.protobuf.internal.encoder import _VarintBytes
 
 import telegen
 from telegen.errors import OutputError, TemplateFileError
@@ -19,6 +18,7 @@ from telegen.templates import (
     split_records,
     to_otlp_json,
 )
+from telegen.varint import encode_varint
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -108,9 +108,9 @@ def test_json_round_trips_to_the_same_protobuf(generated):
 
 
 def test_truncated_stream_names_file_and_offset(tmp_path):
-    good = b"".join(_VarintBytes(len(r)) + r for r in (b"\x0a\x00", b"\x0a\x00"))
+    good = b"".join(encode_varint(len(r)) + r for r in (b"\x0a\x00", b"\x0a\x00"))
     path = tmp_path / "bad-traces.pb"
-    path.write_bytes(good + _VarintBytes(100) + b"\x0a\x00")
+    path.write_bytes(good + encode_varint(100) + b"\x0a\x00")
     with pytest.raises(TemplateFileError, match=rf"bad-traces\.pb: record at byte offset {len(good)} declares 100 bytes"):
         read_records(path)
     path.write_bytes(good + b"\xff")

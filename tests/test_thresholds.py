@@ -7,20 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import small_config
 
 import telegen
 from telegen.send.config import SenderConfig, ThresholdsConfig
 from telegen.send.report import SendReport, SignalReport
 from telegen.send.report.thresholds import breaches
 from telegen.sink import SinkFaults
-
-
-@pytest.fixture(scope="module")
-def template_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("templates")
-    telegen.generate(small_config()).save(directory)
-    return directory
 
 
 def send(template_dir, tmp_path, sink, thresholds: dict) -> tuple[subprocess.CompletedProcess, dict]:
