@@ -3,7 +3,9 @@ decoding with the official opentelemetry-proto classes, and a receiver built
 from the official servicers that keeps what it gets."""
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections import defaultdict
 from concurrent import futures
 from dataclasses import replace
@@ -170,3 +172,72 @@ def metric_series(recorder: Recorder) -> set:
                     for point in getattr(m, m.WhichOneof("data")).data_points:
                         series.add((resource, m.name, attrs(point.attributes)))
     return series
+
+
+# ---------------------------------------------------------------------------
+# Waiting on events, not clocks: every wait is bounded, and says what it waited for.
+# ---------------------------------------------------------------------------
+
+def eventually(condition, timeout: float = 30.0, what: str = "the condition"):
+    """Poll `condition()` until it is truthy; its value. Fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        time.sleep(0.02)
+
+
+def settled(sink, timeout: float = 10.0):
+    """A sink's stats once they stop changing (two reads 0.1 s apart agree):
+    what it holds after a sender has finished."""
+    previous = sink.stats()
+
+    def same() -> bool:
+        nonlocal previous
+        time.sleep(0.1)
+        current = sink.stats()
+        steady, previous = current.signals() == previous.signals(), current
+        return steady
+
+    eventually(same, timeout, "the sink's counts to settle")
+    return previous
+
+
+class Lines:
+    """A child process's output stream read on a thread, so a test can wait
+    for a line (and see everything read so far when it fails)."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"waited {timeout:g} s for {text!r}; got {''.join(self.lines)!r}") from None
+            if line is None:
+                raise AssertionError(f"the stream ended before {text!r}; got {''.join(self.lines)!r}")
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def rest(self, timeout: float = 60.0) -> str:
+        """Everything, once the stream has ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                return "".join(self.lines)
+            self.lines.append(line)

@@ -123,7 +123,7 @@ def test_a_batch_takes_as_long_as_its_slowest_request_not_its_pacing(templates, 
 
         def pace(index: int) -> None:
             paced.append(index)
-            time.sleep(0.1)  # the engine waiting for the rate between pieces
+            time.sleep(0.3)  # the engine waiting for the rate between pieces
 
         try:
             for batch in multi:
@@ -137,5 +137,5 @@ def test_a_batch_takes_as_long_as_its_slowest_request_not_its_pacing(templates, 
     for batch, outcome in zip(multi, outcomes):
         assert outcome.delivered == batch.events and len(outcome.latencies) == len(batch.pieces)
         assert max(outcome.latencies) <= outcome.elapsed
-        # 20 ms a request at the sink; 0.1 s of pacing between pieces stays out.
-        assert outcome.elapsed < 0.1
+        # The slowest piece, from its hand-over: the 0.3 s of pacing before each later piece stays out.
+        assert outcome.elapsed < max(outcome.latencies) + 0.15

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import settled
 
 import telegen
 from telegen import _fastpath as fp
@@ -143,8 +144,7 @@ def test_sender_uses_the_cache_dir(template_dir, tmp_path):
                   "sending": {"multiplier": 1, "rate_limit": {"events_per_second": 0}}}
         first = telegen.Sender(config, write=lambda line: None).run()
         second = telegen.Sender(config, write=lambda line: None).run()
-        time.sleep(0.1)
-        stats = sink.stats()
+        stats = settled(sink)
     assert len(list((tmp_path / "cache").glob("*.batches"))) == 3
     for signal in ("traces", "metrics", "logs"):
         assert first.signals[signal].delivered == second.signals[signal].delivered > 0

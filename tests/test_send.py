@@ -9,7 +9,7 @@ from collections import defaultdict
 from concurrent import futures
 
 import grpc
-from conftest import Recorder, loaded_batches, serve
+from conftest import Recorder, loaded_batches, serve, settled
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -104,8 +104,7 @@ def test_gzip_and_processes_deliver_exact_counts(templates):
         target = Target(endpoint=sink.endpoint, insecure=True, compression="gzip")
         report = run(loaded_batches(templates), settings_for(sink.endpoint, passes=2, processes=2, target=target),
                      quiet)
-        time.sleep(0.2)
-        stats = sink.stats()
+        stats = settled(sink)
     for signal in SIGNALS:
         assert report.signals[signal].delivered == stats.signals()[signal].events == report.signals[signal].sent
 

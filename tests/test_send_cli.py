@@ -5,10 +5,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import small_config
+from conftest import Lines, eventually, settled, small_config
 
 import telegen
 from telegen.sink import Sink, SinkFaults
@@ -44,8 +43,7 @@ def test_sender_api_against_the_sink(template_dir):
             "otlp": {"endpoint": sink.endpoint, "insecure": True},
             "sending": {"multiplier": 2, "rate_limit": {"events_per_second": 0}},
         }, write=lambda line: None).run()
-        time.sleep(0.1)
-        stats = sink.stats()
+        stats = settled(sink)
     counts = telegen.load(template_dir).counts
     assert report.signals["traces"].delivered == stats.traces.events == 2 * counts["spans"]
     assert report.signals["metrics"].delivered == stats.metrics.events == 2 * counts["series"]
@@ -58,8 +56,7 @@ def test_send_cli_reports_exact_counts_and_writes_json(template_dir, tmp_path):
     out = tmp_path / "report.json"
     with Sink() as sink:
         result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", "--stats-json", str(out))
-        time.sleep(0.1)
-        stats = sink.stats()
+        stats = settled(sink)
     assert result.returncode == 0, result.stderr
     assert "Loaded 60 trace templates" in result.stdout and "Loaded 300 log templates" in result.stdout
     report = json.loads(out.read_text())
@@ -91,8 +88,7 @@ def test_a_signal_that_gets_nothing_through_fails_the_run(template_dir, tmp_path
     with Sink() as sink:
         result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", env_extra={
             "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
-        time.sleep(0.1)
-        stats = sink.stats()
+        stats = settled(sink)
     assert result.returncode == 1, result.stderr
     assert stats.traces.events > 0 and stats.metrics.events > 0 and stats.logs.events == 0
     assert "telegen: run failed: logs: none of " in result.stderr
@@ -121,11 +117,10 @@ def test_ctrl_c_stops_gracefully_with_a_summary(template_dir, tmp_path):
         process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config), "--endpoint",
                                     sink.endpoint, "--insecure", "--duration", "0", "--rate", "20000"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(2.5)
+        eventually(lambda: sum(s.events for s in sink.stats().signals().values()) > 0, 60, "the first events")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
-        time.sleep(0.1)
-        received = sink.stats()
+        received = settled(sink)
     assert process.returncode == 130, stderr
     assert "(interrupted)" in stdout and "delivered" in stdout
     delivered = sum(int(line.split()[1].replace(",", "")) for line in stdout.splitlines()
@@ -212,27 +207,27 @@ def test_telemetry_sender_wrapper_and_demo(template_dir, tmp_path, capsys):
 
 
 def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
-    """The first Ctrl-C drains in-flight requests (slow here: the sink takes
-    5 s per request); the second leaves immediately with status 130."""
+    """The first Ctrl-C drains in-flight requests (slow here: the sink holds
+    every request for a minute); the second leaves at once with status 130,
+    without waiting for them and so without a summary."""
     import os
     config = tmp_path / "sender.yaml"
     sender_yaml(config, template_dir, multiplier=0)
-    with Sink(faults=SinkFaults(delay_ms=5000)) as sink:
+    with Sink(faults=SinkFaults(delay_ms=60_000)) as sink:
         process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config), "--endpoint",
                                     sink.endpoint, "--insecure", "--duration", "0"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=dict(os.environ, TEST_API_KEY="k"))
-        time.sleep(2.0)
+        stdout, stderr = Lines(process.stdout), Lines(process.stderr)
+        stdout.wait_for("Sending")
         process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        stderr.wait_for("Ctrl-C again to exit at once")
         assert process.poll() is None, "still draining after the first Ctrl-C"
-        second = time.monotonic()
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - second
-    assert process.returncode == 130
-    assert took < 2.0
-    assert "Ctrl-C again to exit at once" in stderr and "Traceback" not in stderr
+        assert process.wait(timeout=30) == 130
+        errors, output = stderr.rest(), stdout.rest()
+    assert "interrupted again, exiting now" in errors and "Traceback" not in errors
+    assert "delivered" not in output, "it left before the drain, which would end in the summary"
 
 
 def test_a_directory_with_another_prefix_names_it(tmp_path):
