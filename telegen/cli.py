@@ -365,7 +365,8 @@ def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_
         except OSError as exc:
             raise TelegenError(f"--report: cannot write {args.report}: {exc.strerror or exc}") from None
         print(f"Wrote {', '.join(str(p) for p in written)}"
-              + ("" if any(p.suffix == ".png" for p in written) else " (no chart: pip install 'telegen[report]')"))
+              + ("" if any(p.suffix == ".png" for p in written)
+                 else " (no chart: it needs matplotlib, the report extra: pip install '.[report]' in telegen's clone)"))
     if stats_path is not None:
         write_json(stats_path, report.to_dict())
         print(f"Wrote {stats_path}")
@@ -414,10 +415,10 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_watch_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     parser.add_argument("--report", metavar="DIR",
                         help=f"write {whose} timeline (timeline.csv, timeline.json: per interval and signal, "
-                             "rates, latency percentiles, failures, the stage) and chart.png (with telegen[report])")
+                             "rates, latency percentiles, failures, the stage) and chart.png (with the report extra)")
     parser.add_argument("--metrics-port", metavar="[HOST:]PORT",
                         help=f"serve Prometheus metrics of {whose} counts, latency histograms and target rate on "
-                             "/metrics; PORT alone listens on 127.0.0.1 (needs telegen[metrics])")
+                             "/metrics; PORT alone listens on 127.0.0.1 (needs the metrics extra)")
 
 
 def run_fleet(args: argparse.Namespace) -> int:
@@ -501,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     snd = commands.add_parser("send", help="replay templates to an OTLP endpoint (gRPC or HTTP) at a target rate")
     _add_send_arguments(snd)
     snd.set_defaults(handler=run_send)
-    flt = commands.add_parser("fleet", help="run N sharded senders on a Ray cluster (pip install 'telegen[fleet]')")
+    flt = commands.add_parser("fleet", help="run N sharded senders on a Ray cluster (needs the fleet extra: "
+                                            "pip install '.[fleet]')")
     _add_fleet_arguments(flt)
     flt.set_defaults(handler=run_fleet)
     dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")

@@ -183,7 +183,7 @@ def _inflate_frames(data: bytes, name: str, base: int = 0) -> bytes:
         import zstandard
     except ImportError:
         raise CaptureError(f"{name}: zstd-compressed; reading it needs zstandard: pip install "
-                           "'telegen[zstd]'") from None
+                           "'.[zstd]' in telegen's checkout") from None
     parts: list[bytes] = []
     separated = False
     pos = 0

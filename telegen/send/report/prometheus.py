@@ -106,7 +106,8 @@ class MetricsServer:
         try:
             from prometheus_client import CollectorRegistry, start_http_server
         except ImportError:
-            raise TelegenError("--metrics-port needs prometheus-client: pip install 'telegen[metrics]'") from None
+            raise TelegenError("--metrics-port needs prometheus-client: pip install prometheus-client, or the "
+                               "metrics extra: pip install '.[metrics]' in telegen's checkout") from None
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self._collector)
         try:
