@@ -1,7 +1,8 @@
 """A test harness for a backend under load, with telegen's pytest fixtures
-(installed with telegen: no conftest needed).
+(installed with telegen: no conftest needed; pytest with the `pytest` extra).
 
-    pytest examples/test_my_backend.py
+    pip install '.[pytest]'
+    pytest examples/test_my_backend.py          # or python -m pytest, here or anywhere
 
 Here the backend is telegen's own sink, slowed down a little; point
 `telegen_send` at your collector or backend instead (an endpoint string, and

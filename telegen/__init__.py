@@ -15,6 +15,10 @@ import os
 # (DEBUG, INFO, ERROR) to see them; grpc reads it when first imported.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
+# Where the submodules come from: here, except for a clone never built that is
+# first on sys.path (`python -m pytest` inside it) ahead of an installed
+# telegen; then the installed package's, compiled ones included (_checkout.py).
+from ._checkout import package_path as __path__  # noqa: F401 - first: every import below uses it
 from ._version import __version__
 from .errors import ConfigError, OutputError, TelegenError, TemplateFileError
 from .fleet import Fleet, FleetReport

@@ -186,6 +186,30 @@ def test_bad_fleet_input_exits_2(template_dir, tmp_path):
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_senders_import_the_drivers_telegen_not_the_working_directorys(template_dir, tmp_path):
+    """Ray puts the driver's working directory first on every worker's
+    sys.path; started where a directory named telegen/ is not this telegen
+    (a clone never built, here one that cannot be imported), the senders still
+    import the package the driver runs."""
+    here = tmp_path / "elsewhere"
+    (here / "telegen").mkdir(parents=True)
+    (here / "telegen" / "__init__.py").write_text('raise ImportError("the working directory\'s telegen")\n')
+    config, out = tmp_path / "send.yaml", tmp_path / "fleet.json"
+    # The driver as its console script runs it: its own sys.path without the working directory.
+    driver = "import sys; sys.path.remove(''); from telegen.cli import main; sys.exit(main(sys.argv[1:]))"
+    with Sink() as sink:
+        config.write_text(json.dumps(fleet_config(template_dir, sink.endpoint, multiplier=0, duration="1s",
+                                                  rate_limit={"events_per_second": 10_000})))
+        result = subprocess.run([sys.executable, "-c", driver, "fleet", "--config", str(config), "--senders", "2",
+                                 "--stats-json", str(out)], cwd=here, capture_output=True, text=True, timeout=180)
+        time.sleep(0.2)
+        received = sum(s.events for s in sink.stats().signals().values())
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [s["status"] for s in report["senders"]] == ["done", "done"]
+    assert report["delivered_events"] == received > 0
+
+
 def test_without_ray_the_message_says_how_to_get_it(monkeypatch, template_dir):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(FleetError, match=r"needs Ray: pip install 'telegen\[fleet\]'"):

@@ -15,6 +15,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,50 @@ class SenderActor:
             raise self.error
         assert self.report is not None
         return self.report
+
+
+def worker_setup_hook(package_parent: str) -> Callable[[], None]:
+    """The fleet's Ray `worker_process_setup_hook` (the runner sets it): each
+    worker imports telegen from `package_parent`, the directory the driver
+    imported it from, or (where this node has no such directory) from its own
+    sys.path, before it runs anything of the fleet's.
+
+    Why: Ray puts the driver's working directory first on every worker's
+    sys.path (ray/_private/worker.py connect(): the current directory goes into
+    job_config._py_driver_sys_path, and each worker inserts those at
+    sys.path[0] before its first task). Started inside a clone of telegen, the
+    workers would import the clone's source tree (no compiled _fastpath there
+    unless built in place) instead of the installed package the driver runs.
+    The hook runs at worker start, before that insert; once `telegen` is in
+    sys.modules, its submodules come from its own directory, wherever the
+    fleet was started.
+
+    A closure, so Ray's cloudpickle ships it by value: loading the hook needs
+    no telegen. It never raises: a worker that cannot import telegen at all
+    fails on the actor's own import, which the driver reports."""
+    def setup() -> None:
+        import importlib.machinery
+        import importlib.util
+        import os
+        import sys
+
+        try:
+            if "telegen" not in sys.modules and os.path.isfile(os.path.join(package_parent, "telegen",
+                                                                            "__init__.py")):
+                spec = importlib.machinery.PathFinder.find_spec("telegen", [package_parent])
+                if spec is not None and spec.loader is not None:
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules["telegen"] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules["telegen"]
+                        raise
+            import telegen.fleet.actor  # noqa: F401 - the sender and its compiled modules, from there
+        except Exception:
+            pass
+
+    return setup
 
 
 def _undo_worker_niceness() -> None:

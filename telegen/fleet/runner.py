@@ -34,7 +34,7 @@ from ..send.report.thresholds import breaches
 from ..send.report.timeline import StageMark, Timeline
 from ..send.sender import nothing_to_send
 from ..templates import SIGNALS
-from .actor import SenderActor, remove_scratch
+from .actor import SenderActor, remove_scratch, worker_setup_hook
 from .report import FleetReport, SenderRow, merged_signals, merged_stages
 
 ON_SENDER_FAILURE = ("continue", "stop")
@@ -144,7 +144,7 @@ class Fleet:
         if self.address:
             try:
                 ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
-                         logging_level=logging.WARNING)
+                         logging_level=logging.WARNING, runtime_env=_runtime_env(self.address))
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise FleetError(f"cannot join the Ray cluster at {self.address}: {exc}") from None
             return True
@@ -160,7 +160,7 @@ class Fleet:
         try:
             # address="local": a new instance, even when this machine runs a cluster already.
             ray.init(address="local", num_cpus=self.count, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
+                     logging_level=logging.WARNING, _node_ip_address="127.0.0.1", runtime_env=_runtime_env(None))
         finally:
             signal.signal(signal.SIGINT, previous)
         return True
@@ -443,6 +443,17 @@ def _descendants(root: int) -> list[int]:
         out.append(pid)
         todo.extend(parents.get(pid, []))
     return out
+
+
+def _runtime_env(address: str | None) -> dict[str, Any] | None:
+    """The job's runtime_env: workers import telegen from where this driver
+    did, not from the driver's working directory, which Ray puts first on their
+    sys.path (actor.worker_setup_hook says how). Through Ray Client (ray://)
+    the working directory is not added, and the hook is left out."""
+    if address is not None and address.startswith("ray://"):
+        return None
+    package_parent = Path(__file__).resolve().parents[2]  # the directory holding telegen/
+    return {"worker_process_setup_hook": worker_setup_hook(str(package_parent))}
 
 
 def _import_ray():
