@@ -1,6 +1,6 @@
 """telegen's pytest plugin (loaded by the `pytest11` entry point once telegen
 is installed): fixtures for a test harness that checks a backend under load.
-pytest is no dependency of telegen: `pip install 'telegen[pytest]'` brings it,
+pytest is no dependency of telegen: the `pytest` extra (`pip install '.[pytest]'`) brings it,
 and nothing but pytest loads this module (`import telegen` does not).
 
     def test_my_backend(telegen_sink, telegen_send):

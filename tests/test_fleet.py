@@ -212,7 +212,7 @@ def test_the_senders_import_the_drivers_telegen_not_the_working_directorys(templ
 
 def test_without_ray_the_message_says_how_to_get_it(monkeypatch, template_dir):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(FleetError, match=r"needs Ray: pip install 'telegen\[fleet\]'"):
+    with pytest.raises(FleetError, match=r"needs Ray: the fleet extra, pip install '\.\[fleet\]' in telegen's clone"):
         Fleet(fleet_config(template_dir, "127.0.0.1:1"), senders=1).run()
 
 

@@ -2,7 +2,8 @@
 '.[fleet]'` from a copy of this checkout (only tracked and new files: nothing
 built in place, so the copy is a clone's source tree), then a real two-sender
 `telegen fleet` against a local sink, started outside the clone and inside it;
-then `pip install 'telegen[pytest]'` and the example harness
+then the pytest extra (`pip install 'telegen-otlp[pytest]'`, which the installed
+distribution satisfies: only pytest is fetched) and the example harness
 (examples/test_my_backend.py), outside the clone and inside it.
 
 It needs the package index (pip's cache is reused: a second run downloads
@@ -192,9 +193,9 @@ def test_a_two_sender_fleet_runs_from_the_fleet_extra_alone(install, where, how)
 @pytest.fixture(scope="module")
 def with_pytest_extra(install) -> Install:
     env = _env(install.venv)
-    added = run([install.bin("python"), "-m", "pip", "install", "--quiet", "telegen[pytest]"], cwd=install.outside,
+    added = run([install.bin("python"), "-m", "pip", "install", "--quiet", "telegen-otlp[pytest]"], cwd=install.outside,
                 env=env, timeout=INSTALL_TIMEOUT)
-    assert added.returncode == 0, f"pip install 'telegen[pytest]' failed:\n{added.stderr[-5000:]}"
+    assert added.returncode == 0, f"pip install 'telegen-otlp[pytest]' failed:\n{added.stderr[-5000:]}"
     return install
 
 

@@ -1,6 +1,6 @@
 """Many senders, one run: `telegen fleet` and `telegen.Fleet` on a Ray cluster.
 
-Ray is an optional extra (`pip install 'telegen[fleet]'`); nothing here
+Ray is an optional extra (`pip install '.[fleet]'`); nothing here
 imports it until a fleet runs. Without Ray, run shards by hand or as a
 Kubernetes Indexed Job (docs/fleet.md): the sender is the same.
 

@@ -461,5 +461,6 @@ def _import_ray():
         import ray
         import ray.util.scheduling_strategies  # noqa: F401 - the node-pinned clean-up uses it
     except ImportError:
-        raise FleetError("telegen fleet needs Ray: pip install 'telegen[fleet]'") from None
+        raise FleetError("telegen fleet needs Ray: the fleet extra, "
+                         "pip install '.[fleet]' in telegen's clone") from None
     return ray
