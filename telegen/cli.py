@@ -258,19 +258,17 @@ FLAG_KEYS: dict[str, str] = {
 }
 
 
-def _blaming_flags(config_path: str, overrides: dict[str, object]) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def _blaming_flags(config_path: str, overrides: dict[str, object]) -> Iterator[None]:
     """Re-raise a ConfigError about a key that a flag set as the flag's error."""
-    @contextlib.contextmanager
-    def blame() -> Iterator[None]:
-        try:
-            yield
-        except ConfigError as exc:
-            text = str(exc).removeprefix(f"{config_path}: ")
-            for key, flag in FLAG_KEYS.items():
-                if key in overrides and (text.startswith(f"{key}:") or text.startswith(f"{key} ")):
-                    raise ConfigError(flag + text[len(key):]) from None
-            raise
-    return blame()
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc).removeprefix(f"{config_path}: ")
+        for key, flag in FLAG_KEYS.items():
+            if key in overrides and (text.startswith(f"{key}:") or text.startswith(f"{key} ")):
+                raise ConfigError(flag + text[len(key):]) from None
+        raise
 
 
 def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
