@@ -11,14 +11,20 @@ import asyncio
 import math
 import ssl
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from telegen._version import __version__
 from telegen.errors import TelegenError
-from telegen.send.transport.base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from telegen.send.transport.base import (
+    BatchState,
+    Carrier,
+    Retrier,
+    RetryPolicy,
+    Target,
+    parse_partial_success,
+)
 from telegen.send.transport.http import RETRYABLE_STATUS, retry_after, status_message
 
 
@@ -37,7 +43,7 @@ def tls_context(target: Target) -> ssl.SSLContext:
     return context
 
 
-class AiohttpTransport:
+class AiohttpTransport(Carrier):
     """Sends one signal's requests to its URL over OTLP/HTTP, asynchronously, with retries."""
 
     def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
@@ -63,20 +69,8 @@ class AiohttpTransport:
         connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl if self._ssl is not None else False)
         return aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True)
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-             pace: Callable[[int], None] | None = None) -> None:
+    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
         # With gzip the engine hands over gzip members already (telegen.send.load.compression).
-        state = BatchState(requests, piece_events, done)
-        for index in range(len(requests)):
-            if index and pace is not None:
-                pace(index)
-            self._attempt(state, index, 1)
-
-    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
-        if self._closed:
-            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
-            return
-        state.attempt_started(index)
         try:
             self._loop.call_soon_threadsafe(self._start, state, index, attempt)
         except RuntimeError:  # the loop closed in between

@@ -201,3 +201,30 @@ class BatchState:
             last = self.pending == 0
         if last:
             self.done(self.outcome)
+
+
+class Carrier:
+    """What every carrier does alike: a batch's pieces handed over in order
+    (paced by the engine), each attempt counted, nothing sent once closed.
+    A carrier implements `_dispatch` (send one attempt of one piece) and
+    calls `_attempt` again for a retry."""
+
+    _closed: bool = False
+
+    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+             pace: Callable[[int], None] | None = None) -> None:
+        state = BatchState(requests, piece_events, done)
+        for index in range(len(requests)):
+            if index and pace is not None:
+                pace(index)
+            self._attempt(state, index, 1)
+
+    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
+        if self._closed:
+            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
+            return
+        state.attempt_started(index)
+        self._dispatch(state, index, attempt)
+
+    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
+        raise NotImplementedError

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from ...errors import TelegenError
-from .base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from .base import BatchState, Carrier, Retrier, RetryPolicy, Target, parse_partial_success
 
 METHODS: dict[str, str] = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -77,7 +77,7 @@ def retry_delay(trailing_metadata) -> float | None:
     return None
 
 
-class GrpcTransport:
+class GrpcTransport(Carrier):
     """Sends one signal's requests to its target over gRPC, asynchronously, with retries."""
 
     def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
@@ -92,19 +92,7 @@ class GrpcTransport:
         self._closed = False
         self.on_retry: Callable[[str, str], None] | None = None
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-             pace: Callable[[int], None] | None = None) -> None:
-        state = BatchState(requests, piece_events, done)
-        for index in range(len(requests)):
-            if index and pace is not None:
-                pace(index)
-            self._attempt(state, index, 1)
-
-    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
-        if self._closed:
-            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
-            return
-        state.attempt_started(index)
+    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
         started = time.monotonic()
         future = self._call.future(state.requests[index], timeout=self.target.timeout,
                                    metadata=self.target.headers or None, compression=self._compression)

@@ -35,7 +35,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from ...errors import TelegenError
-from .base import BatchState, Outcome, Retrier, RetryPolicy, Target, parse_partial_success
+from .base import BatchState, Carrier, Retrier, RetryPolicy, Target, parse_partial_success
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 # How long the curl thread waits in select before it looks for new requests;
@@ -101,7 +101,7 @@ class _Request:
             self.headers[name.strip().lower()] = value.strip()
 
 
-class HttpTransport:
+class HttpTransport(Carrier):
     """Sends one signal's requests to its URL over OTLP/HTTP, asynchronously, with retries."""
 
     def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
@@ -124,20 +124,8 @@ class HttpTransport:
         self._thread = threading.Thread(target=self._loop, name=f"telegen-http-{signal}", daemon=True)
         self._thread.start()
 
-    def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-             pace: Callable[[int], None] | None = None) -> None:
-        """`requests`: the bodies as they go out (gzip members with compression gzip)."""
-        state = BatchState(requests, piece_events, done)
-        for index in range(len(requests)):
-            if index and pace is not None:
-                pace(index)
-            self._attempt(state, index, 1)
-
-    def _attempt(self, state: BatchState, index: int, attempt: int) -> None:
-        if self._closed:
-            state.finish_piece(index, failed=True, code="CANCELLED", message="sender stopped")
-            return
-        state.attempt_started(index)
+    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
+        # The request bodies go out as the engine made them (gzip members with compression gzip).
         self._queue.put(_Request(state, index, attempt, state.requests[index]))
 
     # -- the curl thread --------------------------------------------------
