@@ -81,18 +81,31 @@ bench-baseline: $(BENCH_STAMP) peers
 
 # The real peers, built from pinned Go modules (nothing built is committed):
 # an OpenTelemetry Collector (peers/otelcol: our main, upstream modules at one
-# release) and telemetrygen. They land in a cache directory named after what
-# they are built from, so a second run, or a fresh clone on the same machine,
-# does nothing; .peers links to it. Without Go, the interop tests skip.
+# release), telemetrygen, and the real backends the interop tests read back
+# from: Jaeger v2 (peers/jaeger pins it and its replace directive), Prometheus
+# and VictoriaLogs (Loki and Tempo are AGPL: not these). Each lands in a
+# cache directory named after what it is built from, so a second run, or a
+# fresh clone on the same machine, does nothing; .peers/ links to them.
+# Without Go, the interop tests skip.
 TELEMETRYGEN_VERSION := v0.161.0
+PROMETHEUS_VERSION := v0.316.0
+VICTORIALOGS_VERSION := v1.52.2
+PEERS_CACHE ?= $(HOME)/.cache/telegen-peers
 PEERS_KEY := $(shell cat peers/otelcol/go.mod peers/otelcol/go.sum peers/otelcol/main.go 2>/dev/null | sha256sum | cut -c1-12)
-PEERS_DIR ?= $(HOME)/.cache/telegen-peers/otelcol-$(PEERS_KEY)-telemetrygen-$(TELEMETRYGEN_VERSION)
+PEERS_DIR ?= $(PEERS_CACHE)/otelcol-$(PEERS_KEY)-telemetrygen-$(TELEMETRYGEN_VERSION)
+JAEGER_KEY := $(shell cat peers/jaeger/go.mod peers/jaeger/go.sum 2>/dev/null | sha256sum | cut -c1-12)
+JAEGER_BIN := $(PEERS_CACHE)/jaeger-$(JAEGER_KEY)/jaeger
+PROMETHEUS_BIN := $(PEERS_CACHE)/prometheus-$(PROMETHEUS_VERSION)/prometheus
+VICTORIALOGS_BIN := $(PEERS_CACHE)/victorialogs-$(VICTORIALOGS_VERSION)/victoria-logs
+PEER_BINS := $(PEERS_DIR)/otelcol-telegen $(PEERS_DIR)/telemetrygen $(JAEGER_BIN) $(PROMETHEUS_BIN) $(VICTORIALOGS_BIN)
 
 peers:
 	@if ! command -v go >/dev/null 2>&1; then \
-		echo "make peers: no Go toolchain on PATH; the interop tests with the Collector and telemetrygen will skip"; \
+		echo "make peers: no Go toolchain on PATH; the interop tests with the Collector, telemetrygen and the backends will skip"; \
 	else \
-		$(MAKE) --no-print-directory $(PEERS_DIR)/otelcol-telegen $(PEERS_DIR)/telemetrygen && ln -sfn $(PEERS_DIR) .peers; \
+		$(MAKE) --no-print-directory $(PEER_BINS) && \
+		if [ -L .peers ]; then rm .peers; fi && mkdir -p .peers && \
+		for bin in $(PEER_BINS); do ln -sfn $$bin .peers/; done; \
 	fi
 
 $(PEERS_DIR)/otelcol-telegen:
@@ -103,6 +116,22 @@ $(PEERS_DIR)/telemetrygen:
 	mkdir -p $(PEERS_DIR)/.gobin
 	GOBIN=$(PEERS_DIR)/.gobin go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
 	mv $(PEERS_DIR)/.gobin/telemetrygen $@
+
+# Jaeger's go.mod has a replace directive, so `go install pkg@version` refuses
+# it: peers/jaeger is a module that names it as a tool, with the replace.
+$(JAEGER_BIN):
+	mkdir -p $(dir $@)
+	cd peers/jaeger && GOFLAGS=-mod=readonly go build -trimpath -o $@.tmp github.com/jaegertracing/jaeger/cmd/jaeger && mv $@.tmp $@
+
+$(PROMETHEUS_BIN):
+	mkdir -p $(dir $@).gobin
+	GOBIN=$(dir $@).gobin go install -trimpath github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
+	mv $(dir $@).gobin/prometheus $@
+
+$(VICTORIALOGS_BIN):
+	mkdir -p $(dir $@).gobin
+	GOBIN=$(dir $@).gobin go install -trimpath github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$(VICTORIALOGS_VERSION)
+	mv $(dir $@).gobin/victoria-logs $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .peers

@@ -35,6 +35,7 @@ if sys.byteorder != "little":  # protobuf fixed64/double are little-endian on th
 
 SIGNALS = ("traces", "metrics", "logs")
 REPLICA_KEY = b"telegen.replica"
+INSTANCE_KEY = b"service.instance.id"
 
 cdef enum:
     TRACES = 0

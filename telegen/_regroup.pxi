@@ -45,6 +45,108 @@ cdef bytes _replica_attribute(Py_ssize_t width):
     return b"\x0a" + bytes([len(key_value)]) + key_value
 
 
+cdef tuple _read_varint(bytes data, Py_ssize_t pos):
+    cdef uint64_t value = 0
+    cdef int shift = 0
+    cdef uint8_t byte
+    while True:
+        if pos >= len(data):
+            raise ValueError("a resource ends inside a varint")
+        byte = data[pos]
+        pos += 1
+        value |= <uint64_t>(byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+cdef bytes _varint_bytes(uint64_t value):
+    cdef char buf[10]
+    return buf[:_put_varint(buf, value)]
+
+
+cdef bytes _len_bytes(uint8_t tag, bytes payload):
+    return bytes([tag]) + _varint_bytes(len(payload)) + payload
+
+
+cdef object _string_value(bytes key_value, bytes key):
+    """The string value of a serialized KeyValue when its key is `key`, else None."""
+    cdef Py_ssize_t pos = 0, end
+    cdef uint64_t tag, length
+    found_key = None
+    value = None
+    while pos < len(key_value):
+        tag, pos = _read_varint(key_value, pos)
+        if tag & 7 != WIRE_LEN:
+            return None
+        length, pos = _read_varint(key_value, pos)
+        end = pos + <Py_ssize_t>length
+        if tag == 0x0a:
+            found_key = key_value[pos:end]
+        elif tag == 0x12:
+            inner = key_value[pos:end]
+            value = None
+            ipos = 0
+            while ipos < len(inner):
+                itag, ipos = _read_varint(inner, ipos)
+                if itag & 7 != WIRE_LEN:
+                    break
+                ilength, ipos = _read_varint(inner, ipos)
+                if itag == 0x0a:
+                    value = inner[ipos:ipos + ilength]
+                ipos += ilength
+        pos = end
+    return value if found_key == key else None
+
+
+cdef bytes _numbered_resource(bytes resource, Py_ssize_t width):
+    """The resource of a numbered copy: `service.instance.id` ends in `width`
+    zeros after a dash (or is "telegen-" and the zeros when the resource had
+    none), and a `telegen.replica` attribute of `width` zeros follows. The
+    patch writes the copy's number over both. The number must be in the
+    instance id, not only in an attribute of its own: Prometheus-style
+    stores keep `service.instance.id` (as `instance`) and drop other resource
+    attributes, so copies told apart only by `telegen.replica` would write
+    the same series."""
+    if width <= 0:
+        return resource
+    cdef Py_ssize_t pos = 0, start, end
+    cdef uint64_t tag, length
+    cdef list out = []
+    cdef bint numbered = False
+    zeros = b"0" * width
+    while pos < len(resource):
+        start = pos
+        tag, pos = _read_varint(resource, pos)
+        if tag & 7 == WIRE_LEN:
+            length, pos = _read_varint(resource, pos)
+            end = pos + <Py_ssize_t>length
+        elif tag & 7 == 0:
+            end = _read_varint(resource, pos)[1]
+        else:
+            end = pos + (8 if tag & 7 == 1 else 4)
+        if end > len(resource):
+            raise ValueError("a resource field runs past its end")
+        if tag == 0x0a and not numbered:
+            instance = _string_value(resource[pos:end], INSTANCE_KEY)
+            if instance is not None:
+                out.append(_string_attribute(INSTANCE_KEY, instance + b"-" + zeros))
+                numbered = True
+                pos = end
+                continue
+        out.append(resource[start:end])
+        pos = end
+    if not numbered:
+        out.append(_string_attribute(INSTANCE_KEY, b"telegen-" + zeros))
+    out.append(_replica_attribute(width))
+    return b"".join(out)
+
+
+cdef bytes _string_attribute(bytes key, bytes value):
+    """A serialized Resource.attributes entry (tag included): KeyValue{key, {string_value: value}}."""
+    return _len_bytes(0x0a, _len_bytes(0x0a, key) + _len_bytes(0x12, _len_bytes(0x0a, value)))
+
+
 cdef tuple _resource_parts(_Wire walk, Py_ssize_t start, Py_ssize_t end):
     """(resource bytes, schema_url bytes, [(start, end) of every ScopeX]) of one ResourceX."""
     cdef Py_ssize_t pos = start
@@ -113,10 +215,10 @@ cdef class _Group:
 cdef class Regrouper:
     """Builds one request from the items of several: the items of one resource
     (and schema_url) gathered under one ResourceX, those of one scope under one
-    ScopeX, in first-seen order. `replica_width` > 0 appends a `telegen.replica`
-    attribute of that many zeros to every resource, for the patch to number."""
+    ScopeX, in first-seen order. `replica_width` > 0 makes every resource a
+    numbered copy's (_numbered_resource), for the patch to number."""
     cdef int signal
-    cdef bytes replica
+    cdef Py_ssize_t replica_width
     cdef dict resource_index, scope_index
     cdef list resources
     cdef list owners  # the input buffers the runs point into, kept alive until build
@@ -126,7 +228,7 @@ cdef class Regrouper:
         if signal not in SIGNALS:
             raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
         self.signal = SIGNALS.index(signal)
-        self.replica = _replica_attribute(replica_width)
+        self.replica_width = replica_width
         self.resource_index = {}
         self.scope_index = {}
         self.resources = []
@@ -137,7 +239,7 @@ cdef class Regrouper:
         rkey = resource + b"\0" + resource_schema
         cdef _Group rgroup = self.resource_index.get(rkey)
         if rgroup is None:
-            rgroup = _Group(resource + self.replica, resource_schema)
+            rgroup = _Group(_numbered_resource(resource, self.replica_width), resource_schema)
             self.resource_index[rkey] = rgroup
             self.resources.append(rgroup)
         skey = (rkey, scope + b"\0" + scope_schema)

@@ -106,26 +106,35 @@ cdef class _Scanner(_Wire):
         return 0
 
     cdef int scan_resource(self, Py_ssize_t start, Py_ssize_t end) except -1:
-        cdef Py_ssize_t pos = start, kpos, vpos
+        """The digits of a numbered copy: the `telegen.replica` value's, and
+        as many at the end of `service.instance.id` (see _numbered_resource)."""
+        cdef Py_ssize_t pos = start, kpos, vpos, width = 0, instance_end = -1, instance_size = 0
         cdef Field f, k, v
-        cdef bint is_replica
+        cdef bint is_replica, is_instance
         while pos < end:
             self.next_field(&pos, end, &f)
             if f.number != 1 or f.wire != WIRE_LEN:
                 continue
             # KeyValue{1: key, 2: AnyValue{1: string_value}}
             kpos = f.start
-            is_replica = False
+            is_replica = is_instance = False
             while kpos < f.end:
                 self.next_field(&kpos, f.end, &k)
                 if k.number == 1 and k.wire == WIRE_LEN:
                     is_replica = (<const char*>self.buf)[k.start:k.end] == REPLICA_KEY
-                elif k.number == 2 and k.wire == WIRE_LEN and is_replica:
+                    is_instance = (<const char*>self.buf)[k.start:k.end] == INSTANCE_KEY
+                elif k.number == 2 and k.wire == WIRE_LEN and (is_replica or is_instance):
                     vpos = k.start
                     while vpos < k.end:
                         self.next_field(&vpos, k.end, &v)
                         if v.number == 1 and v.wire == WIRE_LEN and v.end > v.start:
-                            self.rows(REPLICAS).add2(v.start, v.end - v.start)
+                            if is_replica:
+                                self.rows(REPLICAS).add2(v.start, v.end - v.start)
+                                width = v.end - v.start
+                            else:
+                                instance_end, instance_size = v.end, v.end - v.start
+        if width and instance_size >= width:
+            self.rows(REPLICAS).add2(instance_end - width, width)
         return 0
 
     cdef int scan_scope_items(self, Py_ssize_t start, Py_ssize_t end) except -1:

@@ -336,6 +336,39 @@ POOL_BUILDERS: dict[str, Callable[[random.Random, int], list[Attributes]]] = {
 }
 
 
+# --- service identity ------------------------------------------------------------
+
+# The Collector receiver that reports an entity with no service of its own.
+ENTITY_RECEIVER = {"host": "hostmetrics", "node": "kubeletstats", "namespace": "k8scluster", "cluster": "k8scluster"}
+
+
+def service_identity(kind: str, attrs: Attributes) -> Attributes:
+    """`service.name`, `service.instance.id` and, where one applies,
+    `service.namespace` for an entity, as a well-configured Collector sets
+    them (the semantic conventions' k8s rules: the workload names the
+    service, the pod's namespace its namespace, namespace.pod.container the
+    instance). Prometheus-style stores turn them into `job` and `instance` and
+    drop every other resource attribute from the series (keeping them in
+    `target_info`): without a distinct instance, all hosts or pods would write
+    the same series."""
+    a = dict(attrs)
+    if kind == "container":
+        namespace, pod, container = a["k8s.namespace.name"], a["k8s.pod.name"], a["k8s.container.name"]
+        service = container if container in SIDECARS else a["k8s.deployment.name"]
+        return (("service.name", service), ("service.namespace", namespace),
+                ("service.instance.id", f"{namespace}.{pod}.{container}"))
+    if kind == "pod":
+        return (("service.name", a["k8s.deployment.name"]), ("service.namespace", a["k8s.namespace.name"]),
+                ("service.instance.id", a["k8s.pod.uid"]))
+    if kind in ENTITY_RECEIVER:
+        uid = a.get("host.id") or a.get(f"k8s.{kind}.uid")
+        scope = () if kind == "host" else (("service.namespace", a["k8s.cluster.name"]),)
+        return (("service.name", ENTITY_RECEIVER[kind]), *scope, ("service.instance.id", uid))
+    # A workload (deployment, replicaset, job, ...) is its own service.
+    return (("service.name", a[f"k8s.{kind}.name"]), ("service.namespace", a["k8s.namespace.name"]),
+            ("service.instance.id", a[f"k8s.{kind}.uid"]))
+
+
 # --- wire framing ----------------------------------------------------------------
 
 REQUEST_RESOURCE_METRICS = field_key(ExportMetricsServiceRequest, "resource_metrics")
@@ -370,7 +403,9 @@ class Encoded:
         key = (kind, index)
         if key not in self._resources:
             attrs = self.pool(kind)[index]
-            self._resources[key] = length_delimited(RM_RESOURCE, otlp.resource(dict(attrs)).SerializeToString())
+            identity = service_identity(kind, attrs)
+            self._resources[key] = length_delimited(
+                RM_RESOURCE, otlp.resource(dict((*identity, *attrs))).SerializeToString())
         return self._resources[key]
 
     def scope(self, name: str) -> bytes:

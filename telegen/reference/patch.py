@@ -17,7 +17,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_C
 
 from ..templates import decode_record, padded_exponential_metric
 from ..varint import encode_varint
-from .regroup import REPLICA_KEY
+from .regroup import INSTANCE_KEY, REPLICA_KEY
 from .rng import MASK64, Xoshiro256
 
 
@@ -452,8 +452,14 @@ def _encode_metrics(message: Message, padded: list[bool]) -> bytes:
 def _patch_replicas(message: Message, signal: str, replica: int) -> None:
     containers = {"traces": "resource_spans", "metrics": "resource_metrics", "logs": "resource_logs"}
     for item in getattr(message, containers[signal]):
+        width = 0
         for kv in item.resource.attributes:
             value = kv.value.string_value
             if kv.key == REPLICA_KEY and value:
                 width = len(value.encode())
                 kv.value.string_value = str(replica % 10**width).zfill(width)
+        # A numbered copy's instance id ends in as many digits (regroup).
+        for kv in item.resource.attributes:
+            value = kv.value.string_value.encode()
+            if width and kv.key == INSTANCE_KEY and len(value) >= width:
+                kv.value.string_value = (value[:-width] + str(replica % 10**width).zfill(width).encode()).decode()

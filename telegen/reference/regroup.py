@@ -10,6 +10,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from ..templates import NESTING, REQUEST_TYPES, decode_record
 
 REPLICA_KEY = "telegen.replica"
+INSTANCE_KEY = "service.instance.id"
 
 
 def regroup_reference(signal: str, records: Sequence[bytes], replica_width: int = 0) -> bytes:
@@ -29,6 +30,20 @@ def split_reference(signal: str, record: bytes, max_bytes: int, replica_width: i
         merger.add(piece)
         pieces.append(merger.serialize())
     return pieces
+
+
+def _number_resource(resource: Message, width: int) -> None:
+    """A numbered copy's resource: `width` zeros after a dash at the end of
+    `service.instance.id` (or "telegen-" and the zeros when there is none),
+    and a `telegen.replica` attribute of `width` zeros."""
+    zeros = "0" * width
+    for kv in resource.attributes:
+        if kv.key == INSTANCE_KEY and kv.value.WhichOneof("value") == "string_value" and kv.value.string_value:
+            kv.value.string_value += "-" + zeros
+            break
+    else:
+        resource.attributes.append(KeyValue(key=INSTANCE_KEY, value=AnyValue(string_value="telegen-" + zeros)))
+    resource.attributes.append(KeyValue(key=REPLICA_KEY, value=AnyValue(string_value=zeros)))
 
 
 class _Merger:
@@ -52,8 +67,7 @@ class _Merger:
                 target.resource.CopyFrom(resource_item.resource)
                 target.schema_url = resource_item.schema_url
                 if self.replica_width:
-                    target.resource.attributes.append(
-                        KeyValue(key=REPLICA_KEY, value=AnyValue(string_value="0" * self.replica_width)))
+                    _number_resource(target.resource, self.replica_width)
             for scope_item in getattr(resource_item, mid):
                 skey = (rkey, scope_item.scope.SerializeToString() + b"\0" + scope_item.schema_url.encode())
                 scope_target = self.scopes.get(skey)

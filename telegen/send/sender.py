@@ -20,6 +20,7 @@ from .engine import SendSettings, run, stage_line
 from .load.batches import SignalTemplates, describe, load_signal
 from .load.cache import load_cached
 from .load.compression import IDENTITY, PATCHABLE, body_encoding
+from .load.series import SeriesCount, count_series
 from .report import SendReport, latency
 from .report.thresholds import abort_check, breaches
 from .report.timeline import Timeline
@@ -35,6 +36,7 @@ class Sender:
         self.config = config if isinstance(config, SenderConfig) else SenderConfig.load(config)
         self.write = write
         self._loaded: list[SignalTemplates] | None = None
+        self._series: SeriesCount | None = None
 
     def input_files(self) -> dict[str, Path]:
         """The template file per signal that will be sent."""
@@ -66,6 +68,14 @@ class Sender:
         self._loaded = loaded
         return loaded
 
+    def series(self) -> SeriesCount:
+        """The metric series one pass writes, as OTLP and as a Prometheus-style
+        store counts them (all copies this sender writes included)."""
+        if self._series is None:
+            metrics = [t for t in self.load() if t.signal == "metrics"]
+            self._series = count_series(metrics[0]) if metrics else SeriesCount(0, 0)
+        return self._series
+
     def settings(self) -> SendSettings:
         sending = self.config.sending
         retry = sending.retry
@@ -79,6 +89,7 @@ class Sender:
             duration=sending.duration,
             passes=sending.multiplier,
             processes=sending.processes,
+            metric_interval=sending.metric_interval,
             jitter_ns=self.config.timestamps.jitter_ms * 1_000_000,
             backdate_ns=self.config.timestamps.backdate_ms * 1_000_000,
             retry=RetryPolicy(max_attempts=retry.max_attempts, initial_backoff=retry.initial_backoff,
@@ -141,6 +152,11 @@ class Sender:
         if timeline is not None:
             timeline.p99_budget = self.config.thresholds.p99_latency
         report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
+        for templates in loaded:
+            if templates.signal == "metrics" and templates.signal in report.signals:
+                counted = self.series()
+                report.signals["metrics"].series_total = counted.otlp
+                report.signals["metrics"].prometheus_series = counted.prometheus
         report.breaches = breaches(report, self.config.thresholds) + [
             f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report

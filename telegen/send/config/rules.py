@@ -92,6 +92,7 @@ RULES: dict[str, Rule] = {
     "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
     "sending.gzip_encoder": OneOf(GZIP_ENCODERS),
     "sending.metric_series_multiplier": AT_LEAST_1,
+    "sending.metric_interval": Duration(low=0, note="0 = as often as the rate asks"),
     "sending.stats_interval": Duration(low=0, low_open=True),
     "sending.retry.max_attempts": AT_LEAST_1,
     "sending.retry.initial_backoff": Duration(low=0, low_open=True),

@@ -233,6 +233,10 @@ class SendingConfig:
     # once and patches it per send; "zlib" compresses every request (to compare).
     gzip_encoder: str = "patchable"
     metric_series_multiplier: int = 1
+    # Seconds between two samples of a metric series at least, as an SDK
+    # exports every interval (more points per second then come from more
+    # series: metric_series_multiplier); 0: as often as the rate asks.
+    metric_interval: float = 0.0
     stats_interval: float = 5.0
     retry: RetryConfig = field(default_factory=RetryConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)

@@ -15,6 +15,7 @@ from ..report import SendReport, SignalReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
 from .counters import COUNTERS, Counters, ErrorLog, new_latency_array
+from .order import Generations
 from .progress import Progress, StageCuts, Watch
 from .schedule import ScheduleItem, build_schedule, prepare_gzip
 from .settings import SendSettings, target_rate
@@ -56,15 +57,17 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
             return report
         on_start(current)
     watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
+    generations = Generations(settings.processes, run_start_ns, settings.metric_interval)
     if settings.processes <= 1:
         counters = Counters(arrays[0], latency_arrays[0])
         worker = threading.Thread(target=run_worker, name="telegen-sender",
-                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, started))
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, started,
+                                        generations))
         worker.start()
         aborted = watch.until(lambda: worker.is_alive())
         worker.join()
     else:
-        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, watch, started)
+        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, watch, started, generations)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
@@ -93,7 +96,8 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
-                   run_start_ns: int, errors: ErrorLog, watch: Watch, started: float) -> str | None:
+                   run_start_ns: int, errors: ErrorLog, watch: Watch, started: float,
+                   generations: Generations) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i]."""
     context = multiprocessing.get_context("fork")
@@ -103,7 +107,8 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         share = schedule[index::settings.processes]
         child = context.Process(target=child_main, name=f"telegen-sender-{index}",
                                 args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
-                                      process_stop, run_start_ns, 1.0 / settings.processes, started))
+                                      process_stop, run_start_ns, 1.0 / settings.processes, started,
+                                      generations, index))
         child.start()
         children.append(child)
 

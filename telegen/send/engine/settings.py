@@ -26,6 +26,9 @@ class SendSettings:
     passes: int = 0  # 0: no pass bound
     processes: int = 1
     jitter_ns: int = 0
+    # Seconds between a metric series' samples at least (an SDK's export
+    # interval); 0: as often as the rate asks and the backend answers.
+    metric_interval: float = 0.0
     backdate_ns: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stats_interval: float = 5.0

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..transport import Outcome, Transport, explain, open_transport
 from .counters import Counters, ErrorLog
+from .order import Generations
 from .rate import TokenBucket
 from .schedule import ScheduleItem, requests_for
 from .settings import SendSettings
@@ -20,8 +21,12 @@ from .settings import SendSettings
 
 def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
                stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog,
-               started: float | None = None) -> None:
-    """Send `schedule` pass after pass until a bound is reached or `stop`."""
+               started: float | None = None, generations: Generations | None = None, index: int = 0) -> None:
+    """Send `schedule` pass after pass until a bound is reached or `stop`.
+    `generations`: the run's metric generations (shared by its processes;
+    this is process `index`)."""
+    generations = generations or Generations(1, run_start_ns, settings.metric_interval)
+    order = generations.worker(index, {_key(item) for item in schedule if item.signal == "metrics"})
     if not schedule:  # more processes than batches: nothing for this one
         return
     transports = {s: open_transport(s, settings.targets[s], settings.retry)
@@ -39,6 +44,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
             counters.add_outcome(item.signal, outcome)
+            if item.signal == "metrics":
+                order.answered()
             if outcome.delivered:
                 delivered_any.set()
             if outcome.failed:
@@ -59,19 +66,29 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     # series' period, so a series' times never overlap from send to send
     # (more volume comes from more series: metric_series_multiplier).
     last_sent: dict[tuple[int, int], float] = {}
+    every_key = [_key(item) for item in schedule]
     try:
         pass_number = 0
+        unsent = set(every_key)  # batches not yet sent in this pass
+        only_unsent = False
         while not stop.is_set() and (settings.passes == 0 or pass_number < settings.passes):
-            sent = waiting = 0
-            for item in schedule:
+            sent = waiting = gated = 0
+            for item, key in zip(schedule, every_key):
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     stop.set()
                     break
+                if only_unsent and key not in unsent:
+                    continue
                 period = item.batch.series_period
-                if period:
-                    key = (id(item.batch), item.replica)
-                    if time.monotonic() - last_sent.get(key, -math.inf) < period:
+                if period and time.monotonic() - last_sent.get(key, -math.inf) < period:
+                    waiting += 1
+                    continue
+                now_ns = None
+                if item.signal == "metrics":
+                    now_ns = order.take(key)
+                    if now_ns is None:  # sent this generation; the next cannot start yet
                         waiting += 1
+                        gated += 1
                         continue
                 pieces = item.batch.piece_events
                 if bucket is not None and not bucket.acquire(pieces[0], stop, deadline):
@@ -81,16 +98,26 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     break
                 if period:
                     last_sent[key] = time.monotonic()
-                step = pass_number + int(time.monotonic() - started)
+                # Counters grow once per generation: a series' value never
+                # falls, and grows at the pace its samples are taken.
+                step = order.generation - 1 if item.signal == "metrics" else pass_number
                 _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item),
-                      _pace(bucket, pieces, stop, deadline))
+                      _pace(bucket, pieces, stop, deadline), now_ns)
+                unsent.discard(key)
                 sent += 1
-            # A pass counts once it has sent every batch: `passes` is how often
-            # each template went out at least (batches that waited come round again).
-            if not waiting:
+            # A pass counts once every batch has gone out in it: `passes` is
+            # how often each template went out at least. Batches held back
+            # for a generation's answers (a round trip) are waited for alone;
+            # while one waits for its series' period (seconds), the others go
+            # round again.
+            if not unsent:
                 pass_number += 1
-            elif not sent:
-                stop.wait(0.05)
+                unsent = set(every_key)
+                only_unsent = False
+            else:
+                only_unsent = waiting == gated
+                if not sent:
+                    stop.wait(0.0005 if gated else 0.05)
     finally:
         _drain(slots, settings, transports)
 
@@ -113,9 +140,14 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
     return True
 
 
+def _key(item: ScheduleItem) -> tuple[int, int]:
+    return id(item.batch), item.replica
+
+
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
-          run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step)
+          run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
+          now_ns: int | None = None) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
                  bytes=sum(len(r) for r in requests), batches=1)
     transport.send(requests, item.batch.piece_events, done, pace)
@@ -153,7 +185,7 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
 
 
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
-                run_start_ns: int, share: float, started: float) -> None:
+                run_start_ns: int, share: float, started: float, generations: Generations, index: int) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
@@ -164,7 +196,8 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
 
     threading.Thread(target=relay, daemon=True).start()
     errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
-    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors, started)
+    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors, started,
+               generations, index)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it
 

@@ -21,6 +21,10 @@ class SignalReport:
     retries: int = 0
     batches: int = 0
     events_per_second: float = 0.0
+    # Metrics only: distinct OTLP series written each pass, and the series a
+    # Prometheus-style store should hold for them (telegen.send.load.series).
+    series_total: int | None = None
+    prometheus_series: int | None = None
     # "request": each request attempt to its answer; "batch": hand-over to
     # outcome, retries and backoff included.
     latency: dict[str, Histogram] = field(default_factory=lambda: {kind: Histogram() for kind in latency.KINDS})
@@ -145,6 +149,6 @@ class StageReport:
 
 def _signals_dict(signals: dict[str, SignalReport]) -> dict:
     return {name: {**{k: (round(v, 1) if isinstance(v, float) else v) for k, v in vars(s).items()
-                      if k not in ("signal", "latency")},
+                      if k not in ("signal", "latency") and v is not None},
                    "latency": {kind: {**h.summary(), "histogram": h.to_dict()} for kind, h in s.latency.items()}}
             for name, s in signals.items()}
