@@ -57,8 +57,11 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
 
     # A batch of metric series kept whole is sent at most once per its
     # series' period, so a series' times never overlap from send to send
-    # (more volume comes from more series: metric_series_multiplier).
+    # (more volume comes from more series: metric_series_multiplier). Its
+    # first send starts its replay: the patch grows each series from there at
+    # the series' captured rate, and puts its start time before it.
     last_sent: dict[tuple[int, int], float] = {}
+    replay_started: dict[tuple[int, int], int] = {}
     try:
         pass_number = 0
         while not stop.is_set() and (settings.passes == 0 or pass_number < settings.passes):
@@ -79,11 +82,16 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     break
                 if not _take_slot(slots, stop):
                     break
+                now_ns = time.time_ns()
+                start_ns = run_start_ns
                 if period:
                     last_sent[key] = time.monotonic()
+                    start_ns = replay_started.setdefault(key, now_ns)
+                # Generated counters and histograms (no captured rate to keep)
+                # grow by a step that rises with every pass and every second.
                 step = pass_number + int(time.monotonic() - started)
-                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item),
-                      _pace(bucket, pieces, stop, deadline))
+                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item),
+                      _pace(bucket, pieces, stop, deadline), now_ns)
                 sent += 1
             # A pass counts once it has sent every batch: `passes` is how often
             # each template went out at least (batches that waited come round again).
@@ -114,8 +122,9 @@ def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool
 
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
-          run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step)
+          run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
+          now_ns: int | None = None) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
                  bytes=sum(len(r) for r in requests), batches=1)
     transport.send(requests, item.batch.piece_events, done, pace)
