@@ -19,6 +19,7 @@ cdef enum:
     GROUP_MAX
     TIME_SERIES
     SERIES_VALUES
+    SERIES_START
     N_PLAN_ARRAYS
 
 cdef struct PlanRows:

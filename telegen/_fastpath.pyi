@@ -26,11 +26,14 @@ class PatchPlan:
     replicas: npt.NDArray[np.int64]
     group_min: npt.NDArray[np.uint64]
     group_max: npt.NDArray[np.uint64]
-    # Metric series kept whole: [time offset, its series' last time offset],
-    # and [value offset, first point's, last point's, kind (0 double, 1 int64, 2 uint64,
-    # 3 a varint padded to 10 bytes: imported exponential histogram buckets)].
+    # Metric series kept whole: [time offset, its series' last time offset];
+    # [value offset, first point's, last point's, kind (0 double, 1 int64, 2 uint64,
+    # 3 a varint padded to 10 bytes: imported exponential histogram buckets),
+    # first point's time offset, last point's]; and a cumulative point's
+    # [start offset, first point's time offset, last point's].
     time_series: npt.NDArray[np.int64]
     series_values: npt.NDArray[np.int64]
+    series_start: npt.NDArray[np.int64]
 
     def scalars(self) -> dict[str, str | int]: ...
     def arrays(self) -> dict[str, npt.NDArray[np.int64] | npt.NDArray[np.uint64]]: ...

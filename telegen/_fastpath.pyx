@@ -111,8 +111,12 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
     now: send time (ns since the epoch); traces end no later than now minus a
     per-trace jitter in [0, jitter_ns) and backdate_ns, log records are stamped
     now minus jitter and backdate, metric points now. run_start: start time of
-    cumulative series (0: now). step: how far counters and histograms have grown
-    (monotonic in it). replica >= 0: written zero-padded into every
+    cumulative series (0: now); for metric series kept whole (several points,
+    as `telegen import` writes them), when their replay began: their
+    cumulative values grow at each series' captured rate for (now -
+    run_start), and their start goes as far before run_start as it was before
+    the series' last point. step: how far generated counters and histograms
+    (a point alone) have grown (monotonic in it). replica >= 0: written zero-padded into every
     `telegen.replica` resource attribute. seed: for reproducible output (tests);
     otherwise the process-wide generator supplies fresh randomness."""
     cdef Py_buffer source

@@ -31,12 +31,26 @@ cdef inline uint64_t _grow(uint64_t v, uint64_t step) noexcept nogil:
     return v + step * ((v >> 10) + (1 if v > 0 else 0))
 
 
+cdef inline uint64_t _growth(uint64_t increase, double x) noexcept nogil:
+    """A series' captured `increase` (last - first, modulo 2**64: read signed)
+    times `x`, truncated toward zero (within int64, and NaN, which only a
+    damaged cache's zero span could give, as 0: no undefined cast)."""
+    cdef double g = <double>(<int64_t>increase) * x
+    if g >= 9.2e18:
+        g = 9.2e18
+    elif g <= -9.2e18:
+        g = -9.2e18
+    elif g != g:
+        g = 0
+    return <uint64_t>(<int64_t>g)
+
+
 # What one send asks for, beyond the plan and the template.
 cdef struct SendArgs:
     uint64_t now
     uint64_t jitter
     uint64_t backdate
-    uint64_t run_start
+    uint64_t run_start  # start of cumulative series; for series kept whole, when their replay began
     uint64_t step
     int64_t replica
 
@@ -47,7 +61,7 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
     retries with fresh randomness, so such an id is never emitted)."""
     # Locals, not reads through `plan` and `send`: every store into `dst`
     # (a char*) could alias those, and would force them reloaded.
-    cdef uint64_t now = send.now, jitter = send.jitter, step = send.step
+    cdef uint64_t now = send.now, jitter = send.jitter, step = send.step, run_start = send.run_start
     cdef PlanRows rows
     cdef const int64_t* row
     cdef const int64_t* runs = plan.arrays[BUCKET_RUNS].at
@@ -55,9 +69,13 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
     cdef const uint64_t* group_max = <const uint64_t*>plan.arrays[GROUP_MAX].at
     cdef Py_ssize_t i, g, j, k, off, width
     cdef uint64_t a, b, v, count, new_count
-    cdef double d, e, f
+    cdef double d, e, f, x
+    # How long the series kept whole have been replayed (ns; 0 before run_start).
+    cdef double elapsed = <double>(<int64_t>(now - run_start))
     cdef int64_t iv, r
     cdef bint ok = True
+    if elapsed < 0:
+        elapsed = 0
     memcpy(dst, src, n)
     # The draw order (keys, jitter, gauge noise) is part of the contract with
     # the reference implementation.
@@ -113,7 +131,13 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
         _store64(dst + row[0], now - (b - a))
     rows = plan.arrays[TIME_START]
     for i in range(rows.n):
-        _store64(dst + rows.at[i], send.run_start)
+        _store64(dst + rows.at[i], run_start)
+    rows = plan.arrays[SERIES_START]  # [start offset, first point's time, last point's time]
+    for i in range(rows.n):  # as far before run_start as before the last point, and no later than the first
+        row = rows.at + 3 * i
+        a = _load64(src + row[0])
+        b = _load64(src + row[1])
+        _store64(dst + row[0], run_start - (_load64(src + row[2]) - (a if a < b else b)))
     rows = plan.arrays[COUNTERS]
     for i in range(rows.n):
         row = rows.at + 2 * i
@@ -163,21 +187,32 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
             memcpy(&d, src + row[1], 8)
             d = d * (<double>new_count / <double>count)
             memcpy(dst + row[1], &d, 8)
-    rows = plan.arrays[SERIES_VALUES]  # [value offset, first point's, last point's, kind]
-    for i in range(rows.n):  # a series' value, on from the capture: + step * (last - first)
-        row = rows.at + 4 * i
+    # [value offset, first point's, last point's, kind, first point's time offset, last point's]
+    rows = plan.arrays[SERIES_VALUES]
+    for i in range(rows.n):  # a series' value, on from the capture at its captured rate: + (last - first) * x
+        row = rows.at + 6 * i
         off = row[0]
+        x = elapsed / <double>(<int64_t>(_load64(src + row[5]) - _load64(src + row[4])))
         if row[3] == GROW_DOUBLE:
             memcpy(&d, src + off, 8)
             memcpy(&f, src + row[2], 8)
             memcpy(&e, src + row[1], 8)
-            d = d + <double>step * (f - e)
+            d = d + (f - e) * x
             memcpy(dst + off, &d, 8)
         elif row[3] == GROW_VARINT10:
             _store_varint10(dst + off, _load_varint10(src + off)
-                            + step * (_load_varint10(src + row[2]) - _load_varint10(src + row[1])))
+                            + _growth(_load_varint10(src + row[2]) - _load_varint10(src + row[1]), x))
+        elif row[3] == GROW_COUNT:  # + what rows row[1]..row[2]-1 (its buckets, zero count) just grew by
+            v = _load64(src + off)
+            for j in range(row[1], row[2]):
+                k = rows.at[6 * j]
+                if rows.at[6 * j + 3] == GROW_VARINT10:
+                    v += _load_varint10(dst + k) - _load_varint10(src + k)
+                else:
+                    v += _load64(dst + k) - _load64(src + k)
+            _store64(dst + off, v)
         else:  # int64 and uint64 alike: the same bits, modulo 2**64
-            _store64(dst + off, _load64(src + off) + step * (_load64(src + row[2]) - _load64(src + row[1])))
+            _store64(dst + off, _load64(src + off) + _growth(_load64(src + row[2]) - _load64(src + row[1]), x))
     if send.replica >= 0:
         rows = plan.arrays[REPLICAS]  # [offset, width]: the digits of a telegen.replica value
         for i in range(rows.n):

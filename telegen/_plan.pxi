@@ -39,7 +39,7 @@ PLAN_ARRAYS = {
     "time_start": (np.int64, 0), "time_window": (np.int64, 2), "counters": (np.int64, 2),
     "gauges": (np.int64, 2), "histograms": (np.int64, 4), "bucket_runs": (np.int64, 2),
     "replicas": (np.int64, 2), "group_min": (np.uint64, 0), "group_max": (np.uint64, 0),
-    "time_series": (np.int64, 2), "series_values": (np.int64, 4),
+    "time_series": (np.int64, 2), "series_values": (np.int64, 6), "series_start": (np.int64, 3),
 }
 if len(PLAN_ARRAYS) != N_PLAN_ARRAYS:
     raise ImportError("PLAN_ARRAYS and PlanView (_fastpath.pxd) disagree")
@@ -128,23 +128,38 @@ def _check_bounds(PatchPlan plan) -> None:
     offsets("time_series", plan.time_series, 8, 0)
     offsets("time_series", plan.time_series, 8, 1)
     values = plan.series_values
-    for column in range(3):
-        offsets("series_values", values[values[:, 3] != 3] if len(values) else values, 8, column)
-        offsets("series_values", values[values[:, 3] == 3] if len(values) else values, 10, column)
-    if len(plan.series_values) and (plan.series_values[:, 3].min() < 0 or plan.series_values[:, 3].max() > 3):
+    if len(values) and (values[:, 3].min() < 0 or values[:, 3].max() > 4):
         raise ValueError("plan array series_values has an unknown value kind")
+    kinds = values[:, 3] if len(values) else np.zeros(0, dtype=np.int64)
+    for column in range(3):
+        offsets("series_values", values[(kinds != 3) & (kinds != 4)], 8, column)
+        offsets("series_values", values[kinds == 3], 10, column)
+    offsets("series_values", values[kinds == 4], 8, 0)
+    offsets("series_values", values, 8, 4)
+    offsets("series_values", values, 8, 5)
+    counts = np.flatnonzero(kinds == 4)
+    # A count totals rows written before it, none of them a count or a double.
+    if len(counts) and ((values[counts, 1] < 0).any() or (values[counts, 1] > values[counts, 2]).any()
+                        or (values[counts, 2] > counts).any()
+                        or any(((kinds[a:b] == 0) | (kinds[a:b] == 4)).any() for a, b in values[counts, 1:3])):
+        raise ValueError("plan array series_values has a count of rows that do not precede it")
+    for column in range(3):
+        offsets("series_start", plan.series_start, 8, column)
     replicas = plan.replicas
     if len(replicas) and (replicas[:, 0].min() < 0 or replicas[:, 1].min() < 0
                           or (replicas[:, 0] + replicas[:, 1]).max() > plan.size):
         raise ValueError("plan array replicas runs outside the buffer")
 
 
-# series_values kinds: how a value grows (value + step * (last - first)).
+# series_values kinds: how a value is read and written. Each grows by its
+# series' captured rate, (last - first) / (last time - first time), times the
+# time since the series' replay started (_patch.pxi).
 cdef enum:
     GROW_DOUBLE = 0
     GROW_INT64 = 1
     GROW_UINT64 = 2
     GROW_VARINT10 = 3  # a varint padded to 10 bytes (as `telegen import` writes exponential buckets)
+    GROW_COUNT = 4  # a histogram's count (fixed64): + what series_values rows [first, last) grew by
 
 
 cdef class _Rows:
@@ -184,6 +199,13 @@ cdef class _Rows:
         cdef int64_t* r = self.row()
         r[0] = a
         r[1] = b
+        return 0
+
+    cdef int add3(self, int64_t a, int64_t b, int64_t c) except -1:
+        cdef int64_t* r = self.row()
+        r[0] = a
+        r[1] = b
+        r[2] = c
         return 0
 
     cdef object array(self, object dtype, bint flat):

@@ -24,9 +24,10 @@ cdef class _Scanner(_Wire):
     # The plan's arrays as they grow, one _Rows per PlanView slot (group bounds:
     # uint64 values in int64 slots). Metric series kept whole (several points
     # of one attribute set, in time order, as `telegen import` writes them)
-    # fill TIME_SERIES and SERIES_VALUES: their times keep their offsets from
-    # the series' last point, their cumulative values grow by the series'
-    # own increase per step.
+    # fill TIME_SERIES, SERIES_VALUES and SERIES_START: their times keep
+    # their offsets from the series' last point, their cumulative values grow
+    # at the series' captured rate, and their start goes as far before the
+    # replay's start as it was before the series' last point.
     cdef tuple out
     cdef _Rows times  # one span's or log record's time offsets, reused
     cdef _Rows points  # one metric's points (see collect_points), reused
@@ -417,28 +418,25 @@ cdef class _Scanner(_Wire):
         return 0
 
     cdef int grow_exponential_by_series(self) except -1:
-        """A cumulative exponential histogram in a series: count, zero count,
-        sum and every bucket go on by the series' own increase, when all its
-        bucket counts are padded varints in the same layout; else as captured."""
+        """A cumulative exponential histogram in a series: zero count, sum and
+        every bucket go on at the series' captured rate, and the count by what
+        the zero count and buckets grew, when all its bucket counts are padded
+        varints in the same layout; else as captured."""
         cdef int64_t* first = self.series_point(False)
         cdef int64_t* last = self.series_point(True)
         cdef int64_t* here = self.points.data + self.current_point * POINT_COLUMNS
         cdef Py_ssize_t k
-        cdef int64_t* r
         cdef int side
         for side in (P_BUCKETS_OFF, P_NEG_OFF):
             if here[side + 1] < 0 or first[side + 1] != here[side + 1] or last[side + 1] != here[side + 1]:
                 return 0
-        self.grow_by_series(here[P_VALUE_OFF], P_VALUE_OFF, GROW_UINT64)
+        cdef Py_ssize_t parts = self.rows(SERIES_VALUES).n
         self.grow_by_series(here[P_ZERO_OFF], P_ZERO_OFF, GROW_UINT64)
-        self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
         for side in (P_BUCKETS_OFF, P_NEG_OFF):
             for k in range(here[side + 1]):
-                r = self.rows(SERIES_VALUES).row()
-                r[0] = here[side] + 10 * k
-                r[1] = first[side] + 10 * k
-                r[2] = last[side] + 10 * k
-                r[3] = GROW_VARINT10
+                self.series_row(here[side] + 10 * k, first[side] + 10 * k, last[side] + 10 * k, GROW_VARINT10)
+        self.grow_count(here[P_VALUE_OFF], parts)
+        self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
         return 0
 
     cdef int find_series(self, int64_t* run_end) except -1:
@@ -475,14 +473,35 @@ cdef class _Scanner(_Wire):
         """A series_values row for the value at `off`: column `column` of the
         series' first and last points names the same value there."""
         cdef int64_t first = self.series_point(False)[column], last = self.series_point(True)[column]
-        cdef int64_t* r
         if off < 0 or first < 0 or last < 0:
             return 0
-        r = self.rows(SERIES_VALUES).row()
+        return self.series_row(off, first, last, how)
+
+    cdef int grow_count(self, Py_ssize_t off, Py_ssize_t parts) except -1:
+        """A histogram's count (at `off`) in a series: it grows by what its
+        parts (the series_values rows from `parts` on: buckets, zero count)
+        grew by in the same send, so it stays their sum however each part's
+        growth is rounded; by its own increase when it has no parts."""
+        cdef Py_ssize_t n = self.rows(SERIES_VALUES).n
+        if n == parts:
+            return self.grow_by_series(off, P_VALUE_OFF, GROW_UINT64)
+        if off < 0:
+            return 0
+        return self.series_row(off, parts, n, GROW_COUNT)
+
+    cdef int series_row(self, int64_t off, int64_t first, int64_t last, int how) except -1:
+        """[value, first point's value, last point's value, kind, first
+        point's time, last point's time]: the kernel grows the value by
+        (last - first) / (last time - first time), the series' captured rate,
+        times the time since its replay started. A series' points all have
+        times, each later than the one before (find_series)."""
+        cdef int64_t* r = self.rows(SERIES_VALUES).row()
         r[0] = off
         r[1] = first
         r[2] = last
         r[3] = how
+        r[4] = self.series_point(False)[P_TIME_OFF]
+        r[5] = self.series_point(True)[P_TIME_OFF]
         return 0
 
     cdef int point_time_field(self, Field* f, Py_ssize_t* start_off, Py_ssize_t* time_off) except -1:
@@ -498,6 +517,9 @@ cdef class _Scanner(_Wire):
     cdef int point_times(self, Py_ssize_t start_off, Py_ssize_t time_off, bint cumulative) except -1:
         # In a series, times are read back from its last point: time_i becomes
         # now - (t_last - t_i), and a delta window ends where its point does.
+        # A cumulative start goes as far before the replay's start as it was
+        # before the last point (no later than the first point), so it
+        # precedes every point of every send, and stays put.
         cdef Py_ssize_t last_time = self.series_point(True)[P_TIME_OFF] if self.last_point >= 0 else -1
         if time_off >= 0:
             if last_time >= 0:
@@ -505,7 +527,9 @@ cdef class _Scanner(_Wire):
             else:
                 self.rows(TIME_NOW).add1(time_off)
         if start_off >= 0:
-            if cumulative:
+            if cumulative and last_time >= 0:
+                self.rows(SERIES_START).add3(start_off, self.series_point(False)[P_TIME_OFF], last_time)
+            elif cumulative:
                 self.rows(TIME_START).add1(start_off)
             elif time_off >= 0:
                 self.rows(TIME_WINDOW).add2(start_off, last_time if last_time >= 0 else time_off)
@@ -586,25 +610,23 @@ cdef class _Scanner(_Wire):
         return 0
 
     cdef int grow_histogram_by_series(self, Py_ssize_t count_off, Py_ssize_t sum_off) except -1:
-        """A cumulative histogram in a series: count, sum and every bucket grow
-        by the series' own increase (so the count stays the buckets' sum);
-        buckets only where the first and last points have as many as this one."""
+        """A cumulative histogram in a series: every bucket and the sum grow at
+        the series' captured rate, the count by what its buckets grew (so it
+        stays their sum); buckets only where the first and last points have
+        as many as this one."""
         cdef int64_t* first = self.series_point(False)
         cdef int64_t* last = self.series_point(True)
         cdef int64_t* here = self.points.data + self.current_point * POINT_COLUMNS
         cdef Py_ssize_t k
-        cdef int64_t* r
         if here[P_BUCKETS] and (first[P_BUCKETS] != here[P_BUCKETS] or last[P_BUCKETS] != here[P_BUCKETS]):
             return 0  # the bucket layout changed within the series: left as captured
-        self.grow_by_series(count_off, P_VALUE_OFF, GROW_UINT64)
+        cdef Py_ssize_t parts = self.rows(SERIES_VALUES).n
+        for k in range(here[P_BUCKETS]):
+            self.series_row(here[P_BUCKETS_OFF] + 8 * k, first[P_BUCKETS_OFF] + 8 * k, last[P_BUCKETS_OFF] + 8 * k,
+                            GROW_UINT64)
+        self.grow_count(count_off, parts)
         if sum_off >= 0:
             self.grow_by_series(sum_off, P_SUM_OFF, GROW_DOUBLE)
-        for k in range(here[P_BUCKETS]):
-            r = self.rows(SERIES_VALUES).row()
-            r[0] = here[P_BUCKETS_OFF] + 8 * k
-            r[1] = first[P_BUCKETS_OFF] + 8 * k
-            r[2] = last[P_BUCKETS_OFF] + 8 * k
-            r[3] = GROW_UINT64
         return 0
 
     cdef int scan_other_point(self, Py_ssize_t start, Py_ssize_t end, bint exponential, bint cumulative) except -1:

@@ -269,42 +269,83 @@ def test_imported_exponential_series_agree_with_reference(tmp_path):
                                                                                   **params)
 
 
-def test_metric_series_keep_their_intervals_and_go_on_growing():
+def test_metric_series_keep_their_intervals_and_go_on_growing_at_the_captured_rate():
+    """Sends one series' period apart (its 2-minute span plus its 1-minute
+    interval), the replay started at the first: each send keeps the captured
+    intervals, each cumulative value is the captured one plus the series'
+    captured rate times the time since the replay started (truncated for
+    counts; a histogram's count what its buckets grew), and every cumulative
+    start lies before every point, the same on every send."""
     data = series_metrics()
     plan = fp.scan("metrics", data)
     minute = 60 * 10**9
-    sent = [decode_metrics(fp.patch(plan, data, now=NOW + k * 10 * minute, run_start=RUN_START, step=k))
-            for k in range(3)]
+    period = 3 * minute
+    sent = [decode_metrics(fp.patch(plan, data, now=NOW + k * period, run_start=NOW, step=k)) for k in range(4)]
 
     def points(message, name):
         metric = next(x for x in message.resource_metrics[0].scope_metrics[0].metrics if x.name == name)
         return getattr(metric, metric.WhichOneof("data")).data_points
 
     for k, message in enumerate(sent):
-        now = NOW + k * 10 * minute
+        now = NOW + k * period
+        x = k * period / (2 * minute)  # the replay's time over the series' captured span
         eu = [p for p in points(message, "orders") if p.attributes[0].value.string_value == "eu"]
         assert [p.time_unix_nano for p in eu] == [now - 2 * minute, now - minute, now]
-        assert [p.as_int for p in eu] == [5 + 13 * k, 11 + 13 * k, 18 + 13 * k]
-        assert {p.start_time_unix_nano for p in eu} == {RUN_START}
+        assert [p.as_int for p in eu] == [v + int(13 * x) for v in (5, 11, 18)]
+        us = [p for p in points(message, "orders") if p.attributes[0].value.string_value == "us"]
+        assert [p.as_int for p in us] == [v + int(1 * x) for v in (1, 2, 2)]
+        # The template's start (60 ms before the first point) keeps its distance to the last point.
+        assert {p.start_time_unix_nano for p in eu} == {NOW - 2 * minute - 60 * 10**6}
         lone = [p for p in points(message, "orders") if p.attributes[0].value.string_value == "lone"]
-        assert lone[0].time_unix_nano == now
-        assert [p.as_double for p in points(message, "bytes")] == [1.5 + 7.5 * k, 4.25 + 7.5 * k, 9.0 + 7.5 * k]
+        assert lone[0].time_unix_nano == now and lone[0].start_time_unix_nano == NOW
+        assert [p.as_double for p in points(message, "bytes")] == [1.5 + 7.5 * x, 4.25 + 7.5 * x, 9.0 + 7.5 * x]
         delta = points(message, "delta")
         assert [(p.time_unix_nano - p.start_time_unix_nano) for p in delta] == [minute] * 3
         assert delta[-1].time_unix_nano == now
         hist = points(message, "latency")
-        assert [list(p.bucket_counts) for p in hist][0] == [1 + 3 * k, 2 + 4 * k, 0 + 3 * k]
+        assert [list(p.bucket_counts) for p in hist][0] == [1 + int(3 * x), 2 + int(4 * x), 0 + int(3 * x)]
         assert all(p.count == sum(p.bucket_counts) for p in hist)
-        assert [p.count for p in points(message, "summary")] == [4 + 5 * k, 7 + 5 * k, 9 + 5 * k]
+        assert [p.sum for p in hist] == [0.5 * c + 5.0 * x for c in (3, 8, 13)]
+        assert [list(p.bucket_counts) for p in points(message, "relayout")] == [[1, 2], [2, 5, 1], [4, 6, 3]]
+        assert [p.count for p in points(message, "summary")] == [c + int(5 * x) for c in (4, 7, 9)]
         assert [p.as_double for p in points(message, "temperature")] == [20.5, 21.0, 19.75], "gauges as captured"
         assert [p.as_int for p in points(message, "in_flight")] == [3, 1, 2]
         unordered = points(message, "unordered")
         assert [p.time_unix_nano for p in unordered] == [now, now], "not a series: each point at now"
-    # Across sends: every series strictly later, and never lower.
-    for name in ("orders", "latency", "summary"):
+    # Across sends: every series strictly later, never lower, one start before all its points.
+    for name in ("orders", "bytes", "in_flight", "latency", "exp", "summary"):
         series = [p for message in sent for p in points(message, name)
                   if not p.attributes or p.attributes[0].value.string_value == "eu"]
-        assert all(a.time_unix_nano < b.time_unix_nano for a, b in zip(series, series[1:]))
+        assert all(a.time_unix_nano < b.time_unix_nano for a, b in zip(series, series[1:])), name
+        assert len({p.start_time_unix_nano for p in series}) == 1, name
+        assert all(p.start_time_unix_nano <= p.time_unix_nano for p in series), name
+        if name in ("orders", "latency", "summary"):
+            value = (lambda p: p.as_int) if name == "orders" else (lambda p: p.count)
+            assert all(value(a) <= value(b) for a, b in zip(series, series[1:])), name
+
+
+def test_a_replay_before_its_start_and_series_that_fell_agree_with_reference():
+    """Edge cases of the growth, kernel and twin alike: `now` before
+    run_start (no growth), a counter whose capture fell (a reset inside
+    it: it falls on), growth past the int64 range (clamped), fractions."""
+    request = ExportMetricsServiceRequest()
+    sm = request.resource_metrics.add().scope_metrics.add()
+    base = 1_000_060_000_000
+    counter = sm.metrics.add(name="c")
+    counter.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    counter.sum.is_monotonic = True
+    for region, values in (("fell", [50, 60, 7]), ("huge", [1, 2**62, 2**63 - 1]), ("odd", [3, 4, 10])):
+        for k, v in enumerate(values):
+            p = counter.sum.data_points.add(time_unix_nano=base + k * 333_333_333, start_time_unix_nano=base + 5,
+                                            as_int=v)
+            p.attributes.add(key="r", value=AnyValue(string_value=region))
+    data = request.SerializeToString()
+    plan = fp.scan("metrics", data)
+    for now, run_start in ((NOW, NOW + 10**9), (NOW, NOW - 1), (NOW, NOW - 7 * 10**9 - 3), (NOW, NOW - 10**18)):
+        a = fp.patch(plan, data, now=now, run_start=run_start, seed=1)
+        assert a == patch_reference("metrics", data, now=now, run_start=run_start, seed=1)
+        points = decode_metrics(a).resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points
+        assert all(p.start_time_unix_nano <= p.time_unix_nano for p in points) or run_start > now
 
 
 @pytest.mark.parametrize("signal", SIGNALS)
@@ -551,3 +592,15 @@ def test_any_parameters_agree_with_reference(templates, seed, now, jitter, backd
     params = dict(now=now, jitter_ns=jitter, backdate_ns=backdate, run_start=now - 10**9, step=step,
                   replica=replica, seed=seed)
     assert fp.patch(fp.scan(signal, batch), batch, **params) == patch_reference(signal, batch, **params)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), replayed=st.integers(-10**12, 10**16),
+       which=st.integers(0, 6))
+def test_series_growth_at_any_time_agrees_with_reference(seed, now, replayed, which):
+    """Metric series kept whole, of every kind (padded exponential
+    histograms included), replayed for any time (or before their start):
+    kernel and twin give the same bytes."""
+    data = [series_metrics(), *padded_exponential_records()][which]
+    params = dict(now=now, run_start=max(1, now - replayed), step=3, seed=seed)
+    assert fp.patch(fp.scan("metrics", data), data, **params) == patch_reference("metrics", data, **params)

@@ -93,6 +93,29 @@ def test_real_sdk_output_round_trips(signal):
         assert unpacked == raw
 
 
+def test_series_alike_but_for_their_span_round_trip():
+    """Two counter series with the same values and start, one captured over
+    twice the time of the other: they grow at different rates, and their
+    starts go back by different distances, so the byte classes keep their
+    values and starts apart (a match between them would send stale bytes)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+
+    request = ExportMetricsServiceRequest()
+    sm = request.resource_metrics.add().scope_metrics.add()
+    for name, every in (("fast", 10**9), ("slow", 2 * 10**9)):
+        counter = sm.metrics.add(name=name)
+        counter.sum.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+        counter.sum.is_monotonic = True
+        for k, value in enumerate((100, 200, 300)):
+            counter.sum.data_points.add(start_time_unix_nano=10**12, time_unix_nano=10**12 + (k + 1) * every,
+                                        as_int=value)
+    data = request.SerializeToString()
+    for elapsed in (0, 10**9, 7 * 10**9 + 3, 3600 * 10**9):
+        raw, unpacked = round_trip("metrics", data, 1, now=NOW, run_start=NOW - elapsed)
+        assert unpacked == raw
+
+
 def test_batches_with_pieces_round_trip_piece_by_piece(templates):
     """A batch cut into pieces (a trace over the message limit) is one
     member per piece, each decoding to its piece of the patched batch."""

@@ -239,6 +239,8 @@ def test_replayed_metric_series_keep_increasing_across_passes(imported):
     assert all(a <= b for a, b in zip(values, values[1:])), "a cumulative counter never decreases"
     assert values[:EXPORTS] == [5, 11, 18, 18], "the first pass as captured"
     assert len({p.start_time_unix_nano for p in eu}) == 1
+    assert all(p.start_time_unix_nano <= p.time_unix_nano for points in series.values() for p in points
+               if p.start_time_unix_nano), "no point before its start, the first send's neither"
     assert all(abs(t - now) < 120 * 10**9 for t in times)
     captured = [b - a for a, b in zip(times[:EXPORTS], times[1:EXPORTS])]
     for k in range(1, 3):
@@ -249,6 +251,114 @@ def test_replayed_metric_series_keep_increasing_across_passes(imported):
     counts = [p.count for p in histogram]
     assert all(a <= b for a, b in zip(counts, counts[1:]))
     assert len(received.spans()) > 3 * TRACES * SPANS_PER_TRACE, "traces kept going while metrics waited"
+
+
+RATES = {"requests": 10.0, "bytes": 2.5, "latency": 20.0, "latency.sum": 30.0, "rpc": 20.0, "rpc.sum": 40.0}
+
+
+def paced_capture(path: Path, points: int = 4) -> None:
+    """What an SDK exporting every second sends (built with the official
+    classes, length-delimited as the sink records): a cumulative int counter
+    rising 10/s and a double one rising 2.5/s, a histogram whose count
+    rises 20/s (buckets 5, 10, 5 per second; sum 30/s), a summary whose count
+    rises 20/s (sum 40/s)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    from telegen.varint import encode_varint
+
+    out = b""
+    start = 1_700_000_000_000_000_000
+    cumulative = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+    for k in range(points):
+        seconds = 7 + k  # the process had been up 7 s at the first export
+        when = dict(start_time_unix_nano=start, time_unix_nano=start + seconds * 10**9)
+        request = ExportMetricsServiceRequest()
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.add(key="service.name", value={"string_value": "checkout"})
+        sm = rm.scope_metrics.add()
+        requests = sm.metrics.add(name="requests", unit="1")
+        requests.sum.aggregation_temporality, requests.sum.is_monotonic = cumulative, True
+        requests.sum.data_points.add(as_int=10 * seconds, **when).attributes.add(
+            key="route", value={"string_value": "/pay"})
+        sent = sm.metrics.add(name="bytes", unit="By")
+        sent.sum.aggregation_temporality, sent.sum.is_monotonic = cumulative, True
+        sent.sum.data_points.add(as_double=2.5 * seconds, **when)
+        latency = sm.metrics.add(name="latency", unit="ms")
+        latency.histogram.aggregation_temporality = cumulative
+        buckets = [5 * seconds, 10 * seconds, 5 * seconds]
+        latency.histogram.data_points.add(count=sum(buckets), sum=30.0 * seconds, bucket_counts=buckets,
+                                          explicit_bounds=[10.0, 100.0], **when)
+        rpc = sm.metrics.add(name="rpc", unit="ms")
+        point = rpc.summary.data_points.add(count=20 * seconds, sum=40.0 * seconds, **when)
+        point.quantile_values.add(quantile=0.5, value=2.0)
+        data = request.SerializeToString()
+        out += encode_varint(len(data)) + data
+    path.write_bytes(out)
+
+
+def received_series(recorder: Recorder) -> dict[str, list]:
+    """Each metric's points as received, in the order sent (one series each)."""
+    series: dict[str, list] = {}
+    for request in recorder.requests["metrics"]:
+        for metric in items("metrics", request):
+            series.setdefault(metric.name, []).extend(getattr(metric, metric.WhichOneof("data")).data_points)
+    return series
+
+
+def replay_rates(series: dict[str, list], per_pass: int) -> dict[str, dict[str, float]]:
+    """Per growing value, its increase per second of point time: within
+    sends, from each point to the same point one send later, and from the
+    first point received to the last."""
+    values = {"requests": lambda p: p.as_int, "bytes": lambda p: p.as_double, "latency": lambda p: p.count,
+              "latency.sum": lambda p: p.sum, "rpc": lambda p: p.count, "rpc.sum": lambda p: p.sum}
+    out = {}
+    for name, value in values.items():
+        points = series[name.split(".")[0]]
+        times = [p.time_unix_nano / 1e9 for p in points]
+        ys = [value(p) for p in points]
+
+        def rate(a: int, b: int) -> float:
+            return (ys[b] - ys[a]) / (times[b] - times[a])
+
+        within = [rate(i, i + 1) for i in range(len(points) - 1) if (i + 1) % per_pass]
+        across = [rate(i, i + per_pass) for i in range(len(points) - per_pass)]
+        out[name] = {"within": min(within), "within_max": max(within), "across": min(across),
+                     "across_max": max(across), "overall": rate(0, len(points) - 1)}
+    return out
+
+
+def test_replayed_series_grow_at_the_captured_rate(tmp_path):
+    """Counters, a histogram and a summary captured every second: replayed
+    for several passes, each value rises per second of point time as it did
+    in the capture (within 10 %: integer counts are truncated), from pass to
+    pass too; never falls; every point after its series' one start time,
+    the first send's too. The first send is the capture as it was."""
+    per_pass, passes = 4, 3
+    paced_capture(tmp_path / "capture.pb", per_pass)
+    out = tmp_path / "templates"
+    import_captures([tmp_path / "capture.pb"], out)
+    series = received_series(replay(out, passes=passes, signals=("metrics",)))
+    assert {name: len(points) for name, points in series.items()} == {
+        name: per_pass * passes for name in ("requests", "bytes", "latency", "rpc")}
+    for name, points in series.items():
+        times = [p.time_unix_nano for p in points]
+        assert all(a < b for a, b in zip(times, times[1:])), f"{name}: times strictly increasing"
+        starts = {p.start_time_unix_nano for p in points}
+        assert len(starts) == 1, f"{name}: one start time, on every send: no reset"
+        assert all(p.start_time_unix_nano <= p.time_unix_nano for p in points), f"{name}: start after a point"
+    assert [p.as_int for p in series["requests"][:per_pass]] == [70, 80, 90, 100], "the first send as captured"
+    for name in ("requests", "bytes"):
+        ys = [p.as_int if name == "requests" else p.as_double for p in series[name]]
+        assert all(a <= b for a, b in zip(ys, ys[1:])), f"{name} never decreases"
+    for name in ("latency", "rpc"):
+        assert all(a.count <= b.count and a.sum <= b.sum for a, b in zip(series[name], series[name][1:]))
+    assert all(p.count == sum(p.bucket_counts) for p in series["latency"])
+    assert all(a <= b for x, y in zip(series["latency"], series["latency"][1:])
+               for a, b in zip(x.bucket_counts, y.bucket_counts)), "every bucket rises"
+    for name, measured in replay_rates(series, per_pass).items():
+        for kind, rate in measured.items():
+            assert abs(rate / RATES[name] - 1) <= 0.10, (name, kind, rate, RATES[name])
 
 
 # ---------------------------------------------------------------------------
@@ -433,6 +543,10 @@ def test_exponential_histogram_series_go_on_growing(tmp_path):
     assert [p.positive.offset for p in sent] == [-2] * 9 and {p.scale for p in sent} == {3}
     times = [p.time_unix_nano for p in sent]
     assert all(a < b for a, b in zip(times, times[1:]))
+    assert len({p.start_time_unix_nano for p in sent}) == 1
+    assert all(p.start_time_unix_nano < p.time_unix_nano for p in sent)
+    captured = (counts[2] - counts[0]) / 0.2  # 205 per 100 ms
+    assert abs((counts[-1] - counts[0]) / ((times[-1] - times[0]) / 1e9) / captured - 1) <= 0.10, "the captured rate"
 
 
 def test_padded_exponential_buckets_survive_patchable_gzip(tmp_path):

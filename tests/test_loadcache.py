@@ -210,3 +210,24 @@ def test_sender_caches_gzip_templates_for_http_gzip(template_dir, tmp_path):
     assert not any("Compressed" in line or "Saved" in line for line in second_lines)
     assert first.delivered == second.delivered > 0
     assert len(list((tmp_path / "cache").glob("*.gzip"))) == 3
+
+
+def test_series_plans_with_bad_offsets_or_counts_are_refused():
+    """A cached plan of series kept whole is checked like any other: its
+    value and time offsets, its starts, and every count's rows (they come
+    before it, and are no count or double)."""
+    from test_fastpath import series_metrics
+
+    data = series_metrics()
+    plan = fp.scan("metrics", data)
+    counts = np.flatnonzero(plan.series_values[:, 3] == 4)
+    assert len(counts) and len(plan.series_start)
+    damages = [("series_values", (0, 5), plan.size), ("series_values", (0, 4), -1), ("series_start", (0, 1), plan.size),
+               ("series_start", (0, 0), plan.size - 4), ("series_values", (counts[0], 2), counts[0] + 1),
+               ("series_values", (counts[0], 1), -1), ("series_values", (counts[0], 3), 5)]
+    for name, where, value in damages:
+        arrays = {key: np.array(array) for key, array in plan.arrays().items()}
+        arrays[name][where] = value
+        with pytest.raises(ValueError, match="outside|precede|unknown"):
+            fp.plan_from_arrays(arrays=arrays, **plan.scalars())
+    fp.plan_from_arrays(arrays=plan.arrays(), **plan.scalars())

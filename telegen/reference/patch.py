@@ -29,6 +29,23 @@ def _grow(v: int, step: int) -> int:
     return (v + step * ((v >> 10) + (1 if v > 0 else 0))) & MASK64
 
 
+def _elapsed(now: int, run_start: int) -> float:
+    """How long series kept whole have been replayed, in ns (0 before run_start)."""
+    return max(float(_int64(now - run_start)), 0.0)
+
+
+def _fraction(elapsed: float, first: Message, last: Message) -> float:
+    """The replay's time so far over the series' captured span: the series
+    grows by x times its captured increase (last - first), at its captured rate."""
+    return elapsed / float(_int64(last.time_unix_nano - first.time_unix_nano))
+
+
+def _growth(increase: int, x: float) -> int:
+    """A captured increase (modulo 2**64, read signed) times x, truncated toward zero."""
+    g = float(_int64(increase)) * x
+    return 0 if g != g else int(min(max(g, -9.2e18), 9.2e18))
+
+
 class _Groups:
     """Id groups (per distinct trace id) and time groups, numbered in order of
     first appearance, exactly as the scan numbers them."""
@@ -231,16 +248,20 @@ def _group_exemplars(message: Message, groups: _Groups) -> None:
 
 
 def _patch_point_times(point: Message, now: int, run_start: int, cumulative: bool,
-                       last_time: int | None = None) -> None:
-    """`last_time`: the template time of the last point of the point's series
-    (a series kept whole): the point goes as far before now as it was before
-    that one, and a delta window ends where its point does."""
+                       first_time: int | None = None, last_time: int | None = None) -> None:
+    """`first_time`, `last_time`: the template times of the first and last
+    points of the point's series (a series kept whole): the point goes as far
+    before now as it was before the last one, a delta window ends where its
+    point does, and a cumulative start goes as far before run_start as it was
+    before the last point, no later than the first."""
     start, time = point.start_time_unix_nano, point.time_unix_nano
     end = time if last_time is None else last_time
     if time:
         point.time_unix_nano = (now - (end - time)) & MASK64
     if start:
-        if cumulative:
+        if cumulative and last_time is not None:
+            point.start_time_unix_nano = (run_start - (last_time - min(start, first_time))) & MASK64
+        elif cumulative:
             point.start_time_unix_nano = run_start
         elif time:
             point.start_time_unix_nano = (now - (end - start)) & MASK64
@@ -274,6 +295,7 @@ def _series_runs(points) -> list[tuple[int, int] | None]:
 def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, run_start: int, step: int,
                    padded: list[bool]) -> None:
     """`padded`: per metric in wire order, whether it is in the padded layout."""
+    elapsed = _elapsed(now, run_start)
     for metric, is_padded in zip(_metrics(message), padded):
         kind = metric.WhichOneof("data")
         if kind is None:
@@ -287,57 +309,59 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
         for index, point in enumerate(points):
             run = runs[index]
             first, last = (template[run[0]], template[run[1]]) if run else (None, None)
+            first_time = first.time_unix_nano if first is not None else None
             last_time = last.time_unix_nano if last is not None else None
+            x = _fraction(elapsed, first, last) if first is not None else 0.0
             for exemplar in _exemplars(kind, point):
                 if exemplar.time_unix_nano:
                     exemplar.time_unix_nano = now
                 _fresh_context(exemplar, groups, draws)
             if kind in ("gauge", "sum"):
                 is_sum_cumulative = kind == "sum" and cumulative
-                _patch_point_times(point, now, run_start, is_sum_cumulative, last_time)
+                _patch_point_times(point, now, run_start, is_sum_cumulative, first_time, last_time)
                 counter = is_sum_cumulative and data.is_monotonic
                 is_int = point.WhichOneof("value") == "as_int"
                 if (counter and first is not None and (first.WhichOneof("value") == "as_int") == is_int
                         and (last.WhichOneof("value") == "as_int") == is_int):
-                    _grow_number_by_series(point, first, last, step)
+                    _grow_number_by_series(point, first, last, x)
                 elif not counter and first is not None:
                     pass  # a gauge series replays its captured values
                 else:
                     _patch_number(point, counter, step, draws)
             elif kind == "histogram":
-                _patch_point_times(point, now, run_start, cumulative, last_time)
+                _patch_point_times(point, now, run_start, cumulative, first_time, last_time)
                 if cumulative and point.count:
                     if first is not None:
-                        _grow_histogram_by_series(point, first, last, step)
+                        _grow_histogram_by_series(point, first, last, x)
                     else:
                         _patch_histogram(point, step)
             elif kind == "exponential_histogram":
-                _patch_point_times(point, now, run_start, cumulative, last_time)
+                _patch_point_times(point, now, run_start, cumulative, first_time, last_time)
                 if cumulative and first is not None:
-                    _grow_exponential_by_series(point, first, last, step, is_padded)
+                    _grow_exponential_by_series(point, first, last, x, is_padded)
             else:  # summary: cumulative by definition
-                _patch_point_times(point, now, run_start, True, last_time)
+                _patch_point_times(point, now, run_start, True, first_time, last_time)
                 if first is not None:
                     if point.count and first.count and last.count:
-                        point.count = (point.count + step * (last.count - first.count)) & MASK64
+                        point.count = (point.count + _growth(last.count - first.count, x)) & MASK64
                     if point.sum and first.sum and last.sum:
-                        point.sum = point.sum + float(step) * (last.sum - first.sum)
+                        point.sum = point.sum + (last.sum - first.sum) * x
 
 
-def _grow_number_by_series(point: Message, first: Message, last: Message, step: int) -> None:
-    """A counter in a series goes on from the capture: + step * (last - first)."""
+def _grow_number_by_series(point: Message, first: Message, last: Message, x: float) -> None:
+    """A counter in a series goes on from the capture at its captured rate: + (last - first) * x."""
     which = point.WhichOneof("value")
     if which is None or first.WhichOneof("value") is None or last.WhichOneof("value") is None:
         return
     if which == "as_int":
-        point.as_int = _int64(point.as_int + step * (last.as_int - first.as_int))
+        point.as_int = _int64(point.as_int + _growth(last.as_int - first.as_int, x))
     else:
-        point.as_double = point.as_double + float(step) * (last.as_double - first.as_double)
+        point.as_double = point.as_double + (last.as_double - first.as_double) * x
 
 
-def _grow_exponential_by_series(point: Message, first: Message, last: Message, step: int, padded: bool) -> None:
-    """Count, zero count, sum and (padded) every bucket count + step * (last -
-    first). The kernel can grow bucket counts only where they are varints
+def _grow_exponential_by_series(point: Message, first: Message, last: Message, x: float, padded: bool) -> None:
+    """Zero count, sum and (padded) every bucket count + (last - first) * x,
+    the count + what the zero count and buckets grew by. The kernel can grow bucket counts only where they are varints
     padded to 10 bytes: in the padded layout, while the three points have as
     many buckets on each side; protobuf's own encoding of bucket counts
     leaves the point as captured."""
@@ -348,31 +372,43 @@ def _grow_exponential_by_series(point: Message, first: Message, last: Message, s
             return
     elif any(len(getattr(p, side).bucket_counts) for p in (point, first, last) for side in sides):
         return
-    if point.count and first.count and last.count:
-        point.count = (point.count + step * (last.count - first.count)) & MASK64
+    parts: list[int] = []  # what the zero count and each bucket grew by
     if point.zero_count and first.zero_count and last.zero_count:
-        point.zero_count = (point.zero_count + step * (last.zero_count - first.zero_count)) & MASK64
-    if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
-        point.sum = point.sum + float(step) * (last.sum - first.sum)
+        parts.append(_growth(last.zero_count - first.zero_count, x))
+        point.zero_count = (point.zero_count + parts[-1]) & MASK64
     for side in sides:
         counts = getattr(point, side).bucket_counts
         if len(counts):  # only then: assigning even nothing would make an absent side present
-            counts[:] = [(b + step * (lb - fb)) & MASK64 for b, fb, lb in
-                         zip(counts, getattr(first, side).bucket_counts, getattr(last, side).bucket_counts)]
+            grown = [_growth(lb - fb, x) for fb, lb in
+                     zip(getattr(first, side).bucket_counts, getattr(last, side).bucket_counts)]
+            counts[:] = [(b + g) & MASK64 for b, g in zip(counts, grown)]
+            parts += grown
+    _grow_count(point, first, last, x, parts)
+    if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
+        point.sum = point.sum + (last.sum - first.sum) * x
 
 
-def _grow_histogram_by_series(point: Message, first: Message, last: Message, step: int) -> None:
-    """Count, sum and buckets each + step * (last - first): the count stays
-    the buckets' sum. Left as captured where the bucket layout changed."""
+def _grow_histogram_by_series(point: Message, first: Message, last: Message, x: float) -> None:
+    """Buckets and sum each + (last - first) * x, the count + what its
+    buckets grew by. Left as captured where the bucket layout changed."""
     n = len(point.bucket_counts)
     if n and (len(first.bucket_counts) != n or len(last.bucket_counts) != n):
         return
-    if first.count and last.count:
-        point.count = (point.count + step * (last.count - first.count)) & MASK64
+    parts = [_growth(lb - fb, x) for fb, lb in zip(first.bucket_counts, last.bucket_counts)] if n else []
+    point.bucket_counts[:] = [(b + g) & MASK64 for b, g in zip(point.bucket_counts, parts)]
+    _grow_count(point, first, last, x, parts)
     if point.HasField("sum") and first.HasField("sum") and last.HasField("sum"):
-        point.sum = point.sum + float(step) * (last.sum - first.sum)
-    point.bucket_counts[:] = [(b + step * (lb - fb)) & MASK64
-                              for b, fb, lb in zip(point.bucket_counts, first.bucket_counts, last.bucket_counts)]
+        point.sum = point.sum + (last.sum - first.sum) * x
+
+
+def _grow_count(point: Message, first: Message, last: Message, x: float, parts: list[int]) -> None:
+    """A histogram's count grows by what its parts (buckets, zero count) grew
+    by, so it stays their sum; by its own increase when it has none."""
+    if parts:
+        if point.count:
+            point.count = (point.count + sum(parts)) & MASK64
+    elif point.count and first.count and last.count:
+        point.count = (point.count + _growth(last.count - first.count, x)) & MASK64
 
 
 def _patch_number(point: Message, counter: bool, step: int, draws: _Draws) -> None:

@@ -13,22 +13,22 @@ generation makes the `target_info` samples of one generation equal (a store
 keeps one), and strictly rising stamps (at least 1 ms apart: stores keep
 milliseconds) mean no two samples of a series share a timestamp.
 
-The processes agree without messages: each writes, in shared memory, the
-last generation it finished and when; generation g+1's stamp is the latest
-of those finishing times (and at least 1 ms after g's), which every process
-computes alike once all have finished g.
+The processes agree through shared memory: each writes the last generation
+it finished; once all have finished g, the first to start g+1 stamps it with
+its clock (at least 1 ms, or the export interval, after g's) and publishes
+the stamp for the others.
 """
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections.abc import Hashable, Iterable
 from multiprocessing.sharedctypes import RawArray
 
 MIN_STEP_NS = 1_000_000  # stores keep milliseconds
-# Shared slots per process: the last generation finished, and when, for even
-# and odd generations (a process can be at most one generation ahead).
-_SLOTS = 3
+# Shared slots per process: the last generation it finished.
+_SLOTS = 1
 _NO_METRICS = 2**62  # a process without metric batches never holds the others back
 
 
@@ -39,9 +39,12 @@ class Generations:
         self.processes = max(1, processes)
         self.start_ns = start_ns  # the first generation's stamp, alike in every process
         self.interval_ns = int(interval * 1e9)
-        self.shared = RawArray("q", self.processes * _SLOTS)
+        # Then the latest generation stamped and its stamp, under `lock`.
+        self.shared = RawArray("q", self.processes * _SLOTS + 2)
+        self.lock = multiprocessing.get_context("fork").Lock()
         for index in range(self.processes):
             self.shared[index * _SLOTS] = -1
+        self.shared[-2], self.shared[-1] = 1, start_ns
 
     def worker(self, index: int, keys: Iterable[Hashable]) -> WorkerGenerations:
         return WorkerGenerations(self, index, keys)
@@ -55,6 +58,7 @@ class WorkerGenerations:
     def __init__(self, generations: Generations, index: int, keys: Iterable[Hashable],
                  clock=time.time_ns) -> None:
         self._shared = generations.shared
+        self._shared_lock = generations.lock
         self._processes = generations.processes
         self._interval_ns = generations.interval_ns
         self._start_ns = generations.start_ns
@@ -101,22 +105,21 @@ class WorkerGenerations:
 
     def _maybe_finished(self) -> None:
         if self._pending == 0 and len(self._sent) == len(self._keys):
-            base = self._index * _SLOTS
-            self._shared[base + 1 + self.generation % 2] = self._clock()
-            self._shared[base] = self.generation  # last: the time above is set when this is read
+            self._shared[self._index * _SLOTS] = self.generation
 
     def _next_stamp(self) -> int | None:
-        """Generation g+1's stamp once every process has finished g."""
+        """Generation g+1's stamp once every process has finished g: the
+        clock of the first process to start it, published for the others."""
         g = self.generation
-        latest = 0
         for index in range(self._processes):
-            base = index * _SLOTS
-            done = self._shared[base]
-            if done < g:
+            if self._shared[index * _SLOTS] < g:
                 return None
-            if done != _NO_METRICS:
-                latest = max(latest, self._shared[base + 1 + g % 2])
-        stamp = max(latest, self.stamp_ns + MIN_STEP_NS, self.stamp_ns + self._interval_ns)
-        if stamp > self._clock() + MIN_STEP_NS:
-            return None  # the export interval is not over yet
-        return stamp
+        with self._shared_lock:
+            if self._shared[-2] == g + 1:
+                return self._shared[-1]
+            now = self._clock()
+            if now < self.stamp_ns + self._interval_ns:
+                return None  # the export interval is not over yet
+            stamp = max(now, self.stamp_ns + MIN_STEP_NS)
+            self._shared[-2], self._shared[-1] = g + 1, stamp
+            return stamp

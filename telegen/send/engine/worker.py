@@ -64,9 +64,12 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
 
     # A batch of metric series kept whole is sent at most once per its
     # series' period, so a series' times never overlap from send to send
-    # (more volume comes from more series: metric_series_multiplier).
+    # (more volume comes from more series: metric_series_multiplier). Its
+    # first send starts its replay: the patch grows each series from there at
+    # the series' captured rate, and puts its start time before it.
     last_sent: dict[tuple[int, int], float] = {}
     every_key = [_key(item) for item in schedule]
+    replay_started: dict[tuple[int, int], int] = {}
     try:
         pass_number = 0
         unsent = set(every_key)  # batches not yet sent in this pass
@@ -96,12 +99,16 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     break
                 if not _take_slot(slots, stop):
                     break
+                if now_ns is None:
+                    now_ns = time.time_ns()
+                start_ns = run_start_ns
                 if period:
                     last_sent[key] = time.monotonic()
-                # Counters grow once per generation: a series' value never
-                # falls, and grows at the pace its samples are taken.
+                    start_ns = replay_started.setdefault(key, now_ns)
+                # Generated counters grow once per generation: a series' value
+                # never falls, and grows at the pace its samples are taken.
                 step = order.generation - 1 if item.signal == "metrics" else pass_number
-                _send(item, transports[item.signal], counters, settings, run_start_ns, step, finished(item),
+                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item),
                       _pace(bucket, pieces, stop, deadline), now_ns)
                 unsent.discard(key)
                 sent += 1

@@ -48,9 +48,10 @@ from .batches import Batch, SignalTemplates, load_signal
 from .compression import with_gzip
 
 MAGIC = b"TELEGEN-LOAD-CACHE\n"
-FORMAT = 2  # 2: plans carry time_series and series_values (metric series kept whole)
+FORMAT = 3  # 2: plans carry time_series and series_values (metric series kept whole); 3: series_start, and
+           # series_values name their series' first and last times
 GZIP_MAGIC = b"TELEGEN-GZIP-CACHE\n"
-GZIP_FORMAT = 2  # 2: byte classes of series times and values
+GZIP_FORMAT = 3  # 2: byte classes of series times and values; 3: of series starts, values keyed by their span
 _ALIGN = 64
 
 

@@ -92,6 +92,10 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
         put(series[:, 0], 8, *field_numbers(old64(series[:, 1]) - old64(series[:, 0])))
     for offsets in (plan.time_now, plan.time_start):  # one value for all
         put(offsets, 8, np.zeros(len(offsets), dtype=np.int64), 1)
+    starts = plan.series_start
+    if len(starts):  # the start less the template's distance from min(start, first time) to the last point
+        own, first = old64(starts[:, 0]).view(np.uint64), old64(starts[:, 1]).view(np.uint64)
+        put(starts[:, 0], 8, *field_numbers(old64(starts[:, 2]) - np.minimum(own, first).view(np.int64)))
     counters = plan.counters
     if len(counters):  # grown from the template value by the step
         put(counters[:, 0], 8, *field_numbers(counters[:, 1], old64(counters[:, 0])))
@@ -112,16 +116,24 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
         sums = histograms[(histograms[:, 1] >= 0) & (old64(histograms[:, 0]) != 0), 1]
         put(sums, 8, np.arange(len(sums)), len(sums))
     values = plan.series_values
-    for padded in (False, True):  # the template value plus the step times its series' own increase (last - first)
-        rows = values[(values[:, 3] == 3) == padded] if len(values) else values
+    # The template value plus its series' increase (last - first) times the
+    # replay's time over the series' span (last time - first time); a
+    # histogram's count (kind 4) plus what its parts grew by: unique.
+    if len(values):
+        counts = values[values[:, 3] == 4, 0]
+        put(counts, 8, np.arange(len(counts)), len(counts))
+    for padded in (False, True):
+        rows = values[((values[:, 3] == 3) == padded) & (values[:, 3] != 4)] if len(values) else values
         if not len(rows):
             continue
+        span = old64(rows[:, 5]) - old64(rows[:, 4])
         if padded:  # 10-byte varints: keyed by their first 8 bytes and the last 2
             def key(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return old64(offsets), old64(offsets + 2)
-            put(rows[:, 0], 10, *field_numbers(*key(rows[:, 0]), *key(rows[:, 1]), *key(rows[:, 2])))
+            put(rows[:, 0], 10, *field_numbers(*key(rows[:, 0]), *key(rows[:, 1]), *key(rows[:, 2]), span))
         else:
-            put(rows[:, 0], 8, *field_numbers(rows[:, 3], old64(rows[:, 0]), old64(rows[:, 1]), old64(rows[:, 2])))
+            put(rows[:, 0], 8, *field_numbers(rows[:, 3], old64(rows[:, 0]), old64(rows[:, 1]), old64(rows[:, 2]),
+                                              span))
     replicas = plan.replicas
     for width in np.unique(replicas[:, 1]) if len(replicas) else ():
         offsets = replicas[replicas[:, 1] == width, 0]
