@@ -195,3 +195,21 @@ def test_an_imported_collector_capture_is_stored_whole_by_every_backend(tmp_path
         count = eventually(lambda: sum(int(r["value"]) for r in logs.stats("* | stats count() as n")),
                            lambda n: n >= records, timeout=30)
         assert count == records
+
+
+def test_a_metric_interval_samples_each_series_once_per_interval(template_dir, tmp_path):
+    """`metric_interval: 1s` for 3.5 s: like an SDK exporting every second,
+    every series has 4 samples, 1 s apart (not as many as the rate asks)."""
+    with Prometheus(tmp_path / "prometheus") as prometheus:
+        report = send(template_dir, "metrics", prometheus.otlp_endpoint, "http/protobuf", duration=3.5, multiplier=0,
+                      metric_interval="1s")
+        delivered_exactly(report, "metrics")
+        expected = report.signals["metrics"].prometheus_series
+        assert stored_series(prometheus, expected) == expected
+        end = time.time()
+        every = prometheus.query(f"{ALL_SERIES}[5m]", at=end)
+        assert len(every) == expected
+        for series in every:
+            times = [float(t) for t, _ in series["values"]]
+            assert len(times) == 4, series["metric"]
+            assert all(0.99 <= b - a <= 1.2 for a, b in zip(times, times[1:])), times

@@ -5,6 +5,7 @@ harnesses:
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -115,6 +116,28 @@ class Sender:
             protocol=resolved.protocol,
         )
 
+    def describe_metric_pace(self) -> str | None:
+        """With `metric_interval`: how many points per second the series can
+        give, and how many copies of them the asked rate needs."""
+        interval = self.config.sending.metric_interval
+        loaded = self.load()
+        metrics = next((t for t in loaded if t.signal == "metrics"), None)
+        if not interval or metrics is None:
+            return None
+        settings = self.settings()
+        points = metrics.events_per_pass  # one sample of every series this sender writes
+        ceiling = points / interval
+        line = (f"metrics: {points:,} series sampled every {interval:g} s (metric_interval) give at most "
+                f"{ceiling:,.0f} points/s")
+        rate = settings.plan.constant
+        if rate:
+            share = rate * points / sum(t.events_per_pass for t in loaded)
+            if share > ceiling:
+                needed = math.ceil(share * interval / metrics.events)
+                line += (f"; the rate asks for about {share:,.0f}/s: set metric_series_multiplier to {needed} "
+                         f"(or more) for that many series")
+        return line
+
     def describe_setup(self) -> str:
         settings = self.settings()
         shard = self.config.sending.shard
@@ -149,6 +172,9 @@ class Sender:
         a function returning the counts so far (see engine.run)."""
         loaded = self.load()
         self.write(self.describe_setup())
+        pace = self.describe_metric_pace()
+        if pace:
+            self.write(pace)
         if timeline is not None:
             timeline.p99_budget = self.config.thresholds.p99_latency
         report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
