@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from .send.report.timeline import Timeline
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
-EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
+# The run failed: nothing delivered, a signal got nothing through, or a
+# threshold breached (by default: more than 1 % of a signal's events lost).
+EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input: config, files, flags
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (after the drain and the summary)
 EXIT_BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as Unix tools exit)
