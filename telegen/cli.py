@@ -307,8 +307,10 @@ def _stop_on_signals(stop: threading.Event, before_exit: Callable[[], None] | No
             if before_exit is not None:
                 before_exit()
             os._exit(EXIT_INTERRUPTED)
-        print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+        # Set before saying so: a second Ctrl-C that comes while the line is
+        # written runs this handler again, inside this call, and must find it set.
         stop.set()
+        print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, first)
     signal.signal(signal.SIGTERM, first)

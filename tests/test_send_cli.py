@@ -227,6 +227,9 @@ def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
                                    env=dict(os.environ, TEST_API_KEY="k"))
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
         stdout.wait_for("Sending")
+        # The first progress line: requests are on the wire by then (a Ctrl-C
+        # before the first leaves nothing to drain, and the run ends at once).
+        stdout.wait_for(" req ")
         process.send_signal(signal.SIGINT)
         stderr.wait_for("Ctrl-C again to exit at once")
         assert process.poll() is None, "still draining after the first Ctrl-C"
