@@ -8,7 +8,6 @@ same end-to-end tests (tests/test_send_http.py) before it was set aside.
 from __future__ import annotations
 
 import asyncio
-import math
 import ssl
 import threading
 from pathlib import Path
@@ -25,7 +24,7 @@ from telegen.send.transport.base import (
     Target,
     parse_partial_success,
 )
-from telegen.send.transport.http import RETRYABLE_STATUS, retry_after, status_message
+from telegen.send.transport.http import REJECTING_STATUS, RETRYABLE_STATUS, retry_after, status_message
 
 
 def tls_context(target: Target) -> ssl.SSLContext:
@@ -111,6 +110,10 @@ class AiohttpTransport(Carrier):
             self._failed(state, index, attempt, f"HTTP {status}", f"redirected to {where} (not followed: set the "
                          "endpoint to where the collector is)", None, retryable=False)
             return
+        if status in REJECTING_STATUS:  # the data itself refused: rejected, as the libcurl carrier counts it
+            state.finish_piece(index, rejected=state.piece_events[index], code=f"HTTP {status}",
+                               message=status_message(body, headers.get("Content-Type", "")))
+            return
         retryable = status in RETRYABLE_STATUS
         delay = retry_after(headers.get("Retry-After")) if retryable else None
         self._failed(state, index, attempt, f"HTTP {status}", status_message(body, headers.get("Content-Type", "")),
@@ -118,14 +121,7 @@ class AiohttpTransport(Carrier):
 
     def _failed(self, state: BatchState, index: int, attempt: int, code: str, message: str, delay: float | None,
                 retryable: bool) -> None:
-        if retryable and attempt < self.retry.max_attempts and not self._closed:
-            wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
-            if not math.isfinite(wait):
-                wait = self.retry.max_backoff
-            state.retried()
-            self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
-            return
-        state.finish_piece(index, failed=True, code=code, message=message)
+        self._retry_or_fail(state, index, attempt, code, message, delay, retryable)
 
     async def _shutdown(self) -> None:
         tasks = list(self._tasks)

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from .send.report.timeline import Timeline
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
-EXIT_FAILED = 1  # the run failed: nothing delivered, or a signal got nothing through
+# The run failed: nothing delivered, a signal got nothing through, or a
+# threshold breached (by default: more than 1 % of a signal's events lost).
+EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input: config, files, flags
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (after the drain and the summary)
 EXIT_BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as Unix tools exit)
@@ -305,8 +307,10 @@ def _stop_on_signals(stop: threading.Event, before_exit: Callable[[], None] | No
             if before_exit is not None:
                 before_exit()
             os._exit(EXIT_INTERRUPTED)
-        print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+        # Set before saying so: a second Ctrl-C that comes while the line is
+        # written runs this handler again, inside this call, and must find it set.
         stop.set()
+        print("telegen: stopping (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, first)
     signal.signal(signal.SIGTERM, first)

@@ -164,7 +164,60 @@ def test_non_retryable_error_fails_fast_and_is_said_plainly(templates):
     traces = report.signals["traces"]
     assert traces.failed == traces.sent and traces.delivered == 0 and traces.retries == 0
     assert any("UNAUTHENTICATED" in line and "before any request succeeded" in line for line in lines)
-    assert len(lines) < 5, "errors are rate-limited"
+    assert len(lines) == 1, "a reason is said once"
+    assert traces.reasons == {"failed": {"UNAUTHENTICATED: sink fault: answering UNAUTHENTICATED": traces.sent}}
+
+
+def test_invalid_argument_is_rejected_with_the_servers_reason(templates):
+    """INVALID_ARGUMENT refuses the data itself: its events count as rejected
+    (not failed, not retried), under the server's message."""
+    calls = []
+
+    def export(request: bytes, context):
+        calls.append(request)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "log record too old: 2h before the newest")
+
+    report = _send_logs_once(templates, export)
+    logs = report.signals["logs"]
+    accounted(report)
+    assert logs.rejected == logs.sent > 0 and logs.failed == logs.retries == 0 and len(calls) == logs.requests
+    assert logs.reasons == {"rejected": {"INVALID_ARGUMENT: log record too old: 2h before the newest": logs.sent}}
+
+
+def test_a_run_where_every_request_fails_ends_at_its_duration(templates):
+    """Every request answered UNAVAILABLE: a 2 s run with the default
+    back-off (1 s, then 2, 4, 8) ends at 2 s, not after its retries."""
+    lines = []
+    started = time.monotonic()
+    with Sink(faults=SinkFaults(error_code="UNAVAILABLE")) as sink:
+        report = run(loaded_batches(templates), settings_for(sink.endpoint, duration=2.0, events_per_second=5000,
+                                                             retry=RetryPolicy(), drain_timeout=10), lines.append)
+    took = time.monotonic() - started
+    accounted(report)
+    assert took < 3.0 and report.elapsed < 3.0, took
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.failed == r.sent > 0 and r.delivered == 0, signal
+        assert list(r.reasons) == ["failed"] and all(reason.startswith("UNAVAILABLE") for reason in r.reasons["failed"])
+    assert not any("CANCELLED" in line for line in lines), "a request that waited to be retried keeps its error"
+
+
+def test_a_stopped_run_does_not_wait_for_its_back_off(templates):
+    """Stopped (Ctrl-C) while every request waits 5 s to be retried: the run
+    ends at once, each waiting request failed with the error it waited on."""
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    with Sink(faults=SinkFaults(error_code="UNAVAILABLE")) as sink:
+        report = run(loaded_batches(templates, ("logs",)),
+                     settings_for(sink.endpoint, events_per_second=5000,
+                                  retry=RetryPolicy(initial_backoff=5.0, max_backoff=5.0)), quiet, stop)
+    took = time.monotonic() - started
+    logs = report.signals["logs"]
+    accounted(report)
+    assert took < 2.5 and report.interrupted, took
+    assert logs.failed == logs.sent > 0 and logs.retries > 0
+    assert all(reason.startswith("UNAVAILABLE") for reason in logs.reasons["failed"]), logs.reasons
 
 
 def test_partial_success_is_counted_as_rejected(templates):
@@ -341,6 +394,12 @@ def test_failures_name_what_failed():
     assert report(traces={"sent": 0}).failures() == ["nothing was sent"]
     assert report(traces={"sent": 10, "delivered": 10}, logs={"sent": 5, "failed": 3, "rejected": 2}).failures() == [
         "logs: none of 5 events delivered (3 failed, 2 rejected)"]
+    # With the backend's reasons, and one line per signal: not also "lost 100 %".
+    dead = report(logs={"sent": 5, "failed": 3, "rejected": 2,
+                        "reasons": {"failed": {"UNAVAILABLE: down": 3}, "rejected": {"HTTP 400: too old": 2}}})
+    dead.breaches = ["logs: lost 100 % of 5 events (2 rejected, 3 failed), over max_lost_ratio 1 %: ..."]
+    assert dead.failures() == ["logs: none of 5 events delivered (3 failed, 2 rejected): failed: UNAVAILABLE: down "
+                               "(3); rejected by the endpoint: HTTP 400: too old (2)"]
 
 
 def test_errors_are_explained_in_plain_words():
@@ -350,3 +409,35 @@ def test_errors_are_explained_in_plain_words():
     assert "ca_file" in explain("SSL certificate problem: unable to get local issuer certificate")
     assert "host and port" in explain("curl error 7: Failed to connect to 127.0.0.1 port 1: Connection refused")
     assert explain("something else entirely") == ""
+    assert "try --protocol http" in explain("failed to connect to all addresses; last error: UNAVAILABLE: "
+                                            "ipv4:10.0.0.7:4318: Failed parsing HTTP/2 (Expected SETTINGS frame)")
+    assert "try --protocol grpc" in explain("curl error 1: Received HTTP/0.9 when not allowed")
+
+
+def test_a_reason_is_shortened_but_its_hint_read_from_all_of_it():
+    """The telling part of a long message can lie past the 200 characters a
+    reason keeps: the hint is read from the whole message."""
+    from telegen.send.transport.base import BatchState
+    outcomes = []
+    message = ("failed to connect to all addresses; last error: UNAVAILABLE: "
+               + "dns:otel-collector.observability.svc.cluster.local:4318 " * 3 + "Failed parsing HTTP/2")
+    state = BatchState([b"x"], (7,), outcomes.append)
+    state.finish_piece(0, failed=True, code="UNAVAILABLE", message=message)
+    (outcome,) = outcomes
+    ((kind, reason), events), = outcome.reasons.items()
+    assert (kind, events) == ("failed", 7) and len(reason) == 200 and reason.endswith("...")
+    assert "Failed parsing" not in reason and "try --protocol http" in outcome.hints[reason]
+
+
+def test_grpc_to_an_http1_port_says_to_try_protocol_http(templates):
+    """gRPC at an HTTP/1-only server (an OTLP/HTTP receiver's port): the
+    error line says to try --protocol http."""
+    from http_receiver import HttpRecorder, serve_http
+    server, port = serve_http(HttpRecorder())
+    lines = []
+    try:
+        report = run(loaded_batches(templates, ("logs",)), settings_for(f"127.0.0.1:{port}", passes=1), lines.append)
+    finally:
+        server.shutdown()
+    assert report.signals["logs"].failed == report.signals["logs"].sent > 0
+    assert any("try --protocol http (otlp.protocol: http/protobuf)" in line for line in lines), lines

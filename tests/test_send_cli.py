@@ -36,6 +36,14 @@ def send(*args: str, env_key: str = "s3cr3t-api-key", timeout: float = 60,
                           env=env, timeout=timeout)
 
 
+def summary_delivered(stdout: str) -> dict[str, int]:
+    """Events delivered per signal, read from the summary (the lines after
+    "Sent for"; progress lines above it say "delivered" too)."""
+    summary = stdout[stdout.index("Sent for"):].splitlines()
+    return {line.split()[0]: int(line.split()[1].replace(",", "")) for line in summary
+            if line.split()[:1] in (["traces"], ["metrics"], ["logs"]) and "delivered" in line}
+
+
 def test_sender_api_against_the_sink(template_dir):
     with Sink() as sink:
         report = telegen.Sender({
@@ -123,8 +131,7 @@ def test_ctrl_c_stops_gracefully_with_a_summary(template_dir, tmp_path):
         received = settled(sink)
     assert process.returncode == 130, stderr
     assert "(interrupted)" in stdout and "delivered" in stdout
-    delivered = sum(int(line.split()[1].replace(",", "")) for line in stdout.splitlines()
-                    if line.strip().split(" ")[0] in ("traces", "metrics", "logs") and "delivered" in line)
+    delivered = sum(summary_delivered(stdout).values())
     assert delivered == received.traces.events + received.metrics.events + received.logs.events > 0
 
 
@@ -194,7 +201,7 @@ def test_a_config_warning_is_one_line(template_dir, tmp_path):
                        "(telemetry-logs.pb), not 'off': write `logs: false` to turn the signal off, or leave the "
                        "key out"]
     # ... and the signal is sent, from the directory's file.
-    assert any(line.split()[:1] == ["logs"] and "delivered" in line for line in result.stdout.splitlines())
+    assert summary_delivered(result.stdout)["logs"] > 0
 
 
 def test_telemetry_sender_wrapper_and_demo(template_dir, tmp_path, capsys):
@@ -220,6 +227,9 @@ def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
                                    env=dict(os.environ, TEST_API_KEY="k"))
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
         stdout.wait_for("Sending")
+        # The first progress line: requests are on the wire by then (a Ctrl-C
+        # before the first leaves nothing to drain, and the run ends at once).
+        stdout.wait_for(" req ")
         process.send_signal(signal.SIGINT)
         stderr.wait_for("Ctrl-C again to exit at once")
         assert process.poll() is None, "still draining after the first Ctrl-C"
@@ -227,7 +237,7 @@ def test_second_ctrl_c_exits_at_once(template_dir, tmp_path):
         assert process.wait(timeout=30) == 130
         errors, output = stderr.rest(), stdout.rest()
     assert "interrupted again, exiting now" in errors and "Traceback" not in errors
-    assert "delivered" not in output, "it left before the drain, which would end in the summary"
+    assert "Sent for" not in output, "it left before the drain, which would end in the summary"
 
 
 def test_a_directory_with_another_prefix_names_it(tmp_path):
@@ -239,3 +249,61 @@ def test_a_directory_with_another_prefix_names_it(tmp_path):
     assert result.returncode == 2
     assert f"{tmp_path / 't'} has no telemetry-traces.pb, telemetry-metrics.pb, telemetry-logs.pb but has " \
            "templates with prefix small: set input.prefix: small" in result.stderr
+
+
+def failing_yaml(path, template_dir, extra: str = "", logs: bool = True) -> None:
+    """A config as a user writes it: the default retry policy (1 s back-off,
+    then 2, 4, 8), progress every second, rate limited."""
+    path.write_text(f"""
+input: {{directory: "{template_dir}"{"" if logs else ", logs: false"}}}
+sending: {{rate_limit: {{events_per_second: 5000}}, stats_interval: 1}}
+{extra}""")
+
+
+def test_grpc_to_an_http_port_tells_the_truth(template_dir, tmp_path):
+    """The run the issue reported, against a real HTTP/1-only receiver: it
+    ends at its duration though every request fails and is retried, progress
+    says "0 delivered" (never "% done"), the error says to try
+    --protocol http, once, the startup line names only the signals sent, and
+    the summary ends on the loss."""
+    from http_receiver import HttpRecorder, serve_http
+    config, stats = tmp_path / "sender.yaml", tmp_path / "stats.json"
+    # Logs off; their own endpoint must not show in the startup line.
+    failing_yaml(config, template_dir, "otlp: {logs: {endpoint: logs.example:4317}}", logs=False)
+    server, port = serve_http(HttpRecorder())
+    try:
+        result = send("--config", str(config), "--endpoint", f"127.0.0.1:{port}", "--insecure", "--duration", "3s",
+                      "--stats-json", str(stats))
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stderr
+    report = json.loads(stats.read_text())
+    assert report["elapsed_seconds"] < 4.0, "the duration bounds a run in which every request fails"
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("Sending to")] == [
+        f"Sending to 127.0.0.1:{port} (grpc, insecure, none) with 1 process(es) x 50 requests in flight, "
+        "5,000 events/s, for 3 s"]
+    progress = [line for line in lines if line.split()[:1] in (["traces"], ["metrics"])]
+    assert progress and all(" 0 delivered " in line for line in progress), progress
+    assert "% done" not in result.stdout and "waiting for the answers in flight" in result.stdout
+    hints = [line for line in lines if "try --protocol http (otlp.protocol: http/protobuf)" in line]
+    assert 1 <= len(hints) <= 2, lines  # one per signal at most
+    assert "Failed parsing HTTP/2" in hints[0]
+    assert sum("Failed parsing HTTP/2" in line for line in lines if line.startswith("error:")) == len(hints), \
+        "each signal's reason is said once"
+    summary = result.stdout[result.stdout.index("Sent for"):result.stdout.index("Wrote ")].splitlines()
+    assert summary[-2].startswith("  LOST 100 % of traces (") and summary[-1].startswith("  LOST 100 % of metrics (")
+    assert "failed: UNAVAILABLE: " in summary[-1] and "Failed parsing HTTP/2" in summary[-1]
+    failed = result.stderr.splitlines()
+    assert [line.split(":")[2].strip() for line in failed] == ["traces", "metrics"], failed
+    assert all(" events delivered (" in line and "Failed parsing HTTP/2" in line for line in failed)
+
+
+def test_http_to_a_grpc_port_says_to_try_protocol_grpc(template_dir, tmp_path):
+    config = tmp_path / "sender.yaml"
+    failing_yaml(config, template_dir)
+    with Sink() as sink:
+        result = send("--config", str(config), "--endpoint", sink.endpoint, "--insecure", "--protocol", "http",
+                      "--duration", "1s")
+    assert result.returncode == 1, result.stderr
+    assert "try --protocol grpc (otlp.protocol: grpc)" in result.stdout, result.stdout

@@ -169,9 +169,11 @@ def test_retry_after_as_an_http_date_and_backoff_without_it(templates):
     assert logs.delivered == logs.sent and logs.retries == 3
 
 
-def test_a_400_with_a_status_body_fails_fast_and_says_why(templates):
+def test_a_400_with_a_status_body_is_rejected_at_once_and_says_why(templates):
+    """A 400 refuses the data itself: its events are rejected (not failed,
+    not retried), with the google.rpc.Status message as the reason."""
     body = status_pb2.Status(code=3, message="resource_spans[0]: trace_id is all zero").SerializeToString()
-    recorder = HttpRecorder(lambda n, signal: Answer(400, body=body))
+    recorder = HttpRecorder(lambda n, signal: Answer(400, {"Content-Type": "application/x-protobuf"}, body))
     server, port = serve_http(recorder)
     lines = Lines()
     try:
@@ -180,10 +182,109 @@ def test_a_400_with_a_status_body_fails_fast_and_says_why(templates):
     finally:
         server.shutdown()
     traces = report.signals["traces"]
-    assert traces.failed == traces.sent and traces.retries == 0
+    assert traces.rejected == traces.sent and traces.failed == 0 and traces.retries == 0
     assert len(recorder.seen) == traces.requests, "a 400 is not retried"
-    assert any("HTTP 400" in line and "trace_id is all zero" in line for line in lines), lines
+    assert traces.reasons == {"rejected": {"HTTP 400: resource_spans[0]: trace_id is all zero": traces.sent}}
+    said = [line for line in lines if "trace_id is all zero" in line]
+    assert len(said) == 1 and said[0].startswith("error: traces: the endpoint rejected "), lines
+    assert said[0].endswith(" events: HTTP 400: resource_spans[0]: trace_id is all zero")
     assert status_message(b"<html>Bad\n request</html>", "text/html") == "<html>Bad request</html>"
+
+
+# What Prometheus' OTLP receiver answers for points older than the newest of
+# their series: a text/plain 400 naming the error, then every series refused.
+OUT_OF_ORDER = ("out of order sample\n" + "".join(
+    f'series {{__name__="http_server_request_duration_seconds_bucket", le="{i}", instance="pod-{i}:8080"}} '
+    f"timestamp {1_700_000_000_000 + i}\n" for i in range(60))).encode()
+
+
+def test_a_long_error_body_is_said_once_shortened_to_one_line(templates):
+    """Every metrics request answered with Prometheus' "out of order sample"
+    and kilobytes of series: the reason is said once, in one line of at most
+    ~200 characters, and every event is counted as rejected under it."""
+    recorder = HttpRecorder(lambda n, signal: Answer(400, {"Content-Type": "text/plain; charset=utf-8"},
+                                                     OUT_OF_ORDER))
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("metrics",)),
+                     settings_for(f"http://127.0.0.1:{port}", passes=3, concurrency=2), lines)
+    finally:
+        server.shutdown()
+    metrics = report.signals["metrics"]
+    accounted(report)
+    assert metrics.requests >= 6 and metrics.rejected == metrics.sent and metrics.failed == 0
+    said = [line for line in lines if "out of order sample" in line]
+    assert len(said) == 1, lines
+    assert "\n" not in said[0] and len(said[0]) < 300 and said[0].endswith("...")
+    (reason, events), = metrics.reasons["rejected"].items()
+    assert reason.startswith('HTTP 400: out of order sample series {__name__="http_server_request_duration')
+    assert len(reason) <= 200 and events == metrics.sent
+
+
+def test_rejections_from_several_processes_are_said_once_and_summed(templates):
+    """Two worker processes meet the same refusal: one line for the run, and
+    the report's reasons sum both processes' events."""
+    recorder = HttpRecorder(lambda n, signal: Answer(422, body=b"sample too old") if n % 2 else Answer())
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("logs",)),
+                     settings_for(f"http://127.0.0.1:{port}", passes=4, processes=2), lines)
+    finally:
+        server.shutdown()
+    logs = report.signals["logs"]
+    accounted(report)
+    assert 0 < logs.rejected < logs.sent and logs.delivered == recorder.events("logs")
+    assert logs.reasons == {"rejected": {"HTTP 422: sample too old": logs.rejected}}
+    assert len([line for line in lines if "sample too old" in line]) == 1, lines
+
+
+def test_a_reason_per_request_is_said_and_kept_five_times_then_summed(templates):
+    """A backend whose every refusal names something new (here the request's
+    number): five reasons are said and kept, then one line says the rest
+    are counted, and the report sums them under "other reasons"."""
+    recorder = HttpRecorder(lambda n, signal: Answer(400, body=f"sample {n} is too old".encode()))
+    server, port = serve_http(recorder)
+    lines = Lines()
+    try:
+        report = run(loaded_batches(templates, ("logs",)),
+                     settings_for(f"http://127.0.0.1:{port}", passes=4, concurrency=1), lines)
+    finally:
+        server.shutdown()
+    logs = report.signals["logs"]
+    assert logs.requests == len(recorder.seen) > 6 and logs.rejected == logs.sent
+    assert [line.split(": ", 2)[2] for line in lines] == [
+        *(f"the endpoint rejected {logs.sent // logs.requests} events: HTTP 400: sample {n} is too old"
+          for n in range(1, 6)),
+        "more than 5 distinct reasons (rejected); the rest are counted, not shown"]
+    assert list(logs.reasons["rejected"]) == [f"HTTP 400: sample {n} is too old" for n in range(1, 6)] + [
+        "other reasons"]
+    assert sum(logs.reasons["rejected"].values()) == logs.rejected
+
+
+@pytest.mark.parametrize("answer", [Answer(503), Answer(429, {"Retry-After": "30"})], ids=["backoff", "retry-after"])
+def test_a_run_where_every_request_fails_ends_at_its_duration(templates, answer):
+    """Every request answered 503 (or 429 asking for 30 s): a 2 s run with
+    the default back-off (1 s, then 2, 4, 8) ends at 2 s, not after its
+    retries: a back-off that would pass the end is not waited, and at the
+    end nothing waits to be retried. Every event is counted as failed."""
+    recorder = HttpRecorder(lambda n, signal: answer)
+    server, port = serve_http(recorder)
+    started = time.monotonic()
+    try:
+        report = run(loaded_batches(templates), settings_for(f"http://127.0.0.1:{port}", duration=2.0,
+                                                             events_per_second=5000, retry=RetryPolicy(),
+                                                             drain_timeout=10), Lines())
+    finally:
+        server.shutdown()
+    took = time.monotonic() - started
+    accounted(report)
+    assert took < 3.0 and report.elapsed < 3.0, took
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.failed == r.sent > 0 and r.delivered == 0, signal
+        assert set(r.reasons["failed"]) == {f"HTTP {answer.status}"}, r.reasons
 
 
 def test_partial_success_is_counted_as_rejected(templates):

@@ -5,11 +5,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
 from ..send.engine.plan import RatePlan
-from ..send.report import SendReport, SignalReport, StageReport
+from ..send.report import SendReport, SignalReport, StageReport, merge_reasons
 from ..send.report.latency import Histogram
-from ..send.sender import signal_lines
+from ..send.sender import loss_lines, signal_lines
 
-_SUMMED = [f.name for f in fields(SignalReport) if f.name not in ("signal", "events_per_second", "latency")]
+_SUMMED = [f.name for f in fields(SignalReport)
+           if f.name not in ("signal", "events_per_second", "latency", "reasons")]
 
 
 @dataclass
@@ -88,7 +89,7 @@ class FleetReport:
             prefix = "at least " if row.died is not None else ""
             lines.append(f"  {row.index:>6d}  {row.node[:12]:12s}  {prefix}{delivered:>13,}  {rate:>11,.0f}  "
                          f"{failed:>9,}  {rejected:>9,}  {row.status}")
-        return "\n".join(lines)
+        return "\n".join(lines + loss_lines(self.totals))
 
     def to_dict(self) -> dict:
         totals = self.totals.to_dict()
@@ -106,8 +107,11 @@ def merged_signals(parts: Iterable[Mapping[str, SignalReport]], elapsed: float) 
         for name, own in signals.items():
             total = out.setdefault(name, SignalReport(signal=name))
             for key in _SUMMED:
-                setattr(total, key, getattr(total, key) + getattr(own, key))
+                mine, theirs = getattr(total, key), getattr(own, key)
+                if theirs is not None:  # series counts: metrics only; shards write distinct series
+                    setattr(total, key, theirs if mine is None else mine + theirs)
             total.latency = {kind: Histogram.merged([h, own.latency[kind]]) for kind, h in total.latency.items()}
+            merge_reasons(total.reasons, own.reasons)
     for total in out.values():
         total.events_per_second = total.delivered / elapsed if elapsed > 0 else 0.0
     return out

@@ -22,7 +22,7 @@ from .load.batches import SignalTemplates, describe, load_signal
 from .load.cache import load_cached
 from .load.compression import IDENTITY, PATCHABLE, body_encoding
 from .load.series import SeriesCount, count_series
-from .report import SendReport, latency
+from .report import SendReport, latency, percent
 from .report.thresholds import abort_check, breaches
 from .report.timeline import Timeline
 from .shard import SeriesCopies
@@ -76,6 +76,14 @@ class Sender:
             metrics = [t for t in self.load() if t.signal == "metrics"]
             self._series = count_series(metrics[0]) if metrics else SeriesCount(0, 0)
         return self._series
+
+    def signals(self) -> list[str]:
+        """The signals this sender sends: those loaded, or before loading those
+        the config does not switch off. The setup line names only their
+        endpoints: one of a signal that is off would only mislead."""
+        if self._loaded is not None:
+            return [templates.signal for templates in self._loaded]
+        return [signal for signal in SIGNALS if self.config.input.path(signal) is not None]
 
     def settings(self) -> SendSettings:
         sending = self.config.sending
@@ -157,7 +165,8 @@ class Sender:
         if settings.passes:
             bounds.append(f"{settings.passes} passes")
         endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
-                            f"{_compression(t, settings.gzip_encoder)})" for t in settings.targets.values()})
+                            f"{_compression(t, settings.gzip_encoder)})"
+                            for signal, t in settings.targets.items() if signal in self.signals()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
         until = " or ".join(bounds) + (", whichever comes first" if len(bounds) > 1 else "") or "until stopped"
         return (f"{who}ending to {', '.join(endpoints)} with {settings.processes} process(es) x "
@@ -214,10 +223,20 @@ def _compression(target: Target, gzip_encoder: str) -> str:
 
 
 def summary(report: SendReport) -> str:
-    """The final summary, one line per signal plus a total."""
+    """The final summary, one line per signal plus a total, and last a LOST
+    line per signal that lost events."""
     ended = " (interrupted)" if report.interrupted else " (aborted early)" if report.aborted else ""
     return "\n".join([f"Sent for {report.elapsed:.1f} s with {report.processes} process(es){ended}",
-                      *signal_lines(report)])
+                      *signal_lines(report), *loss_lines(report)])
+
+
+def loss_lines(report: SendReport) -> list[str]:
+    """A line per signal that lost events (failed or rejected), with the
+    backend's reasons: the summary ends on them, so a run that lost data
+    never ends on an ordinary-looking line."""
+    return [f"  LOST {percent(s.lost / s.sent)} of {name} ({s.lost:,} of {s.sent:,} events)"
+            + (f": {s.loss_reasons()}" if s.reasons else "")
+            for name, s in report.signals.items() if s.sent and s.lost]
 
 
 def signal_lines(report: SendReport) -> list[str]:

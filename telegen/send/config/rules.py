@@ -101,6 +101,7 @@ RULES: dict[str, Rule] = {
     "sending.shard.index": AT_LEAST_0,
     "sending.shard.count": AT_LEAST_1,
     "timestamps.jitter_ms": AT_LEAST_0,
+    "thresholds.max_lost_ratio": Range(low=0, high=1),
     "thresholds.max_failed_ratio": Range(low=0, high=1),
     "thresholds.max_rejected_ratio": Range(low=0, high=1),
     "thresholds.p99_latency": Duration(low=0, low_open=True),

@@ -259,6 +259,11 @@ class ThresholdsConfig:
     """Pass/fail budgets checked when the run ends (telegen.send.report.thresholds):
     a breach is listed and the run exits 1. null: not checked."""
 
+    # (failed + rejected) / sent, every signal. On by default: a run that lost
+    # data must not pass as done. One budget for both kinds, because for the
+    # backend's user they are one loss: 0.6 % failed and 0.6 % rejected are
+    # 1.2 % of the points missing, which two 1 % budgets would both let pass.
+    max_lost_ratio: float | None = 0.01
     max_failed_ratio: float | None = None  # failed / sent, every signal
     max_rejected_ratio: float | None = None  # rejected / sent, every signal
     p99_latency: float | None = None  # seconds: per-request p99 of every signal

@@ -1,6 +1,6 @@
 """What workers record while they send: counters and latency histograms in
-shared memory (the parent reads them), and error lines held to one per kind
-per interval."""
+shared memory (the parent reads them), the reasons for events not delivered,
+and error lines that say each reason once."""
 from __future__ import annotations
 
 import threading
@@ -11,9 +11,10 @@ from multiprocessing.sharedctypes import RawArray
 import numpy as np
 
 from ...templates import SIGNALS
-from ..report import latency
+from ..report import MAX_REASONS, OTHER_REASONS, add_reason, latency, merge_reasons
 from ..report.latency import Histogram
 from ..transport import Outcome
+from ..transport.base import FAILED, REJECTED
 
 # Counters per signal, in this order, in each worker's shared array.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
@@ -80,17 +81,46 @@ _DELIVERED, _REJECTED, _FAILED, _RETRIES = (COUNTERS.index(name) for name in ("d
                                                                               "retries"))
 
 
+class Reasons:
+    """Events not delivered per signal, kind (FAILED, REJECTED) and reason,
+    as a worker counts them from its outcomes (at most MAX_REASONS distinct
+    per signal and kind). The parent sums its workers' into the report."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, dict[str, int]]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, signal: str, kind: str, reason: str, events: int) -> None:
+        with self.lock:
+            add_reason(self.counts.setdefault(signal, {}).setdefault(kind, {}), reason, events)
+
+    def merge(self, counts: dict[str, dict[str, dict[str, int]]]) -> None:
+        with self.lock:
+            for signal, by_kind in counts.items():
+                merge_reasons(self.counts.setdefault(signal, {}), by_kind)
+
+    def of(self, signal: str) -> dict[str, dict[str, int]]:
+        """A copy of one signal's reasons, for a report."""
+        with self.lock:
+            return {kind: dict(by_reason) for kind, by_reason in self.counts.get(signal, {}).items()}
+
+
 class ErrorLog:
-    """Logs errors at most once per interval per kind, with a count of the
-    ones it held back, so a failing endpoint cannot flood the output."""
+    """What goes wrong, said so that a failing endpoint cannot flood the
+    output: each distinct reason once per signal and kind (retrying, failed,
+    rejected), at most MAX_REASONS of them (then one line that more are
+    counted, not shown), and a reason that another kind already said is
+    named by its code, not repeated. The counts are the progress lines' and
+    the summary's. `error` is for anything else: once per key per interval."""
 
     def __init__(self, write: Callable[[str], None], interval: float = 5.0) -> None:
         self.write = write
         self.interval = interval
         self.last: dict[str, float] = {}
         self.held: dict[str, int] = {}
+        self.said: dict[tuple[str, str], set[str]] = {}  # (signal, kind) -> reasons said
+        self.reasons_said: dict[str, set[str]] = {}  # signal -> reasons said, by any kind
         self.lock = threading.Lock()
-        self.first = True
 
     def error(self, key: str, text: str) -> None:
         with self.lock:
@@ -103,3 +133,96 @@ class ErrorLog:
         suffix = f" (and {held} more like it)" if held else ""
         self.write(f"error: {text}{suffix}")
 
+    def retrying(self, signal: str, reason: str, hint: str = "") -> None:
+        """Requests are being retried after `reason`: a wrong endpoint shows at once, not after the back-off."""
+        self._once(signal, "retrying", reason, hint,
+                   lambda hint, said: f"{signal}: {hint + '; ' if hint else ''}retrying after {said}")
+
+    def failed(self, signal: str, reason: str, events: int, attempts: int, before_any_success: bool,
+               hint: str = "") -> None:
+        plainly = (" (before any request succeeded: check the endpoint, TLS settings and headers)"
+                   if before_any_success else "")
+        self._once(signal, FAILED, reason, hint,
+                   lambda hint, said: f"{signal}: {hint + ': ' if hint else ''}{events:,} events failed after "
+                                      f"{attempts} attempt{'' if attempts == 1 else 's'}: {said}{plainly}")
+
+    def rejected(self, signal: str, reason: str, events: int, hint: str = "") -> None:
+        self._once(signal, REJECTED, reason, hint,
+                   lambda hint, said: f"{signal}: {hint + ': ' if hint else ''}the endpoint rejected {events:,} "
+                                      f"events: {said}")
+
+    def _once(self, signal: str, kind: str, reason: str, hint: str, line: Callable[[str, str], str]) -> None:
+        """Write `line(hint, reason)` if `reason` is new for (signal, kind)."""
+        with self.lock:
+            said = self.said.setdefault((signal, kind), set())
+            if reason in said:
+                return
+            if len(said) >= MAX_REASONS:
+                if OTHER_REASONS in said:
+                    return
+                said.add(OTHER_REASONS)
+                text = (f"{signal}: more than {MAX_REASONS} distinct reasons ({kind}); the rest are counted, "
+                        "not shown")
+            else:
+                said.add(reason)
+                before = self.reasons_said.setdefault(signal, set())
+                repeated = reason in before
+                before.add(reason)
+                # Said already (while retrying), with its hint: named by its code, not its whole text again.
+                text = line("", f"{reason.split(': ', 1)[0]}, as above") if repeated else line(hint, reason)
+        self.write(f"error: {text}")
+
+
+class RelayedErrorLog(ErrorLog):
+    """A forked worker's ErrorLog: what it would say goes to the parent's
+    ErrorLog through `relay`, so each reason is said once over all workers.
+    Each is sent once from here too: the pipe carries a few lines, not one
+    per failed batch."""
+
+    def __init__(self, relay: Relay) -> None:
+        super().__init__(lambda text: relay.put(("line", text)))
+        self.relay = relay
+        self.sent: set[tuple[str, str, str]] = set()
+
+    def retrying(self, signal: str, reason: str, hint: str = "") -> None:
+        self._forward("retrying", signal, reason, hint)
+
+    def failed(self, signal: str, reason: str, events: int, attempts: int, before_any_success: bool,
+               hint: str = "") -> None:
+        self._forward(FAILED, signal, reason, events, attempts, before_any_success, hint)
+
+    def rejected(self, signal: str, reason: str, events: int, hint: str = "") -> None:
+        self._forward(REJECTED, signal, reason, events, hint)
+
+    def _forward(self, kind: str, signal: str, reason: str, *args: object) -> None:
+        with self.lock:
+            key = (kind, signal, reason)
+            if key in self.sent or sum(1 for k, s, _ in self.sent if (k, s) == (kind, signal)) > MAX_REASONS:
+                return
+            self.sent.add(key)
+        self.relay.put(("say", kind, signal, reason, *args))
+
+
+class Relay:
+    """What forked workers tell the parent besides their counters: the lines
+    of their RelayedErrorLog as they come, and at the end the reasons they
+    counted. A pipe; the parent reads it while it watches."""
+
+    def __init__(self, context) -> None:
+        self.queue = context.SimpleQueue()
+
+    def put(self, message: tuple) -> None:
+        self.queue.put(message)
+
+    def deliver(self, errors: ErrorLog, reasons: Reasons) -> None:
+        """Act on everything sent so far (the parent, without blocking)."""
+        while not self.queue.empty():
+            message = self.queue.get()
+            if message[0] == "line":
+                errors.write(message[1])
+            elif message[0] == "reasons":
+                reasons.merge(message[1])
+            else:
+                _, kind, signal, reason, *args = message
+                {"retrying": errors.retrying, FAILED: errors.failed, REJECTED: errors.rejected}[kind](
+                    signal, reason, *args)

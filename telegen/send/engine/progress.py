@@ -95,8 +95,9 @@ def stage_line(row: StageReport) -> str:
 
 
 class Progress:
-    """One line per signal every interval: events, rates, requests, bytes/s,
-    retries, failures, rejections; with a bounded run, percent done and time left."""
+    """One line per signal every interval: events delivered, rates, requests,
+    bytes/s, retries, failures, rejections; with a bounded run, how far its
+    nearer bound is (time, or passes sent) and the time left."""
 
     def __init__(self, write: Callable[[str], None], settings: SendSettings, active: Sequence[str],
                  events_per_pass: int, timeline: Timeline | None = None, started: float | None = None) -> None:
@@ -142,14 +143,18 @@ class Progress:
             at = min(now - self.started, self.plan.duration)
             parts.append(f"stage {self.plan.stage_at(at) + 1}/{len(self.plan.stages)}, target "
                          f"{self.plan.rate_at(at):,.0f}/s")
-        if done is not None and done > 0:
+        if elapsed > self.sending_ended:
+            # The bound is reached: what comes now are answers, not progress.
+            parts.append(f"sending ended at {self.sending_ended:.1f} s; waiting for the answers in flight")
+        elif done is not None and done > 0:
+            # Time or sends, never "done": a run that delivers nothing gets through its time all the same.
             left = elapsed / done - elapsed
-            parts.append(f"{100 * min(done, 1):.0f}% done, {_clock(max(left, 0))} left")
+            parts.append(f"{self._how_far(totals, elapsed)}, {_clock(max(left, 0))} left")
         tail = f"  [{'; '.join(parts)}]" if parts else ""
         for s in self.active:
             t, p = totals[s], self.previous[s]
             self.write(
-                f"{s:8s} {t['delivered']:>13,} events  {(t['delivered'] - p['delivered']) / interval:>11,.0f}/s "
+                f"{s:8s} {t['delivered']:>13,} delivered  {(t['delivered'] - p['delivered']) / interval:>11,.0f}/s "
                 f"(avg {t['delivered'] / max(elapsed, 1e-9):>11,.0f}/s)  {t['requests']:>9,} req  "
                 f"{(t['bytes'] - p['bytes']) / interval / 1e6:7.1f} MB/s sent  retries {t['retries']}  "
                 f"failed {t['failed']}  rejected {t['rejected']}{tail}")
@@ -185,13 +190,24 @@ class Progress:
                               latencies[s]["request"] - self.previous_latency[s], stage, self._drain(elapsed))
 
     def _fraction_done(self, totals: dict[str, dict[str, int]], elapsed: float) -> float | None:
-        fractions = []
+        """How far the nearer bound is reached: the time, or the passes sent."""
+        fractions = [fraction for fraction, _ in self._bounds(totals, elapsed)]
+        return max(fractions) if fractions else None
+
+    def _how_far(self, totals: dict[str, dict[str, int]], elapsed: float) -> str:
+        """The nearer bound, in what it counts: "3 of 5 s" or "40 % of 10 passes sent"."""
+        return max(self._bounds(totals, elapsed))[1]
+
+    def _bounds(self, totals: dict[str, dict[str, int]], elapsed: float) -> list[tuple[float, str]]:
+        bounds = []
         if self.settings.duration > 0:
-            fractions.append(elapsed / self.settings.duration)
+            bounds.append((elapsed / self.settings.duration, f"{min(elapsed, self.settings.duration):.0f} of "
+                                                             f"{self.settings.duration:g} s"))
         if self.settings.passes > 0 and self.events_per_pass:
             sent = sum(totals[s]["sent"] for s in self.active)
-            fractions.append(sent / (self.settings.passes * self.events_per_pass))
-        return max(fractions) if fractions else None
+            fraction = sent / (self.settings.passes * self.events_per_pass)
+            bounds.append((fraction, f"{100 * min(fraction, 1):.0f} % of {self.settings.passes} passes sent"))
+        return bounds
 
 
 def _clock(seconds: float) -> str:
@@ -211,12 +227,16 @@ class Watch:
     settings: SendSettings
     started: float
     stop: threading.Event
+    # Called on every turn of the loop (about every 50 ms): forked workers' relay is read here.
+    tick: Callable[[], None] | None = None
 
     def until(self, alive: Callable[[], bool]) -> str | None:
         """Watch until `alive` says the workers ended; the reason when abort_check stopped the run."""
         next_line = self.started + self.settings.stats_interval
         aborted = None
         while alive():
+            if self.tick is not None:
+                self.tick()
             if self.stop.is_set():
                 self.progress.stopped(time.monotonic() - self.started)
             cut = self.cuts.next_cut()

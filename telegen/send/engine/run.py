@@ -14,7 +14,7 @@ from ..load.batches import SignalTemplates
 from ..report import SendReport, SignalReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
-from .counters import COUNTERS, Counters, ErrorLog, new_latency_array
+from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array
 from .order import Generations
 from .progress import Progress, StageCuts, Watch
 from .schedule import ScheduleItem, build_schedule, prepare_gzip
@@ -39,6 +39,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     run_start_ns = time.time_ns()
     started = time.monotonic()
     errors = ErrorLog(write)
+    reasons = Reasons()
     progress = Progress(write, settings, active, events_per_pass, timeline, started)
     cuts = StageCuts(settings.plan, active, write, settings.stage_check)
     if timeline is not None:
@@ -51,7 +52,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         def current() -> SendReport:
             elapsed = time.monotonic() - started
             report = _report(Counters.totals(arrays), Counters.latency_totals(latency_arrays), elapsed, settings,
-                             active, interrupted=False)
+                             active, reasons, interrupted=False)
             report.target_events_per_second = settings.plan.rate_at(elapsed)  # the target now, a ramp's too
             report.stages = list(cuts.rows)  # the stages finished so far
             return report
@@ -61,18 +62,19 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     if settings.processes <= 1:
         counters = Counters(arrays[0], latency_arrays[0])
         worker = threading.Thread(target=run_worker, name="telegen-sender",
-                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, started,
-                                        generations))
+                                  args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, reasons,
+                                        started, generations))
         worker.start()
         aborted = watch.until(lambda: worker.is_alive())
         worker.join()
     else:
-        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, watch, started, generations)
+        aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, reasons, watch, started,
+                                 generations)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
     cuts.cut(totals, latencies, elapsed)
-    report = _report(totals, latencies, elapsed, settings, active,
+    report = _report(totals, latencies, elapsed, settings, active, reasons,
                      interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
     report.aborted = aborted
     report.stages = cuts.rows
@@ -84,30 +86,32 @@ def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
 
 
 def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Histogram]], elapsed: float,
-            settings: SendSettings, active: Sequence[str], interrupted: bool) -> SendReport:
+            settings: SendSettings, active: Sequence[str], reasons: Reasons, interrupted: bool) -> SendReport:
     signals_out = {}
     for s in active:
         values = totals[s]
         signals_out[s] = SignalReport(signal=s, **values,
                                       events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0,
-                                      latency=latencies[s])
+                                      latency=latencies[s], reasons=reasons.of(s))
     return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=target_rate(settings),
                       processes=settings.processes, interrupted=interrupted)
 
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
-                   run_start_ns: int, errors: ErrorLog, watch: Watch, started: float,
+                   run_start_ns: int, errors: ErrorLog, reasons: Reasons, watch: Watch, started: float,
                    generations: Generations) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
-    only ever started inside the children. Worker i counts into arrays[i]."""
+    only ever started inside the children. Worker i counts into arrays[i];
+    their error lines and reasons come through one relay."""
     context = multiprocessing.get_context("fork")
     process_stop = context.Event()
+    relay = Relay(context)
     children = []
     for index in range(settings.processes):
         share = schedule[index::settings.processes]
         child = context.Process(target=child_main, name=f"telegen-sender-{index}",
                                 args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
-                                      process_stop, run_start_ns, 1.0 / settings.processes, started,
+                                      process_stop, relay, run_start_ns, 1.0 / settings.processes, started,
                                       generations, index))
         child.start()
         children.append(child)
@@ -117,9 +121,12 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         process_stop.set()
 
     threading.Thread(target=relay_stop, daemon=True).start()
+    # Read the relay while watching: a child blocked on a full pipe would never end.
+    watch.tick = lambda: relay.deliver(errors, reasons)
     aborted = watch.until(lambda: any(c.is_alive() for c in children))
     for child in children:
         child.join()
         if child.exitcode not in (0, None):
             errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
+    relay.deliver(errors, reasons)
     return aborted

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..transport import Outcome, Transport, explain, open_transport
-from .counters import Counters, ErrorLog
+from ..transport.base import FAILED, reason_text
+from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
 from .order import Generations
 from .rate import TokenBucket
 from .schedule import ScheduleItem, requests_for
@@ -20,7 +21,7 @@ from .settings import SendSettings
 
 
 def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
-               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog,
+               stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog, reasons: Reasons,
                started: float | None = None, generations: Generations | None = None, index: int = 0) -> None:
     """Send `schedule` pass after pass until a bound is reached or `stop`.
     `generations`: the run's metric generations (shared by its processes;
@@ -29,37 +30,37 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     order = generations.worker(index, {_key(item) for item in schedule if item.signal == "metrics"})
     if not schedule:  # more processes than batches: nothing for this one
         return
+    # Every process reads the plan on the parent's clock: stages change together.
+    started = time.monotonic() if started is None else started
+    deadline = started + settings.duration if settings.duration > 0 else None
     transports = {s: open_transport(s, settings.targets[s], settings.retry)
                   for s in {item.signal for item in schedule}}
     for s, transport in transports.items():
         transport.on_retry = _retry_line(s, errors)
-    # Every process reads the plan on the parent's clock: stages change together.
-    started = time.monotonic() if started is None else started
+        transport.deadline = deadline  # no back-off waits past the run's end
     plan = settings.plan.scaled(share)
     bucket = None if plan.unthrottled else TokenBucket(plan, started)
     slots = threading.BoundedSemaphore(settings.concurrency)
-    deadline = started + settings.duration if settings.duration > 0 else None
     delivered_any = threading.Event()
 
     def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
-            counters.add_outcome(item.signal, outcome)
-            if item.signal == "metrics":
-                order.answered()
-            if outcome.delivered:
-                delivered_any.set()
-            if outcome.failed:
-                code = outcome.code or "ERROR"
-                plainly = "" if delivered_any.is_set() else " (before any request succeeded: check the endpoint, " \
-                                                           "TLS settings and headers)"
-                hint = explain(outcome.message)
-                errors.error(f"{item.signal}:{code}", f"{item.signal}: {hint + ': ' if hint else ''}"
-                             f"{outcome.failed} events failed after {outcome.attempts} attempts: {code} "
-                             f"{outcome.message}{plainly}")
-            elif outcome.rejected:
-                errors.error(f"{item.signal}:rejected", f"{item.signal}: the endpoint rejected {outcome.rejected} "
-                             f"events: {outcome.message}")
-            slots.release()
+            try:
+                counters.add_outcome(item.signal, outcome)
+                if item.signal == "metrics":
+                    order.answered()
+                if outcome.delivered:
+                    delivered_any.set()
+                for (kind, reason), events in outcome.reasons.items():
+                    reasons.add(item.signal, kind, reason, events)
+                    hint = outcome.hints.get(reason, "")
+                    if kind == FAILED:
+                        errors.failed(item.signal, reason, events, outcome.attempts,
+                                      before_any_success=not delivered_any.is_set(), hint=hint)
+                    else:
+                        errors.rejected(item.signal, reason, events, hint=hint)
+            finally:
+                slots.release()  # whatever saying it did, the slot must come back
         return done
 
     # A batch of metric series kept whole is sent at most once per its
@@ -97,7 +98,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if bucket is not None and not bucket.acquire(pieces[0], stop, deadline):
                     stop.set()
                     break
-                if not _take_slot(slots, stop):
+                if not _take_slot(slots, stop, deadline):
+                    stop.set()
                     break
                 if now_ns is None:
                     now_ns = time.time_ns()
@@ -126,23 +128,20 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if not sent:
                     stop.wait(0.0005 if gated else 0.05)
     finally:
-        _drain(slots, settings, transports)
+        _drain(slots, settings, transports, stop)
 
 
 def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:
-    """Says, at most every few seconds per kind, that requests are being
-    retried and why: a wrong endpoint shows at once, not after the backoff."""
+    """Says, once per reason, that requests are being retried and why."""
     def retrying(code: str, message: str) -> None:
-        hint = explain(message)
-        errors.error(f"{signal}:retry:{code}", f"{signal}: {hint + '; ' if hint else ''}retrying after {code} "
-                     f"{message}")
+        errors.retrying(signal, reason_text(code, message), explain(message))
     return retrying
 
 
-def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
-    """Wait for an in-flight slot; False when told to stop first."""
+def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event, deadline: float | None) -> bool:
+    """Wait for an in-flight slot; False when told to stop, or the run's end comes, first."""
     while not slots.acquire(timeout=0.1):
-        if stop.is_set():
+        if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
             return False
     return True
 
@@ -174,12 +173,22 @@ def _pace(bucket: TokenBucket | None, pieces: tuple[int, ...], stop: threading.E
     return pace
 
 
-def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport]) -> None:
-    """Wait for in-flight requests (bounded), then close: whatever is still
-    pending or waiting to retry ends as failed, so every event is counted."""
-    deadline = time.monotonic() + settings.drain_timeout
+def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports: dict[str, Transport],
+           stop: threading.Event) -> None:
+    """Wait for the batches in flight (bounded by drain_timeout), then close:
+    whatever is still pending ends as failed, so every event is counted. A
+    run that ended by its duration, or was stopped, retries nothing more (the
+    requests waiting to be retried finish as failed now, with the error that
+    held them back): only the answers to requests on the wire are waited for.
+    A run that ended by its passes lets its last batches' retries run."""
+    drain_end = time.monotonic() + settings.drain_timeout
+    retrying = True
     taken = 0
-    while taken < settings.concurrency and time.monotonic() < deadline:
+    while taken < settings.concurrency and time.monotonic() < drain_end:
+        if retrying and stop.is_set():
+            for transport in transports.values():
+                transport.stop_retrying()
+            retrying = False
         if slots.acquire(timeout=0.05):
             taken += 1
     for transport in transports.values():
@@ -192,19 +201,20 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
 
 
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
-                run_start_ns: int, share: float, started: float, generations: Generations, index: int) -> None:
+               relay: Relay, run_start_ns: int, share: float, started: float, generations: Generations,
+               index: int) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
 
-    def relay() -> None:
+    def relay_stop() -> None:
         process_stop.wait()
         stop.set()
 
-    threading.Thread(target=relay, daemon=True).start()
-    errors = ErrorLog(lambda text: print(text, file=sys.stderr, flush=True))
-    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, errors, started,
-               generations, index)
+    threading.Thread(target=relay_stop, daemon=True).start()
+    reasons = Reasons()
+    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, RelayedErrorLog(relay),
+               reasons, started, generations, index)
+    relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it
-

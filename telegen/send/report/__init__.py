@@ -3,10 +3,41 @@
 the summary, --stats-json, thresholds, metrics and the fleet read them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import latency
 from .latency import Histogram
+
+# Distinct reasons kept per signal and kind (failed, rejected); events of
+# further reasons are summed under OTHER_REASONS. A backend that names every
+# refused series in its message must not grow a report without bound.
+MAX_REASONS = 5
+OTHER_REASONS = "other reasons"
+# How the summary and the failure lines say each kind of loss.
+LOSS_WORDS = {"rejected": "rejected by the endpoint", "failed": "failed"}
+
+
+def add_reason(by_reason: dict[str, int], reason: str, events: int) -> str:
+    """Count `events` under `reason` (or OTHER_REASONS once MAX_REASONS are
+    kept); returns the reason they were counted under."""
+    if reason not in by_reason and len(by_reason) >= MAX_REASONS:
+        reason = OTHER_REASONS
+    by_reason[reason] = by_reason.get(reason, 0) + events
+    return reason
+
+
+def merge_reasons(into: dict[str, dict[str, int]], other: Mapping[str, Mapping[str, int]]) -> None:
+    """Add `other`'s events per kind and reason to `into` (processes, senders)."""
+    for kind, by_reason in other.items():
+        mine = into.setdefault(kind, {})
+        for reason, events in by_reason.items():
+            add_reason(mine, reason, events)
+
+
+def percent(ratio: float) -> str:
+    """A share as people read it: 33.3 %, 1.23 %, 0.01 %, 100 %."""
+    return f"{100 * ratio:.3g} %"
 
 
 @dataclass
@@ -28,6 +59,29 @@ class SignalReport:
     # "request": each request attempt to its answer; "batch": hand-over to
     # outcome, retries and backoff included.
     latency: dict[str, Histogram] = field(default_factory=lambda: {kind: Histogram() for kind in latency.KINDS})
+    # Events not delivered per kind ("failed", "rejected") and the backend's
+    # reason (shortened): what the summary, the failure lines and --stats-json
+    # quote. Kept for the whole run, not per stage or interval.
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Events sent and not delivered: failed or rejected."""
+        return self.failed + self.rejected
+
+    def loss_reasons(self, most: int = 3) -> str:
+        """The reasons for the lost events, most events first, as one line:
+        "rejected by the endpoint: HTTP 400: out of order sample (2,900);
+        failed: UNAVAILABLE: ... (100)"; at most `most` of them, and the
+        events of each only where there are several."""
+        ranked = sorted(((events, kind, reason) for kind, by_reason in self.reasons.items()
+                         for reason, events in by_reason.items()), key=lambda item: -item[0])
+        # Each reason's events, where there are several to tell apart.
+        parts = [f"{LOSS_WORDS.get(kind, kind)}: {reason}" + (f" ({events:,})" if len(ranked) > 1 else "")
+                 for events, kind, reason in ranked[:most]]
+        if len(ranked) > most:
+            parts.append(f"{len(ranked) - most} more reason(s) in --stats-json")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -55,14 +109,23 @@ class SendReport:
     def failures(self) -> list[str]:
         """Why the run failed, or [] when it did not: nothing was delivered at
         all, or a signal that sent events got none of them delivered (a wrong
-        endpoint, TLS or headers for that signal). Some failed or rejected
-        events beside delivered ones are counted, not a failed run."""
-        reasons = [f"{name}: none of {s.sent:,} events delivered ({s.failed:,} failed, {s.rejected:,} rejected)"
-                   for name, s in self.signals.items() if s.sent and not s.delivered]
+        endpoint, TLS or headers for that signal), each with the backend's
+        reasons; a threshold was breached (by default more than 1 % of a
+        signal's events lost: thresholds.max_lost_ratio). One line per signal
+        for a loss: a signal that got nothing through is not also listed as
+        over max_lost_ratio."""
+        dead = [name for name, s in self.signals.items() if s.sent and not s.delivered]
+        reasons = []
+        for name in dead:
+            s = self.signals[name]
+            why = s.loss_reasons()
+            reasons.append(f"{name}: none of {s.sent:,} events delivered ({s.failed:,} failed, {s.rejected:,} "
+                           f"rejected){': ' + why if why else ''}")
         if not self.delivered and not reasons:
             reasons.append("nothing was sent")
         aborted = [f"aborted: {self.aborted}"] if self.aborted else []
-        return reasons + aborted + [f"threshold breached: {line}" for line in self.breaches]
+        breaches = [line for line in self.breaches if not any(line.startswith(f"{name}: lost ") for name in dead)]
+        return reasons + aborted + [f"threshold breached: {line}" for line in breaches]
 
     def to_dict(self) -> dict:
         return {

@@ -1,21 +1,29 @@
 """Pass/fail thresholds of a load test, checked when the run ends: each
-breach is one plain line, and a run with any exits 1 (the CLI's `run failed`)."""
+breach is one plain line, and a run with any exits 1 (the CLI's `run failed`).
+One is on unless switched off: more than 1 % of a signal's events lost
+(failed or rejected), thresholds.max_lost_ratio."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
 from ..config import ThresholdsConfig
-from . import SendReport
+from . import SendReport, percent
 
 
 def breaches(report: SendReport, thresholds: ThresholdsConfig) -> list[str]:
     """What went over budget, one line each ([] when all held). A signal
-    that sent nothing is not judged."""
+    that sent nothing is not judged. A loss over max_lost_ratio (1 % unless
+    set) says how much and the backend's reasons, when the report has them."""
     out: list[str] = []
     for name, s in report.signals.items():
         if not s.sent:
             continue
+        if thresholds.max_lost_ratio is not None and s.lost / s.sent > thresholds.max_lost_ratio:
+            why = s.loss_reasons()
+            out.append(f"{name}: lost {percent(s.lost / s.sent)} of {s.sent:,} events ({s.rejected:,} rejected, "
+                       f"{s.failed:,} failed), over max_lost_ratio {percent(thresholds.max_lost_ratio)}"
+                       f"{': ' + why if why else ''}")
         if thresholds.max_failed_ratio is not None and s.failed / s.sent > thresholds.max_failed_ratio:
             out.append(f"{name}: {s.failed / s.sent:.4%} of events failed, over max_failed_ratio "
                        f"{thresholds.max_failed_ratio:.4%}")

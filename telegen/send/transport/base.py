@@ -6,6 +6,7 @@ factory in `__init__` can import them without a cycle.
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -18,12 +19,21 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from .hints import explain
+
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
 # Short names a person types; the CLI, the YAML and the environment take them alike.
 PROTOCOL_ALIASES: dict[str, str] = {"http": HTTP_PROTOBUF}
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
+
+# How an event that was not delivered ended, as Outcome.reasons and the reports count it.
+FAILED = "failed"  # no answer that took it: retries ran out, a transport error, the run ended
+REJECTED = "rejected"  # the backend answered and refused it (partial success, HTTP 400, INVALID_ARGUMENT)
+# How long a backend's reason may be in a line a person reads: a whole error
+# page or a list of every refused series says no more than its start.
+REASON_CHARS = 200
 
 # The response type per signal and its partial_success field that counts rejected events.
 _RESPONSES: dict[str, tuple[type[Message], str]] = {
@@ -64,11 +74,30 @@ class RetryPolicy:
         return rng.uniform(0.5 * ceiling, ceiling)
 
 
+def short_reason(text: str, limit: int = REASON_CHARS) -> str:
+    """A backend's error message as one line of at most `limit` characters:
+    whitespace (newlines of an HTML page, a stack trace) folded, the rest cut
+    with "..."."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
+
+
+def reason_text(code: str | None, message: str) -> str:
+    """How a reason reads in lines and reports: the carrier's code and the
+    backend's message, shortened ("HTTP 400: out of order sample")."""
+    if code and message:
+        return short_reason(f"{code}: {message}")
+    return short_reason(code or message) or "no reason given"
+
+
 @dataclass
 class Outcome:
-    """How one batch ended: delivered (accepted minus rejected), rejected by
-    partial success, or failed after its retries. `code` names the last
-    error as its carrier does ("UNAVAILABLE", "HTTP 503", ...)."""
+    """How one batch ended: delivered (accepted minus rejected), rejected
+    (partial success, or an answer that refused the data), or failed after
+    its retries. `code` names the last error as its carrier does
+    ("UNAVAILABLE", "HTTP 503", ...) and `message` the backend's (shortened);
+    `reasons` counts the events that were not delivered per (FAILED or
+    REJECTED, reason_text)."""
 
     events: int
     delivered: int = 0
@@ -78,6 +107,10 @@ class Outcome:
     code: str | None = None
     message: str = ""
     extra: dict = field(default_factory=dict)
+    reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+    # What a reason usually means (hints.explain), read from the whole
+    # message: its shortened text may have lost the telling part.
+    hints: dict[str, str] = field(default_factory=dict)
     # Seconds from each request attempt's start to its answer (or error), and
     # from the batch's hand-over to its outcome, retries and backoff included.
     latencies: list[float] = field(default_factory=list)
@@ -87,9 +120,11 @@ class Outcome:
 class Transport(Protocol):
     """One signal's sender, as the engine drives it. `on_retry(code,
     message)`, when set, hears of every attempt that failed and will be
-    retried (the final outcome comes later, after the retries)."""
+    retried (the final outcome comes later, after the retries). `deadline`,
+    when set, is the run's end (time.monotonic()): no back-off waits past it."""
 
     on_retry: Callable[[str, str], None] | None
+    deadline: float | None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
              pace: Callable[[int], None] | None = None) -> None:
@@ -97,6 +132,11 @@ class Transport(Protocol):
         `piece_events` events each) and call `done` once with the outcome,
         from a transport or timer thread. `pace(i)`, when given, is called in
         the caller's thread before piece i > 0 goes (it waits for the rate)."""
+
+    def stop_retrying(self) -> None:
+        """Retry nothing more: requests waiting to be retried finish as failed
+        now, with the error that made them wait; requests on the wire are
+        still answered."""
 
     def close(self) -> None:
         """Stop retrying and sending; whatever is pending finishes as failed, now."""
@@ -118,32 +158,37 @@ def parse_partial_success(signal: str, response: bytes) -> tuple[int, str]:
 
 
 class Retrier:
-    """Runs retries later on timer threads, and on close runs the pending
-    ones at once (they see the transport closed and finish as failed)."""
+    """Runs retries later on timer threads; `flush` gives up the pending ones
+    at once. Whoever takes a timer out of the set (its own thread when it
+    fires, or flush) runs it, so a retry that fires as it is flushed still
+    ends exactly once."""
 
     def __init__(self) -> None:
         self.rng = random.Random()
-        self._timers: set[threading.Timer] = set()
+        self._pending: dict[threading.Timer, Callable[[], None]] = {}
         self._lock = threading.Lock()
 
-    def later(self, delay: float, action: Callable[[], None]) -> None:
+    def later(self, delay: float, action: Callable[[], None], give_up: Callable[[], None] | None = None) -> None:
+        """Run `action` after `delay` seconds; if flushed first, run `give_up`
+        (default: `action`) instead, now."""
         def run() -> None:
             with self._lock:
-                self._timers.discard(timer)
+                if self._pending.pop(timer, None) is None:
+                    return  # flushed meanwhile: given up there
             action()
 
         timer = threading.Timer(delay, run)
         timer.daemon = True
         with self._lock:
-            self._timers.add(timer)
+            self._pending[timer] = give_up or action
         timer.start()
 
     def flush(self) -> None:
         with self._lock:
-            timers, self._timers = list(self._timers), set()
-        for timer in timers:
+            pending, self._pending = self._pending, {}
+        for timer, give_up in pending.items():
             timer.cancel()
-            timer.function()
+            give_up()
 
 
 class BatchState:
@@ -180,6 +225,8 @@ class BatchState:
 
     def finish_piece(self, index: int, failed: bool = False, rejected: int = 0,
                      code: str | None = None, message: str = "") -> None:
+        """Piece `index` ended: all its events failed, or `rejected` of them
+        were refused (the rest delivered); `code` and `message` say why."""
         events = self.piece_events[index]
         now = time.monotonic()
         with self.lock:
@@ -189,14 +236,22 @@ class BatchState:
                 outcome.elapsed = max(outcome.elapsed, now - handed_over)
             if failed:
                 outcome.failed += events
+                lost, kind = events, FAILED
             else:
                 rejected = min(rejected, events)
                 outcome.rejected += rejected
                 outcome.delivered += events - rejected
+                lost, kind = rejected, REJECTED
+            if lost:
+                reason = reason_text(code, message)
+                outcome.reasons[kind, reason] = outcome.reasons.get((kind, reason), 0) + lost
+                hint = explain(message)
+                if hint:
+                    outcome.hints[reason] = hint
             if code is not None:
                 outcome.code = code
             if message:
-                outcome.message = message
+                outcome.message = short_reason(message)
             self.pending -= 1
             last = self.pending == 0
         if last:
@@ -205,11 +260,17 @@ class BatchState:
 
 class Carrier:
     """What every carrier does alike: a batch's pieces handed over in order
-    (paced by the engine), each attempt counted, nothing sent once closed.
-    A carrier implements `_dispatch` (send one attempt of one piece) and
-    calls `_attempt` again for a retry."""
+    (paced by the engine), each attempt counted, retries and their back-off
+    (never past the run's deadline), nothing sent once closed. A carrier
+    implements `_dispatch` (send one attempt of one piece) and hands each
+    error to `_retry_or_fail`. Its __init__ sets `retry` and `_retrier`."""
 
+    retry: RetryPolicy
+    _retrier: Retrier
     _closed: bool = False
+    _retries_stopped: bool = False
+    on_retry: Callable[[str, str], None] | None = None
+    deadline: float | None = None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
              pace: Callable[[int], None] | None = None) -> None:
@@ -228,3 +289,27 @@ class Carrier:
 
     def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
         raise NotImplementedError
+
+    def _retry_or_fail(self, state: BatchState, index: int, attempt: int, code: str, message: str,
+                       delay: float | None = None, retryable: bool = True) -> None:
+        """Attempt `attempt` of piece `index` failed with `code`: retry it
+        after `delay` (the server's) or the back-off, or finish it as failed.
+        A back-off that would end past the run's deadline is not waited: the
+        run's duration bounds it even when every request fails."""
+        if retryable and attempt < self.retry.max_attempts and not (self._closed or self._retries_stopped):
+            wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
+            if not math.isfinite(wait):
+                wait = self.retry.max_backoff
+            if self.deadline is None or time.monotonic() + wait < self.deadline:
+                state.retried()
+                if self.on_retry is not None:
+                    self.on_retry(code, message)
+                self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1),
+                                    give_up=lambda: state.finish_piece(index, failed=True, code=code,
+                                                                       message=message))
+                return
+        state.finish_piece(index, failed=True, code=code, message=message)
+
+    def stop_retrying(self) -> None:
+        self._retries_stopped = True
+        self._retrier.flush()

@@ -6,7 +6,8 @@ and nothing re-encodes them. Each send is asynchronous (a future); the
 caller bounds how many are in flight. Failures are retried as the OTLP
 specification says (retryable codes, exponential backoff with jitter,
 RetryInfo honoured), resending the same bytes; a response's partial_success
-is read and its rejected events counted. Responses and google.rpc.Status
+is read and its rejected events counted, and so are the events of a request
+refused for its data (INVALID_ARGUMENT, RESOURCE_EXHAUSTED without RetryInfo). Responses and google.rpc.Status
 details are decoded with the official classes, once per request (never per
 event), and a malformed one never fails a run.
 """
@@ -33,6 +34,12 @@ RETRYABLE = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
     grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
 })
+# Answers that refuse the data itself (a bad name, a too old or out-of-order
+# point): its events count as rejected with the server's reason, like a
+# partial success. So does RESOURCE_EXHAUSTED without RetryInfo (a message
+# over the server's size limit, a quota with no time to come back); with
+# RetryInfo it is retried.
+REJECTING = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
 
 
 def _read(tls_file: str | None, what: str) -> bytes | None:
@@ -105,16 +112,14 @@ class GrpcTransport(Carrier):
         except grpc.RpcError as error:
             state.attempt_took(took)
             code = error.code()
+            message = error.details() or ""  # whole: a hint reads all of it; reasons are shortened
             delay = retry_delay(error.trailing_metadata())
-            retryable = code in RETRYABLE or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None)
-            if retryable and attempt < self.retry.max_attempts and not self._closed:
-                wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
-                state.retried()
-                if self.on_retry is not None:
-                    self.on_retry(code.name, error.details() or "")
-                self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
+            if code in REJECTING or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and delay is None):
+                # The server read the request and refused its data: rejected, as partial success is.
+                state.finish_piece(index, rejected=state.piece_events[index], code=code.name, message=message)
                 return
-            state.finish_piece(index, failed=True, code=code.name, message=error.details() or "")
+            self._retry_or_fail(state, index, attempt, code.name, message, delay, retryable=code in RETRYABLE
+                                or code == grpc.StatusCode.RESOURCE_EXHAUSTED)
             return
         except grpc.FutureCancelledError:
             state.finish_piece(index, failed=True, code="CANCELLED", message="cancelled")

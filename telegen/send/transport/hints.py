@@ -11,6 +11,15 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
      "nothing accepts connections there: check the endpoint's host and port"),
     (("Received message larger than max", "message larger than max"),
      "a request is over the receiver's size limit: lower sending.max_message_bytes"),
+    # gRPC at an HTTP/1 server (an OTLP/HTTP port, 4318): grpcio reads its
+    # "HTTP/1.1 400" as a broken HTTP/2 frame; an HTTP/2 server that is not
+    # gRPC answers the gRPC path with a plain HTTP status.
+    (("Failed parsing HTTP/2", "Trying to connect an http1.x server", "Received http2 header with status"),
+     "the endpoint answers HTTP, not gRPC (an OTLP/HTTP port?): try --protocol http (otlp.protocol: http/protobuf)"),
+    # OTLP/HTTP at a gRPC port (4317): an HTTP/2-only server answers an
+    # HTTP/1.1 request with binary frames, which libcurl takes for HTTP/0.9.
+    (("Received HTTP/0.9 when not allowed", "Weird server reply"),
+     "the endpoint does not answer HTTP/1.1 (a gRPC port?): try --protocol grpc (otlp.protocol: grpc)"),
 )
 
 

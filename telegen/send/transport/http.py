@@ -16,13 +16,14 @@ rejected; 429, 502, 503 and 504 are retried, after `Retry-After` when the
 server sends one (seconds or an HTTP date), otherwise after exponential
 backoff with jitter; other statuses are not retried and their
 google.rpc.Status message (decoded with the official classes) is kept for the
-error line. Redirects are not followed: a 3xx fails naming where it pointed.
-A connection that fails (refused, reset, timed out) is retried like a 503.
+error line; 400, 413 and 422 refuse the data itself, so their events count as
+rejected with that message. Redirects are not followed: a 3xx fails naming
+where it pointed. A connection that fails (refused, reset, timed out) is
+retried like a 503.
 """
 from __future__ import annotations
 
 import email.utils
-import math
 import queue
 import threading
 import time
@@ -35,9 +36,14 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
 from ...errors import TelegenError
-from .base import BatchState, Carrier, Retrier, RetryPolicy, Target, parse_partial_success
+from .base import REASON_CHARS, BatchState, Carrier, Retrier, RetryPolicy, Target, parse_partial_success, short_reason
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# Answers that refuse the data itself (Prometheus' "out of order sample", a
+# body over the size limit, a point too old): its events count as rejected
+# with the backend's reason, like a partial success. Other statuses (401,
+# 404, 500, ...) say nothing about the data: its events failed.
+REJECTING_STATUS = frozenset({400, 413, 422})
 # How long the curl thread waits in select before it looks for new requests;
 # bounds the delay a request queued while others are in flight can see.
 _POLL_S = 0.001
@@ -70,15 +76,16 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 
 
 def status_message(body: bytes, content_type: str) -> str:
-    """The message of an error response: a google.rpc.Status when the body is
-    protobuf (as the specification says), else the start of its text."""
+    """The message of an error response, as one line: a google.rpc.Status
+    when the body is protobuf (as the specification says), else the start
+    of its text (an error page can be megabytes; the reason a person reads
+    is cut shorter still, base.reason_text)."""
     if "protobuf" in content_type:
         try:
-            return status_pb2.Status.FromString(body).message
+            return " ".join(status_pb2.Status.FromString(body).message.split())
         except DecodeError:
             pass
-    text = body[:200].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
+    return short_reason(body[:4 * REASON_CHARS].decode("utf-8", "replace"), 4 * REASON_CHARS)
 
 
 class _Request:
@@ -223,22 +230,17 @@ class HttpTransport(Carrier):
             self._failed(request, f"HTTP {status}", f"redirected to {where} (not followed: set the endpoint "
                                                     "to where the collector is)", None, retryable=False)
             return
+        if status in REJECTING_STATUS:
+            # The backend read the request and refused its data: rejected, as partial success is.
+            request.state.finish_piece(request.index, rejected=request.state.piece_events[request.index],
+                                       code=f"HTTP {status}", message=status_message(body, content_type))
+            return
         delay = retry_after(request.headers.get("retry-after")) if status in RETRYABLE_STATUS else None
         self._failed(request, f"HTTP {status}", status_message(body, content_type), delay,
                      retryable=status in RETRYABLE_STATUS)
 
     def _failed(self, request: _Request, code: str, message: str, delay: float | None, retryable: bool) -> None:
-        state, index, attempt = request.state, request.index, request.attempt
-        if retryable and attempt < self.retry.max_attempts and not self._closed:
-            wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
-            if not math.isfinite(wait):
-                wait = self.retry.max_backoff
-            state.retried()
-            if self.on_retry is not None:
-                self.on_retry(code, message)
-            self._retrier.later(wait, lambda: self._attempt(state, index, attempt + 1))
-            return
-        state.finish_piece(index, failed=True, code=code, message=message)
+        self._retry_or_fail(request.state, request.index, request.attempt, code, message, delay, retryable)
 
     def close(self) -> None:
         """Stop retrying; pending retries and requests in flight finish as failed, now."""
