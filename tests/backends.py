@@ -175,7 +175,9 @@ class Jaeger(Backend):
                 "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
             },
             "extensions": {
-                "jaeger_query": {"storage": {"traces": "some_storage"},
+                # Off: its own traces would go to the OTLP default, 127.0.0.1:4317 (whatever
+                # listens there), and flushing them to nothing holds its exit ~20 s.
+                "jaeger_query": {"storage": {"traces": "some_storage"}, "enable_tracing": False,
                                  "http": {"endpoint": f"127.0.0.1:{self.query_port}"},
                                  "grpc": {"endpoint": f"127.0.0.1:{free_port()}"}},
                 "jaeger_storage": {"backends": {"some_storage": {"memory": {"max_traces": self.max_traces}}}},
