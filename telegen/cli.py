@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .send.report import SendReport
     from .send.report.prometheus import MetricsServer
     from .send.report.timeline import Timeline
+    from .verify import Backend, LagWatcher, Target, VerifyReport
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.
 # The run failed: nothing delivered, a signal got nothing through, or a
@@ -324,20 +325,136 @@ def run_send(args: argparse.Namespace) -> int:
     overrides = _send_overrides(args)
     with _blaming_flags(args.config, overrides):
         config = SenderConfig.from_file(args.config, overrides=overrides)
+    _check_verify_options(args)
+    backends = _reachable_backends(args.verify or [])
+    if backends is None:
+        return EXIT_FAILED
     metrics = _start_metrics(args)
     timeline = _new_timeline(args)
+    watcher = None
     try:
         sender = Sender(config, write=lambda line: print(line, flush=True))
         sender.load()
         stop = threading.Event()
         _stop_on_signals(stop)
-        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline)
+        watcher = _lag_watcher(backends, args.settle_timeout) if backends else None
+        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline,
+                            on_sent=watcher.sampler if watcher is not None else None)
     finally:
         if metrics is not None:
             metrics.stop()
     print(summary(report), flush=True)
-    _write_run_files(args, timeline, stats_path, report)
-    return _exit_status(report)
+    verified = _verify_after_send(report, backends, watcher, args) if backends else None
+    _write_run_files(args, timeline, stats_path, report,
+                     {"verify": verified.to_dict()} if verified is not None else None)
+    status = _exit_status(report)
+    lost = verified is not None and _verify_failed(verified)
+    return status or (EXIT_FAILED if lost else 0)
+
+
+def _check_verify_options(args: argparse.Namespace) -> None:
+    if not 0 <= args.max_loss <= 100:
+        raise TelegenError(f"--max-loss: {args.max_loss:g} is invalid: expected a percentage from 0 to 100")
+    if args.settle_timeout <= 0:
+        raise TelegenError(f"--settle-timeout: {args.settle_timeout:g} is invalid: expected seconds > 0")
+
+
+def _reachable_backends(targets: Sequence[Target]) -> list[Backend] | None:
+    """A reader per --verify target, each answering; None (said why on
+    stderr) when one does not: a run is not worth sending then."""
+    if not targets:
+        return []
+    from .verify import BackendError, open_backends
+
+    backends = open_backends(targets)
+    for backend in backends:
+        try:
+            backend.check()
+        except BackendError as exc:
+            print(f"telegen: verify: {backend.kind}: {exc}", file=sys.stderr, flush=True)
+            return None
+    return backends
+
+
+def _lag_watcher(backends: Sequence[Backend], give_up: float) -> LagWatcher:
+    """The sampler the engine calls per sent batch, and the watcher that
+    looks for the sampled batches in their backends while the run sends."""
+    from .verify import LagWatcher, SentBatchSampler
+
+    probed = {signal: backend for backend in backends for signal in backend.signals if backend.can_probe(signal)}
+    return LagWatcher(SentBatchSampler(probed), probed, give_up=give_up).start()
+
+
+def _verify_after_send(report: SendReport, backends: Sequence[Backend], watcher: LagWatcher | None,
+                       args: argparse.Namespace) -> VerifyReport | None:
+    from .verify import LAG_GRACE, RunFacts, verify
+
+    if report.interrupted:
+        if watcher is not None:
+            watcher.finish(wait=0)
+        print("verify: skipped, the run was interrupted", flush=True)
+        return None
+    # The last sampled batches are looked for while the counts settle; a
+    # batch still not found once they have (and a moment more) never will be.
+    lags = (lambda: watcher.finish(wait=LAG_GRACE)) if watcher is not None else None
+    verified = verify(RunFacts.from_stats(report.to_dict()), backends, args.max_loss, args.settle_timeout, lags)
+    print("\n".join(verified.lines()), flush=True)
+    return verified
+
+
+def _verify_failed(verified: VerifyReport) -> bool:
+    """Says on stderr why verification failed the run, if it did."""
+    failures = verified.failures()
+    for reason in failures:
+        print(f"telegen: verify failed: {reason}", file=sys.stderr, flush=True)
+    return bool(failures)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from .verify import RunFacts, verify
+
+    _check_verify_options(args)
+    stats_path = _stats_json_path(args.stats_json)
+    try:
+        stats = json.loads(Path(args.run).read_text())
+    except OSError as exc:
+        raise TelegenError(f"--run: cannot read {args.run}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise TelegenError(f"--run: {args.run} is not JSON: {exc}") from None
+    facts = RunFacts.from_stats(stats, args.run)
+    backends = _reachable_backends(args.targets)
+    if backends is None:
+        return EXIT_FAILED
+    verified = verify(facts, backends, args.max_loss, args.settle_timeout)
+    print("\n".join(verified.lines()), flush=True)
+    if stats_path is not None:
+        write_json(stats_path, {"run": args.run, "verify": verified.to_dict()})
+        print(f"Wrote {stats_path}")
+    return EXIT_FAILED if _verify_failed(verified) else 0
+
+
+def _verify_target(text: str) -> Target:
+    """argparse's type for KIND=URL: a bad one is a one-line usage error."""
+    from .verify import parse_target
+
+    try:
+        return parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    from .verify import DEFAULT_MAX_LOSS_PERCENT, DEFAULT_SETTLE_TIMEOUT
+
+    parser.add_argument("--max-loss", type=float, default=DEFAULT_MAX_LOSS_PERCENT, metavar="PERCENT",
+                        help="verify fails (exit 1) when more than this share of what was delivered is not "
+                             f"stored (default: {DEFAULT_MAX_LOSS_PERCENT:g}: any loss)")
+    parser.add_argument("--settle-timeout", type=float, default=DEFAULT_SETTLE_TIMEOUT, metavar="SECONDS",
+                        help="wait at most this long for a backend's counts to reach what was sent (they are "
+                             "taken once they stop rising for 3 s), and for a sampled batch to become queryable "
+                             f"(default: {DEFAULT_SETTLE_TIMEOUT:g})")
 
 
 def _start_metrics(args: argparse.Namespace) -> MetricsServer | None:
@@ -359,7 +476,7 @@ def _new_timeline(args: argparse.Namespace) -> Timeline | None:
 
 
 def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_path: Path | None,
-                     report: SendReport | FleetReport) -> None:
+                     report: SendReport | FleetReport, extra: dict | None = None) -> None:
     """--report's timeline and chart, and --stats-json, once the run has ended."""
     if timeline is not None:
         try:
@@ -370,7 +487,7 @@ def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_
               + ("" if any(p.suffix == ".png" for p in written)
                  else " (no chart: it needs matplotlib, the report extra: pip install '.[report]' in telegen's clone)"))
     if stats_path is not None:
-        write_json(stats_path, report.to_dict())
+        write_json(stats_path, {**report.to_dict(), **(extra or {})})
         print(f"Wrote {stats_path}")
 
 
@@ -412,6 +529,12 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
     _add_watch_arguments(parser, "the run's")
+    parser.add_argument("--verify", action="append", type=_verify_target, metavar="KIND=URL",
+                        help="after the run, count what this backend stored against what was delivered, with the "
+                             "ingest-to-query lag sampled while sending (repeatable; KIND: jaeger, prometheus, "
+                             "victorialogs, honeycomb; URL: its query API, e.g. prometheus=http://127.0.0.1:9090); "
+                             "printed, and under `verify` in --stats-json")
+    _add_verify_options(parser)
 
 
 def _add_watch_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -508,6 +631,16 @@ def build_parser() -> argparse.ArgumentParser:
                                             "pip install '.[fleet]')")
     _add_fleet_arguments(flt)
     flt.set_defaults(handler=run_fleet)
+    ver = commands.add_parser("verify", help="count what a finished run's backends stored against what it "
+                                             "delivered (its --stats-json)")
+    ver.add_argument("targets", nargs="+", type=_verify_target, metavar="KIND=URL",
+                     help="a backend's query API (KIND: jaeger, prometheus, victorialogs, honeycomb), e.g. "
+                          "jaeger=http://127.0.0.1:16686; Honeycomb's key comes from HONEYCOMB_API_KEY")
+    ver.add_argument("--run", required=True, metavar="STATS.json",
+                     help="the run's report, written by `telegen send --stats-json`")
+    _add_verify_options(ver)
+    ver.add_argument("--stats-json", metavar="PATH", help="write the verdicts as JSON here ({\"verify\": ...})")
+    ver.set_defaults(handler=run_verify)
     dem = commands.add_parser("demo", help="generate small templates, start a local sink, send to it, compare counts")
     dem.add_argument("--seconds", type=float, default=10.0, help="how long to send (default: 10)")
     dem.add_argument("--protocol", choices=_protocol_choices(), default="grpc",

@@ -2,17 +2,24 @@
 proxy): Jaeger v2, Prometheus and VictoriaLogs, each run as its own process
 on its default configuration with only OTLP ingest switched on, bound to
 127.0.0.1 on free ports, with a throwaway data directory. Tests skip (saying
-why) when a binary is not built."""
+why) when a binary is not built. And a lossy hop to put in front of one: an
+OTLP/HTTP relay that acknowledges every request but forwards only some."""
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from peers import PEERS, _listening, need
 from telegen.sink import free_port
@@ -175,7 +182,9 @@ class Jaeger(Backend):
                 "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
             },
             "extensions": {
-                "jaeger_query": {"storage": {"traces": "some_storage"},
+                # Off: its own traces would go to the OTLP default, 127.0.0.1:4317 (whatever
+                # listens there), and flushing them to nothing holds its exit ~20 s.
+                "jaeger_query": {"storage": {"traces": "some_storage"}, "enable_tracing": False,
                                  "http": {"endpoint": f"127.0.0.1:{self.query_port}"},
                                  "grpc": {"endpoint": f"127.0.0.1:{free_port()}"}},
                 "jaeger_storage": {"backends": {"some_storage": {"memory": {"max_traces": self.max_traces}}}},
@@ -199,6 +208,83 @@ class Jaeger(Backend):
 
     def traces(self, service: str, limit: int) -> list[dict]:
         return self.get_json("/api/traces", service=service, limit=limit)["data"] or []
+
+
+class DroppingRelay:
+    """An OTLP/HTTP hop that loses data the way an overloaded gateway with a
+    full queue does: every `drop_every`-th request is answered 200 (an empty
+    Export*ServiceResponse, so the sender counts it delivered) and never
+    forwarded; the others go on to `upstream` (POSTed to the same path) and
+    its answer comes back. `dropped` counts the events it lost, per signal,
+    decoded with the official classes. `with DroppingRelay(url, 3) as relay:`
+    listens on relay.url."""
+
+    REQUESTS = {"/v1/traces": ("traces", ExportTraceServiceRequest),
+                "/v1/metrics": ("metrics", ExportMetricsServiceRequest),
+                "/v1/logs": ("logs", ExportLogsServiceRequest)}
+
+    def __init__(self, upstream: str, drop_every: int) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.drop_every = drop_every
+        self.requests = 0
+        self.dropped: dict[str, int] = {"traces": 0, "metrics": 0, "logs": 0}
+        self.lock = threading.Lock()
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with relay.lock:
+                    relay.requests += 1
+                    drop = relay.requests % relay.drop_every == 0
+                    if drop:
+                        relay.dropped_events(self.path, body)
+                if drop:
+                    return self.answer(200, b"", "application/x-protobuf")
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "content-encoding")}
+                request = urllib.request.Request(relay.upstream + self.path, data=body, headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        self.answer(response.status, response.read(), response.headers.get("Content-Type", ""))
+                except urllib.error.HTTPError as exc:
+                    self.answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
+
+            def answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/x-protobuf")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def dropped_events(self, path: str, body: bytes) -> None:
+        """Counts the spans or log records of a dropped request (metrics:
+        its data points)."""
+        for suffix, (signal, message) in self.REQUESTS.items():
+            if path.endswith(suffix):
+                self.dropped[signal] += _events(signal, message.FromString(body))
+
+    def __enter__(self) -> DroppingRelay:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _events(signal: str, request) -> int:
+    if signal == "traces":
+        return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+    if signal == "logs":
+        return sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
+    return sum(len(getattr(metric, metric.WhichOneof("data")).data_points) for resource in request.resource_metrics
+               for scope in resource.scope_metrics for metric in scope.metrics)
 
 
 def eventually(read, expect, timeout: float = 30.0, interval: float = 0.2):

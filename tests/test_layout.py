@@ -75,13 +75,15 @@ def modules_under(package: str) -> list[str]:
 
 # (package, packages none of its modules may reach)
 BOUNDARIES = [
-    ("telegen.send", ("telegen.generate", "telegen.sink", "telegen.fleet", "telegen.importing")),
+    ("telegen.send", ("telegen.generate", "telegen.sink", "telegen.fleet", "telegen.importing", "telegen.verify")),
     ("telegen.generate", ("telegen.send", "telegen.sink", "telegen.fleet", "telegen.importing")),
     ("telegen.sink", ("telegen.generate", "telegen.send", "telegen.fleet")),
     ("telegen.fleet", ("telegen.generate", "telegen.sink")),
     ("telegen.importing", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet")),
     ("telegen.configkit", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.templates")),
     ("telegen.templates", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet")),
+    # Verification reads a run's report (a dict) and the backends; the engine calls its sampler through a hook.
+    ("telegen.verify", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.importing")),
     # The kernel's twins know the file format and nothing of the stages that use the kernel.
     ("telegen.reference", ("telegen.generate", "telegen.send", "telegen.sink", "telegen.fleet", "telegen.importing")),
 ]

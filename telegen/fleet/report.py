@@ -107,14 +107,18 @@ def merged_signals(parts: Iterable[Mapping[str, SignalReport]], elapsed: float) 
         for name, own in signals.items():
             total = out.setdefault(name, SignalReport(signal=name))
             for key in _SUMMED:
-                mine, theirs = getattr(total, key), getattr(own, key)
-                if theirs is not None:  # series counts: metrics only; shards write distinct series
-                    setattr(total, key, theirs if mine is None else mine + theirs)
+                setattr(total, key, _sum(getattr(total, key), getattr(own, key)))
             total.latency = {kind: Histogram.merged([h, own.latency[kind]]) for kind, h in total.latency.items()}
             merge_reasons(total.reasons, own.reasons)
     for total in out.values():
         total.events_per_second = total.delivered / elapsed if elapsed > 0 else 0.0
     return out
+
+
+def _sum(a: int | None, b: int | None) -> int | None:
+    """A count summed over senders; None (a count that signal does not
+    keep, such as traces_delivered for logs) stays None."""
+    return b if a is None else a if b is None else a + b
 
 
 def merged_stages(reports: Iterable[SendReport], plan: RatePlan) -> list[StageReport]:

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from .._memory import release_free_memory
 from ..errors import TemplateFileError
 from ..templates import SIGNALS
 from .config import InputConfig, SenderConfig
-from .engine import SendSettings, run, stage_line
+from .engine import ScheduleItem, SendSettings, run, stage_line
 from .load.batches import SignalTemplates, describe, load_signal
 from .load.cache import load_cached
 from .load.compression import IDENTITY, PATCHABLE, body_encoding
@@ -174,11 +175,13 @@ class Sender:
 
     def run(self, stop: threading.Event | None = None,
             on_start: Callable[[Callable[[], SendReport]], None] | None = None,
-            timeline: Timeline | None = None) -> SendReport:
+            timeline: Timeline | None = None,
+            on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None) -> SendReport:
         """Load (if not yet), send until the duration or pass bound or `stop`,
         and return the report. Never raises for endpoint errors: they are
         retried, counted and logged. `on_start` receives, once sending starts,
-        a function returning the counts so far (see engine.run)."""
+        a function returning the counts so far (see engine.run); `on_sent`
+        sees each batch's patched bytes as it goes (SendSettings.on_sent)."""
         loaded = self.load()
         self.write(self.describe_setup())
         pace = self.describe_metric_pace()
@@ -186,7 +189,8 @@ class Sender:
             self.write(pace)
         if timeline is not None:
             timeline.p99_budget = self.config.thresholds.p99_latency
-        report = run(loaded, self.settings(), self.write, stop, on_start, timeline)
+        settings = self.settings() if on_sent is None else replace(self.settings(), on_sent=on_sent)
+        report = run(loaded, settings, self.write, stop, on_start, timeline)
         for templates in loaded:
             if templates.signal == "metrics" and templates.signal in report.signals:
                 counted = self.series()

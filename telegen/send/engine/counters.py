@@ -17,7 +17,9 @@ from ..transport import Outcome
 from ..transport.base import FAILED, REJECTED
 
 # Counters per signal, in this order, in each worker's shared array.
-COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches")
+# traces_delivered: the traces of trace batches every event of which was
+# delivered (what a trace store should then hold); 0 for other signals.
+COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered")
 
 
 class Counters:
@@ -35,13 +37,17 @@ class Counters:
             for name, value in values.items():
                 self.shared[base + COUNTERS.index(name)] += value
 
-    def add_outcome(self, signal: str, outcome: Outcome) -> None:
-        """An outcome's counts and its latencies (one per request attempt, one for the batch)."""
+    def add_outcome(self, signal: str, outcome: Outcome, traces: int = 0) -> None:
+        """An outcome's counts and its latencies (one per request attempt, one
+        for the batch). `traces`: the batch's traces, counted delivered when
+        all of its events were."""
         base = SIGNALS.index(signal) * len(COUNTERS)
         at = SIGNALS.index(signal) * len(latency.KINDS) * latency.SLOTS
         with self.lock:
             shared = self.shared
             shared[base + _DELIVERED] += outcome.delivered
+            if traces and not outcome.failed and not outcome.rejected:
+                shared[base + _TRACES_DELIVERED] += traces
             shared[base + _REJECTED] += outcome.rejected
             shared[base + _FAILED] += outcome.failed
             shared[base + _RETRIES] += outcome.extra.get("retries", 0)
@@ -77,8 +83,14 @@ def new_latency_array():
     return RawArray("q", len(SIGNALS) * len(latency.KINDS) * latency.SLOTS)
 
 
-_DELIVERED, _REJECTED, _FAILED, _RETRIES = (COUNTERS.index(name) for name in ("delivered", "rejected", "failed",
-                                                                              "retries"))
+_DELIVERED, _REJECTED, _FAILED, _RETRIES, _TRACES_DELIVERED = (
+    COUNTERS.index(name) for name in ("delivered", "rejected", "failed", "retries", "traces_delivered"))
+
+
+def signal_counts(signal: str, values: dict[str, int]) -> dict[str, int]:
+    """A signal's counters as SignalReport takes them: traces_delivered is
+    the traces signal's alone."""
+    return values if signal == "traces" else {k: v for k, v in values.items() if k != "traces_delivered"}
 
 
 class Reasons:

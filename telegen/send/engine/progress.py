@@ -12,7 +12,7 @@ from ...templates import SIGNALS
 from ..report import SendReport, SignalReport, StageReport, latency
 from ..report.latency import Histogram
 from ..report.timeline import Timeline
-from .counters import COUNTERS, Counters
+from .counters import COUNTERS, Counters, signal_counts
 from .plan import RatePlan
 from .settings import SendSettings
 
@@ -55,7 +55,7 @@ class StageCuts:
         for s in self.active:
             delta = {k: totals[s][k] - self.previous[s][k] for k in COUNTERS}
             seconds = stop_at - segment.start
-            signals[s] = SignalReport(signal=s, **delta,
+            signals[s] = SignalReport(signal=s, **signal_counts(s, delta),
                                       events_per_second=delta["delivered"] / seconds if seconds > 0 else 0.0,
                                       latency={kind: latencies[s][kind] - self.previous_latency[s][kind]
                                                for kind in latency.KINDS})
@@ -168,7 +168,8 @@ class Progress:
                 self.previous_latency[s] = now_latency
                 if self.timeline is not None:
                     self.timeline.add(elapsed, s, interval, delta, since, stage, self._drain(elapsed))
-            interval_signals[s] = SignalReport(signal=s, **delta, events_per_second=delta["delivered"] / interval,
+            interval_signals[s] = SignalReport(signal=s, **signal_counts(s, delta),
+                                               events_per_second=delta["delivered"] / interval,
                                                latency={"request": since, "batch": Histogram()})
         self.previous = {s: dict(v) for s, v in totals.items()}
         self.previous_time = now

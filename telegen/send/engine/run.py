@@ -14,7 +14,7 @@ from ..load.batches import SignalTemplates
 from ..report import SendReport, SignalReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
-from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array
+from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array, signal_counts
 from .order import Generations
 from .progress import Progress, StageCuts, Watch
 from .schedule import ScheduleItem, build_schedule, prepare_gzip
@@ -78,6 +78,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
                      interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
     report.aborted = aborted
     report.stages = cuts.rows
+    report.started_at, report.ended_at = run_start_ns / 1e9, time.time()
     return report
 
 
@@ -90,7 +91,7 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
     signals_out = {}
     for s in active:
         values = totals[s]
-        signals_out[s] = SignalReport(signal=s, **values,
+        signals_out[s] = SignalReport(signal=s, **signal_counts(s, values),
                                       events_per_second=values["delivered"] / elapsed if elapsed > 0 else 0.0,
                                       latency=latencies[s], reasons=reasons.of(s))
     return SendReport(elapsed=elapsed, signals=signals_out, target_events_per_second=target_rate(settings),

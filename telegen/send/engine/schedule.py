@@ -36,16 +36,20 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
     """The request bodies of one send of a batch: patched at `now_ns` (None:
     now; a metric batch gets its generation's stamp; or as settings.prepare
     says), cut into its pieces, gzip-compressed where the carrier wants gzip
-    bodies. All the per-send work of the send path but the transport's
-    (benchmarks count its instructions). `run_start_ns`: the start time of
-    cumulative series, and for a batch of series kept whole when its replay
-    began (their growth counts from there)."""
+    bodies, once `settings.on_sent` (if any) has seen the patched bytes. All
+    the per-send work of the send path but the transport's (benchmarks count
+    its instructions). `run_start_ns`: the start time of cumulative series,
+    and for a batch of series kept whole when its replay began (their growth
+    counts from there)."""
     batch = item.batch
     if settings.prepare is None:
-        data = _fastpath.patch(batch.plan, batch.data, time.time_ns() if now_ns is None else now_ns,
-                               settings.jitter_ns, settings.backdate_ns, run_start_ns, step, item.replica)
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        data = _fastpath.patch(batch.plan, batch.data, now_ns, settings.jitter_ns, settings.backdate_ns,
+                               run_start_ns, step, item.replica)
     else:
         data = settings.prepare(item)
+    if settings.on_sent is not None:
+        settings.on_sent(item, data, time.time_ns() if now_ns is None else now_ns)
     encoding = body_encoding(settings.targets[item.signal], settings.gzip_encoder)
     if encoding == PATCHABLE and batch.gzip:
         return patched_bodies(batch.gzip, data)

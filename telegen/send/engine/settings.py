@@ -46,6 +46,14 @@ class SendSettings:
     # kernel (every real run). Benchmarks swap in the unpatched bytes (the
     # transport's ceiling) or a naive protobuf re-encoder to compare against.
     prepare: Callable[[ScheduleItem], bytes] | None = None
+    # Called with each batch's patched bytes (before any gzip) and the time
+    # they were patched at, just before they go to the transport: how
+    # `telegen send --verify` samples sent batches to time how soon a backend
+    # can be queried for them (telegen.verify.probe). None (every run without
+    # --verify) costs the send path one test per batch. It runs in the worker
+    # (a forked process with `processes` > 1), so it must be cheap and hand
+    # anything it keeps to its own process-safe channel.
+    on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None
 
     @property
     def plan(self) -> RatePlan:

@@ -44,9 +44,12 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     delivered_any = threading.Event()
 
     def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
+        # A trace batch's id groups are its traces (each trace one key).
+        traces = item.batch.plan.n_id_groups if item.signal == "traces" else 0
+
         def done(outcome: Outcome) -> None:
             try:
-                counters.add_outcome(item.signal, outcome)
+                counters.add_outcome(item.signal, outcome, traces)
                 if item.signal == "metrics":
                     order.answered()
                 if outcome.delivered:

@@ -51,6 +51,9 @@ class SignalReport:
     bytes: int = 0
     retries: int = 0
     batches: int = 0
+    # Traces only: the traces of batches delivered whole (every span), what a
+    # trace store should then hold. None for the other signals.
+    traces_delivered: int | None = None
     events_per_second: float = 0.0
     # Metrics only: distinct OTLP series written each pass, and the series a
     # Prometheus-style store should hold for them (telegen.send.load.series).
@@ -97,6 +100,11 @@ class SendReport:
     breaches: list[str] = field(default_factory=list)
     aborted: str | None = None  # why the run was stopped early (abort_on_breach)
     stages: list[StageReport] = field(default_factory=list)  # with sending.stages: a row per stage
+    # The run's wall-clock window, Unix seconds: when sending started, and
+    # when the last request was answered (what `telegen verify` bounds its
+    # queries to). None for the figures of an interval or a stage.
+    started_at: float | None = None
+    ended_at: float | None = None
 
     @property
     def delivered(self) -> int:
@@ -134,6 +142,8 @@ class SendReport:
             "events_per_second": round(self.events_per_second, 1),
             "target_events_per_second": self.target_events_per_second,
             "processes": self.processes,
+            "started_at": None if self.started_at is None else round(self.started_at, 3),
+            "ended_at": None if self.ended_at is None else round(self.ended_at, 3),
             "interrupted": self.interrupted,
             "thresholds_breached": list(self.breaches),
             "aborted": self.aborted,
