@@ -7,7 +7,6 @@ OTLP/HTTP relay that acknowledges every request but forwards only some."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from peers import PEERS, _listening, need
+from peers import PEERS, PeerProcess, need
 from telegen.sink import free_port
 
 JAEGER = PEERS / "jaeger"
@@ -30,51 +29,11 @@ VICTORIALOGS = PEERS / "victoria-logs"
 START_TIMEOUT = 60.0
 
 
-class Backend:
-    """Starts `command` in `workdir`, waits for `ports`; `with` stops it."""
+class Backend(PeerProcess):
+    """A backend process (tests/peers.py's PeerProcess) with a query API at `query_url`."""
 
     name = "backend"
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def ports(self) -> list[int]:
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        return all(_listening(port) for port in self.ports())
-
-    def __enter__(self):
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.workdir / f"{self.name}.log", "w+")  # noqa: SIM115 - closed in __exit__
-        self.process = subprocess.Popen(self.command(), cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"{self.name} exited with status {self.process.returncode}:\n{self.log.read()}")
-            if self.ready():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become ready within {START_TIMEOUT:.0f} s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-        self.log.close()
+    start_timeout = START_TIMEOUT
 
     def get_json(self, path: str, **params: object) -> object:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
@@ -287,7 +246,7 @@ def _events(signal: str, request) -> int:
                for scope in resource.scope_metrics for metric in scope.metrics)
 
 
-def eventually(read, expect, timeout: float = 30.0, interval: float = 0.2):
+def read_until(read, expect, timeout: float = 30.0, interval: float = 0.2):
     """Poll `read()` until `expect(value)` or the timeout; the last value."""
     deadline = time.monotonic() + timeout
     while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,20 +29,72 @@ def need(binary: Path) -> Path:
     return binary
 
 
-class Collector:
+class PeerProcess:
+    """A peer run as its own process: `command()` started in `workdir`
+    (output to `<name>.log` there), ready once `ready()` holds; `with`
+    stops it (terminate, then kill)."""
+
+    name = "peer"
+    start_timeout = 60.0
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"telegen-{self.name}-"))
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ports(self) -> list[int]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return all(_listening(port) for port in self.ports())
+
+    def __enter__(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.workdir / f"{self.name}.log", "w+")  # noqa: SIM115 - closed in __exit__
+        self.process = subprocess.Popen(self.command(), cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{self.name} exited with status {self.process.returncode}:\n{self.log.read()}")
+            if self.ready():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready within {self.start_timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        self.log.close()
+
+
+class Collector(PeerProcess):
     """`with Collector(exporters, pipelines) as c:` runs the Collector with an
     OTLP receiver on c.grpc_endpoint and c.http_endpoint, and its own
     telemetry (Prometheus text) readable with c.metrics()."""
+
+    name = "otelcol"
+    start_timeout = 30.0
 
     def __init__(self, exporters: dict | None = None, pipelines: dict[str, list[str]] | None = None,
                  workdir: Path | None = None) -> None:
         """`pipelines`: signal -> exporter names; by default every signal to every exporter."""
         need(COLLECTOR)
+        super().__init__(workdir)
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.exporters = exporters or {"nop": {}}
         self.pipelines = pipelines or dict.fromkeys(("traces", "metrics", "logs"), list(self.exporters))
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
 
     @property
     def grpc_endpoint(self) -> str:
@@ -65,22 +118,13 @@ class Collector:
             },
         }
 
-    def __enter__(self) -> Collector:
-        path = (self.workdir or Path("/tmp")) / f"otelcol-{self.grpc_port}.yaml"
+    def command(self) -> list[str]:
+        path = self.workdir / f"otelcol-{self.grpc_port}.yaml"
         path.write_text(yaml.safe_dump(self.config()))
-        self.log = open(path.with_suffix(".log"), "w+")  # noqa: SIM115 - closed in __exit__
-        self.process = subprocess.Popen([str(COLLECTOR), "--config", str(path)], stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"the Collector exited with status {self.process.returncode}:\n{self.log.read()}")
-            if all(_listening(port) for port in (self.grpc_port, self.http_port, self.metrics_port)):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("the Collector did not start listening within 30 s")
+        return [str(COLLECTOR), "--config", str(path)]
+
+    def ports(self) -> list[int]:
+        return [self.grpc_port, self.http_port, self.metrics_port]
 
     def metrics(self) -> dict[str, float]:
         """Its own counters, summed over label sets: name -> value."""
@@ -100,20 +144,6 @@ class Collector:
             if metrics.get(name, 0) >= value or time.monotonic() > deadline:
                 return metrics
             time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-        self.log.close()
-
 
 def _listening(port: int) -> bool:
     try:

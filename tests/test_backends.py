@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from backends import Jaeger, Prometheus, VictoriaLogs, eventually
+from backends import Jaeger, Prometheus, VictoriaLogs, read_until
 
 import telegen
 from telegen.importing import import_captures
@@ -42,7 +42,7 @@ def delivered_exactly(report: telegen.SendReport, signal: str) -> int:
 # ---------------------------------------------------------------------------
 
 def stored_series(prometheus: Prometheus, expected: int) -> int:
-    return int(eventually(lambda: prometheus.scalar(f"count({ALL_SERIES})"), lambda n: n >= expected, timeout=15))
+    return int(read_until(lambda: prometheus.scalar(f"count({ALL_SERIES})"), lambda n: n >= expected, timeout=15))
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -105,7 +105,7 @@ def test_a_replayed_capture_grows_at_its_captured_rate_in_prometheus(tmp_path):
         report = send(tmp_path / "templates", "metrics", prometheus.otlp_endpoint, "http/protobuf", multiplier=3)
         delivered_exactly(report, "metrics")
         end = time.time()
-        [series] = eventually(lambda: prometheus.query('requests_total{route="/pay"}[5m]', at=end),
+        [series] = read_until(lambda: prometheus.query('requests_total{route="/pay"}[5m]', at=end),
                               lambda result: len(result) == 1 and len(result[0]["values"]) == 12, timeout=15)
         samples = [(float(t), float(v)) for t, v in series["values"]]
         assert len(samples) == 12
@@ -135,7 +135,7 @@ def test_jaeger_stores_every_span_and_every_trace_whole(template_dir, templates,
         endpoint = jaeger.grpc_endpoint if protocol == "grpc" else jaeger.http_endpoint
         report = send(template_dir, "traces", endpoint, protocol, multiplier=passes)
         spans = delivered_exactly(report, "traces")
-        traces = eventually(lambda: jaeger_spans(jaeger),
+        traces = read_until(lambda: jaeger_spans(jaeger),
                             lambda found: sum(len(t["spans"]) for t in found.values()) >= spans, timeout=30)
     assert sum(len(t["spans"]) for t in traces.values()) == spans == passes * templates.counts["spans"]
     assert len(traces) == passes * templates.counts["traces"], "fresh trace ids on every pass"
@@ -164,7 +164,7 @@ def test_victorialogs_stores_every_log_record_with_its_severity(template_dir, tm
     with VictoriaLogs(tmp_path / "victorialogs") as logs:
         report = send(template_dir, "logs", logs.otlp_endpoint, "http/protobuf", multiplier=passes)
         records = delivered_exactly(report, "logs")
-        count = eventually(lambda: int(logs.stats("* | stats count() as n")[0]["value"]) if logs.stats(
+        count = read_until(lambda: int(logs.stats("* | stats count() as n")[0]["value"]) if logs.stats(
             "* | stats count() as n") else 0, lambda n: n >= records, timeout=30)
         assert count == records
         rows = logs.stats("* | stats by (severity_text) count() as n")
@@ -187,12 +187,12 @@ def test_an_imported_collector_capture_is_stored_whole_by_every_backend(tmp_path
         records = delivered_exactly(send(tmp_path / "t", "logs", logs.otlp_endpoint, "http/protobuf", multiplier=2),
                                     "logs")
         assert (spans, records) == (40, 24)
-        traces = eventually(lambda: jaeger_spans(jaeger),
+        traces = read_until(lambda: jaeger_spans(jaeger),
                             lambda found: sum(len(t["spans"]) for t in found.values()) >= spans, timeout=30)
         assert sum(len(t["spans"]) for t in traces.values()) == spans and len(traces) == 8
         expected = metrics.signals["metrics"].prometheus_series
         assert stored_series(prometheus, expected) == expected
-        count = eventually(lambda: sum(int(r["value"]) for r in logs.stats("* | stats count() as n")),
+        count = read_until(lambda: sum(int(r["value"]) for r in logs.stats("* | stats count() as n")),
                            lambda n: n >= records, timeout=30)
         assert count == records
 
