@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from ..promstyle import data_points, job_instance
 from .backend import Backend, Probe
 from .http import BackendError
 
@@ -97,30 +98,13 @@ def probe_for(signal: str, batch: _Batch, data: bytes) -> Probe | None:
         if not request.resource_metrics:
             return None
         resource = request.resource_metrics[0]
-        labels = prometheus_identity({kv.key: kv.value.string_value for kv in resource.resource.attributes})
+        labels = job_instance({kv.key: kv.value.string_value for kv in resource.resource.attributes})
         newest = max((point.time_unix_nano for scope in resource.scope_metrics for metric in scope.metrics
-                      for point in _points(metric)), default=0)
+                      for point in data_points(metric)[1]), default=0)
         if not labels or not newest:
             return None
         return Probe(signal, handed_ns, labels=labels, newest_ms=newest // 1_000_000)
     return None
-
-
-def prometheus_identity(attributes: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """The job and instance labels a Prometheus-style store gives a resource
-    (OpenTelemetry's Prometheus compatibility rules)."""
-    name, namespace = attributes.get("service.name"), attributes.get("service.namespace")
-    labels = []
-    if name:
-        labels.append(("job", f"{namespace}/{name}" if namespace else name))
-    if attributes.get("service.instance.id"):
-        labels.append(("instance", attributes["service.instance.id"]))
-    return tuple(labels)
-
-
-def _points(metric) -> list:
-    kind = metric.WhichOneof("data")
-    return list(getattr(metric, kind).data_points) if kind else []
 
 
 @dataclass

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from ...promstyle import IDENTIFYING, data_points, job_instance, point_series
 from .batches import SignalTemplates
-
-# The resource attributes a Prometheus-style store turns into `job` and
-# `instance`; any other resource attribute goes to `target_info` only.
-IDENTIFYING = ("service.namespace", "service.name", "service.instance.id")
-
 
 @dataclass(frozen=True)
 class SeriesCount:
@@ -46,35 +42,17 @@ def count_series(templates: SignalTemplates) -> SeriesCount:
     prometheus: set[tuple] = set()
     for request in _requests(templates):
         for rm in request.resource_metrics:
-            attrs = {kv.key: kv.value.SerializeToString() for kv in rm.resource.attributes}
-            job_instance = tuple(attrs.get(key) for key in IDENTIFYING)
+            attributes = {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+            identity = job_instance(attributes)
             resource = _pairs(rm.resource.attributes)
-            if any(key not in IDENTIFYING for key in attrs) and any(v is not None for v in job_instance):
-                prometheus.add(("target_info", job_instance))
+            if identity and any(key not in IDENTIFYING for key in attributes):
+                prometheus.add(("target_info", identity))
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    for point, extra in _points(metric):
+                    kind, points = data_points(metric)
+                    for point in points:
                         labels = _pairs(point.attributes)
                         otlp.add((resource, sm.scope.name, metric.name, labels))
-                        for suffix in extra:
-                            prometheus.add((metric.name, suffix, job_instance, labels))
+                        for suffix in point_series(kind, point):
+                            prometheus.add((metric.name, suffix, identity, labels))
     return SeriesCount(len(otlp), len(prometheus)) * templates.copies.count
-
-
-def _points(metric) -> Iterator[tuple[object, tuple[str, ...]]]:
-    """Each point with the Prometheus series it becomes (name suffixes)."""
-    kind = metric.WhichOneof("data")
-    if kind in ("gauge", "sum"):
-        for point in getattr(metric, kind).data_points:
-            yield point, ("",)
-    elif kind == "histogram":
-        for point in metric.histogram.data_points:
-            buckets = tuple(f"_bucket{{le={bound!r}}}" for bound in point.explicit_bounds) + ("_bucket{le=+Inf}",)
-            yield point, (*buckets, "_count", *(("_sum",) if point.HasField("sum") else ()))
-    elif kind == "summary":
-        for point in metric.summary.data_points:
-            quantiles = tuple(f"{{quantile={q.quantile!r}}}" for q in point.quantile_values)
-            yield point, (*quantiles, "_count", "_sum")
-    elif kind == "exponential_histogram":  # a native histogram: one series
-        for point in metric.exponential_histogram.data_points:
-            yield point, ("",)
