@@ -20,6 +20,10 @@ cdef enum:
     TIME_SERIES
     SERIES_VALUES
     SERIES_START
+    GROUP_IDS
+    TIME_KEYS
+    EXP_HISTOGRAMS
+    VARINT_RUNS
     N_PLAN_ARRAYS
 
 cdef struct PlanRows:

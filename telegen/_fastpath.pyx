@@ -104,7 +104,8 @@ def split(str signal, data, Py_ssize_t max_bytes, Py_ssize_t replica_width=0) ->
 
 
 def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint64_t backdate_ns=0,
-          uint64_t run_start=0, uint64_t step=0, int64_t replica=-1, seed=None) -> bytes:
+          uint64_t run_start=0, uint64_t step=0, int64_t replica=-1, seed=None, id_key=None,
+          int64_t send_number=0, clock=None, slots=None) -> bytes:
     """A patched copy of `data` (the buffer `plan` was scanned from: bytes, or
     any buffer such as a view of a mapped load cache).
 
@@ -118,11 +119,44 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
     the series' last point. step: how far generated counters and histograms
     (a point alone) have grown (monotonic in it). replica >= 0: written zero-padded into every
     `telegen.replica` resource attribute. seed: for reproducible output (tests);
-    otherwise the process-wide generator supplies fresh randomness."""
-    cdef Py_buffer source
+    otherwise the process-wide generator supplies fresh randomness.
+
+    id_key (None: a random key per trace per send): derive every id group's
+    keys from its template trace id, this key and a send number, so every
+    signal maps a template id alike (docs/design.md, "Correlation").
+    send_number: how often this batch went out before (its trace's keys
+    and, with `clock`, what a trace batch's send writes there). clock: int64
+    rows [now of an even send, now of an odd send, latest send number (-1:
+    none)] per trace batch; slots: int64 per id group, the clock row of the
+    trace batch holding its trace (-1: none). A group with a sent slot takes
+    that send's number and `now` (its times shift as its trace's did)."""
+    cdef Py_buffer source, clock_view, slots_view
+    cdef SendArgs send
+    send.keyed = id_key is not None
+    send.id_key = <uint64_t>(id_key & 0xFFFFFFFFFFFFFFFF) if id_key is not None else 0
+    send.send_number = send_number
+    send.clock = NULL
+    send.clock_rows = 0
+    send.slots = NULL
+    cdef bint has_clock = False, has_slots = False
     PyObject_GetBuffer(data, &source, PyBUF_SIMPLE)
     try:
+        if send.keyed and clock is not None and slots is not None:
+            PyObject_GetBuffer(clock, &clock_view, PyBUF_C_CONTIGUOUS)
+            has_clock = True
+            PyObject_GetBuffer(slots, &slots_view, PyBUF_C_CONTIGUOUS)
+            has_slots = True
+            if clock_view.itemsize != 8 or clock_view.len % 24 or slots_view.itemsize != 8 \
+                    or slots_view.len != 8 * plan.n_id_groups:
+                raise ValueError("clock must be int64 rows of 3 and slots one int64 per id group")
+            send.clock = <const int64_t*>clock_view.buf
+            send.clock_rows = clock_view.len // 24
+            send.slots = <const int64_t*>slots_view.buf
         return _patch(plan, <const char*>source.buf, source.len, now, jitter_ns, backdate_ns, run_start, step,
-                      replica, seed)
+                      replica, seed, &send)
     finally:
         PyBuffer_Release(&source)
+        if has_clock:
+            PyBuffer_Release(&clock_view)
+        if has_slots:
+            PyBuffer_Release(&slots_view)

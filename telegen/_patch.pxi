@@ -45,6 +45,28 @@ cdef inline uint64_t _growth(uint64_t increase, double x) noexcept nogil:
     return <uint64_t>(<int64_t>g)
 
 
+cdef extern from *:
+    """
+    /* The clock of a trace batch is written by whichever process sends it
+       while others read it: read its send number before its time. */
+    static inline int64_t telegen_load_acquire(const int64_t* p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    """
+    int64_t telegen_load_acquire(const int64_t* p) noexcept nogil
+
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+# Words per id group in a patch's scratch: the trace id's two keys, the span
+# ids' key, the jitter draw and the `now` its times are shifted to.
+DEF KEY_WORDS = 5
+
+
 # What one send asks for, beyond the plan and the template.
 cdef struct SendArgs:
     uint64_t now
@@ -53,6 +75,16 @@ cdef struct SendArgs:
     uint64_t run_start  # start of cumulative series; for series kept whole, when their replay began
     uint64_t step
     int64_t replica
+    # Keyed ids (docs/design.md, "Correlation"): a group's keys are derived
+    # from its template trace id and the key of the send that its trace went
+    # out in; `keyed` false: random keys per send, as every send did before.
+    bint keyed
+    uint64_t id_key  # the run's, shard's and tenant's key
+    int64_t send_number  # this batch's sends before this one
+    const int64_t* clock  # per trace batch: [now of an even send, of an odd one, latest send number (-1: none)]
+    Py_ssize_t clock_rows
+    const int64_t* slots  # per id group: the trace batch (row of `clock`) holding its trace, -1: none
+    uint64_t attempt  # > 0 after an id came out all zero
 
 
 cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize_t n, Xoshiro* rng,
@@ -77,28 +109,38 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
     if elapsed < 0:
         elapsed = 0
     memcpy(dst, src, n)
+    cdef const int64_t* time_keys = plan.arrays[TIME_KEYS].at
     # The draw order (keys, jitter, gauge noise) is part of the contract with
     # the reference implementation.
-    for g in range(plan.n_id_groups):
-        while True:
-            keys[3 * g] = _next(rng)
-            keys[3 * g + 1] = _next(rng)
-            if keys[3 * g] | keys[3 * g + 1]:
-                break
-        while True:
-            keys[3 * g + 2] = _next(rng)
-            if keys[3 * g + 2]:
-                break
+    if send.keyed:
+        _derive_keys(plan, send, keys)
+    else:
+        for g in range(plan.n_id_groups):
+            while True:
+                keys[KEY_WORDS * g] = _next(rng)
+                keys[KEY_WORDS * g + 1] = _next(rng)
+                if keys[KEY_WORDS * g] | keys[KEY_WORDS * g + 1]:
+                    break
+            while True:
+                keys[KEY_WORDS * g + 2] = _next(rng)
+                if keys[KEY_WORDS * g + 2]:
+                    break
     for g in range(plan.n_time_groups):
-        v = _next(rng) % jitter if jitter else 0
-        deltas[g] = now - (group_max[g] - group_min[g]) - v - send.backdate - group_min[g]
+        k = time_keys[g]
+        if send.keyed and k >= 0:  # as its trace is shifted, wherever that was sent
+            v = keys[KEY_WORDS * k + 3] % jitter if jitter else 0
+            a = keys[KEY_WORDS * k + 4]
+        else:
+            v = _next(rng) % jitter if jitter else 0
+            a = now
+        deltas[g] = a - (group_max[g] - group_min[g]) - v - send.backdate - group_min[g]
     rows = plan.arrays[IDS16]
     for i in range(rows.n):
         row = rows.at + 2 * i
         off = row[0]
         g = row[1]
-        a = _load64(src + off) ^ keys[3 * g]
-        b = _load64(src + off + 8) ^ keys[3 * g + 1]
+        a = _load64(src + off) ^ keys[KEY_WORDS * g]
+        b = _load64(src + off + 8) ^ keys[KEY_WORDS * g + 1]
         _store64(dst + off, a)
         _store64(dst + off + 8, b)
         ok = ok and (a | b) != 0
@@ -106,7 +148,7 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
     for i in range(rows.n):
         row = rows.at + 2 * i
         off = row[0]
-        a = _load64(src + off) ^ keys[3 * row[1] + 2]
+        a = _load64(src + off) ^ keys[KEY_WORDS * row[1] + 2]
         _store64(dst + off, a)
         ok = ok and a != 0
     rows = plan.arrays[TIME_ADD]
@@ -187,6 +229,31 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
             memcpy(&d, src + row[1], 8)
             d = d * (<double>new_count / <double>count)
             memcpy(dst + row[1], &d, 8)
+    rows = plan.arrays[EXP_HISTOGRAMS]  # [count, sum (-1: none), zero count (-1: none), first varint run, end]
+    runs = plan.arrays[VARINT_RUNS].at
+    for i in range(rows.n):
+        row = rows.at + 5 * i
+        off = row[0]
+        count = _load64(src + off)
+        new_count = count  # + what its buckets and zero count grow by; by itself when it has neither
+        for j in range(row[3], row[4]):
+            for k in range(runs[2 * j + 1]):
+                a = _load_varint10(src + runs[2 * j] + 10 * k)
+                v = _grow(a, step)
+                _store_varint10(dst + runs[2 * j] + 10 * k, v)
+                new_count += v - a
+        if row[2] >= 0:
+            a = _load64(src + row[2])
+            v = _grow(a, step)
+            _store64(dst + row[2], v)
+            new_count += v - a
+        if row[3] == row[4] and row[2] < 0:
+            new_count = _grow(count, step)
+        _store64(dst + off, new_count)
+        if row[1] >= 0 and count > 0:
+            memcpy(&d, src + row[1], 8)
+            d = d * (<double>new_count / <double>count)
+            memcpy(dst + row[1], &d, 8)
     # [value offset, first point's, last point's, kind, first point's time offset, last point's]
     rows = plan.arrays[SERIES_VALUES]
     for i in range(rows.n):  # a series' value, on from the capture at its captured rate: + (last - first) * x
@@ -226,6 +293,39 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
     return ok
 
 
+cdef void _derive_keys(const PlanView* plan, const SendArgs* send, uint64_t* keys) noexcept nogil:
+    """Each id group's keys from its template trace id and the key of the
+    send its trace went out in: the latest send of the trace batch holding
+    it (its clock row), else this one. So a log or an exemplar, patched
+    anywhere, names what its span became when that was sent; the jitter and
+    the `now` of its trace come with the keys, so its time moves as the
+    span's did."""
+    cdef const int64_t* ids = plan.arrays[GROUP_IDS].at
+    cdef const int64_t* row
+    cdef Py_ssize_t g
+    cdef int64_t slot, number
+    cdef uint64_t now, seed
+    for g in range(plan.n_id_groups):
+        number = send.send_number
+        now = send.now
+        slot = send.slots[g] if send.slots != NULL else -1
+        if 0 <= slot < send.clock_rows:
+            row = send.clock + 3 * slot
+            number = telegen_load_acquire(row + 2)
+            if number >= 0:
+                now = <uint64_t>row[number & 1]
+            else:  # never sent: as if it went out with this send
+                number = send.send_number
+        seed = _mix64(send.id_key + <uint64_t>number * 0x9E3779B97F4A7C15ULL)
+        seed = _mix64(seed ^ <uint64_t>ids[2 * g])
+        seed = _mix64(seed ^ <uint64_t>ids[2 * g + 1] ^ send.attempt * 0xD6E8FEB86659FD93ULL)
+        keys[KEY_WORDS * g] = _splitmix64(&seed)
+        keys[KEY_WORDS * g + 1] = _splitmix64(&seed)
+        keys[KEY_WORDS * g + 2] = _splitmix64(&seed)
+        keys[KEY_WORDS * g + 3] = _splitmix64(&seed)
+        keys[KEY_WORDS * g + 4] = now
+
+
 # benchmarks/instructions.py counts the kernel's instructions inside this
 # function's C symbol (KERNEL_SYMBOL): keep the C compiler from inlining it
 # into patch(), now that it is small enough to be. A change to _patch's
@@ -233,23 +333,27 @@ cdef bint _patch_once(const PlanView* plan, const char* src, char* dst, Py_ssize
 cdef extern from *:
     """
     struct __pyx_obj_7telegen_9_fastpath_PatchPlan;
+    struct __pyx_t_7telegen_9_fastpath_SendArgs;
     static PyObject *__pyx_f_7telegen_9_fastpath__patch(
         struct __pyx_obj_7telegen_9_fastpath_PatchPlan *, char const *, Py_ssize_t, uint64_t, uint64_t,
-        uint64_t, uint64_t, uint64_t, int64_t, PyObject *) __attribute__((noinline));
+        uint64_t, uint64_t, uint64_t, int64_t, PyObject *, struct __pyx_t_7telegen_9_fastpath_SendArgs *) __attribute__((noinline));
     """
 
 
 cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, uint64_t jitter_ns,
-                  uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed):
+                  uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed,
+                  SendArgs* send):
+    """`send` comes with its keyed fields set (keyed, id_key, send_number,
+    clock, clock_rows, slots); the rest is set here."""
     if n != plan.size:
         raise ValueError(f"buffer is {n} bytes but the plan was scanned from {plan.size}")
-    cdef SendArgs send
     send.now = now
     send.jitter = jitter_ns
     send.backdate = backdate_ns
     send.run_start = run_start if run_start else now  # a zero start time would read as "unset"
     send.step = step
     send.replica = replica
+    send.attempt = 0
     cdef Xoshiro rng
     if seed is None:
         _seed(&rng, _next(&_global_rng))
@@ -257,7 +361,7 @@ cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, u
         _seed(&rng, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
     out = PyBytes_FromStringAndSize(NULL, n)
     cdef char* dst = PyBytes_AS_STRING(out)
-    cdef uint64_t* keys = <uint64_t*>malloc((3 * plan.n_id_groups + 1) * sizeof(uint64_t))
+    cdef uint64_t* keys = <uint64_t*>malloc((KEY_WORDS * plan.n_id_groups + 1) * sizeof(uint64_t))
     cdef uint64_t* deltas = <uint64_t*>malloc((plan.n_time_groups + 1) * sizeof(uint64_t))
     if keys == NULL or deltas == NULL:
         free(keys)
@@ -265,8 +369,10 @@ cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, u
         raise MemoryError()
     try:
         with nogil:
-            while not _patch_once(&plan.view, src, dst, n, &rng, &send, keys, deltas):
-                pass
+            # An all-zero id (about one in 2**64) is redrawn: for a keyed send,
+            # with keys no other send derives (that send's correlation is lost).
+            while not _patch_once(&plan.view, src, dst, n, &rng, send, keys, deltas):
+                send.attempt += 1
     finally:
         free(keys)
         free(deltas)

@@ -6,7 +6,11 @@ cdef class PatchPlan:
 
     Arrays are int64 [offset, argument] rows; group numbers index the id
     groups (one per trace, or per distinct trace id referenced by logs and
-    exemplars) and time groups (one per trace, or per log record)."""
+    exemplars) and time groups (one per trace, or per log record).
+    `group_ids` holds each id group's template trace id (two little-endian
+    words; zeros for none): a keyed patch derives the group's fresh ids from
+    it. `time_keys` names, per time group, the id group whose key also
+    decides its shift (a trace's own; a log record's trace), -1 for none."""
 
     def __repr__(self) -> str:
         return (f"<PatchPlan {SIGNALS[self.signal]} {self.size} bytes, {self.events} events, "
@@ -40,6 +44,8 @@ PLAN_ARRAYS = {
     "gauges": (np.int64, 2), "histograms": (np.int64, 4), "bucket_runs": (np.int64, 2),
     "replicas": (np.int64, 2), "group_min": (np.uint64, 0), "group_max": (np.uint64, 0),
     "time_series": (np.int64, 2), "series_values": (np.int64, 6), "series_start": (np.int64, 3),
+    "group_ids": (np.int64, 2), "time_keys": (np.int64, 0), "exp_histograms": (np.int64, 5),
+    "varint_runs": (np.int64, 2),
 }
 if len(PLAN_ARRAYS) != N_PLAN_ARRAYS:
     raise ImportError("PLAN_ARRAYS and PlanView (_fastpath.pxd) disagree")
@@ -82,8 +88,11 @@ def plan_from_arrays(str signal, Py_ssize_t size, Py_ssize_t events, Py_ssize_t 
             raise ValueError(f"plan array {name} has dtype {array.dtype} and shape {array.shape}")
     cdef PatchPlan plan = _new_plan(SIGNALS.index(signal), size, events, n_id_groups, n_time_groups,
                                     [arrays[name] for name in PLAN_ARRAYS])
-    if len(plan.group_min) != n_time_groups or len(plan.group_max) != n_time_groups:
+    if len(plan.group_min) != n_time_groups or len(plan.group_max) != n_time_groups \
+            or len(plan.time_keys) != n_time_groups:
         raise ValueError("plan time groups do not match their bounds")
+    if len(plan.group_ids) != n_id_groups:
+        raise ValueError("plan id groups do not match their template ids")
     _check_bounds(plan)
     return plan
 
@@ -145,6 +154,21 @@ def _check_bounds(PatchPlan plan) -> None:
         raise ValueError("plan array series_values has a count of rows that do not precede it")
     for column in range(3):
         offsets("series_start", plan.series_start, 8, column)
+    keys = plan.time_keys
+    if len(keys) and (keys.min() < -1 or keys.max() >= plan.n_id_groups):
+        raise ValueError("plan array time_keys names an id group that does not exist")
+    varints, exponential = plan.varint_runs, plan.exp_histograms
+    if len(varints) and (varints[:, 0].min() < 0 or varints[:, 1].min() < 0
+                         or (varints[:, 0] + 10 * varints[:, 1]).max() > plan.size):
+        raise ValueError("plan array varint_runs runs outside the buffer")
+    if len(exponential):
+        offsets("exp_histograms", exponential, 8, 0)
+        for column in (1, 2):
+            if exponential[:, column].max() > plan.size - 8 or exponential[:, column].min() < -1:
+                raise ValueError("plan array exp_histograms has an offset outside the buffer")
+        if exponential[:, 3].min() < 0 or exponential[:, 4].max() > len(varints) \
+                or (exponential[:, 3] > exponential[:, 4]).any():
+            raise ValueError("plan array exp_histograms names varint runs that do not exist")
     replicas = plan.replicas
     if len(replicas) and (replicas[:, 0].min() < 0 or replicas[:, 1].min() < 0
                           or (replicas[:, 0] + replicas[:, 1]).max() > plan.size):

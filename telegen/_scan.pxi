@@ -62,9 +62,14 @@ cdef class _Scanner(_Wire):
         return (<const char*>self.buf)[f.start:f.end]
 
     cdef Py_ssize_t id_group(self, bytes key):
+        cdef int64_t* words
         group = self.id_groups.get(key)
         if group is None:
             group = self.id_groups[key] = len(self.id_groups)
+            words = self.rows(GROUP_IDS).row()
+            words[0] = words[1] = 0
+            if len(key) == 16:  # the template trace id a keyed patch derives the group's keys from
+                memcpy(words, <const char*>key, 16)
         return group
 
     cdef int add_ids(self, Py_ssize_t group, Py_ssize_t trace_off, Py_ssize_t span_off) except -1:
@@ -75,9 +80,12 @@ cdef class _Scanner(_Wire):
             self.rows(IDS8).add2(span_off, group)
         return 0
 
-    cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high):
+    cdef Py_ssize_t new_time_group(self, uint64_t low, uint64_t high, Py_ssize_t key_group):
+        """A time group with template bounds [low, high], its shift keyed to
+        id group `key_group` (-1: none)."""
         self.rows(GROUP_MIN).add1(<int64_t>low)
         self.rows(GROUP_MAX).add1(<int64_t>high)
+        self.rows(TIME_KEYS).add1(key_group)
         self.n_time_groups += 1
         return self.n_time_groups - 1
 
@@ -189,7 +197,7 @@ cdef class _Scanner(_Wire):
                 self.scan_link(f.start, f.end)
         cdef Py_ssize_t group = self.id_group(trace_id)
         if group == self.n_time_groups:
-            self.new_time_group(U64_MAX, 0)
+            self.new_time_group(U64_MAX, 0, group)
         cdef _Rows lows = self.rows(GROUP_MIN), highs = self.rows(GROUP_MAX)
         cdef uint64_t* low = <uint64_t*>lows.data + group
         cdef uint64_t* high = <uint64_t*>highs.data + group
@@ -271,16 +279,19 @@ cdef class _Scanner(_Wire):
             elif f.number == 10:
                 self.id_value(&f, 8, "log.span_id", &span_off)
                 has_ids = has_ids or span_off >= 0
-        cdef Py_ssize_t group
+        cdef Py_ssize_t group = -1, time_group
         cdef uint64_t anchor
-        if times.n:
-            anchor = t_time if t_time else t_observed
-            group = self.new_time_group(anchor, anchor)
-            for i in range(times.n):
-                self.rows(TIME_ADD).add2(times.data[i], group)
         if has_ids:
             group = self.id_group(trace_id)
             self.add_ids(group, trace_off, span_off)
+        if times.n:
+            # Keyed to its trace: a keyed patch shifts it as its trace's spans
+            # are shifted, once the load gives it the trace's bounds
+            # (send/load/correlate.py).
+            anchor = t_time if t_time else t_observed
+            time_group = self.new_time_group(anchor, anchor, group)
+            for i in range(times.n):
+                self.rows(TIME_ADD).add2(times.data[i], time_group)
         return 0
 
     # metrics
@@ -437,6 +448,28 @@ cdef class _Scanner(_Wire):
                 self.series_row(here[side] + 10 * k, first[side] + 10 * k, last[side] + 10 * k, GROW_VARINT10)
         self.grow_count(here[P_VALUE_OFF], parts)
         self.grow_by_series(here[P_SUM_OFF], P_SUM_OFF, GROW_DOUBLE)
+        return 0
+
+    cdef int grow_exponential(self) except -1:
+        """A cumulative exponential histogram point alone (as the generator
+        writes them): it grows as an explicit one does, bucket by bucket and
+        its zero count, the count by what they grew to, when every bucket
+        count is a padded varint (the only kind a patch can rewrite)."""
+        cdef int64_t* here = self.points.data + self.current_point * POINT_COLUMNS
+        if here[P_VALUE_OFF] < 0 or here[P_BUCKETS] < 0 or here[P_NEG] < 0:
+            return 0
+        cdef _Rows runs = self.rows(VARINT_RUNS)
+        cdef Py_ssize_t first = runs.n
+        cdef int side
+        for side in (P_BUCKETS_OFF, P_NEG_OFF):
+            if here[side] >= 0 and here[side + 1] > 0:
+                runs.add2(here[side], here[side + 1])
+        cdef int64_t* h = self.rows(EXP_HISTOGRAMS).row()
+        h[0] = here[P_VALUE_OFF]
+        h[1] = here[P_SUM_OFF]
+        h[2] = here[P_ZERO_OFF]
+        h[3] = first
+        h[4] = runs.n
         return 0
 
     cdef int find_series(self, int64_t* run_end) except -1:
@@ -646,6 +679,8 @@ cdef class _Scanner(_Wire):
         self.point_times(start_off, time_off, cumulative or not exponential)
         if exponential and cumulative and self.last_point >= 0:
             self.grow_exponential_by_series()
+        elif exponential and cumulative:
+            self.grow_exponential()
         if not exponential and self.last_point >= 0:
             # A summary's count and sum (cumulative by definition) go on from the capture.
             here = self.points.data + self.current_point * POINT_COLUMNS

@@ -3,8 +3,8 @@ from telegen/_scan.pxi): decode with protobuf, change the fields, encode.
 
 It follows the same contract, down to the order random numbers are drawn
 (per id group: a 16-byte key until non-zero, then an 8-byte key until
-non-zero; per time group: a jitter; per wandering metric value: a noise
-draw), so with the same seed both produce the same bytes for any template
+non-zero, unless the send is keyed (derived_keys); per time group not keyed
+to a trace: a jitter; per wandering metric value: a noise draw), so with the same seed both produce the same bytes for any template
 that protobuf itself encoded, and for metrics `telegen import` wrote with
 exponential histograms in its padded layout (telegen.templates).
 """
@@ -54,20 +54,75 @@ class _Groups:
         self.ids: dict[bytes, int] = {}
         self.time_min: list[int] = []
         self.time_max: list[int] = []
+        self.time_keys: list[int] = []
 
     def id_group(self, trace_id: bytes) -> int:
         return self.ids.setdefault(trace_id, len(self.ids))
 
-    def time_group(self, low: int, high: int) -> int:
+    def time_group(self, low: int, high: int, key: int = -1) -> int:
+        """A time group whose shift is keyed to id group `key` (-1: none)."""
         self.time_min.append(low)
         self.time_max.append(high)
+        self.time_keys.append(key)
         return len(self.time_min) - 1
 
 
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def derived_keys(id_key: int, number: int, trace_id: bytes, attempt: int = 0) -> tuple[int, int, int, int]:
+    """A keyed send's keys for the trace `trace_id` (template bytes) in send
+    `number` of the run key `id_key`: the trace id's two, the span ids' and
+    the jitter draw (telegen/_patch.pxi, _derive_keys)."""
+    lo = int.from_bytes(trace_id[:8], "little") if len(trace_id) == 16 else 0
+    hi = int.from_bytes(trace_id[8:], "little") if len(trace_id) == 16 else 0
+    seed = _mix64((id_key + number * 0x9E3779B97F4A7C15) & MASK64)
+    seed = _mix64(seed ^ lo)
+    seed = _mix64(seed ^ hi ^ ((attempt * 0xD6E8FEB86659FD93) & MASK64))
+    keys = []
+    for _ in range(4):
+        seed = (seed + 0x9E3779B97F4A7C15) & MASK64
+        keys.append(_mix64(seed))
+    return keys[0], keys[1], keys[2], keys[3]
+
+
+class _Keyed:
+    """What a keyed send derives its ids from (None: a random key per group)."""
+
+    def __init__(self, id_key: int, send_number: int, clock, slots) -> None:
+        self.id_key = id_key & MASK64
+        self.send_number = send_number
+        self.clock = clock
+        self.slots = slots
+        self.attempt = 0
+
+    def group(self, index: int, now: int) -> tuple[int, int]:
+        """The send number and `now` id group `index` is patched with."""
+        slot = int(self.slots[index]) if self.clock is not None and self.slots is not None else -1
+        if 0 <= slot < len(self.clock):
+            number = int(self.clock[slot][2])
+            if number >= 0:
+                return number, int(self.clock[slot][number & 1]) & MASK64
+        return self.send_number, now
+
+
 class _Draws:
-    def __init__(self, rng: Xoshiro256, groups: _Groups, now: int, jitter: int, backdate: int) -> None:
+    def __init__(self, rng: Xoshiro256, groups: _Groups, now: int, jitter: int, backdate: int,
+                 keyed: _Keyed | None = None) -> None:
         self.keys = []
-        for _ in groups.ids:
+        nows = []
+        jitters = []
+        for index, trace_id in enumerate(groups.ids):
+            if keyed is not None:
+                number, group_now = keyed.group(index, now)
+                k0, k1, k2, k3 = derived_keys(keyed.id_key, number, trace_id, keyed.attempt)
+                self.keys.append((k0, k1, k2))
+                nows.append(group_now)
+                jitters.append(k3 % jitter if jitter else 0)
+                continue
             while True:
                 k0, k1 = rng.next(), rng.next()
                 if k0 | k1:
@@ -78,9 +133,12 @@ class _Draws:
                     break
             self.keys.append((k0, k1, k2))
         self.deltas = []
-        for low, high in zip(groups.time_min, groups.time_max):
-            j = rng.next() % jitter if jitter else 0
-            self.deltas.append((now - (high - low) - j - backdate - low) & MASK64)
+        for low, high, key in zip(groups.time_min, groups.time_max, groups.time_keys):
+            if keyed is not None and key >= 0:
+                j, base = jitters[key], nows[key]
+            else:
+                j, base = (rng.next() % jitter if jitter else 0), now
+            self.deltas.append((base - (high - low) - j - backdate - low) & MASK64)
         self.rng = rng
         self.zero_id = False
 
@@ -98,11 +156,16 @@ class _Draws:
 
 
 def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, backdate_ns: int = 0,
-                    run_start: int = 0, step: int = 0, replica: int = -1, seed: int | None = None) -> bytes:
-    """What telegen._fastpath.patch(scan(signal, data), data, ...) returns."""
+                    run_start: int = 0, step: int = 0, replica: int = -1, seed: int | None = None,
+                    id_key: int | None = None, send_number: int = 0, clock=None, slots=None) -> bytes:
+    """What telegen._fastpath.patch(scan(signal, data), data, ...) returns.
+    `clock` and `slots` only matter with `id_key`: (a sequence of) rows
+    [now of an even send, of an odd one, latest send number] per trace
+    batch, and a clock row per id group (-1: none)."""
     rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
     run_start = run_start or now
     padded: list[bool] = []
+    keyed = _Keyed(id_key, send_number, clock, slots) if id_key is not None else None
     while True:
         message = decode_record(signal, data)
         if signal == "metrics":
@@ -114,7 +177,7 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
             _group_logs(message, groups)
         else:
             _group_exemplars(message, groups)
-        draws = _Draws(rng, groups, now, jitter_ns, backdate_ns)
+        draws = _Draws(rng, groups, now, jitter_ns, backdate_ns, keyed)
         if signal == "traces":
             _patch_traces(message, groups, draws)
         elif signal == "logs":
@@ -123,6 +186,8 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
             _patch_metrics(message, groups, draws, now, run_start, step, padded)
         if not draws.zero_id:
             break
+        if keyed is not None:
+            keyed.attempt += 1
     if replica >= 0:
         _patch_replicas(message, signal, replica)
     return _encode_metrics(message, padded) if any(padded) else message.SerializeToString()
@@ -141,7 +206,7 @@ def _group_traces(message: Message, groups: _Groups) -> None:
     for span in _spans(message):
         group = groups.id_group(span.trace_id)
         if group == len(groups.time_min):
-            groups.time_group(MASK64, 0)
+            groups.time_group(MASK64, 0, group)
         if span.start_time_unix_nano:
             groups.time_min[group] = min(groups.time_min[group], span.start_time_unix_nano)
         if span.end_time_unix_nano:
@@ -186,11 +251,10 @@ def _log_records(message: Message):
 
 def _group_logs(message: Message, groups: _Groups) -> None:
     for log in _log_records(message):
+        key = groups.id_group(log.trace_id) if log.trace_id or log.span_id else -1
         if log.time_unix_nano or log.observed_time_unix_nano:
             anchor = log.time_unix_nano or log.observed_time_unix_nano
-            groups.time_group(anchor, anchor)
-        if log.trace_id or log.span_id:
-            groups.id_group(log.trace_id)
+            groups.time_group(anchor, anchor, key)
 
 
 def _patch_logs(message: Message, groups: _Groups, draws: _Draws) -> None:
@@ -339,6 +403,8 @@ def _patch_metrics(message: Message, groups: _Groups, draws: _Draws, now: int, r
                 _patch_point_times(point, now, run_start, cumulative, first_time, last_time)
                 if cumulative and first is not None:
                     _grow_exponential_by_series(point, first, last, x, is_padded)
+                elif cumulative:
+                    _patch_exponential(point, step, is_padded)
             else:  # summary: cumulative by definition
                 _patch_point_times(point, now, run_start, True, first_time, last_time)
                 if first is not None:
@@ -447,6 +513,35 @@ def _patch_histogram(point: Message, step: int) -> None:
     point.count = new_count
     if point.HasField("sum") and count > 0:
         point.sum = point.sum * (float(new_count) / float(count))
+
+
+def _patch_exponential(point: Message, step: int, padded: bool) -> None:
+    """A cumulative exponential histogram point alone grows as an explicit
+    one: every bucket count and the zero count by the step, the count by
+    what they grew (by itself when it has neither), the sum in proportion. Only where the kernel can rewrite the
+    buckets (padded varints, or none) and the count is set."""
+    sides = ("positive", "negative")
+    if not point.count or (not padded and any(len(getattr(point, side).bucket_counts) for side in sides)):
+        return
+    count = point.count
+    new_count = count
+    parts = 0
+    for side in sides:
+        counts = getattr(point, side).bucket_counts
+        parts += len(counts)
+        if len(counts):
+            grown = [_grow(b, step) for b in counts]
+            new_count += sum(grown) - sum(counts)
+            counts[:] = grown
+    if point.zero_count:
+        zero = _grow(point.zero_count, step)
+        new_count += zero - point.zero_count
+        point.zero_count = zero
+    elif not parts:
+        new_count = _grow(count, step)
+    point.count = new_count & MASK64
+    if point.HasField("sum"):
+        point.sum = point.sum * (float(new_count & MASK64) / float(count))
 
 
 # -- the padded layout of exponential histograms --------------------------------

@@ -14,6 +14,8 @@ from ..load.batches import SignalTemplates
 from ..report import SendReport, SignalReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
+from ..load.correlate import correlate
+from .clock import TraceClock
 from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array, signal_counts
 from .order import Generations
 from .progress import Progress, StageCuts, Watch
@@ -32,8 +34,9 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     watches its senders."""
     stop = stop or threading.Event()
     reuse_large_buffers()  # before forking: the children inherit it
-    loaded = prepare_gzip(loaded, settings, write)
+    loaded = prepare_gzip(correlate(loaded), settings, write)
     schedule = build_schedule(loaded)
+    clock = TraceClock(sum(len(t.batches) for t in loaded if t.signal == "traces"))
     active = [t.signal for t in loaded]
     events_per_pass = sum(t.events_per_pass for t in loaded)
     run_start_ns = time.time_ns()
@@ -63,13 +66,13 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         counters = Counters(arrays[0], latency_arrays[0])
         worker = threading.Thread(target=run_worker, name="telegen-sender",
                                   args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, reasons,
-                                        started, generations))
+                                        started, generations, 0, clock))
         worker.start()
         aborted = watch.until(lambda: worker.is_alive())
         worker.join()
     else:
         aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, reasons, watch, started,
-                                 generations)
+                                 generations, clock)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
@@ -100,7 +103,7 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
                    run_start_ns: int, errors: ErrorLog, reasons: Reasons, watch: Watch, started: float,
-                   generations: Generations) -> str | None:
+                   generations: Generations, clock: TraceClock) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i];
     their error lines and reasons come through one relay."""
@@ -113,7 +116,7 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         child = context.Process(target=child_main, name=f"telegen-sender-{index}",
                                 args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
                                       process_stop, relay, run_start_ns, 1.0 / settings.processes, started,
-                                      generations, index))
+                                      generations, index, clock))
         child.start()
         children.append(child)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from ..transport import Outcome, Transport, explain, open_transport
 from ..transport.base import FAILED, reason_text
 from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
+from .clock import TraceClock
 from .order import Generations
 from .rate import TokenBucket
 from .schedule import ScheduleItem, requests_for
@@ -22,11 +23,14 @@ from .settings import SendSettings
 
 def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counters: Counters,
                stop: threading.Event, run_start_ns: int, share: float, errors: ErrorLog, reasons: Reasons,
-               started: float | None = None, generations: Generations | None = None, index: int = 0) -> None:
+               started: float | None = None, generations: Generations | None = None, index: int = 0,
+               clock: TraceClock | None = None) -> None:
     """Send `schedule` pass after pass until a bound is reached or `stop`.
     `generations`: the run's metric generations (shared by its processes;
-    this is process `index`)."""
+    this is process `index`). `clock`: the run's trace clock (shared too),
+    its rows the trace batches' (Batch.slot)."""
     generations = generations or Generations(1, run_start_ns, settings.metric_interval)
+    clock = clock or TraceClock(0)
     order = generations.worker(index, {_key(item) for item in schedule if item.signal == "metrics"})
     if not schedule:  # more processes than batches: nothing for this one
         return
@@ -74,6 +78,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     last_sent: dict[tuple[int, int], float] = {}
     every_key = [_key(item) for item in schedule]
     replay_started: dict[tuple[int, int], int] = {}
+    sends: dict[tuple[int, int], int] = {}  # each batch's sends so far: the number its ids derive from
+    ready: set[tuple[int, int]] = set()  # batches whose named trace batches have all gone out
     try:
         pass_number = 0
         unsent = set(every_key)  # batches not yet sent in this pass
@@ -90,6 +96,14 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if period and time.monotonic() - last_sent.get(key, -math.inf) < period:
                     waiting += 1
                     continue
+                if item.batch.needs and key not in ready:
+                    # It names spans: not before they have gone out (only
+                    # ever held back in the first pass).
+                    if not clock.all_sent(item.batch.needs):
+                        waiting += 1
+                        gated += 1
+                        continue
+                    ready.add(key)
                 now_ns = None
                 if item.signal == "metrics":
                     now_ns = order.take(key)
@@ -113,8 +127,12 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 # Generated counters grow once per generation: a series' value
                 # never falls, and grows at the pace its samples are taken.
                 step = order.generation - 1 if item.signal == "metrics" else pass_number
+                number = sends.get(key, 0)
                 _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item),
-                      _pace(bucket, pieces, stop, deadline), now_ns)
+                      _pace(bucket, pieces, stop, deadline), now_ns, number, clock)
+                sends[key] = number + 1
+                if item.batch.slot >= 0:  # what logs and exemplars naming its spans derive their ids from
+                    clock.record(item.batch.slot, number, now_ns)
                 unsent.discard(key)
                 sent += 1
             # A pass counts once every batch has gone out in it: `passes` is
@@ -155,8 +173,8 @@ def _key(item: ScheduleItem) -> tuple[int, int]:
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
-          now_ns: int | None = None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step, now_ns)
+          now_ns: int | None = None, send_number: int = 0, clock: TraceClock | None = None) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
                  bytes=sum(len(r) for r in requests), batches=1)
     transport.send(requests, item.batch.piece_events, done, pace)
@@ -205,7 +223,7 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
 
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
                relay: Relay, run_start_ns: int, share: float, started: float, generations: Generations,
-               index: int) -> None:
+               index: int, clock: TraceClock | None = None) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
@@ -217,7 +235,7 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
     threading.Thread(target=relay_stop, daemon=True).start()
     reasons = Reasons()
     run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, RelayedErrorLog(relay),
-               reasons, started, generations, index)
+               reasons, started, generations, index, clock)
     relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it

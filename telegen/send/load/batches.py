@@ -54,6 +54,13 @@ class Batch:
     # Each piece compressed once into a patchable gzip member, when the run
     # sends gzip bodies (telegen.send.load.compression); empty otherwise.
     gzip: tuple[_gzip.GzipTemplate, ...] = ()
+    # Correlation (telegen.send.load.correlate), set once every signal is
+    # loaded: a trace batch's row in the run's trace clock (-1: none); for a
+    # batch naming traces, the clock row of each id group's trace (-1: none),
+    # and the rows that must have gone out before its first send.
+    slot: int = -1
+    slots: np.ndarray | None = None
+    needs: tuple[int, ...] = ()
 
     @functools.cached_property
     def series_period(self) -> float:

@@ -48,10 +48,12 @@ from .batches import Batch, SignalTemplates, load_signal
 from .compression import with_gzip
 
 MAGIC = b"TELEGEN-LOAD-CACHE\n"
-FORMAT = 3  # 2: plans carry time_series and series_values (metric series kept whole); 3: series_start, and
-           # series_values name their series' first and last times
+FORMAT = 4  # 2: plans carry time_series and series_values (metric series kept whole); 3: series_start, and
+           # series_values name their series' first and last times; 4: group_ids, time_keys (keyed ids),
+           # exp_histograms and varint_runs
 GZIP_MAGIC = b"TELEGEN-GZIP-CACHE\n"
-GZIP_FORMAT = 3  # 2: byte classes of series times and values; 3: of series starts, values keyed by their span
+GZIP_FORMAT = 4  # 2: byte classes of series times and values; 3: of series starts, values keyed by their span;
+                # 4: of exponential histograms that grow
 _ALIGN = 64
 
 

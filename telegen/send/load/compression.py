@@ -115,6 +115,21 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
     if len(histograms):
         sums = histograms[(histograms[:, 1] >= 0) & (old64(histograms[:, 0]) != 0), 1]
         put(sums, 8, np.arange(len(sums)), len(sums))
+    exponential, varints = plan.exp_histograms, plan.varint_runs
+    if len(exponential):  # count, sum and zero count: each its own
+        fields = np.concatenate([exponential[:, 0], exponential[exponential[:, 1] >= 0, 1],
+                                 exponential[exponential[:, 2] >= 0, 2]])
+        put(fields, 8, np.arange(len(fields)), len(fields))
+    if len(varints):  # a padded bucket count grows from its template value by the step; 0 stays 0
+        counts = varints[:, 1]
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        buckets = np.repeat(varints[:, 0], counts) + 10 * (np.arange(counts.sum()) - first)
+        low, high = old64(buckets), old64(buckets + 2)
+        growing = (low & 0x7F7F7F7F7F7F7F7F) != 0
+        growing |= (high >> 48) & 0x7F7F != 0
+        put(buckets[growing], 10, *field_numbers(low[growing], high[growing]))
+        same = (buckets[~growing, None] + np.arange(10)).ravel()
+        classes[same] = raw[same]
     values = plan.series_values
     # The template value plus its series' increase (last - first) times the
     # replay's time over the series' span (last time - first time); a

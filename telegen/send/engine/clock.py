@@ -1,0 +1,43 @@
+"""The trace clock: when, and in which send, each trace batch last went out.
+
+Every id a send writes is derived from its template id, the run's key and a
+send number (the kernel's keyed patch), so a span's id in its n-th send is
+known to anyone who knows n. A log or exemplar naming that span (patched
+in another batch, perhaps in another worker process) reads here the number
+and the `now` of its trace batch's latest send, and so names the span as it
+went out, with its time shifted as the span's was (telegen.send.load.correlate).
+
+The clock is shared memory made before the workers fork. Each trace batch
+belongs to one worker, its only writer; readers take no lock. A row is
+[now of an even send, now of an odd send, latest send number (-1: none)]:
+the writer stores the time in its parity's slot before the number, so a
+reader that reads the number first finds that send's time, which is not
+written again until two sends later.
+"""
+from __future__ import annotations
+
+import os
+from multiprocessing.sharedctypes import RawArray
+
+import numpy as np
+
+
+class TraceClock:
+    def __init__(self, rows: int, key: int | None = None) -> None:
+        self.rows = rows
+        # The run's id key: every id this run sends derives from it, so no
+        # two runs (or shards) repeat each other's ids.
+        self.key = int.from_bytes(os.urandom(8), "little") if key is None else key & (2**64 - 1)
+        self._shared = RawArray("q", max(1, rows) * 3)
+        self.table = np.frombuffer(self._shared, dtype=np.int64).reshape(-1, 3)[:rows]
+        self.table[:, 2] = -1
+
+    def record(self, slot: int, number: int, now_ns: int) -> None:
+        """Trace batch `slot` went out in send `number`, patched at `now_ns`."""
+        row = self.table[slot]
+        row[number & 1] = now_ns
+        row[2] = number
+
+    def all_sent(self, slots: tuple[int, ...]) -> bool:
+        """Whether every trace batch in `slots` went out at least once."""
+        return bool((self.table[list(slots), 2] >= 0).all())
