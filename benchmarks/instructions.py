@@ -69,13 +69,19 @@ def config(directory: Path, gzip: bool = False) -> dict:
 def sends(directory: str, count: str, signal: str, path: str = "send_path") -> None:
     """Under valgrind: `count` sends of one signal's first batch."""
     from telegen.send.engine import ScheduleItem, prepare_gzip, requests_for
+    from telegen.send.engine.clock import TraceClock
+    from telegen.send.load.correlate import correlate
     from telegen.send.sender import Sender
 
     sender = Sender(config(Path(directory), gzip=path == "send_path_gzip"), write=lambda line: None)
     settings = sender.settings()
-    loaded = {t.signal: t for t in prepare_gzip(sender.load(), settings)}
+    loaded = {t.signal: t for t in prepare_gzip(correlate(sender.load()), settings)}
+    # Keyed ids, as a run sends them: logs and exemplars read the trace clock.
+    clock = TraceClock(len(loaded["traces"].batches), key=5)
+    for slot in range(clock.rows):
+        clock.record(slot, 0, 1_800_000_000_000_000_000)
     item = ScheduleItem(signal, loaded[signal].batches[0], -1)
-    calls = ((item, settings, 1_800_000_000_000_000_000, step) for step in range(int(count)))
+    calls = ((item, settings, 1_800_000_000_000_000_000, step, None, step, clock) for step in range(int(count)))
     collections.deque(itertools.starmap(requests_for, calls), maxlen=0)
 
 

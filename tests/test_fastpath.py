@@ -252,6 +252,51 @@ def test_padded_exponential_series_agree_with_reference(params):
     assert (plan.series_values[:, 3] == 3).sum() == 3 * (3 + 1), "every bucket of each of the three points"
 
 
+def lone_exponential_points() -> bytes:
+    """Cumulative exponential histograms of one point each, padded as the
+    generator writes them: both sides, one side, a zero count only, none."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="latency", unit="s")
+    data = metric.exponential_histogram
+    data.aggregation_temporality = m.AGGREGATION_TEMPORALITY_CUMULATIVE
+    shapes = [dict(count=16, zero_count=1, sum=2.5, positive=([3, 0, 7], 4), negative=([5], -2)),
+              dict(count=9, sum=0.9, positive=([2, 7], 10)),
+              dict(count=4, zero_count=4, sum=0.0),
+              dict(count=3, sum=1.5)]
+    for k, shape in enumerate(shapes):
+        point = data.data_points.add(start_time_unix_nano=10**12, time_unix_nano=2 * 10**12, scale=3,
+                                     count=shape["count"], zero_count=shape.get("zero_count", 0), sum=shape["sum"])
+        point.attributes.add(key="k", value=AnyValue(int_value=k))
+        for side in ("positive", "negative"):
+            if side in shape:
+                counts, offset = shape[side]
+                getattr(point, side).offset = offset
+                getattr(point, side).bucket_counts.extend(counts)
+    return padded_exponential_request(request)
+
+
+def test_generated_exponential_histograms_grow_like_explicit_ones():
+    data = lone_exponential_points()
+    plan = fp.scan("metrics", data)
+    assert len(plan.exp_histograms) == 4 and plan.varint_runs[:, 1].sum() == 6
+    previous = None
+    for step in range(0, 40, 7):
+        for seed in range(2):
+            out = fp.patch(plan, data, now=NOW, step=step, seed=seed)
+            assert out == patch_reference("metrics", data, now=NOW, step=step, seed=seed)
+        points = metric_points(out)["latency"]
+        for point in points:
+            parts = sum(point.positive.bucket_counts) + sum(point.negative.bucket_counts) + point.zero_count
+            assert point.count == (parts if parts else point.count), "the count stays its buckets' sum"
+        if previous is not None:
+            for before, after in zip(previous, points):
+                assert after.count > before.count, "cumulative: grows from send to send"
+                assert all(b <= a for b, a in zip(before.positive.bucket_counts, after.positive.bucket_counts))
+                assert after.sum >= before.sum
+        previous = points
+    assert previous[0].positive.bucket_counts[1] == 0, "an empty bucket stays empty"
+
+
 def test_imported_exponential_series_agree_with_reference(tmp_path):
     from test_import import exponential_capture
 

@@ -294,3 +294,29 @@ def test_damaged_or_mismatched_input_is_refused(templates):
         _gzip.template_from_parts(b"x" * 40, 0, 10, template.sites[:0], template.codes)
     with pytest.raises(ValueError, match="plan was scanned from"):
         byte_classes(fp.scan("logs", data), data + b"\x00")
+
+
+def test_growing_exponential_histograms_round_trip():
+    """Generated exponential histograms grow in place (padded bucket counts,
+    zero count, count, sum): their bytes are classed as changing, so no
+    match copies a stale one; two equal buckets still grow alike."""
+    from test_fastpath import lone_exponential_points
+
+    data = lone_exponential_points()
+    for step in (0, 1, 9, 1000):
+        raw, unpacked = round_trip("metrics", data, 1, now=NOW, step=step)
+        assert unpacked == raw
+
+
+def test_keyed_ids_round_trip(templates):
+    """A keyed send (every run's) changes the same bytes a random one does."""
+    import numpy as np
+
+    for signal in SIGNALS:
+        for data in requests_of(templates, signal)[:2]:
+            plan = fp.scan(signal, data)
+            template = _gzip.compress(data, byte_classes(plan, data))
+            clock = np.array([[NOW - 5, NOW - 7, 3]], dtype=np.int64)
+            slots = np.zeros(plan.n_id_groups, dtype=np.int64)
+            raw = fp.patch(plan, data, NOW, 10**6, id_key=77, send_number=4, clock=clock, slots=slots)
+            assert zlib.decompress(_gzip.patch(template, raw, zlib.crc32(raw)), wbits=31) == raw

@@ -147,9 +147,15 @@ def test_import_keeps_log_trace_context_and_makes_times_relative(imported):
     out, made, _ = imported
     logs = [items("logs", decode_record("logs", r))[0] for r in read_records(out / "telemetry-logs.pb")]
     assert len(logs) == LOGS
-    assert all(log.time_unix_nano == TIME_BASE_NS <= log.observed_time_unix_nano < TIME_BASE_NS + 10**10
-               for log in logs)
     in_traces = [log for log in logs if log.trace_id]
+    assert all(log.time_unix_nano == TIME_BASE_NS <= log.observed_time_unix_nano < TIME_BASE_NS + 10**10
+               for log in logs if not log.trace_id)
+    spans = {s.span_id: s for r in read_records(out / "telemetry-traces.pb")
+             for s in items("traces", decode_record("traces", r))}
+    for log in in_traces:  # as far after its trace's start as captured: inside the span it was written in
+        span = spans[log.span_id]
+        assert span.start_time_unix_nano <= log.time_unix_nano <= span.end_time_unix_nano
+        assert log.time_unix_nano <= log.observed_time_unix_nano < log.time_unix_nano + 10**10
     assert len(in_traces) == TRACES and {log.trace_id for log in in_traces} == set(made["trace_ids"])
     assert imported[2].metadata["counts"]["logs_in_captured_traces"] == TRACES
 
@@ -194,6 +200,18 @@ def replay(template_dir: Path, passes: int = 2, signals: tuple[str, ...] = SIGNA
         server.stop(1).wait()
     assert report.failures() == [] and sum(s.failed for s in report.signals.values()) == 0
     return recorder
+
+
+def test_a_replayed_capture_keeps_its_logs_inside_their_spans(imported):
+    """The capture's own correlation survives every refresh: each log written
+    inside a span names that span as it was sent, in every pass, with its
+    time inside the span's sent interval."""
+    from test_correlation import check_correlation
+
+    out, _, _ = imported
+    shares = check_correlation(replay(out, passes=3, signals=("traces", "logs")))
+    assert shares["logs"] == 3 * TRACES
+    assert shares["logs_named"] == shares["logs_inside"] == 1.0, shares
 
 
 def test_replayed_traces_and_logs_have_fresh_ids_intact_trees_and_times_near_now(imported):

@@ -5,8 +5,9 @@ so that nothing downstream can tell them from generated ones.
   is rejoined), one trace per record, under its own resources and scopes;
   times made relative: the trace's earliest start at TIME_BASE_NS, every
   other time (ends, events) keeping its offset; links kept;
-- logs: one log record per record, its time at the base and its observed
-  time keeping its offset; trace context kept;
+- logs: one log record per record, its time at the base (a log in a
+  captured trace: as far after the base as after its trace's start) and
+  its observed time keeping its offset; trace context kept;
 - metrics: one metric (per resource and scope) per record with all its
   series; a series' points kept, sorted by time, contiguous; start times
   fixed per series (cumulative: the base), point times keeping their offsets
@@ -69,6 +70,7 @@ class Normalizer:
         self.spans = self.series = self.points = 0  # as written: duplicates dropped
         self.duplicates = 0  # spans, log records and metric points seen twice, kept once
         self.logs_in_traces = 0  # log records whose trace is in the capture too
+        self.origins: dict[bytes, int] = {}  # trace id -> its earliest span start, as captured
 
     # -- input ---------------------------------------------------------------
 
@@ -140,6 +142,8 @@ class Normalizer:
         starts = [s.start_time_unix_nano for s in spans if s.start_time_unix_nano]
         self.times += starts + [s.end_time_unix_nano for s in spans if s.end_time_unix_nano]
         origin = min(starts) if starts else None
+        if origin is not None:
+            self.origins[trace_id] = origin
         seen: set[bytes] = set()
         pieces: list[bytes] = []
         request = ExportTraceServiceRequest()
@@ -224,8 +228,13 @@ class Normalizer:
         if not time:  # OTLP: the observed time stands in for a missing event time
             self._count("zero log time")
             time = observed
-        log.time_unix_nano = TIME_BASE_NS
-        log.observed_time_unix_nano = TIME_BASE_NS + max((observed or time) - time, 0)
+        # A log written inside a captured trace keeps its offset from the
+        # trace's start, as the trace's spans do: it stays inside its span,
+        # and a replay shifts both alike (docs/design.md, "Correlation").
+        origin = self.origins.get(bytes(log.trace_id)) if log.trace_id else None
+        base = TIME_BASE_NS if origin is None else max(TIME_BASE_NS + (time - origin), 1)
+        log.time_unix_nano = base
+        log.observed_time_unix_nano = base + max((observed or time) - time, 0)
         if log.trace_id and not any(log.trace_id):
             log.trace_id = b""
         if log.span_id and not any(log.span_id):
