@@ -127,7 +127,7 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
     send_number: how often this batch went out before (its trace's keys
     and, with `clock`, what a trace batch's send writes there). clock: int64
     rows [now of an even send, now of an odd send, latest send number (-1:
-    none)] per trace batch; slots: int64 per id group, the clock row of the
+    none), flags the kernel ignores] per trace batch; slots: int64 per id group, the clock row of the
     trace batch holding its trace (-1: none). A group with a sent slot takes
     that send's number and `now` (its times shift as its trace's did)."""
     cdef Py_buffer source, clock_view, slots_view
@@ -146,11 +146,11 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
             has_clock = True
             PyObject_GetBuffer(slots, &slots_view, PyBUF_C_CONTIGUOUS)
             has_slots = True
-            if clock_view.itemsize != 8 or clock_view.len % 24 or slots_view.itemsize != 8 \
+            if clock_view.itemsize != 8 or clock_view.len % (8 * CLOCK_COLUMNS) or slots_view.itemsize != 8 \
                     or slots_view.len != 8 * plan.n_id_groups:
-                raise ValueError("clock must be int64 rows of 3 and slots one int64 per id group")
+                raise ValueError(f"clock must be int64 rows of {CLOCK_COLUMNS} and slots one int64 per id group")
             send.clock = <const int64_t*>clock_view.buf
-            send.clock_rows = clock_view.len // 24
+            send.clock_rows = clock_view.len // (8 * CLOCK_COLUMNS)
             send.slots = <const int64_t*>slots_view.buf
         return _patch(plan, <const char*>source.buf, source.len, now, jitter_ns, backdate_ns, run_start, step,
                       replica, seed, &send)

@@ -65,6 +65,8 @@ cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
 # Words per id group in a patch's scratch: the trace id's two keys, the span
 # ids' key, the jitter draw and the `now` its times are shifted to.
 DEF KEY_WORDS = 5
+# Columns of a trace clock row (telegen/send/engine/clock.py); the kernel reads the first three.
+DEF CLOCK_COLUMNS = 4
 
 
 # What one send asks for, beyond the plan and the template.
@@ -81,7 +83,7 @@ cdef struct SendArgs:
     bint keyed
     uint64_t id_key  # the run's, shard's and tenant's key
     int64_t send_number  # this batch's sends before this one
-    const int64_t* clock  # per trace batch: [now of an even send, of an odd one, latest send number (-1: none)]
+    const int64_t* clock  # per trace batch: [now of an even send, of an odd one, latest send number (-1: none), -]
     Py_ssize_t clock_rows
     const int64_t* slots  # per id group: the trace batch (row of `clock`) holding its trace, -1: none
     uint64_t attempt  # > 0 after an id came out all zero
@@ -310,7 +312,7 @@ cdef void _derive_keys(const PlanView* plan, const SendArgs* send, uint64_t* key
         now = send.now
         slot = send.slots[g] if send.slots != NULL else -1
         if 0 <= slot < send.clock_rows:
-            row = send.clock + 3 * slot
+            row = send.clock + CLOCK_COLUMNS * slot
             number = telegen_load_acquire(row + 2)
             if number >= 0:
                 now = <uint64_t>row[number & 1]

@@ -136,7 +136,7 @@ def test_keyed_patches_agree_with_reference(templates, signal):
     data = correlated(templates)
     records = data.records(signal)
     rng = random.Random(3)
-    clock = [[NOW - 5 * MS, NOW - 9 * MS, 4], [NOW - 1, NOW - 2, -1], [NOW - 3 * MS, NOW - 2 * MS, 7]]
+    clock = [[NOW - 5 * MS, NOW - 9 * MS, 4, 0], [NOW - 1, NOW - 2, -1, 0], [NOW - 3 * MS, NOW - 2 * MS, 7, 3]]
     for batch in [b"".join(records[i:i + 6]) for i in range(0, min(len(records), 30), 6)] + records[-2:]:
         plan = fp.scan(signal, batch)
         slots = [rng.choice([-1, 0, 1, 2, 5]) for _ in range(plan.n_id_groups)]

@@ -316,7 +316,7 @@ def test_keyed_ids_round_trip(templates):
         for data in requests_of(templates, signal)[:2]:
             plan = fp.scan(signal, data)
             template = _gzip.compress(data, byte_classes(plan, data))
-            clock = np.array([[NOW - 5, NOW - 7, 3]], dtype=np.int64)
+            clock = np.array([[NOW - 5, NOW - 7, 3, 0]], dtype=np.int64)
             slots = np.zeros(plan.n_id_groups, dtype=np.int64)
             raw = fp.patch(plan, data, NOW, 10**6, id_key=77, send_number=4, clock=clock, slots=slots)
             assert zlib.decompress(_gzip.patch(template, raw, zlib.crc32(raw)), wbits=31) == raw

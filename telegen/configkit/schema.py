@@ -62,7 +62,7 @@ def to_plain(value: Any) -> Any:
     """Plain YAML-safe data from a config object (the keys only, not NOT_A_KEY
     state); a literal "${" is written "$${" so that reading it back keeps it."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _is_key(f)}
+        return {_key(f): to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _is_key(f)}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -75,14 +75,26 @@ _NOUNS: dict[type, str] = {int: "an integer", float: "a number", bool: "true or 
 
 @cache
 def _field_hints(cls: type) -> dict[str, Any]:
+    """YAML key -> type hint of its field."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if _is_key(f)}
+    return {_key(f): hints[f.name] for f in dataclasses.fields(cls) if _is_key(f)}
+
+
+@cache
+def _field_names(cls: type) -> dict[str, str]:
+    """YAML key -> field name: the same but where a key is a Python keyword
+    (`for: 30s`), written `for_` with metadata {"key": "for"}."""
+    return {_key(f): f.name for f in dataclasses.fields(cls) if _is_key(f)}
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("key", f.name))
 
 
 @cache
 def _required(cls: type) -> tuple[str, ...]:
     # A field without a default must be given (a ramp stage's duration and target).
-    return tuple(f.name for f in dataclasses.fields(cls) if _is_key(f)
+    return tuple(_key(f) for f in dataclasses.fields(cls) if _is_key(f)
                  and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
@@ -111,8 +123,9 @@ def _build(cls: type[_T], data: Any, path: str, schema: Schema) -> _T:
     if missing:
         raise invalid(path or "top level", dict(data), f"a mapping with {' and '.join(_required(cls))} "
                                                        f"({', '.join(missing)} missing)")
-    values = {name: _convert(data[name], hint, join(path, name), schema)
-              for name, hint in hints.items() if name in data}
+    names = _field_names(cls)
+    values = {names[key]: _convert(data[key], hint, join(path, key), schema)
+              for key, hint in hints.items() if key in data}
     derive = schema.derived.get(cls)
     if derive is not None:
         derive(data, values)

@@ -160,8 +160,8 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
                     id_key: int | None = None, send_number: int = 0, clock=None, slots=None) -> bytes:
     """What telegen._fastpath.patch(scan(signal, data), data, ...) returns.
     `clock` and `slots` only matter with `id_key`: (a sequence of) rows
-    [now of an even send, of an odd one, latest send number] per trace
-    batch, and a clock row per id group (-1: none)."""
+    [now of an even send, of an odd one, latest send number, flags] per
+    trace batch, and a clock row per id group (-1: none)."""
     rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
     run_start = run_start or now
     padded: list[bool] = []

@@ -26,6 +26,8 @@ from .load.series import SeriesCount, count_series
 from .report import SendReport, latency, percent
 from .report.thresholds import abort_check, breaches
 from .report.timeline import Timeline
+from .scenarios import Scenarios
+from .scenarios.report import scenario_lines
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
 
@@ -106,6 +108,7 @@ class Sender:
                               max_backoff=retry.max_backoff, multiplier=retry.backoff_multiplier),
             stats_interval=sending.stats_interval,
             gzip_encoder=sending.gzip_encoder,
+            scenarios=Scenarios.from_config(sending.scenarios),
             abort_check=abort_check(self.config.thresholds),
             stage_check=lambda figures: breaches(figures, self.config.thresholds),
         )
@@ -194,7 +197,9 @@ class Sender:
         for templates in loaded:
             if templates.signal == "metrics" and templates.signal in report.signals:
                 counted = self.series()
-                report.signals["metrics"].series_total = counted.otlp
+                # Churn's new series are distinct series too (the count a backend should hold).
+                created = (report.scenarios or {}).get("churn", {}).get("series_created", 0)
+                report.signals["metrics"].series_total = counted.otlp + created
                 report.signals["metrics"].prometheus_series = counted.prometheus
         report.breaches = breaches(report, self.config.thresholds) + [
             f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
@@ -231,7 +236,7 @@ def summary(report: SendReport) -> str:
     line per signal that lost events."""
     ended = " (interrupted)" if report.interrupted else " (aborted early)" if report.aborted else ""
     return "\n".join([f"Sent for {report.elapsed:.1f} s with {report.processes} process(es){ended}",
-                      *signal_lines(report), *loss_lines(report)])
+                      *signal_lines(report), *scenario_lines(report.scenarios), *loss_lines(report)])
 
 
 def loss_lines(report: SendReport) -> list[str]:

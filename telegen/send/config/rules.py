@@ -100,6 +100,17 @@ RULES: dict[str, Rule] = {
     "sending.retry.backoff_multiplier": Range(low=1),
     "sending.shard.index": AT_LEAST_0,
     "sending.shard.count": AT_LEAST_1,
+    "sending.scenarios.clock_skew.services": AT_LEAST_0,
+    "sending.scenarios.clock_skew.max": Duration(low=0),
+    "sending.scenarios.late.fraction": Range(low=0, high=1),
+    "sending.scenarios.late.by": Duration(low=0),
+    "sending.scenarios.delayed_children.fraction": Range(low=0, high=1),
+    "sending.scenarios.delayed_children.by": Duration(low=0),
+    "sending.scenarios.churn.fraction": Range(low=0, high=1),
+    "sending.scenarios.churn.every": Duration(low=0, low_open=True),
+    "sending.scenarios.burst.every": Duration(low=0, note="0 = no bursts"),
+    "sending.scenarios.burst.for": Duration(low=0, low_open=True),
+    "sending.scenarios.burst.factor": Range(low=0, low_open=True),
     "timestamps.jitter_ms": AT_LEAST_0,
     "thresholds.max_lost_ratio": Range(low=0, high=1),
     "thresholds.max_failed_ratio": Range(low=0, high=1),
@@ -225,5 +236,13 @@ def _check_shard(config: SenderConfig) -> None:
                       f"an integer < sending.shard.count ({shard.count}): shards are numbered 0 .. count-1")
 
 
-CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry, _check_shard)
+def _check_scenarios(config: SenderConfig) -> None:
+    burst = config.sending.scenarios.burst
+    if burst.every > 0 and burst.for_ >= burst.every:
+        raise invalid("sending.scenarios.burst.for", burst.for_,
+                      f"a duration < sending.scenarios.burst.every ({burst.every:g} s): a burst ends before the next")
+
+
+CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry, _check_shard,
+                                                      _check_scenarios)
 

@@ -212,6 +212,49 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class ClockSkewConfig:
+    services: int = 0  # how many services' clocks are off (0: none)
+    max: float = 0.5  # seconds: each is off by up to plus or minus this
+
+
+@dataclass(frozen=True)
+class LateConfig:
+    fraction: float = 0.0  # share of span and log sends whose times lie `by` in the past
+    by: float = 600.0
+
+
+@dataclass(frozen=True)
+class DelayedChildrenConfig:
+    fraction: float = 0.0  # share of traces whose non-root spans go out `by` after their root
+    by: float = 30.0
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    fraction: float = 0.0  # share of metric series replaced by new series every `every`
+    every: float = 60.0
+
+
+@dataclass(frozen=True)
+class BurstConfig:
+    every: float = 0.0  # seconds between bursts' starts (0: none); the first after one `every`
+    for_: float = field(default=30.0, metadata={"key": "for"})  # seconds each lasts
+    factor: float = 5.0  # the rate is multiplied by this meanwhile
+
+
+@dataclass(frozen=True)
+class ScenariosConfig:
+    """The messy traffic real backends see, each off until asked for
+    (telegen.send.scenarios; docs/scenarios.md)."""
+
+    clock_skew: ClockSkewConfig = field(default_factory=ClockSkewConfig)
+    late: LateConfig = field(default_factory=LateConfig)
+    delayed_children: DelayedChildrenConfig = field(default_factory=DelayedChildrenConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
+    burst: BurstConfig = field(default_factory=BurstConfig)
+
+
+@dataclass(frozen=True)
 class SendingConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     # Ramping stages: when given they set the rate over time instead of
@@ -240,6 +283,7 @@ class SendingConfig:
     stats_interval: float = 5.0
     retry: RetryConfig = field(default_factory=RetryConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
+    scenarios: ScenariosConfig = field(default_factory=ScenariosConfig)
 
     def rate_plan(self, share: float = 1.0) -> RatePlan:
         """The target rate over time (stages, or the one rate), times `share`

@@ -9,10 +9,12 @@ went out, with its time shifted as the span's was (telegen.send.load.correlate).
 
 The clock is shared memory made before the workers fork. Each trace batch
 belongs to one worker, its only writer; readers take no lock. A row is
-[now of an even send, now of an odd send, latest send number (-1: none)]:
-the writer stores the time in its parity's slot before the number, so a
-reader that reads the number first finds that send's time, which is not
-written again until two sends later.
+[now of an even send, now of an odd send, latest send number (-1: none),
+late flags (bit 0: the even send went out `late`, bit 1: the odd one)]:
+the writer stores the time (and flag) in its parity's slot before the
+number, so a reader that reads the number first finds that send's time,
+which is not written again until two sends later. The kernel reads the
+first three columns.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from multiprocessing.sharedctypes import RawArray
 
 import numpy as np
 
+COLUMNS = 4
+
 
 class TraceClock:
     def __init__(self, rows: int, key: int | None = None) -> None:
@@ -28,15 +32,24 @@ class TraceClock:
         # The run's id key: every id this run sends derives from it, so no
         # two runs (or shards) repeat each other's ids.
         self.key = int.from_bytes(os.urandom(8), "little") if key is None else key & (2**64 - 1)
-        self._shared = RawArray("q", max(1, rows) * 3)
-        self.table = np.frombuffer(self._shared, dtype=np.int64).reshape(-1, 3)[:rows]
+        self._shared = RawArray("q", max(1, rows) * COLUMNS)
+        self.table = np.frombuffer(self._shared, dtype=np.int64).reshape(-1, COLUMNS)[:rows]
         self.table[:, 2] = -1
 
-    def record(self, slot: int, number: int, now_ns: int) -> None:
-        """Trace batch `slot` went out in send `number`, patched at `now_ns`."""
+    def record(self, slot: int, number: int, now_ns: int, late: bool = False) -> None:
+        """Trace batch `slot` went out in send `number`, patched at `now_ns`
+        (`late`: its times set back by the late scenario)."""
         row = self.table[slot]
-        row[number & 1] = now_ns
+        parity = number & 1
+        row[parity] = now_ns
+        row[3] = (int(row[3]) & ~(1 << parity)) | (int(late) << parity)
         row[2] = number
+
+    def late(self, slots: np.ndarray) -> int:
+        """How many of `slots` (rows, repeats counted) last went out late."""
+        rows = self.table[slots]
+        numbers = rows[:, 2]
+        return int((((rows[:, 3] >> (numbers & 1)) & 1) * (numbers >= 0)).sum())
 
     def all_sent(self, slots: tuple[int, ...]) -> bool:
         """Whether every trace batch in `slots` went out at least once."""

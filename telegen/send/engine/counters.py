@@ -19,7 +19,12 @@ from ..transport.base import FAILED, REJECTED
 # Counters per signal, in this order, in each worker's shared array.
 # traces_delivered: the traces of trace batches every event of which was
 # delivered (what a trace store should then hold); 0 for other signals.
-COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered")
+# The scenarios' (telegen.send.scenarios): late: events sent with times set
+# back; delayed: traces whose children went out after their root; series_created:
+# metric series that churn made new. Reported under `scenarios`, not per signal.
+COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered",
+            "late", "delayed", "series_created")
+SCENARIO_COUNTERS = ("late", "delayed", "series_created")
 
 
 class Counters:
@@ -90,7 +95,8 @@ _DELIVERED, _REJECTED, _FAILED, _RETRIES, _TRACES_DELIVERED = (
 def signal_counts(signal: str, values: dict[str, int]) -> dict[str, int]:
     """A signal's counters as SignalReport takes them: traces_delivered is
     the traces signal's alone."""
-    return values if signal == "traces" else {k: v for k, v in values.items() if k != "traces_delivered"}
+    return {k: v for k, v in values.items()
+            if k not in SCENARIO_COUNTERS and (signal == "traces" or k != "traces_delivered")}
 
 
 class Reasons:

@@ -15,6 +15,7 @@ from ..report import SendReport, SignalReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
 from ..load.correlate import correlate
+from ..scenarios.report import scenario_report
 from .clock import TraceClock
 from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array, signal_counts
 from .order import Generations
@@ -81,6 +82,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
                      interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
     report.aborted = aborted
     report.stages = cuts.rows
+    report.scenarios = scenario_report(settings.scenarios, totals)
     report.started_at, report.ended_at = run_start_ns / 1e9, time.time()
     return report
 

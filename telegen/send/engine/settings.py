@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..load.compression import PATCHABLE
+from ..scenarios import Scenarios
 from ..report import SendReport
 from ..transport import RetryPolicy, Target
 from .plan import RatePlan, Stage
@@ -54,6 +55,9 @@ class SendSettings:
     # (a forked process with `processes` > 1), so it must be cheap and hand
     # anything it keeps to its own process-safe channel.
     on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None
+    # The messy traffic asked for (bursts, late data, skewed clocks, delayed
+    # children, churn); all off by default.
+    scenarios: Scenarios = field(default_factory=Scenarios)
 
     @property
     def plan(self) -> RatePlan:

@@ -3,8 +3,11 @@ and in-flight slots, patching and handing bytes to the transport; and the
 forked worker processes of a run with several."""
 from __future__ import annotations
 
+import collections
+import dataclasses
 import math
 import os
+import random
 import signal as signals
 import sys
 import threading
@@ -39,17 +42,22 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     deadline = started + settings.duration if settings.duration > 0 else None
     transports = {s: open_transport(s, settings.targets[s], settings.retry)
                   for s in {item.signal for item in schedule}}
+    scenarios = settings.scenarios
+    # Delayed children go out up to `by` after their root, the run's end included.
+    delay = scenarios.delayed_by if scenarios.delayed else 0.0
     for s, transport in transports.items():
         transport.on_retry = _retry_line(s, errors)
-        transport.deadline = deadline  # no back-off waits past the run's end
-    plan = settings.plan.scaled(share)
+        transport.deadline = deadline + delay if deadline is not None else None  # no back-off past the run's end
+    plan = scenarios.rate_plan(settings.plan.scaled(share))
     bucket = None if plan.unthrottled else TokenBucket(plan, started)
+    late = _Late(scenarios.late_fraction, scenarios.late_by) if scenarios.late else None
     slots = threading.BoundedSemaphore(settings.concurrency)
     delivered_any = threading.Event()
 
-    def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
-        # A trace batch's id groups are its traces (each trace one key).
-        traces = item.batch.plan.n_id_groups if item.signal == "traces" else 0
+    def finished(item: ScheduleItem, whole: bool = True) -> Callable[[Outcome], None]:
+        # A trace batch's id groups are its traces (each trace one key);
+        # delayed children (not `whole`) are counted with their roots' batch.
+        traces = item.batch.plan.n_id_groups if item.signal == "traces" and whole else 0
 
         def done(outcome: Outcome) -> None:
             try:
@@ -79,6 +87,19 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     every_key = [_key(item) for item in schedule]
     replay_started: dict[tuple[int, int], int] = {}
     sends: dict[tuple[int, int], int] = {}  # each batch's sends so far: the number its ids derive from
+    later = _Later(delay)  # delayed children not yet sent
+
+    def send_children(child: _Child) -> None:
+        batch = child.item.batch.children
+        item = ScheduleItem("traces", batch, -1)
+        if bucket is not None and not stop.is_set():
+            bucket.acquire(batch.piece_events[0], stop, None)
+        if not _take_slot(slots, stop, None):
+            return
+        _send(item, transports["traces"], counters, settings, run_start_ns, 0, finished(item, whole=False),
+              _pace(bucket, batch.piece_events, stop, deadline), child.now_ns, child.number, clock)
+        counters.add("traces", delayed=child.item.batch.delayed_traces,
+                     late=batch.events if child.late else 0)
     ready: set[tuple[int, int]] = set()  # batches whose named trace batches have all gone out
     try:
         pass_number = 0
@@ -90,6 +111,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     stop.set()
                     break
+                for child in later.due():
+                    send_children(child)
                 if only_unsent and key not in unsent:
                     continue
                 period = item.batch.series_period
@@ -120,6 +143,9 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     break
                 if now_ns is None:
                     now_ns = time.time_ns()
+                is_late = late is not None and item.signal != "metrics" and late.draw()
+                if is_late:  # its times (and its logs', through the clock) set back
+                    now_ns -= late.by_ns
                 start_ns = run_start_ns
                 if period:
                     last_sent[key] = time.monotonic()
@@ -132,7 +158,11 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                       _pace(bucket, pieces, stop, deadline), now_ns, number, clock)
                 sends[key] = number + 1
                 if item.batch.slot >= 0:  # what logs and exemplars naming its spans derive their ids from
-                    clock.record(item.batch.slot, number, now_ns)
+                    clock.record(item.batch.slot, number, now_ns, is_late)
+                if late is not None and item.signal != "metrics":
+                    counters.add(item.signal, late=late.events(item.batch, is_late, clock))
+                if item.batch.children is not None:
+                    later.add(_Child(item, number, now_ns, is_late))
                 unsent.discard(key)
                 sent += 1
             # A pass counts once every batch has gone out in it: `passes` is
@@ -148,8 +178,80 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 only_unsent = waiting == gated
                 if not sent:
                     stop.wait(0.0005 if gated else 0.05)
+        # The run's end waits (up to `by`) for the children still due, unless it was interrupted.
+        ended = deadline is not None and time.monotonic() >= deadline or (
+            settings.passes and pass_number >= settings.passes)
+        while later and (ended or not stop.is_set()):
+            child = later.wait(stop if not ended else None)
+            if child is None:
+                break
+            send_children(child)
     finally:
         _drain(slots, settings, transports, stop)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Child:
+    """A trace batch's delayed children, owed `by` after the batch's send
+    (its number and time, which they take)."""
+
+    item: ScheduleItem
+    number: int
+    now_ns: int
+    late: bool
+    due: float = 0.0
+
+
+class _Later:
+    """Delayed children in the order they fall due (each one `by` after its root)."""
+
+    def __init__(self, by: float) -> None:
+        self.by = by
+        self.queue: collections.deque[_Child] = collections.deque()
+
+    def __bool__(self) -> bool:
+        return bool(self.queue)
+
+    def add(self, child: _Child) -> None:
+        self.queue.append(dataclasses.replace(child, due=time.monotonic() + self.by))
+
+    def due(self) -> list[_Child]:
+        now = time.monotonic()
+        out = []
+        while self.queue and self.queue[0].due <= now:
+            out.append(self.queue.popleft())
+        return out
+
+    def wait(self, stop: threading.Event | None) -> _Child | None:
+        """The next child, once due; None when `stop` is set first."""
+        child = self.queue[0]
+        wait = child.due - time.monotonic()
+        if wait > 0 and (stop.wait(wait) if stop is not None else time.sleep(wait)):
+            return None
+        return self.queue.popleft()
+
+
+class _Late:
+    """The late scenario in one worker: which sends of spans and logs carry
+    times `by` in the past (each with probability `fraction`), and how many
+    events each made late: a late trace batch's spans; a log batch's records
+    of its own when it is late, and those keyed to a trace whose latest send
+    was late (they are shifted as their spans were)."""
+
+    def __init__(self, fraction: float, by: float) -> None:
+        self.fraction = fraction
+        self.by_ns = int(by * 1e9)
+        self.random = random.Random(int.from_bytes(os.urandom(8), "little"))
+
+    def draw(self) -> bool:
+        return self.random.random() < self.fraction
+
+    def events(self, batch, is_late: bool, clock: TraceClock) -> int:
+        if batch.signal == "traces":
+            return batch.events if is_late else 0
+        tied = batch.tied
+        own = batch.plan.n_time_groups - (len(tied) if tied is not None else 0)
+        return (own if is_late else 0) + (clock.late(tied) if tied is not None and len(tied) else 0)
 
 
 def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:

@@ -61,6 +61,13 @@ class Batch:
     slot: int = -1
     slots: np.ndarray | None = None
     needs: tuple[int, ...] = ()
+    # A log batch's time groups keyed to a sent trace: that trace's clock row each.
+    tied: np.ndarray | None = None
+    # The delayed_children scenario: the non-root spans of some of a trace
+    # batch's traces, sent a while after it with its send's keys and time
+    # (telegen.send.scenarios.delayed); how many traces they belong to.
+    children: Batch | None = None
+    delayed_traces: int = 0
 
     @functools.cached_property
     def series_period(self) -> float:
@@ -140,13 +147,13 @@ def _build(signal: str, records: Sequence[Buffer], per_batch: int, max_bytes: in
             weight = 1 if signal == "traces" else events
             if len(record) > max_bytes:
                 if units:
-                    batches.append(_finish(signal, [grouper.build()]))
+                    batches.append(finish_batch(signal, [grouper.build()]))
                     grouper, units, size = _fastpath.Regrouper(signal, width), 0, 0
-                batches.append(_finish(signal, _fastpath.split(signal, record, max_bytes, width)))
+                batches.append(finish_batch(signal, _fastpath.split(signal, record, max_bytes, width)))
                 first_pending, unreleased = index + 1, unreleased + len(record)
                 continue
             if units and (units + weight > per_batch or size + len(record) > max_bytes):
-                batches.append(_finish(signal, [grouper.build()]))
+                batches.append(finish_batch(signal, [grouper.build()]))
                 grouper, units, size = _fastpath.Regrouper(signal, width), 0, 0
                 first_pending = index
             grouper.add(record)
@@ -162,12 +169,13 @@ def _build(signal: str, records: Sequence[Buffer], per_batch: int, max_bytes: in
             progress(index + 1, len(records))
             next_report += PROGRESS_INTERVAL
     if units:
-        batches.append(_finish(signal, [grouper.build()]))
+        batches.append(finish_batch(signal, [grouper.build()]))
     return SignalTemplates(signal=signal, templates=len(records), events=total_events, batches=tuple(batches),
                            copies=copies)
 
 
-def _finish(signal: str, pieces: Sequence[bytes]) -> Batch:
+def finish_batch(signal: str, pieces: Sequence[bytes]) -> Batch:
+    """One batch of `pieces` (a request, or the pieces a too-big one was cut into), scanned."""
     data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     plan = _fastpath.scan(signal, data)
     bounds = []

@@ -95,4 +95,5 @@ def _tie(batch: Batch, spots: dict[bytes, TraceSpot]) -> Batch:
             low[time_group], high[time_group] = spot.low, spot.high
         arrays.update(group_min=low, group_max=high)
         plan = _fastpath.plan_from_arrays(**plan.scalars(), arrays=arrays)
-    return dataclasses.replace(batch, plan=plan, slots=slots, needs=tuple(np.unique(slots[slots >= 0]).tolist()))
+    return dataclasses.replace(batch, plan=plan, slots=slots, needs=tuple(np.unique(slots[slots >= 0]).tolist()),
+                               tied=slots[keys[tied]] if len(tied) else None)

@@ -105,6 +105,8 @@ class SendReport:
     # queries to). None for the figures of an interval or a stage.
     started_at: float | None = None
     ended_at: float | None = None
+    # What each scenario asked for did (telegen.send.scenarios.report); None: none was on.
+    scenarios: dict | None = None
 
     @property
     def delivered(self) -> int:
@@ -149,6 +151,7 @@ class SendReport:
             "aborted": self.aborted,
             "signals": _signals_dict(self.signals),
             "stages": [stage.to_dict() for stage in self.stages],
+            **({"scenarios": self.scenarios} if self.scenarios is not None else {}),
         }
 
 
