@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ... import _fastpath
 from ...templates import SIGNALS
 from ..load.batches import Batch, SignalTemplates
 from ..load.compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
+from ..tenants import TenantCycle, Tenants
 from .settings import SendSettings
 
 
@@ -18,21 +19,34 @@ class ScheduleItem:
     signal: str
     batch: Batch
     replica: int  # -1: no replica attribute to write
+    # Several tenants (telegen.send.tenants): which tenant a turn of this
+    # item goes to is tenants.pick(tenant_phase, turn); tenant t's copy
+    # writes replica + t * tenant_stride. None: one tenant.
+    tenants: TenantCycle | None = None
+    tenant_phase: int = 0
+    tenant_stride: int = 0
 
 
-def build_schedule(loaded: Sequence[SignalTemplates]) -> list[ScheduleItem]:
-    """One pass: every batch (times its replicas), signals interleaved evenly."""
+def build_schedule(loaded: Sequence[SignalTemplates], tenants: Tenants | None = None) -> list[ScheduleItem]:
+    """One pass: every batch (times its replicas), signals interleaved evenly;
+    with tenants, each item's phase among them by its place in the pass."""
     keyed = []
     for templates in loaded:
         numbers = templates.copies.numbers() if templates.copies.width else range(-1, 0)
         items = [ScheduleItem(templates.signal, batch, replica) for replica in numbers for batch in templates.batches]
         keyed.extend(((k + 0.5) / len(items), SIGNALS.index(templates.signal), item) for k, item in enumerate(items))
     keyed.sort(key=lambda entry: (entry[0], entry[1]))
-    return [item for _, _, item in keyed]
+    schedule = [item for _, _, item in keyed]
+    if tenants is None or tenants.count <= 1:
+        return schedule
+    cycle = TenantCycle(tenants.weights)
+    strides = {t.signal: t.copies.total if t.signal == "metrics" else 0 for t in loaded}
+    return [replace(item, tenants=cycle, tenant_phase=cycle.phase(k, len(schedule)),
+                    tenant_stride=strides[item.signal]) for k, item in enumerate(schedule)]
 
 
 def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, step: int,
-                 now_ns: int | None = None) -> list[bytes]:
+                 now_ns: int | None = None, tenant: int = 0) -> list[bytes]:
     """The request bodies of one send of a batch: patched at `now_ns` (None:
     now; a metric batch gets its generation's stamp; or as settings.prepare
     says), cut into its pieces, gzip-compressed where the carrier wants gzip
@@ -40,12 +54,12 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
     the per-send work of the send path but the transport's (benchmarks count
     its instructions). `run_start_ns`: the start time of cumulative series,
     and for a batch of series kept whole when its replay began (their growth
-    counts from there)."""
+    counts from there). `tenant`: whose copy of a metric batch it is."""
     batch = item.batch
     if settings.prepare is None:
         now_ns = time.time_ns() if now_ns is None else now_ns
         data = _fastpath.patch(batch.plan, batch.data, now_ns, settings.jitter_ns, settings.backdate_ns,
-                               run_start_ns, step, item.replica)
+                               run_start_ns, step, item.replica + tenant * item.tenant_stride)
     else:
         data = settings.prepare(item)
     if settings.on_sent is not None:

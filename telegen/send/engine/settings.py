@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..load.compression import PATCHABLE
 from ..report import SendReport
+from ..tenants import Tenants
 from ..transport import RetryPolicy, Target
 from .plan import RatePlan, Stage
 
@@ -54,6 +55,9 @@ class SendSettings:
     # (a forked process with `processes` > 1), so it must be cheap and hand
     # anything it keeps to its own process-safe channel.
     on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None
+    # Several tenants (otlp.tenants; telegen.send.tenants): who each send is
+    # for. None: one tenant, the targets' own headers.
+    tenants: Tenants | None = None
 
     @property
     def plan(self) -> RatePlan:

@@ -43,13 +43,13 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     slots = threading.BoundedSemaphore(settings.concurrency)
     delivered_any = threading.Event()
 
-    def finished(item: ScheduleItem) -> Callable[[Outcome], None]:
+    def finished(item: ScheduleItem, tenant: int) -> Callable[[Outcome], None]:
         # A trace batch's id groups are its traces (each trace one key).
         traces = item.batch.plan.n_id_groups if item.signal == "traces" else 0
 
         def done(outcome: Outcome) -> None:
             try:
-                counters.add_outcome(item.signal, outcome, traces)
+                counters.add_outcome(item.signal, outcome, traces, tenant)
                 if item.signal == "metrics":
                     order.answered()
                 if outcome.delivered:
@@ -113,8 +113,10 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 # Generated counters grow once per generation: a series' value
                 # never falls, and grows at the pace its samples are taken.
                 step = order.generation - 1 if item.signal == "metrics" else pass_number
-                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item),
-                      _pace(bucket, pieces, stop, deadline), now_ns)
+                # Tenants: each turn of an item goes to the next tenant in its cycle.
+                tenant = 0 if item.tenants is None else item.tenants.pick(item.tenant_phase, step)
+                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item, tenant),
+                      _pace(bucket, pieces, stop, deadline), now_ns, tenant)
                 unsent.discard(key)
                 sent += 1
             # A pass counts once every batch has gone out in it: `passes` is
@@ -155,11 +157,11 @@ def _key(item: ScheduleItem) -> tuple[int, int]:
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
-          now_ns: int | None = None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step, now_ns)
+          now_ns: int | None = None, tenant: int = 0) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns, tenant)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
-                 bytes=sum(len(r) for r in requests), batches=1)
-    transport.send(requests, item.batch.piece_events, done, pace)
+                 bytes=sum(len(r) for r in requests), batches=1, tenant=tenant)
+    transport.send(requests, item.batch.piece_events, done, pace, tenant)
 
 
 def _pace(bucket: TokenBucket | None, pieces: tuple[int, ...], stop: threading.Event,
@@ -205,7 +207,7 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
 
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
                relay: Relay, run_start_ns: int, share: float, started: float, generations: Generations,
-               index: int) -> None:
+               index: int, tenant_shared=None) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
@@ -216,7 +218,7 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
 
     threading.Thread(target=relay_stop, daemon=True).start()
     reasons = Reasons()
-    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, RelayedErrorLog(relay),
+    run_worker(schedule, settings, Counters(shared, latencies, tenant_shared), stop, run_start_ns, share, RelayedErrorLog(relay),
                reasons, started, generations, index)
     relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()
