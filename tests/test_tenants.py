@@ -290,7 +290,8 @@ def test_tenant_headers_override_the_endpoints_per_signal():
     assert metrics.tenant_headers == (
         (("x-scope-orgid", "a"), ("x-common", "c"), ("x-metrics", "m")),
         (("x-scope-orgid", "b"), ("x-common", "c"), ("x-metrics", "m"), ("x-api-key", "k-s3cr3t")))
-    assert dict(cfg.signal_target("traces").tenant_headers[1]) == {HEADER: "b", "x-common": "c", "x-api-key": "k-s3cr3t"}
+    assert dict(cfg.signal_target("traces").tenant_headers[1]) == {HEADER: "b", "x-common": "c",
+                                                                   "x-api-key": "k-s3cr3t"}
     assert "s3cr3t" not in repr(cfg) and "s3cr3t" not in repr(metrics)
     assert cfg.to_dict()["otlp"]["tenants"] == {"count": None, "headers": [{HEADER: "***"},
                                                                            {HEADER: "***", "x-api-key": "***"}],
@@ -321,7 +322,8 @@ def test_the_fleet_sums_its_senders_tenants():
 # -- config errors -----------------------------------------------------------
 
 @pytest.mark.parametrize("tenants, message", [
-    ({"count": 0, "headers": {HEADER: "t{n}"}}, "otlp.tenants.count: 0 is invalid: expected null or an integer between 1 and 100000"),
+    ({"count": 0, "headers": {HEADER: "t{n}"}},
+     "otlp.tenants.count: 0 is invalid: expected null or an integer between 1 and 100000"),
     ({"count": 3, "headers": {HEADER: "same"}}, "otlp.tenants.headers: {'x-scope-orgid': '***'} is invalid: "
                                                 "expected a header name or value with {n}"),
     ({"count": 3}, "otlp.tenants.headers: {} is invalid: expected a header name or value with {n}"),

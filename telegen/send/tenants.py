@@ -47,7 +47,8 @@ _SECRET_NAME = re.compile(r"auth|key|token|secret|passw|cookie|session|signature
                           re.IGNORECASE)
 # A value that reads like a credential whatever its name: a scheme and a
 # token, or a long run of token characters with letters and digits.
-_SECRET_VALUE = re.compile(r"(?i:bearer|basic|token|apikey)\s+\S+|(?=[^ ]*[0-9])(?=[^ ]*[A-Za-z])[A-Za-z0-9+/=_.-]{24,}\Z")
+_SECRET_VALUE = re.compile(r"(?i:bearer|basic|token|apikey)\s+\S+"
+                           r"|(?=[^ ]*[0-9])(?=[^ ]*[A-Za-z])[A-Za-z0-9+/=_.-]{24,}\Z")
 
 
 def has_placeholder(text: str) -> bool:

@@ -218,7 +218,8 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
 
     threading.Thread(target=relay_stop, daemon=True).start()
     reasons = Reasons()
-    run_worker(schedule, settings, Counters(shared, latencies, tenant_shared), stop, run_start_ns, share, RelayedErrorLog(relay),
+    counters = Counters(shared, latencies, tenant_shared)
+    run_worker(schedule, settings, counters, stop, run_start_ns, share, RelayedErrorLog(relay),
                reasons, started, generations, index)
     relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()
