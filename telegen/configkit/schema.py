@@ -148,6 +148,8 @@ def _convert(raw: Any, hint: Any, path: str, schema: Schema) -> Any:
         item = typing.get_args(hint)[0]
         if dataclasses.is_dataclass(item):
             return _convert_dataclass_list(raw, item, path, schema)
+        if typing.get_origin(item) in (dict, Mapping):
+            return _convert_mapping_list(raw, typing.get_args(item)[1], path, schema)
         return _convert_str_list(raw, path, schema)
     if origin in (dict, Mapping):
         return _convert_mapping(raw, typing.get_args(hint)[1], path, schema)
@@ -220,9 +222,25 @@ def _convert_dataclass_list(raw: Any, item: type, path: str, schema: Schema) -> 
     return tuple(_build(item, entry, f"{path}[{i}]", schema) for i, entry in enumerate(raw))
 
 
-def _convert_mapping(raw: Any, value_hint: type, path: str, schema: Schema) -> dict[str, Any]:
+def _convert_mapping_list(raw: Any, value_hint: type, path: str, schema: Schema) -> tuple[dict[str, Any], ...]:
+    """A list of mappings, or one mapping (a list of one): where one mapping
+    is a template for many and a list names each (`otlp.tenants.headers`).
+    Each item is a secret when the list's path is."""
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):
+        return (_convert_mapping(raw, value_hint, path, schema),)
+    if not isinstance(raw, (list, tuple)):
+        raise invalid(path, raw, f"a mapping of key to {_NOUNS[value_hint]}, or a list of them",
+                      path in schema.secrets)
+    return tuple(_convert_mapping(entry, value_hint, f"{path}[{i}]", schema, secret=path in schema.secrets)
+                 for i, entry in enumerate(raw))
+
+
+def _convert_mapping(raw: Any, value_hint: type, path: str, schema: Schema,
+                     secret: bool | None = None) -> dict[str, Any]:
     choices = schema.key_choices.get(path)
-    secret = path in schema.secrets
+    secret = path in schema.secrets if secret is None else secret
     if not isinstance(raw, Mapping):
         keys = f" ({', '.join(choices)})" if choices else ""
         raise invalid(path, raw, f"a mapping of key{keys} to {_NOUNS[value_hint]}", secret)

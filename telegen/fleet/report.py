@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
 from ..send.engine.plan import RatePlan
-from ..send.report import SendReport, SignalReport, StageReport, merge_reasons
+from ..send.report import SendReport, SignalReport, StageReport, merge_reasons, merged_tenants
 from ..send.report.latency import Histogram
 from ..send.sender import loss_lines, signal_lines
 
@@ -55,7 +55,9 @@ class FleetReport:
         """The fleet as if it were one sender."""
         return SendReport(elapsed=self.elapsed, signals=self.signals,
                           target_events_per_second=self.target_events_per_second, processes=len(self.senders),
-                          interrupted=self.interrupted, breaches=list(self.breaches), stages=self.stages)
+                          interrupted=self.interrupted, breaches=list(self.breaches), stages=self.stages,
+                          tenants=merged_tenants(row.report.tenants for row in self.senders
+                                                 if row.report is not None))
 
     @property
     def delivered(self) -> int:

@@ -53,8 +53,10 @@ class Sender:
         sending = self.config.sending
         loaded = []
         shard = sending.shard
+        tenants = self.config.tenants()
         for signal, path in self.input_files().items():
-            copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier)
+            copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier,
+                                             tenants.count if tenants else 1)
                       if signal == "metrics" else SeriesCopies())
             started = time.monotonic()
             per_batch = getattr(sending.batch_size, signal)
@@ -111,6 +113,7 @@ class Sender:
             scenarios=Scenarios.from_config(sending.scenarios),
             abort_check=abort_check(self.config.thresholds),
             stage_check=lambda figures: breaches(figures, self.config.thresholds),
+            tenants=self.config.tenants(),
         )
 
     def target(self, signal: str) -> Target:
@@ -126,6 +129,7 @@ class Sender:
             key_file=resolved.tls.key_file,
             max_message_bytes=self.config.sending.max_message_bytes,
             protocol=resolved.protocol,
+            tenant_headers=resolved.tenant_headers,
         )
 
     def describe_metric_pace(self) -> str | None:
@@ -259,4 +263,26 @@ def signal_lines(report: SendReport) -> list[str]:
         lines.append(f"  {'':8s} latency per batch    {latency.line(s.latency['batch'])} (retries included)")
     lines.append(f"  total    {report.delivered:>13,} delivered ({report.events_per_second:,.0f}/s)")
     lines += [f"  {stage_line(stage)}" for stage in report.stages]
+    return lines + tenant_lines(report)
+
+
+# Tenants listed in the summary; the rest are in --stats-json.
+TENANT_LINES = 20
+
+
+def tenant_lines(report: SendReport, most: int = TENANT_LINES) -> list[str]:
+    """A line per tenant (the first `most`): its headers (credentials
+    "***"), planned and sent share of the events, and how they ended."""
+    if not report.tenants:
+        return []
+    sent = sum(t.sent for t in report.tenants)
+    lines = [f"  tenants  {len(report.tenants)}: share of events sent (planned), delivered, rejected, failed"]
+    for tenant in report.tenants[:most]:
+        headers = " ".join(f"{name}={value}" for name, value in tenant.headers.items())
+        share = tenant.sent / sent if sent else 0.0
+        lines.append(f"  {tenant.index:>6d}   {headers[:40]:40s} {100 * share:5.1f} % ({100 * tenant.weight:4.1f} %)  "
+                     f"{tenant.delivered:>11,} delivered  {tenant.total('rejected'):,} rejected  "
+                     f"{tenant.total('failed'):,} failed")
+    if len(report.tenants) > most:
+        lines.append(f"  {'':6s}   ... and {len(report.tenants) - most} more tenants in --stats-json")
     return lines

@@ -5,6 +5,8 @@ metric series no other shard writes: the shard is folded into the
 `telegen.replica` numbering, so shard i's copies of the template series are
 numbers i*k .. i*k+k-1 of N*k (k: the series multiplier), zero-padded to one
 width for the whole fleet. That is still a fixed-width patch, not a re-encode.
+Tenants (`otlp.tenants`, telegen.send.tenants) are folded in above the
+shards: tenant t's copy of number r is t*N*k + r, of T*N*k in all.
 
 The shard comes from `sending.shard`, `--shard I/N`, `TELEGEN_SHARD=I/N`, or a
 Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` with `TELEGEN_SHARDS=N`.
@@ -66,15 +68,23 @@ class SeriesCopies:
     first: int = 0
     count: int = 1
     total: int = 1
+    # Tenants (otlp.tenants): each writes its own `count` copies, tenant t's
+    # numbered t*total + (first .. first+count-1).
+    tenants: int = 1
 
     @classmethod
-    def for_shard(cls, index: int, shards: int, multiplier: int) -> SeriesCopies:
-        return cls(first=index * multiplier, count=multiplier, total=shards * multiplier)
+    def for_shard(cls, index: int, shards: int, multiplier: int, tenants: int = 1) -> SeriesCopies:
+        return cls(first=index * multiplier, count=multiplier, total=shards * multiplier, tenants=tenants)
 
     @property
     def width(self) -> int:
         """Digits of the replica attribute; 0: no attribute (one copy in the fleet)."""
-        return len(str(self.total - 1)) if self.total > 1 else 0
+        numbers = self.total * self.tenants
+        return len(str(numbers - 1)) if numbers > 1 else 0
+
+    def tenant_number(self, replica: int, tenant: int) -> int:
+        """The number tenant `tenant`'s copy of copy `replica` writes."""
+        return tenant * self.total + replica
 
     def numbers(self) -> range:
         return range(self.first, self.first + self.count)

@@ -23,6 +23,7 @@ from ...configkit.messages import show
 from ...errors import ConfigWarning
 from ...templates import SIGNALS
 from ..load.compression import GZIP_ENCODERS
+from ..tenants import MAX_TENANTS, WEIGHTS, bad_placeholder, fill, has_placeholder
 from ..transport.base import COMPRESSIONS, PROTOCOL_ALIASES, PROTOCOLS
 from .endpoints import endpoint_problem, split_endpoint
 
@@ -81,6 +82,8 @@ RULES: dict[str, Rule] = {
     "otlp.protocol": Protocol(),
     **{f"otlp.{signal}.protocol": Protocol() for signal in SIGNALS},
     "otlp.timeout": Duration(low=0, low_open=True),
+    "otlp.tenants.count": Range(low=1, high=MAX_TENANTS),
+    "otlp.tenants.weights": OneOf(WEIGHTS),
     "sending.rate_limit.events_per_second": AT_LEAST_0,
     **{f"sending.batch_size.{signal}": AT_LEAST_1 for signal in SIGNALS},
     "sending.concurrency": AT_LEAST_1,
@@ -123,7 +126,7 @@ RULES: dict[str, Rule] = {
 
 
 HEADER_PATHS: frozenset[str] = frozenset(
-    ["otlp.headers"] + [f"otlp.{signal}.headers" for signal in SIGNALS])
+    ["otlp.headers", "otlp.tenants.headers"] + [f"otlp.{signal}.headers" for signal in SIGNALS])
 
 
 def derive_input(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
@@ -193,6 +196,14 @@ def derive_common_endpoint(raw: Mapping[str, Any], values: dict[str, Any]) -> No
     derive_endpoint(raw, values, unset="")  # "": the protocol's default
 
 
+def derive_tenants(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    """A list of header maps names each tenant; one map is filled in per tenant."""
+    headers = raw.get("headers")
+    values["listed"] = isinstance(headers, (list, tuple)) and len(headers) > 0
+    values["headers"] = tuple({name.lower(): value for name, value in h.items()}
+                              for h in values.get("headers", ()))
+
+
 
 # gRPC metadata names: lower-case token characters. "-bin" names carry bytes,
 # and "grpc-" names are reserved by gRPC itself.
@@ -204,14 +215,55 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e]*\Z")
 def _check_headers(config: SenderConfig) -> None:
     sections: list[tuple[str, Mapping[str, str]]] = [("otlp.headers", config.otlp.headers)]
     sections += [(f"otlp.{signal}.headers", getattr(config.otlp, signal).headers) for signal in SIGNALS]
+    tenants = config.otlp.tenants
+    if tenants.listed:
+        sections += [(f"otlp.tenants.headers[{n}]", h) for n, h in enumerate(tenants.headers)]
+    elif tenants.headers:
+        sections.append(("otlp.tenants.headers", tenants.headers[0]))
     for path, headers in sections:
         for name, value in headers.items():
-            if not _HEADER_NAME.match(name) or name.endswith("-bin") or name.startswith("grpc-"):
+            # {n} in a tenant's header is a number once filled in.
+            filled = fill(name, 0)
+            if not _HEADER_NAME.match(filled) or filled.endswith("-bin") or filled.startswith("grpc-"):
                 raise invalid(f"{path} key", name, "a gRPC metadata name: letters, digits, '-', '_' or '.', "
                                                    "not starting with grpc- nor ending in -bin")
             if not _HEADER_VALUE.match(value):
                 raise invalid(f"{path}.{name}", value, "printable ASCII (gRPC metadata): no newline, "
                                                        "control or non-ASCII character", secret=True)
+
+
+def _check_tenants(config: SenderConfig) -> None:
+    """Tenants that would not be told apart, or a count the list contradicts."""
+    tenants = config.otlp.tenants
+    path = "otlp.tenants"
+    texts = [text for h in tenants.headers for item in h.items() for text in item]
+    for h in tenants.headers:
+        for name, value in h.items():
+            for text, where in ((name, f"{path}.headers key"), (value, f"{path}.headers.{name}")):
+                if bad_placeholder(text):
+                    raise invalid(where, text, "{n} or {n:03} (the tenant's number, zero-padded to 3 digits) "
+                                               "where the tenant's number goes", secret=where != f"{path}.headers key")
+    if tenants.listed:
+        if tenants.count is not None and tenants.count != len(tenants.headers):
+            raise invalid(f"{path}.count", tenants.count,
+                          f"{len(tenants.headers)} (the number of header maps listed in {path}.headers), or "
+                          "no count: a list names every tenant")
+    elif (tenants.count or 1) > 1 and not any(has_placeholder(text) for text in texts):
+        # Every tenant would send the same headers: the backend would see one
+        # tenant while the report split the load into several.
+        raise invalid(f"{path}.headers", {name: "***" for h in tenants.headers for name in h},
+                      f"a header name or value with {{n}} (the tenant's number, 0 .. {tenants.count - 1}) "
+                      f"with {path}.count {tenants.count}, or a list of header maps, one per tenant: "
+                      "otherwise every tenant is the same tenant")
+    if tenants.configured:
+        resolved = tenants.resolve()
+        seen: dict[tuple[tuple[str, str], ...], int] = {}
+        for n, headers in enumerate(resolved.headers):
+            key = tuple(sorted(headers))
+            if key in seen:
+                raise invalid(f"{path}.headers", f"tenants {seen[key]} and {n}",
+                              "a different header set per tenant (these two send the same headers)", secret=False)
+            seen[key] = n
 
 
 def _check_tls(config: SenderConfig) -> None:
@@ -243,6 +295,6 @@ def _check_scenarios(config: SenderConfig) -> None:
                       f"a duration < sending.scenarios.burst.every ({burst.every:g} s): a burst ends before the next")
 
 
-CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tls, _check_retry, _check_shard,
-                                                      _check_scenarios)
+CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tenants, _check_tls, _check_retry,
+                                                      _check_shard, _check_scenarios)
 

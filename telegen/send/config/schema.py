@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...configkit import (
+    NOT_A_KEY,
     SECRET_SHOWN,
     Derive,
     Schema,
@@ -33,6 +34,8 @@ from ...configkit import (
 from ...errors import TemplateFileError
 from ...templates import SIGNALS, pb_path
 from ..engine.plan import RatePlan, Stage
+from ..tenants import Tenants
+from ..tenants import resolve as resolve_tenants
 from .endpoints import DEFAULT_ENDPOINTS, http_url, split_endpoint
 from .layers import env_layer, merge_layer, otlp_sections, override_layer, yaml_layer
 from .rules import (
@@ -43,6 +46,7 @@ from .rules import (
     derive_endpoint,
     derive_input,
     derive_sending,
+    derive_tenants,
 )
 
 DEFAULT_DIRECTORY = "./generated"
@@ -157,6 +161,31 @@ class SignalOtlpConfig:
 
 
 @dataclass(frozen=True)
+class TenantsConfig:
+    """Many tenants from one sender (telegen.send.tenants): tenant n's
+    headers are added to (and override) every endpoint's on its requests.
+    `headers`: one map whose names and values may say {n} (0 .. count-1),
+    or a list of maps, one per tenant (count: its length)."""
+
+    count: int | None = None  # None: 1, or the list's length
+    headers: tuple[Mapping[str, str], ...] = ()
+    weights: str = "even"  # or zipf: tenant n's share of the rate is proportional to 1/(n+1)
+    # Whether `headers` was written as a list (one map per tenant).
+    listed: bool = field(default=False, metadata=NOT_A_KEY)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", tuple(h if isinstance(h, Headers) else Headers(h)
+                                                  for h in self.headers))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.headers) or (self.count or 1) > 1
+
+    def resolve(self) -> Tenants:
+        return resolve_tenants(self.count, self.headers, self.weights, self.listed)
+
+
+@dataclass(frozen=True)
 class OtlpConfig:
     # Empty: the protocol's default. For OTLP/HTTP a base URL: /v1/<signal> is appended.
     endpoint: str = ""
@@ -169,6 +198,7 @@ class OtlpConfig:
     traces: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
     metrics: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
     logs: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
 
     def __post_init__(self) -> None:
         _freeze_headers(self)
@@ -328,6 +358,9 @@ class SignalTarget:
     timeout: float
     tls: TlsConfig
     protocol: str = "grpc"
+    # With several tenants (otlp.tenants): each tenant's whole header set,
+    # `headers` with its own over them; empty with one tenant.
+    tenant_headers: tuple[tuple[tuple[str, str], ...], ...] = ()
 
     def __repr__(self) -> str:
         headers = tuple((key, SECRET_SHOWN) for key, _ in self.headers)
@@ -392,6 +425,9 @@ class SenderConfig:
         for signal in SIGNALS:
             if data["input"][signal] is None:
                 del data["input"][signal]  # unset (the directory's file), not the null a migration warning is about
+        tenants = data["otlp"]["tenants"]
+        if not self.otlp.tenants.listed and len(tenants["headers"]) == 1:
+            tenants["headers"] = tenants["headers"][0]  # one map filled in per tenant, as written
         if self.sending.stages:
             # Both follow from the stages; written out they would contradict them.
             del data["sending"]["duration"]
@@ -400,6 +436,9 @@ class SenderConfig:
             for section in otlp_sections(data):
                 if isinstance(section.get("headers"), dict):
                     section["headers"] = dict.fromkeys(section["headers"], SECRET_SHOWN)
+            headers = tenants["headers"]
+            tenants["headers"] = ([dict.fromkeys(h, SECRET_SHOWN) for h in headers] if isinstance(headers, list)
+                                  else dict.fromkeys(headers, SECRET_SHOWN))
         return data
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "<override>") -> SenderConfig:
@@ -407,6 +446,12 @@ class SenderConfig:
         data = self.to_dict(redact=False)
         # The environment was applied already; ${...} in data is escaped.
         return type(self).from_dict(data, source, env={}, overrides=overrides)
+
+    def tenants(self) -> Tenants | None:
+        """The tenants, when there are several; None for one (its headers,
+        if any, are then the endpoint's: see signal_target)."""
+        tenants = self.otlp.tenants.resolve() if self.otlp.tenants.configured else None
+        return tenants if tenants is not None and tenants.count > 1 else None
 
     def signal_target(self, signal: str) -> SignalTarget:
         """The endpoint, headers and transport settings for one signal, its
@@ -417,15 +462,21 @@ class SenderConfig:
         own: SignalOtlpConfig = getattr(common, signal)
         headers = {key.lower(): value for key, value in common.headers.items()}
         headers.update((key.lower(), value) for key, value in own.headers.items())
+        if common.tenants.configured and common.tenants.resolve().count == 1:
+            headers.update(common.tenants.resolve().headers[0])  # one tenant: its headers on every request
         protocol = own.protocol or common.protocol
         insecure = common.insecure if own.insecure is None else own.insecure
         if protocol == "grpc":
             endpoint = split_endpoint(own.endpoint or common.endpoint or DEFAULT_ENDPOINTS[protocol])[0]
         else:
             endpoint, insecure = http_url(signal, own.endpoint, common.endpoint, insecure)
+        tenants = self.tenants()
+        tenant_headers = () if tenants is None else tuple(
+            tuple({**headers, **dict(own_headers)}.items()) for own_headers in tenants.headers)
         return SignalTarget(
             endpoint=endpoint,
             headers=tuple(headers.items()),
+            tenant_headers=tenant_headers,
             insecure=insecure,
             compression=common.compression,
             timeout=common.timeout,
@@ -439,4 +490,5 @@ _DERIVED: dict[type, Derive] = {
     SendingConfig: derive_sending,
     OtlpConfig: derive_common_endpoint,
     SignalOtlpConfig: derive_endpoint,
+    TenantsConfig: derive_tenants,
 }

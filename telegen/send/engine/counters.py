@@ -25,30 +25,47 @@ from ..transport.base import FAILED, REJECTED
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered",
             "late", "delayed", "series_created")
 SCENARIO_COUNTERS = ("late", "delayed", "series_created")
+# Counters per tenant and signal (otlp.tenants), in another shared array:
+# [tenant][signal][TENANT_COUNTERS], made only when there are several tenants.
+TENANT_COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes")
+_TENANT_INDEX = {name: i for i, name in enumerate(TENANT_COUNTERS)}
 
 
 class Counters:
     """A worker's counters and latency histograms in shared memory, updated
     from transport threads; the parent reads them while the run goes on."""
 
-    def __init__(self, shared=None, latencies=None) -> None:
+    def __init__(self, shared=None, latencies=None, tenants=None) -> None:
         self.shared = shared if shared is not None else RawArray("q", len(SIGNALS) * len(COUNTERS))
         self.latencies = latencies if latencies is not None else new_latency_array()
+        # Per tenant and signal (new_tenant_array); None: one tenant, whose counts are the signals'.
+        self.tenants = tenants
         self.lock = threading.Lock()
 
-    def add(self, signal: str, **values: int) -> None:
+    def add(self, signal: str, tenant: int = 0, **values: int) -> None:
         base = SIGNALS.index(signal) * len(COUNTERS)
         with self.lock:
             for name, value in values.items():
                 self.shared[base + COUNTERS.index(name)] += value
+            if self.tenants is not None:
+                at = (tenant * len(SIGNALS) + SIGNALS.index(signal)) * len(TENANT_COUNTERS)
+                for name, value in values.items():
+                    index = _TENANT_INDEX.get(name)
+                    if index is not None:
+                        self.tenants[at + index] += value
 
-    def add_outcome(self, signal: str, outcome: Outcome, traces: int = 0) -> None:
+    def add_outcome(self, signal: str, outcome: Outcome, traces: int = 0, tenant: int = 0) -> None:
         """An outcome's counts and its latencies (one per request attempt, one
         for the batch). `traces`: the batch's traces, counted delivered when
-        all of its events were."""
+        all of its events were. `tenant`: whose requests they were."""
         base = SIGNALS.index(signal) * len(COUNTERS)
         at = SIGNALS.index(signal) * len(latency.KINDS) * latency.SLOTS
         with self.lock:
+            if self.tenants is not None:
+                own = (tenant * len(SIGNALS) + SIGNALS.index(signal)) * len(TENANT_COUNTERS)
+                self.tenants[own + 1] += outcome.delivered
+                self.tenants[own + 2] += outcome.rejected
+                self.tenants[own + 3] += outcome.failed
             shared = self.shared
             shared[base + _DELIVERED] += outcome.delivered
             if traces and not outcome.failed and not outcome.rejected:
@@ -86,6 +103,19 @@ class Counters:
 
 def new_latency_array():
     return RawArray("q", len(SIGNALS) * len(latency.KINDS) * latency.SLOTS)
+
+
+def new_tenant_array(tenants: int):
+    return RawArray("q", tenants * len(SIGNALS) * len(TENANT_COUNTERS))
+
+
+def tenant_totals(arrays: Sequence, tenants: int) -> list[dict[str, dict[str, int]]]:
+    """Per tenant, per signal, TENANT_COUNTERS summed over the workers' arrays."""
+    total = np.zeros(tenants * len(SIGNALS) * len(TENANT_COUNTERS), dtype=np.int64)
+    for array in arrays:
+        total += np.frombuffer(array, dtype=np.int64)
+    shaped = total.reshape(tenants, len(SIGNALS), len(TENANT_COUNTERS)).tolist()
+    return [{s: dict(zip(TENANT_COUNTERS, shaped[t][si])) for si, s in enumerate(SIGNALS)} for t in range(tenants)]
 
 
 _DELIVERED, _REJECTED, _FAILED, _RETRIES, _TRACES_DELIVERED = (

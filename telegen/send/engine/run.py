@@ -5,19 +5,31 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from multiprocessing.sharedctypes import RawArray
 
 from ..._memory import reuse_large_buffers
 from ...templates import SIGNALS
 from ..load.batches import SignalTemplates
-from ..report import SendReport, SignalReport
+from ..report import SendReport, SignalReport, TenantReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
 from ..load.correlate import correlate
+from ..scenarios import prepare_scenarios
 from ..scenarios.report import scenario_report
 from .clock import TraceClock
-from .counters import COUNTERS, Counters, ErrorLog, Reasons, Relay, new_latency_array, signal_counts
+from .counters import (
+    COUNTERS,
+    Counters,
+    ErrorLog,
+    Reasons,
+    Relay,
+    new_latency_array,
+    new_tenant_array,
+    signal_counts,
+    tenant_totals,
+)
 from .order import Generations
 from .progress import Progress, StageCuts, Watch
 from .schedule import ScheduleItem, build_schedule, prepare_gzip
@@ -35,9 +47,12 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     watches its senders."""
     stop = stop or threading.Event()
     reuse_large_buffers()  # before forking: the children inherit it
+    loaded, scenarios = prepare_scenarios(loaded, settings.scenarios, settings.targets["traces"].max_message_bytes)
+    settings = replace(settings, scenarios=scenarios)
     loaded = prepare_gzip(correlate(loaded), settings, write)
-    schedule = build_schedule(loaded)
-    clock = TraceClock(sum(len(t.batches) for t in loaded if t.signal == "traces"))
+    schedule = build_schedule(loaded, settings.tenants)
+    clock = TraceClock(sum(len(t.batches) for t in loaded if t.signal == "traces"),
+                       tenants=settings.tenants.count if settings.tenants is not None else 1)
     active = [t.signal for t in loaded]
     events_per_pass = sum(t.events_per_pass for t in loaded)
     run_start_ns = time.time_ns()
@@ -52,6 +67,8 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         timeline.target = settings.events_per_second
     arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
     latency_arrays = [new_latency_array() for _ in arrays]
+    tenant_arrays = ([new_tenant_array(settings.tenants.count) for _ in arrays]
+                     if settings.tenants is not None and settings.tenants.count > 1 else None)
     if on_start is not None:
         def current() -> SendReport:
             elapsed = time.monotonic() - started
@@ -64,7 +81,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
     generations = Generations(settings.processes, run_start_ns, settings.metric_interval)
     if settings.processes <= 1:
-        counters = Counters(arrays[0], latency_arrays[0])
+        counters = Counters(arrays[0], latency_arrays[0], tenant_arrays[0] if tenant_arrays else None)
         worker = threading.Thread(target=run_worker, name="telegen-sender",
                                   args=(schedule, settings, counters, stop, run_start_ns, 1.0, errors, reasons,
                                         started, generations, 0, clock))
@@ -73,7 +90,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         worker.join()
     else:
         aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, reasons, watch, started,
-                                 generations, clock)
+                                 generations, clock, tenant_arrays)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
@@ -84,7 +101,18 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     report.stages = cuts.rows
     report.scenarios = scenario_report(settings.scenarios, totals)
     report.started_at, report.ended_at = run_start_ns / 1e9, time.time()
+    if tenant_arrays:
+        report.tenants = tenant_reports(settings, tenant_arrays, active)
     return report
+
+
+def tenant_reports(settings: SendSettings, arrays: Sequence, active: Sequence[str]) -> list[TenantReport]:
+    """A row per tenant: its headers as reports show them, weight and counts."""
+    tenants = settings.tenants
+    assert tenants is not None
+    counts = tenant_totals(arrays, tenants.count)
+    return [TenantReport(n, tenants.shown(n), tenants.weights[n], {s: counts[n][s] for s in active})
+            for n in range(tenants.count)]
 
 
 def _bounds_reached(settings: SendSettings, elapsed: float) -> bool:
@@ -105,7 +133,8 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
                    run_start_ns: int, errors: ErrorLog, reasons: Reasons, watch: Watch, started: float,
-                   generations: Generations, clock: TraceClock) -> str | None:
+                   generations: Generations, clock: TraceClock,
+                   tenant_arrays: Sequence | None = None) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i];
     their error lines and reasons come through one relay."""
@@ -118,7 +147,8 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
         child = context.Process(target=child_main, name=f"telegen-sender-{index}",
                                 args=(share, settings, watch.arrays[index], watch.latency_arrays[index],
                                       process_stop, relay, run_start_ns, 1.0 / settings.processes, started,
-                                      generations, index, clock))
+                                      generations, index, clock,
+                                      tenant_arrays[index] if tenant_arrays else None))
         child.start()
         children.append(child)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..load.compression import PATCHABLE
 from ..scenarios import Scenarios
 from ..report import SendReport
+from ..tenants import Tenants
 from ..transport import RetryPolicy, Target
 from .plan import RatePlan, Stage
 
@@ -58,6 +59,9 @@ class SendSettings:
     # The messy traffic asked for (bursts, late data, skewed clocks, delayed
     # children, churn); all off by default.
     scenarios: Scenarios = field(default_factory=Scenarios)
+    # Several tenants (otlp.tenants; telegen.send.tenants): who each send is
+    # for. None: one tenant, the targets' own headers.
+    tenants: Tenants | None = None
 
     @property
     def plan(self) -> RatePlan:

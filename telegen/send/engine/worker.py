@@ -54,14 +54,14 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     slots = threading.BoundedSemaphore(settings.concurrency)
     delivered_any = threading.Event()
 
-    def finished(item: ScheduleItem, whole: bool = True) -> Callable[[Outcome], None]:
+    def finished(item: ScheduleItem, tenant: int, whole: bool = True) -> Callable[[Outcome], None]:
         # A trace batch's id groups are its traces (each trace one key);
         # delayed children (not `whole`) are counted with their roots' batch.
         traces = item.batch.plan.n_id_groups if item.signal == "traces" and whole else 0
 
         def done(outcome: Outcome) -> None:
             try:
-                counters.add_outcome(item.signal, outcome, traces)
+                counters.add_outcome(item.signal, outcome, traces, tenant)
                 if item.signal == "metrics":
                     order.answered()
                 if outcome.delivered:
@@ -96,10 +96,11 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
             bucket.acquire(batch.piece_events[0], stop, None)
         if not _take_slot(slots, stop, None):
             return
-        _send(item, transports["traces"], counters, settings, run_start_ns, 0, finished(item, whole=False),
-              _pace(bucket, batch.piece_events, stop, deadline), child.now_ns, child.number, clock)
+        _send(item, transports["traces"], counters, settings, run_start_ns, 0,
+              finished(item, child.tenant, whole=False), _pace(bucket, batch.piece_events, stop, deadline),
+              child.now_ns, child.tenant, child.number, clock)
         counters.add("traces", delayed=child.item.batch.delayed_traces,
-                     late=batch.events if child.late else 0)
+                     late=batch.events if child.late else 0, tenant=child.tenant)
     ready: set[tuple[int, int]] = set()  # batches whose named trace batches have all gone out
     try:
         pass_number = 0
@@ -119,14 +120,16 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if period and time.monotonic() - last_sent.get(key, -math.inf) < period:
                     waiting += 1
                     continue
-                if item.batch.needs and key not in ready:
-                    # It names spans: not before they have gone out (only
-                    # ever held back in the first pass).
-                    if not clock.all_sent(item.batch.needs):
-                        waiting += 1
-                        gated += 1
-                        continue
-                    ready.add(key)
+                if item.batch.needs:
+                    # It names spans: not before they have gone out (to its
+                    # tenant; held back in the first pass only).
+                    gate = (key, 0 if item.tenants is None else item.tenants.pick(item.tenant_phase, pass_number))
+                    if gate not in ready:
+                        if not clock.all_sent(item.batch.needs, gate[1]):
+                            waiting += 1
+                            gated += 1
+                            continue
+                        ready.add(gate)
                 now_ns = None
                 if item.signal == "metrics":
                     now_ns = order.take(key)
@@ -153,16 +156,20 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 # Generated counters grow once per generation: a series' value
                 # never falls, and grows at the pace its samples are taken.
                 step = order.generation - 1 if item.signal == "metrics" else pass_number
+                # Tenants: each turn of an item goes to the next tenant in its cycle (a batch
+                # naming spans turns with them, by the pass: see build_schedule).
+                tenant = 0 if item.tenants is None else item.tenants.pick(
+                    item.tenant_phase, pass_number if item.batch.needs or item.batch.slot >= 0 else step)
                 number = sends.get(key, 0)
-                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item),
-                      _pace(bucket, pieces, stop, deadline), now_ns, number, clock)
+                _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item, tenant),
+                      _pace(bucket, pieces, stop, deadline), now_ns, tenant, number, clock)
                 sends[key] = number + 1
                 if item.batch.slot >= 0:  # what logs and exemplars naming its spans derive their ids from
-                    clock.record(item.batch.slot, number, now_ns, is_late)
+                    clock.record(item.batch.slot, number, now_ns, is_late, tenant)
                 if late is not None and item.signal != "metrics":
-                    counters.add(item.signal, late=late.events(item.batch, is_late, clock))
+                    counters.add(item.signal, late=late.events(item.batch, is_late, clock, tenant), tenant=tenant)
                 if item.batch.children is not None:
-                    later.add(_Child(item, number, now_ns, is_late))
+                    later.add(_Child(item, number, now_ns, is_late, tenant))
                 unsent.discard(key)
                 sent += 1
             # A pass counts once every batch has gone out in it: `passes` is
@@ -199,6 +206,7 @@ class _Child:
     number: int
     now_ns: int
     late: bool
+    tenant: int = 0
     due: float = 0.0
 
 
@@ -246,12 +254,12 @@ class _Late:
     def draw(self) -> bool:
         return self.random.random() < self.fraction
 
-    def events(self, batch, is_late: bool, clock: TraceClock) -> int:
+    def events(self, batch, is_late: bool, clock: TraceClock, tenant: int = 0) -> int:
         if batch.signal == "traces":
             return batch.events if is_late else 0
         tied = batch.tied
         own = batch.plan.n_time_groups - (len(tied) if tied is not None else 0)
-        return (own if is_late else 0) + (clock.late(tied) if tied is not None and len(tied) else 0)
+        return (own if is_late else 0) + (clock.late(tied, tenant) if tied is not None and len(tied) else 0)
 
 
 def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:
@@ -275,11 +283,11 @@ def _key(item: ScheduleItem) -> tuple[int, int]:
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
-          now_ns: int | None = None, send_number: int = 0, clock: TraceClock | None = None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock)
+          now_ns: int | None = None, tenant: int = 0, send_number: int = 0, clock: TraceClock | None = None) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock, tenant)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
-                 bytes=sum(len(r) for r in requests), batches=1)
-    transport.send(requests, item.batch.piece_events, done, pace)
+                 bytes=sum(len(r) for r in requests), batches=1, tenant=tenant)
+    transport.send(requests, item.batch.piece_events, done, pace, tenant)
 
 
 def _pace(bucket: TokenBucket | None, pieces: tuple[int, ...], stop: threading.Event,
@@ -325,7 +333,7 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
 
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
                relay: Relay, run_start_ns: int, share: float, started: float, generations: Generations,
-               index: int, clock: TraceClock | None = None) -> None:
+               index: int, clock: TraceClock | None = None, tenant_shared=None) -> None:
     # The parent owns Ctrl-C and tells the children to stop.
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     stop = threading.Event()
@@ -336,7 +344,8 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
 
     threading.Thread(target=relay_stop, daemon=True).start()
     reasons = Reasons()
-    run_worker(schedule, settings, Counters(shared, latencies), stop, run_start_ns, share, RelayedErrorLog(relay),
+    counters = Counters(shared, latencies, tenant_shared)
+    run_worker(schedule, settings, counters, stop, run_start_ns, share, RelayedErrorLog(relay),
                reasons, started, generations, index, clock)
     relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()

@@ -36,8 +36,9 @@ def _requests(templates: SignalTemplates) -> Iterator[ExportMetricsServiceReques
 
 def count_series(templates: SignalTemplates) -> SeriesCount:
     """The distinct series one pass of `templates` writes, all its copies
-    (series multiplier, shard) included. A copy differs from another only in
-    its instance id, so each copy's series are as many again."""
+    (series multiplier, shard, tenants) included. A copy differs from another
+    only in its instance id, so each copy's series are as many again. With
+    tenants: once every tenant has had every batch (see telegen.send.tenants)."""
     otlp: set[tuple] = set()
     prometheus: set[tuple] = set()
     for request in _requests(templates):
@@ -55,4 +56,4 @@ def count_series(templates: SignalTemplates) -> SeriesCount:
                         otlp.add((resource, sm.scope.name, metric.name, labels))
                         for suffix in point_series(kind, point):
                             prometheus.add((metric.name, suffix, identity, labels))
-    return SeriesCount(len(otlp), len(prometheus)) * templates.copies.count
+    return SeriesCount(len(otlp), len(prometheus)) * (templates.copies.count * templates.copies.tenants)

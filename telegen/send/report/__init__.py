@@ -3,7 +3,7 @@
 the summary, --stats-json, thresholds, metrics and the fleet read them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import latency
@@ -88,6 +88,50 @@ class SignalReport:
 
 
 @dataclass
+class TenantReport:
+    """One tenant of a run with several (otlp.tenants): its headers as a
+    report may show them (credentials read "***"), its planned share of the
+    rate, and per signal what its requests sent and how they ended."""
+
+    index: int
+    headers: dict[str, str]
+    weight: float
+    # signal -> sent, delivered, rejected, failed, requests, bytes
+    signals: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(counts.get(name, 0) for counts in self.signals.values())
+
+    @property
+    def sent(self) -> int:
+        return self.total("sent")
+
+    @property
+    def delivered(self) -> int:
+        return self.total("delivered")
+
+    def to_dict(self, run_sent: int) -> dict:
+        return {"index": self.index, "headers": dict(self.headers), "weight": round(self.weight, 6),
+                "share": round(self.sent / run_sent, 6) if run_sent else 0.0,
+                **{name: self.total(name) for name in ("sent", "delivered", "failed", "rejected", "requests",
+                                                       "bytes")},
+                "signals": {s: dict(counts) for s, counts in self.signals.items()}}
+
+
+def merged_tenants(parts: Iterable[Sequence[TenantReport]]) -> list[TenantReport]:
+    """Per tenant, the parts' counts summed (a fleet's senders)."""
+    out: dict[int, TenantReport] = {}
+    for tenants in parts:
+        for own in tenants:
+            total = out.setdefault(own.index, TenantReport(own.index, dict(own.headers), own.weight))
+            for signal, counts in own.signals.items():
+                mine = total.signals.setdefault(signal, {})
+                for name, value in counts.items():
+                    mine[name] = mine.get(name, 0) + value
+    return [out[index] for index in sorted(out)]
+
+
+@dataclass
 class SendReport:
     """What a run did. delivered + rejected + failed == sent, per signal."""
 
@@ -107,6 +151,8 @@ class SendReport:
     ended_at: float | None = None
     # What each scenario asked for did (telegen.send.scenarios.report); None: none was on.
     scenarios: dict | None = None
+    # Several tenants (otlp.tenants): a row per tenant; empty with one.
+    tenants: list[TenantReport] = field(default_factory=list)
 
     @property
     def delivered(self) -> int:
@@ -152,6 +198,8 @@ class SendReport:
             "signals": _signals_dict(self.signals),
             "stages": [stage.to_dict() for stage in self.stages],
             **({"scenarios": self.scenarios} if self.scenarios is not None else {}),
+            **({"tenants": [t.to_dict(sum(s.sent for s in self.signals.values())) for t in self.tenants]}
+               if self.tenants else {}),
         }
 
 

@@ -11,6 +11,9 @@ counters monotonic within a series, each series in time order, exact counts.
 """
 from __future__ import annotations
 
+import dataclasses
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,8 +22,9 @@ from .burst import BurstPlan
 
 if TYPE_CHECKING:
     from ..config.schema import ScenariosConfig
+    from ..load.batches import SignalTemplates
 
-__all__ = ["BurstPlan", "Scenarios"]
+__all__ = ["BurstPlan", "Scenarios", "prepare_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,22 @@ class Scenarios:
             out.append(f"scenario churn: {self.churn_fraction:.1%} of metric series replaced every "
                        f"{self.churn_every:g} s")
         return out
+
+
+def prepare_scenarios(loaded: Sequence[SignalTemplates], scenarios: Scenarios, max_bytes: int,
+                      rng: random.Random | None = None) -> tuple[list[SignalTemplates], Scenarios]:
+    """The loaded templates as the scenarios need them (skewed services'
+    times moved, delayed children cut off), once, before anything is sent;
+    and `scenarios` with the skews drawn."""
+    from .delayed import with_delayed_children
+    from .skew import draw_skews, services_of, skewed
+
+    rng = rng or random.Random()
+    out = list(loaded)
+    if scenarios.skew:
+        skews = draw_skews(services_of(out), scenarios.skew_services, scenarios.skew_max, rng)
+        out = skewed(out, skews)
+        scenarios = dataclasses.replace(scenarios, skews=skews)
+    if scenarios.delayed:
+        out = with_delayed_children(out, scenarios.delayed_fraction, max_bytes, rng)
+    return out, scenarios

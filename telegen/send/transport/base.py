@@ -59,6 +59,13 @@ class Target:
     key_file: str | None = None
     max_message_bytes: int = 4 * 2**20
     protocol: str = GRPC
+    # Several tenants (otlp.tenants): tenant n's whole header set is
+    # tenant_headers[n] (`headers` with its own over them); empty: one tenant.
+    tenant_headers: tuple[tuple[tuple[str, str], ...], ...] = field(default=(), repr=False)
+
+    def header_sets(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The headers of each tenant's requests: one set without tenants."""
+        return self.tenant_headers or (self.headers,)
 
 
 @dataclass(frozen=True)
@@ -127,11 +134,12 @@ class Transport(Protocol):
     deadline: float | None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-             pace: Callable[[int], None] | None = None) -> None:
+             pace: Callable[[int], None] | None = None, tenant: int = 0) -> None:
         """Send `requests` (the pieces of one batch, usually one, holding
         `piece_events` events each) and call `done` once with the outcome,
         from a transport or timer thread. `pace(i)`, when given, is called in
-        the caller's thread before piece i > 0 goes (it waits for the rate)."""
+        the caller's thread before piece i > 0 goes (it waits for the rate).
+        `tenant`: whose headers the requests carry (Target.header_sets)."""
 
     def stop_retrying(self) -> None:
         """Retry nothing more: requests waiting to be retried finish as failed
@@ -194,8 +202,10 @@ class Retrier:
 class BatchState:
     """Collects the outcomes of a batch's pieces; reports once all are done."""
 
-    def __init__(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None]) -> None:
+    def __init__(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
+                 tenant: int = 0) -> None:
         self.requests = requests
+        self.tenant = tenant
         self.piece_events = piece_events
         self.outcome = Outcome(events=sum(piece_events))
         self.done = done
@@ -273,8 +283,8 @@ class Carrier:
     deadline: float | None = None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-             pace: Callable[[int], None] | None = None) -> None:
-        state = BatchState(requests, piece_events, done)
+             pace: Callable[[int], None] | None = None, tenant: int = 0) -> None:
+        state = BatchState(requests, piece_events, done, tenant)
         for index in range(len(requests)):
             if index and pace is not None:
                 pace(index)

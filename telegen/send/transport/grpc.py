@@ -95,6 +95,8 @@ class GrpcTransport(Carrier):
         self._call = self.channel.unary_unary(METHODS[signal], request_serializer=None,
                                               response_deserializer=None)
         self._compression = grpc.Compression.Gzip if target.compression == "gzip" else grpc.Compression.NoCompression
+        # Per tenant, its whole metadata, made once: a send only picks one.
+        self._metadata = [headers or None for headers in target.header_sets()]
         self._retrier = Retrier()
         self._closed = False
         self.on_retry: Callable[[str, str], None] | None = None
@@ -102,7 +104,7 @@ class GrpcTransport(Carrier):
     def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
         started = time.monotonic()
         future = self._call.future(state.requests[index], timeout=self.target.timeout,
-                                   metadata=self.target.headers or None, compression=self._compression)
+                                   metadata=self._metadata[state.tenant], compression=self._compression)
         future.add_done_callback(lambda f: self._completed(f, state, index, attempt, started))
 
     def _completed(self, future: grpc.Future, state: BatchState, index: int, attempt: int, started: float) -> None:

@@ -116,11 +116,17 @@ class HttpTransport(Carrier):
         self.signal = signal
         self.target = target
         self.retry = retry
-        self._header_list = ["Content-Type: application/x-protobuf",
-                             # libcurl would wait for a 100 Continue before a large body.
-                             "Expect:",
-                             *(["Content-Encoding: gzip"] if target.compression == "gzip" else []),
-                             *(f"{name}: {value}" for name, value in target.headers)]
+        fixed = ["Content-Type: application/x-protobuf",
+                 # libcurl would wait for a 100 Continue before a large body.
+                 "Expect:",
+                 *(["Content-Encoding: gzip"] if target.compression == "gzip" else [])]
+        # Per tenant, its whole header list, made once; a handle keeps the
+        # last one it was given (tenant 0's when new) until a request of
+        # another tenant takes it. One tenant: never changed.
+        self._header_lists = [fixed + [f"{name}: {value}" for name, value in headers]
+                              for headers in target.header_sets()]
+        self._header_list = self._header_lists[0]
+        self._handle_tenant: dict[pycurl.Curl, int] | None = {} if len(self._header_lists) > 1 else None
         self._retrier = Retrier()
         self.on_retry: Callable[[str, str], None] | None = None
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -139,6 +145,11 @@ class HttpTransport(Carrier):
 
     def _handle(self, request: _Request) -> pycurl.Curl:
         curl = self._idle.pop() if self._idle else self._new_handle()
+        if self._handle_tenant is not None:
+            tenant = request.state.tenant
+            if self._handle_tenant.get(curl, 0) != tenant:
+                curl.setopt(pycurl.HTTPHEADER, self._header_lists[tenant])
+                self._handle_tenant[curl] = tenant
         curl.setopt(pycurl.POSTFIELDS, request.body)
         curl.setopt(pycurl.WRITEFUNCTION, request.chunks.append)
         curl.setopt(pycurl.HEADERFUNCTION, request.header_line)
