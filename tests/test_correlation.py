@@ -314,6 +314,17 @@ def test_histograms_count_the_spans_of_their_series() -> None:
     assert seen == expected
 
 
+@pytest.mark.parametrize("generation", ["stable", "legacy"])
+def test_each_series_has_one_point(generation: str) -> None:
+    """A backend keys a series by resource, metric name and point attributes:
+    two points of one series in a request would be one series twice."""
+    g = generated(semantic_conventions=generation)
+    series = Counter((resource, metric.name, tuple(sorted(attrs(point).items())))
+                     for resource, metric in application_metrics(g) for point in points(metric))
+    assert series and max(series.values()) == 1
+    assert len(series) == g.counts["application_series"]
+
+
 def test_metric_resources_are_the_services_trace_resources() -> None:
     g = generated()
     trace_resources = {traced.resource for traced in g.spans.values()}

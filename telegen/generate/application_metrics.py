@@ -238,9 +238,16 @@ def metric_record(metric: LatencyMetric, exponential: bool, spans: SpanIndex, se
     point_attributes = _point_attributes(metric, sem, spans)
     values = (spans.end[rows] - spans.start[rows]).astype(np.float64) * metric.per_ns
     # A series: one service instance's spans of one endpoint, status and
-    # (server) edge-ness; the client metrics key by the endpoint called too.
-    keys = np.stack([spans.service[rows], spans.instance[rows], spans.endpoint[rows], spans.status[rows],
-                     spans.edge[rows]], axis=1).astype(np.int64)
+    # (server) edge-ness, as the point attributes tell them apart: an HTTP
+    # client names only the method and the service called, not the route.
+    if metric.protocol == "http" and metric.kind == CLIENT:
+        first: dict[tuple[int, str], int] = {}
+        series_endpoint = np.array([first.setdefault((ep.service, ep.method), k)
+                                    for k, ep in enumerate(spans.endpoints)], dtype=np.int64)
+    else:
+        series_endpoint = np.arange(len(spans.endpoints), dtype=np.int64)
+    keys = np.stack([spans.service[rows], spans.instance[rows], series_endpoint[spans.endpoint[rows]],
+                     spans.status[rows], spans.edge[rows]], axis=1).astype(np.int64)
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
