@@ -265,13 +265,13 @@ def _web_tier_origins(config: GeneratorConfig, sc: SemConv, rng: np.random.Gener
     language = _service_language(ingress, 0)
     ingress_scope = scope(language.scope, language.scope_version)
     traced = span_origins.service_number(ingress)
-    for instance in range(INSTANCES_PER_SERVICE):
+    if traced is not None:
+        instances = len(span_origins.spans.services[traced].resources)
+        return origins + [span_origins.get(traced, k) for k in range(instances)]
+    for _ in range(INSTANCES_PER_SERVICE):
         node = nodes[int(rng.integers(len(nodes)))]
         pod = f"{ingress}-{_pod_hash(rng)}"
-        if traced is not None:
-            origins.append(span_origins.get(traced, instance))
-        else:
-            origins.append(Origin(_service_resource(sc, ingress, "2.4.0", language, node, pod), ingress_scope))
+        origins.append(Origin(_service_resource(sc, ingress, "2.4.0", language, node, pod), ingress_scope))
     return origins
 
 
