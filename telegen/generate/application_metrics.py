@@ -28,7 +28,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Exemplar,
     ExponentialHistogramDataPoint,
     HistogramDataPoint,
-    Metric,
 )
 
 from ..templates import padded_exponential_request
