@@ -96,8 +96,10 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"Generated in {elapsed:.1f}s (seed {templates.metadata['seed']}):")
     print(f"  traces:  {counts.get('traces', 0)} traces, {counts.get('spans', 0)} spans"
           f" ({counts.get('high_span_traces', 0)} high-span)")
-    print(f"  metrics: {counts.get('metrics', 0)} metrics, {counts.get('series', 0)} time series")
-    print(f"  logs:    {counts.get('logs', 0)} log records")
+    print(f"  metrics: {counts.get('metrics', 0)} metrics, {counts.get('series', 0)} time series"
+          f" ({counts.get('application_metrics', 0)} RED metrics from the traces,"
+          f" {counts.get('exemplars', 0)} exemplars)")
+    print(f"  logs:    {counts.get('logs', 0)} log records ({counts.get('logs_correlated', 0)} inside spans)")
     for path in templates.save(directory, json=args.json):
         print(f"Wrote {path} ({_human_bytes(path.stat().st_size)})")
     return 0

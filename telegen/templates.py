@@ -163,6 +163,26 @@ def padded_exponential_request(request: Message) -> bytes:
     return _len_field(1, resource + _len_field(2, scope + _len_field(2, padded_exponential_metric(sm.metrics[0]))))
 
 
+def padded_metrics_request(request: Message) -> bytes:
+    """Any metrics request with its exponential histograms in the padded
+    layout (each ResourceMetrics framed as padded_exponential_request frames
+    its one, so a record of such requests joined reads back to the same
+    bytes); protobuf's own encoding when it has none."""
+    if not any(m.WhichOneof("data") == "exponential_histogram"
+               for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics):
+        return request.SerializeToString()
+    out = []
+    for rm in request.resource_metrics:
+        body = type(rm)(resource=rm.resource, schema_url=rm.schema_url).SerializeToString()
+        for sm in rm.scope_metrics:
+            scope = type(sm)(scope=sm.scope, schema_url=sm.schema_url).SerializeToString()
+            body += _len_field(2, scope + b"".join(
+                _len_field(2, padded_exponential_metric(m) if m.WhichOneof("data") == "exponential_histogram"
+                           else m.SerializeToString()) for m in sm.metrics))
+        out.append(_len_field(1, body))
+    return b"".join(out)
+
+
 # -- OTLP JSON -------------------------------------------------------------------
 
 
@@ -249,7 +269,9 @@ def from_otlp_json(signal: str, line: str, source: str = "<json>") -> bytes:
         data = jsonlib.loads(line)
     except ValueError as exc:
         raise TemplateFileError(f"{source}: not a valid OTLP JSON {signal} request: {exc}") from None
-    return otlp_json_message(signal, data, source).SerializeToString()
+    message = otlp_json_message(signal, data, source)
+    # Exponential histograms go back to the padded layout the .pb holds.
+    return padded_metrics_request(message) if signal == "metrics" else message.SerializeToString()
 
 
 def otlp_json_message(signal: str, data: Any, source: str = "<json>") -> Message:

@@ -71,7 +71,9 @@ def test_metadata(generated):
     assert counts["traces"] == len(templates.traces) == 60
     assert counts["spans"] == sum(
         len(ss.spans) for r in templates.traces for rs in decode_traces(r).resource_spans for ss in rs.scope_spans)
-    assert counts["metrics"] == 20
+    # The 20 configured metrics and the RED metrics of the traces' services.
+    assert counts["application_metrics"] >= 2
+    assert counts["metrics"] == len(templates.metrics) == 20 + counts["application_metrics"]
     assert counts["series"] > 0 and counts["logs"] == 300
     assert meta["config"]["traces"]["count"] == 60
     assert meta["files"] == {"traces": "telemetry-traces.pb", "metrics": "telemetry-metrics.pb",

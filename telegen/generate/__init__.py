@@ -12,6 +12,7 @@ from typing import Any
 from .._version import __version__
 from ..templates import TemplateSet
 from .base import TIME_BASE_NS, signal_rng
+from .application_metrics import generate_application_metrics
 from .config import GeneratorConfig
 from .logs import generate_logs
 from .metrics import generate_metrics
@@ -39,12 +40,24 @@ def generate(config: GeneratorConfig | Mapping[str, Any] | str | os.PathLike | N
         seed = config.seed if config.seed is not None else secrets.randbits(63)
     config = replace(config, seed=seed)
     seconds: dict[str, float] = {}
-    outputs = {}
-    for signal, generator in (("traces", generate_traces), ("metrics", generate_metrics), ("logs", generate_logs)):
-        started = time.perf_counter()
-        outputs[signal] = generator(config, signal_rng(seed, signal))
-        seconds[signal] = round(time.perf_counter() - started, 3)
-    traces, metrics, logs = outputs["traces"], outputs["metrics"], outputs["logs"]
+    # Traces first: logs and the application metrics name their spans (the
+    # span index), so those follow the traces; host and k8s metrics do not.
+    started = time.perf_counter()
+    traces = generate_traces(config, signal_rng(seed, "traces"))
+    seconds["traces"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    metrics = generate_metrics(config, signal_rng(seed, "metrics"))
+    application = generate_application_metrics(config, traces.spans, signal_rng(seed, "application_metrics"))
+    metrics.records += application.records
+    metrics.counts = {
+        "metrics": metrics.counts["metrics"] + application.counts["application_metrics"],
+        "series": metrics.counts["series"] + application.counts["application_series"],
+        **application.counts,
+    }
+    seconds["metrics"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    logs = generate_logs(config, signal_rng(seed, "logs"), traces.spans)
+    seconds["logs"] = round(time.perf_counter() - started, 3)
     counts = {**traces.counts, **metrics.counts, **logs.counts}
     metadata = {
         "telegen_version": __version__,

@@ -19,10 +19,17 @@ from ..templates import SIGNALS, TIME_BASE_NS  # noqa: F401 - re-exported: the g
 METRIC_INTERVAL_NS: int = 60_000_000_000
 
 
+# Random streams beside the three signals', numbered after them.
+EXTRA_STREAMS: tuple[str, ...] = ("application_metrics",)
+
+
 def signal_rng(seed: int, signal: str) -> np.random.Generator:
-    """An independent random stream per signal, so changing one signal's
-    settings never changes what another signal generates for the same seed."""
-    return np.random.default_rng([seed, SIGNALS.index(signal)])
+    """An independent random stream per signal (or EXTRA_STREAMS part), so
+    changing one signal's settings never changes what another signal
+    generates for the same seed. Logs and application metrics do follow the
+    traces they name, but never draw from the traces' stream."""
+    streams = SIGNALS + EXTRA_STREAMS
+    return np.random.default_rng([seed, streams.index(signal)])
 
 
 @dataclass

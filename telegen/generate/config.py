@@ -48,6 +48,7 @@ DEFAULT_SERVICE_NAMES: tuple[str, ...] = (
 METRIC_TYPES: tuple[str, ...] = ("host_metrics", "k8s_cluster", "k8s_node", "k8s_pod", "k8s_container")
 SEVERITIES: tuple[str, ...] = ("DEBUG", "INFO", "WARN", "ERROR")
 SEMCONV_GENERATIONS: tuple[str, ...] = ("stable", "legacy")
+HISTOGRAM_KINDS: tuple[str, ...] = ("explicit", "exponential", "both")
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,27 @@ class TimeseriesPerMetricConfig:
 
 
 @dataclass(frozen=True)
+class ApplicationMetricsConfig:
+    """RED metrics of the generated services, computed from the generated spans."""
+
+    enabled: bool = True
+    # explicit: every latency metric has explicit buckets; exponential: every
+    # one is an exponential histogram; both: server durations explicit, client
+    # and RPC durations exponential, so the default output has each kind.
+    histograms: str = "both"
+    # The finest scale; a point whose values span more than 160 buckets at it
+    # is written at the largest scale that fits, as an SDK downscales.
+    exponential_scale: int = 3
+    # Most exemplars per data point (one per non-empty bucket at most); 0: none.
+    exemplars: int = 4
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     metric_count: int = 2000
     timeseries_per_metric: TimeseriesPerMetricConfig = field(default_factory=TimeseriesPerMetricConfig)
     types: tuple[str, ...] = METRIC_TYPES
+    application: ApplicationMetricsConfig = field(default_factory=ApplicationMetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -149,9 +167,18 @@ class LogTypesConfig:
 
 
 @dataclass(frozen=True)
+class LogCorrelationConfig:
+    # Share of HTTP access and application logs emitted inside a generated
+    # span (its trace and span id, a time within it, its resource). With the
+    # default 40/40/20 split, 0.85 makes 68 % of all logs correlated.
+    share: float = 0.85
+
+
+@dataclass(frozen=True)
 class LogsConfig:
     count: int = 50000
     types: LogTypesConfig = field(default_factory=LogTypesConfig)
+    correlation: LogCorrelationConfig = field(default_factory=LogCorrelationConfig)
 
 
 @dataclass(frozen=True)
@@ -264,12 +291,17 @@ _RULES: dict[str, Rule] = {
     "metrics.timeseries_per_metric.max": AT_LEAST_1,
     "metrics.timeseries_per_metric.default": AT_LEAST_1,
     "metrics.types[]": OneOf(METRIC_TYPES),
+    "metrics.application.histograms": OneOf(HISTOGRAM_KINDS),
+    # The scales OTLP allows.
+    "metrics.application.exponential_scale": Range(low=-10, high=20),
+    "metrics.application.exemplars": AT_LEAST_0,
     "logs.count": AT_LEAST_0,
     "logs.types.http_access.percentage": AT_LEAST_0,
     "logs.types.application.percentage": AT_LEAST_0,
     "logs.types.application.services": AT_LEAST_0,
     "logs.types.application.severity_weights.*": AT_LEAST_0,
     "logs.types.system.percentage": AT_LEAST_0,
+    "logs.correlation.share": _PROBABILITY,
     "seed": Range(low=0, high=2**63, high_open=True, high_label="2**63"),
     "semantic_conventions": OneOf(SEMCONV_GENERATIONS),
 }

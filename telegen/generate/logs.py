@@ -1,10 +1,16 @@
 """Log templates: HTTP access logs, application logs and host/node system logs.
 
 Each on-disk record is one ExportLogsServiceRequest holding exactly one log
-record. Record times sit on TIME_BASE_NS (docs/templates.md): the event time is the
-base itself and the observed time trails it by a drawn collection delay, so
-the sender keeps that delay when it moves both to "now". Trace context ids and
-flags are random non-zero placeholders the sender overwrites.
+record. Record times sit on TIME_BASE_NS (docs/templates.md) and the observed
+time trails the event time by a drawn collection delay, so the sender keeps
+that delay when it moves both to "now".
+
+Correlated logs (logs.correlation.share of the HTTP access and application
+logs) are emitted inside a span of the generated traces (the span index,
+generate/correlation.py): they carry that span's trace and span id, an event
+time within its template interval, and its resource, byte for byte, so a
+backend joins them to the trace. Every other log carries no trace context:
+ids that name no span would only be dangling links.
 """
 from __future__ import annotations
 
@@ -24,8 +30,9 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from . import log_catalog as catalog
-from .base import TIME_BASE_NS, SignalTemplates, random_id
+from .base import TIME_BASE_NS, SignalTemplates
 from .config import SEVERITIES, GeneratorConfig, service_names
+from .correlation import INTERNAL, SERVER, SpanIndex, empty_index
 from .otlp import attributes, field_key, resource, scope, varint
 from .semconv import SemConv, semconv
 
@@ -37,10 +44,6 @@ SEVERITY_NUMBERS: dict[str, int] = {
 }
 TYPES: tuple[str, ...] = ("http_access", "application", "system")
 TRACE_FLAGS_SAMPLED = 1
-# Edge proxies and services log inside a request most of the time; the rest
-# (background jobs, untraced clients) carry no trace context.
-HTTP_TRACED_SHARE = 0.9
-APP_TRACED_SHARE = 0.85
 # Collection delay between an event and the agent observing it.
 DELAY_MEDIAN_NS = 25_000_000
 DELAY_MIN_NS = 1_000_000
@@ -118,14 +121,45 @@ def split_counts(count: int, percentages: Sequence[float]) -> list[int]:
     return counts
 
 
-def _trace_contexts(rng: np.random.Generator, count: int) -> list[tuple[bytes, bytes]]:
-    blob = rng.bytes(24 * count)
-    contexts = []
-    for i in range(0, 24 * count, 24):
-        trace_id, span_id = blob[i : i + 16], blob[i + 16 : i + 24]
-        contexts.append((trace_id if any(trace_id) else random_id(rng, 16),
-                         span_id if any(span_id) else random_id(rng, 8)))
-    return contexts
+def _correlated(rng: np.random.Generator, count: int, share: float, candidates: np.ndarray) -> list[bool]:
+    """Which of `count` records are emitted inside a span: each with
+    probability `share`, none when no span qualifies."""
+    draws = rng.random(count)
+    if not len(candidates):
+        return [False] * count
+    return (draws < share).tolist()
+
+
+class _SpanOrigins:
+    """The Origin of a log emitted in an indexed span: the span's own Resource
+    (same object as the traces use, so the same attributes) and the log bridge
+    of the service's language; one per (service, instance), built once."""
+
+    def __init__(self, spans: SpanIndex) -> None:
+        self.spans = spans
+        self._origins: dict[tuple[int, int], Origin] = {}
+
+    def get(self, service: int, instance: int) -> Origin:
+        key = (service, instance)
+        origin = self._origins.get(key)
+        if origin is None:
+            indexed = self.spans.services[service]
+            language = catalog.LANGUAGES[indexed.language]
+            origin = self._origins[key] = Origin(indexed.resources[instance],
+                                                 scope(language.scope, language.scope_version))
+        return origin
+
+    def of_row(self, row: int) -> Origin:
+        return self.get(int(self.spans.service[row]), int(self.spans.instance[row]))
+
+    def service_number(self, name: str) -> int | None:
+        return next((k for k, svc in enumerate(self.spans.services) if svc.name == name), None)
+
+
+def _time_within(spans: SpanIndex, row: int, u: float) -> int:
+    """A time in the span's [start, end], both ends included."""
+    start, end = int(spans.start[row]), int(spans.end[row])
+    return start + int(u * (end - start + 1)) if end > start else start
 
 
 def _collection_delays(rng: np.random.Generator, count: int) -> list[int]:
@@ -133,13 +167,16 @@ def _collection_delays(rng: np.random.Generator, count: int) -> list[int]:
     return np.clip(delays, DELAY_MIN_NS, DELAY_MAX_NS).astype(np.int64).tolist()
 
 
-def _log_record(severity: str, body: str, attrs: list[KeyValue],
-                context: tuple[bytes, bytes] | None) -> LogRecord:
+def _log_record(severity: str, body: str, attrs: list[KeyValue], spans: SpanIndex | None = None,
+                row: int = -1, time: int = 0) -> LogRecord:
+    """A record; given a span (`spans`, `row`), emitted inside it at `time`."""
     record = LogRecord(severity_number=SEVERITY_NUMBERS[severity], severity_text=severity,
                        body=AnyValue(string_value=body), attributes=attrs)
-    if context is not None:
-        record.trace_id, record.span_id = context
+    if spans is not None:
+        record.trace_id = spans.trace_id(row)
+        record.span_id = spans.span_id(row)
         record.flags = TRACE_FLAGS_SAMPLED
+        record.time_unix_nano = time
     return record
 
 
@@ -207,9 +244,10 @@ _HTTP_DRAWS = _HTTP_CHOICES + max(len(fields) for fields in _ROUTE_FIELDS.values
 
 
 def _web_tier_origins(config: GeneratorConfig, sc: SemConv, rng: np.random.Generator,
-                      nodes: Sequence[str]) -> list[Origin]:
+                      nodes: Sequence[str], span_origins: _SpanOrigins) -> list[Origin]:
     """Edge nginx hosts read by the collector's filelog receiver, an Envoy
-    ingress, and the configured ingress service logging through its SDK."""
+    ingress, and the configured ingress service logging through its SDK (as
+    the traces show it, when they do)."""
     filelog = scope(FILELOG_SCOPE, COLLECTOR_VERSION)
     origins = [
         Origin(resource({"service.name": "nginx", "service.version": "1.25.4", "host.name": f"edge-proxy-{i}",
@@ -226,6 +264,10 @@ def _web_tier_origins(config: GeneratorConfig, sc: SemConv, rng: np.random.Gener
     ingress = config.traces.services.ingress.service
     language = _service_language(ingress, 0)
     ingress_scope = scope(language.scope, language.scope_version)
+    traced = span_origins.service_number(ingress)
+    if traced is not None:
+        instances = len(span_origins.spans.services[traced].resources)
+        return origins + [span_origins.get(traced, k) for k in range(instances)]
     for _ in range(INSTANCES_PER_SERVICE):
         node = nodes[int(rng.integers(len(nodes)))]
         pod = f"{ingress}-{_pod_hash(rng)}"
@@ -260,16 +302,22 @@ def _http_severity(status: int) -> str:
 
 
 def _http_access_logs(count: int, config: GeneratorConfig, sc: SemConv, rng: np.random.Generator,
-                      nodes: Sequence[str]) -> list[Entry]:
-    origins = _web_tier_origins(config, sc, rng, nodes)
+                      nodes: Sequence[str], span_origins: _SpanOrigins) -> list[Entry]:
+    spans = span_origins.spans
+    origins = _web_tier_origins(config, sc, rng, nodes, span_origins)
     picks = rng.integers(len(origins), size=count).tolist()
     draws = rng.random((count, _HTTP_DRAWS)).tolist()
     spreads = rng.lognormal(0.0, 0.45, count).tolist()
-    traced = (rng.random(count) < HTTP_TRACED_SHARE).tolist()
-    contexts = _trace_contexts(rng, count)
+    # An access log is written as its request's SERVER span ends.
+    candidates = spans.rows(kinds=(SERVER,), protocol="http")
+    correlated = _correlated(rng, count, config.logs.correlation.share, candidates)
+    rows = candidates[rng.integers(len(candidates), size=count)].tolist() if len(candidates) else []
     entries = []
     for i in range(count):
         u = draws[i]
+        if correlated[i]:
+            entries.append(_span_access_log(sc, span_origins, rows[i], u, spreads[i]))
+            continue
         method = _METHOD_PICK(u[0])
         routes = catalog.ROUTES[method]
         route = routes[int(u[1] * len(routes))]
@@ -286,9 +334,31 @@ def _http_access_logs(count: int, config: GeneratorConfig, sc: SemConv, rng: np.
             (sc.response_body_size, size), (sc.client_address, client), (sc.user_agent, agent),
             (sc.protocol_version, protocol), *origin.extra,
         ])
-        entries.append((origin, _log_record(_http_severity(status), body, attrs,
-                                            contexts[i] if traced[i] else None)))
+        entries.append((origin, _log_record(_http_severity(status), body, attrs)))
     return entries
+
+
+def _span_access_log(sc: SemConv, span_origins: _SpanOrigins, row: int, u: Sequence[float], spread: float) -> Entry:
+    """The access log a service writes for the request of SERVER span `row`:
+    method, route, path, status, client and protocol as the span has them."""
+    spans = span_origins.spans
+    endpoint = spans.endpoints[spans.endpoint[row]]
+    method, status, edge = endpoint.method, int(spans.status[row]), bool(spans.edge[row])
+    path = spans.path(row)
+    a, b = divmod(int(spans.client_ip[row]), 256)
+    client = f"203.0.{a}.{b}" if edge else f"10.0.{a}.{b}"
+    protocol, request_line_protocol = ("2", "HTTP/2.0") if edge else ("1.1", "HTTP/1.1")
+    routes = catalog.ROUTES[method]
+    size = _response_size(status, routes[int(u[1] * len(routes))].body_bytes, spread, u[3])
+    agent = catalog.USER_AGENTS[int(u[5] * len(catalog.USER_AGENTS))]
+    body = f'{client} - - "{method} {path} {request_line_protocol}" {status} {size}'
+    attrs = attributes([
+        (sc.http_method, method), ("http.route", endpoint.route), (sc.url_path, path),
+        (sc.http_status_code, status), (sc.response_body_size, size), (sc.client_address, client),
+        (sc.user_agent, agent), (sc.protocol_version, protocol),
+    ])
+    record = _log_record(_http_severity(status), body, attrs, spans, row, int(spans.end[row]))
+    return span_origins.of_row(row), record
 
 
 # --- application logs -----------------------------------------------------------
@@ -339,8 +409,11 @@ def _function_name(function: str, language: catalog.Language) -> str:
     return function
 
 
-def _build_service(name: str, position: int) -> _Service:
-    language = _service_language(name, position)
+def _build_service(name: str, position: int, language_name: str | None = None) -> _Service:
+    """A service's log templates; `language_name` (the traces' language of a
+    traced service) overrides the catalog's, so the SDK, code names and
+    exceptions match the service's spans."""
+    language = catalog.LANGUAGES[language_name] if language_name else _service_language(name, position)
     domain = catalog.DOMAIN_TEMPLATES.get(catalog.service_domain(name), {})
     templates = {sev: catalog.GENERIC_TEMPLATES[sev] + domain.get(sev, ()) for sev in SEVERITIES}
     return _Service(name, language, _code_namespace(name, language), templates)
@@ -398,7 +471,7 @@ def _code_attributes(sc: SemConv, service: _Service, function: str) -> list[tupl
 
 
 def _app_record(sc: SemConv, service: _Service, severity: str, compiled: _Compiled, draws: Sequence[float],
-                aux: Sequence[float], context: tuple[bytes, bytes] | None) -> LogRecord:
+                aux: Sequence[float], spans: SpanIndex | None = None, row: int = -1, time: int = 0) -> LogRecord:
     values = _values(compiled.fields, draws)
     function = _function_name(compiled.template.function, service.language)
     attrs: list[tuple[str, str]] = _code_attributes(sc, service, function)
@@ -411,7 +484,7 @@ def _app_record(sc: SemConv, service: _Service, severity: str, compiled: _Compil
         trace = _stacktrace(service, function, compiled.exception, message, 20 + int(aux[1] * 400))
         if trace is not None:
             attrs.append(("exception.stacktrace", trace))
-    return _log_record(severity, compiled.template.text.format(**values), attributes(attrs), context)
+    return _log_record(severity, compiled.template.text.format(**values), attributes(attrs), spans, row, time)
 
 
 def _severity_probabilities(weights: dict[str, float]) -> np.ndarray:
@@ -422,11 +495,18 @@ def _severity_probabilities(weights: dict[str, float]) -> np.ndarray:
 
 
 def _service_origins(services: Sequence[_Service], sc: SemConv, rng: np.random.Generator,
-                     nodes: Sequence[str]) -> list[tuple[_Service, Origin]]:
+                     nodes: Sequence[str], span_origins: _SpanOrigins) -> list[tuple[_Service, Origin]]:
+    """Where each service's logs come from: a traced service's own instances
+    (the traces' resources), else pods of its own."""
     origins = []
     for service in services:
         version = catalog.FILLERS["version"](float(rng.random()))
         log_scope = scope(service.language.scope, service.language.scope_version)
+        traced = span_origins.service_number(service.name)
+        if traced is not None:
+            instances = len(span_origins.spans.services[traced].resources)
+            origins += [(service, span_origins.get(traced, k)) for k in range(instances)]
+            continue
         for _ in range(INSTANCES_PER_SERVICE):
             node = nodes[int(rng.integers(len(nodes)))]
             pod = f"{service.name}-{_pod_hash(rng)}"
@@ -436,16 +516,19 @@ def _service_origins(services: Sequence[_Service], sc: SemConv, rng: np.random.G
 
 
 def _application_logs(count: int, config: GeneratorConfig, sc: SemConv, rng: np.random.Generator,
-                      nodes: Sequence[str]) -> list[Entry]:
+                      nodes: Sequence[str], span_origins: _SpanOrigins) -> list[Entry]:
     app = config.logs.types.application
     if not count:
         return []
     if app.services < 1:
         raise ValueError("logs.types.application.services: must be at least 1 when application logs are generated")
+    spans = span_origins.spans
+    languages = {svc.name: svc.language for svc in spans.services}
     names = service_names(config.traces.services.names, app.services)
-    services = [_build_service(name, position) for position, name in enumerate(names)]
+    services = [_build_service(name, position, languages.get(name)) for position, name in enumerate(names)]
     compiled = {service.name: _compile(service) for service in services}
-    origins = _service_origins(services, sc, rng, nodes)
+    by_name = {service.name: service for service in services}
+    origins = _service_origins(services, sc, rng, nodes, span_origins)
     width = max(len(c.fields) for per_service in compiled.values() for per_sev in per_service.values()
                 for c in per_sev)
     severities = rng.choice(len(SEVERITIES), size=count, p=_severity_probabilities(app.severity_weights)).tolist()
@@ -453,16 +536,32 @@ def _application_logs(count: int, config: GeneratorConfig, sc: SemConv, rng: np.
     choices = rng.random(count).tolist()
     draws = rng.random((count, width)).tolist()
     aux = rng.random((count, 2)).tolist()
-    traced = (rng.random(count) < APP_TRACED_SHARE).tolist()
-    contexts = _trace_contexts(rng, count)
+    # Inside a request's SERVER span or the INTERNAL work under it, of a
+    # service that logs; ERROR records in a failing span where one exists.
+    traced = [k for k, svc in enumerate(spans.services) if svc.name in by_name]
+    candidates = spans.rows(kinds=(SERVER, INTERNAL), services=traced)
+    failing = candidates[spans.error[candidates]]
+    correlated = _correlated(rng, count, config.logs.correlation.share, candidates)
+    any_row = candidates[rng.integers(len(candidates), size=count)].tolist() if len(candidates) else []
+    error_row = failing[rng.integers(len(failing), size=count)].tolist() if len(failing) else any_row
+    within = rng.random(count).tolist()
+    error = SEVERITIES.index("ERROR")
     entries = []
     for i in range(count):
-        service, origin = origins[picks[i]]
         severity = SEVERITIES[severities[i]]
+        if correlated[i]:
+            row = error_row[i] if severities[i] == error else any_row[i]
+            service = by_name[spans.services[spans.service[row]].name]
+            origin = span_origins.of_row(row)
+            time = _time_within(spans, row, within[i])
+        else:
+            service, origin = origins[picks[i]]
         pool = compiled[service.name][severity]
         template = pool[int(choices[i] * len(pool))]
-        record = _app_record(sc, service, severity, template, draws[i], aux[i],
-                             contexts[i] if traced[i] else None)
+        if correlated[i]:
+            record = _app_record(sc, service, severity, template, draws[i], aux[i], spans, row, time)
+        else:
+            record = _app_record(sc, service, severity, template, draws[i], aux[i])
         entries.append((origin, record))
     return entries
 
@@ -502,7 +601,7 @@ def _system_logs(count: int, sc: SemConv, rng: np.random.Generator, nodes: Seque
         body = event.text.format(**_values(_EVENT_FIELDS[events[i]], draws[i]))
         origin = origins[picks[i]][_SOURCE_SCOPES.get(event.source, JOURNALD_SCOPE)]
         attrs = attributes([("log.source", event.source), ("event.type", event.event_type)])
-        entries.append((origin, _log_record(event.severity, body, attrs, None)))
+        entries.append((origin, _log_record(event.severity, body, attrs)))
     return entries
 
 
@@ -530,28 +629,38 @@ def _interleave(order: Sequence[int], streams: Sequence[list[Entry]]) -> Iterato
         yield next(cursors[kind])
 
 
-def generate_logs(config: GeneratorConfig, rng: np.random.Generator) -> SignalTemplates:
+def generate_logs(config: GeneratorConfig, rng: np.random.Generator, spans: SpanIndex | None = None) -> SignalTemplates:
     """One serialized ExportLogsServiceRequest per log record, the configured
-    share of each type, interleaved in random order."""
+    share of each type, interleaved in random order. `spans`: the generated
+    traces' span index; without one (or with no traces) no log is correlated.
+
+    counts: logs, per type, and logs_correlated (records naming a span)."""
     logs = config.logs
     count = max(0, logs.count)
     percentages = (logs.types.http_access.percentage, logs.types.application.percentage,
                    logs.types.system.percentage)
     counts = split_counts(count, percentages) if count else [0, 0, 0]
-    templates = SignalTemplates(counts={"logs": count, **dict(zip(TYPES, counts))})
+    templates = SignalTemplates(counts={"logs": count, **dict(zip(TYPES, counts)), "logs_correlated": 0})
     if not count:
         return templates
     sc = semconv(config.semantic_conventions)
+    span_origins = _SpanOrigins(spans if spans is not None else empty_index())
     order = rng.permutation(np.repeat(np.arange(len(TYPES)), counts)).tolist()
     nodes = _node_names(rng)
     streams = [
-        _http_access_logs(counts[0], config, sc, rng, nodes),
-        _application_logs(counts[1], config, sc, rng, nodes),
+        _http_access_logs(counts[0], config, sc, rng, nodes, span_origins),
+        _application_logs(counts[1], config, sc, rng, nodes, span_origins),
         _system_logs(counts[2], sc, rng, nodes),
     ]
     delays = _collection_delays(rng, count)
+    correlated = 0
     for (origin, record), delay in zip(_interleave(order, streams), delays):
-        record.time_unix_nano = TIME_BASE_NS
-        record.observed_time_unix_nano = TIME_BASE_NS + delay
+        # A correlated record has its span's time already.
+        if record.time_unix_nano:
+            correlated += 1
+        else:
+            record.time_unix_nano = TIME_BASE_NS
+        record.observed_time_unix_nano = record.time_unix_nano + delay
         templates.records.append(_request_bytes(origin, record))
+    templates.counts["logs_correlated"] = correlated
     return templates

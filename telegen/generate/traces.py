@@ -15,7 +15,7 @@ trace is a few lists of ints, never a tree of Python objects:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from ..templates import CHUNK_SPANS
 from .base import TIME_BASE_NS, SignalTemplates
 from .config import GeneratorConfig, TracesConfig
+from .correlation import SpanIndex, SpanIndexBuilder, empty_index
 from .otlp import attributes, key_value, resource, scope
 from .semconv import SemConv, semconv
 from .topology import DB_PORTS, SCOPES, Database, Endpoint, Service, Topology, build_topology
@@ -133,6 +134,7 @@ class TraceBuilder:
         self.internal_ops = [[self._internal_op(svc, op) for op in svc.internal_ops] for svc in topology.services]
         self.custom = self._custom_attribute_pools()
         self._kv_cache: dict[tuple[str, object], KeyValue] = {}
+        self.index = SpanIndexBuilder(topology, self.resources)
 
     # -- precomputed operations -------------------------------------------------
 
@@ -422,7 +424,33 @@ class TraceBuilder:
                     if i == origin:
                         self._exception_event(span, services[svc].language, i, starts[i], ends[i])
             parts.append(request.SerializeToString())
+        self._index(shape, starts, ends, errors, edge_status, trace_id, span_ids, instance, ids, ips)
         return b"".join(parts)
+
+    def _index(self, shape: _Shape, starts: list[int], ends: list[int], errors: dict[int, int], edge_status: int,
+               trace_id: bytes, span_ids: list[bytes], instance: list[int], ids: list[int],
+               ips: list[list[int]]) -> None:
+        """Offer the trace's spans to the span index, with the values their
+        attributes were written from (same expressions as _encode's)."""
+        index = self.index
+        trace = index.add_trace(trace_id)
+        for i in index.positions(len(shape.parent)):
+            kind = shape.kind[i]
+            op = shape.op[i]
+            if isinstance(op, Endpoint):
+                endpoint: Endpoint | None = op
+                p = shape.parent[i]
+                status = errors.get(i, edge_status if i == 0 else 200)
+                if op.protocol == "http":
+                    status = _answered(op.method, status)
+                entity = ids[i if kind == CLIENT else p] if p >= 0 else ids[0]
+            elif kind == CLIENT:
+                continue  # a database call: nothing names it
+            else:
+                endpoint, status, entity = None, errors.get(i, 200), 0
+            svc = shape.service[i]
+            index.add_span(trace, span_ids[i], svc, instance[svc], kind, endpoint, status, i in errors, i == 0,
+                           entity, ips[i][0] * 256 + ips[i][1], starts[i], ends[i])
 
     def _scope_container(self, request: ExportTraceServiceRequest, resource_spans: dict[int, ResourceSpans],
                          svc: int, category: str, instance: int):
@@ -454,9 +482,7 @@ class TraceBuilder:
                 attrs.append(key_value(sem.client_address, f"10.0.{ip[0]}.{ip[1]}"))
         else:
             attrs.append(key_value(sem.url_full, f"http://{callee.name}:8080{path}"))
-        if status_code == 200:
-            status_code = {"POST": 201, "DELETE": 204}.get(ep.method, 200)
-        attrs.append(self.kv(sem.http_status_code, status_code))
+        attrs.append(self.kv(sem.http_status_code, _answered(ep.method, status_code)))
 
     def _exception(self, language: str, i: int) -> tuple[str, str]:
         options = EXCEPTIONS[language]
@@ -517,6 +543,14 @@ def _pick_endpoint(endpoints: list[Endpoint], u: float) -> Endpoint:
     return endpoints[int(group) * len(weights) + len(weights) - 1]
 
 
+def _answered(method: str, status_code: int) -> int:
+    """The status a successful request of `method` answers with (201 Created,
+    204 No Content), else `status_code`."""
+    if status_code == 200:
+        return {"POST": 201, "DELETE": 204}.get(method, 200)
+    return status_code
+
+
 def _number_parameters(query: str) -> str:
     parts = query.split("?")
     return "".join(f"{part}${k}" for k, part in enumerate(parts[:-1], 1)) + parts[-1]
@@ -561,10 +595,17 @@ def span_counts(config: TracesConfig, rng: np.random.Generator) -> list[int]:
     return counts
 
 
-def generate_traces(config: GeneratorConfig, rng: np.random.Generator) -> SignalTemplates:
+@dataclass
+class TraceTemplates(SignalTemplates):
+    """Trace templates and the index of their spans that logs and metrics name."""
+
+    spans: SpanIndex = field(default_factory=empty_index)
+
+
+def generate_traces(config: GeneratorConfig, rng: np.random.Generator) -> TraceTemplates:
     tc = config.traces
     if tc.count == 0:
-        return SignalTemplates(records=[], counts={"traces": 0, "spans": 0, "high_span_traces": 0})
+        return TraceTemplates(records=[], counts={"traces": 0, "spans": 0, "high_span_traces": 0})
     topology = build_topology(tc, rng)
     builder = TraceBuilder(tc, topology, semconv(config.semantic_conventions), rng)
     counts = span_counts(tc, rng)
@@ -577,5 +618,5 @@ def generate_traces(config: GeneratorConfig, rng: np.random.Generator) -> Signal
         total_spans += spans
     high = tc.spans.high_span_traces
     n_high = min(high.count, tc.count) if high.enabled else 0
-    return SignalTemplates(records=records, counts={"traces": len(records), "spans": total_spans,
-                                                    "high_span_traces": n_high})
+    return TraceTemplates(records=records, counts={"traces": len(records), "spans": total_spans,
+                                                   "high_span_traces": n_high}, spans=builder.index.finish())

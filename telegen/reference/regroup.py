@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from google.protobuf.message import Message
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from ..templates import NESTING, REQUEST_TYPES, decode_record
+from ..templates import NESTING, REQUEST_TYPES, decode_record, padded_exponential_metric
 
 REPLICA_KEY = "telegen.replica"
 INSTANCE_KEY = "service.instance.id"
@@ -18,7 +18,7 @@ def regroup_reference(signal: str, records: Sequence[bytes], replica_width: int 
     gathered per (resource, schema_url) and (scope, schema_url)."""
     merger = _Merger(signal, replica_width)
     for record in records:
-        merger.add(decode_record(signal, record))
+        merger.add(decode_record(signal, record), bytes(record))
     return merger.serialize()
 
 
@@ -27,7 +27,7 @@ def split_reference(signal: str, record: bytes, max_bytes: int, replica_width: i
     pieces = []
     for piece in _split_oversized(signal, decode_record(signal, record), max_bytes):
         merger = _Merger(signal, replica_width)
-        merger.add(piece)
+        merger.add(piece, bytes(record))
         pieces.append(merger.serialize())
     return pieces
 
@@ -56,8 +56,12 @@ class _Merger:
         self.resources: dict[bytes, Message] = {}
         self.scopes: dict[tuple[bytes, bytes], Message] = {}
         self.replica_width = replica_width
+        self.sources: list[bytes] = []
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message, source: bytes = b"") -> None:
+        """Merge `message`, decoded from `source` (its bytes say which
+        exponential histograms it holds in the padded layout)."""
+        self.sources.append(source)
         top, mid, leaf = NESTING[self.signal]
         for resource_item in getattr(message, top):
             rkey = resource_item.resource.SerializeToString() + b"\0" + resource_item.schema_url.encode()
@@ -78,6 +82,16 @@ class _Merger:
                 getattr(scope_target, leaf).extend(getattr(scope_item, leaf))
 
     def serialize(self) -> bytes:
+        # The kernel moves bytes, so an exponential histogram in the padded
+        # layout (telegen import, generated application metrics) stays padded;
+        # decoding loses the layout, so look for its padded bytes in the sources.
+        if self.signal == "metrics":
+            from .patch import _encode_metrics, _metrics  # patch imports this module
+            padded = [metric.WhichOneof("data") == "exponential_histogram"
+                      and any(padded_exponential_metric(metric) in source for source in self.sources)
+                      for metric in _metrics(self.request)]
+            if any(padded):
+                return _encode_metrics(self.request, padded)
         return self.request.SerializeToString()
 
 
