@@ -1,7 +1,9 @@
 """Signals that hang together after every refresh: a sent log names a span
 that was sent, with its time inside that span's sent interval; an exemplar
 names a sent span. Checked by receivers that decode every request, over
-several passes, over gRPC and HTTP, with several processes and two shards."""
+several passes, over gRPC and HTTP, with several processes and two shards,
+on the default generator config's templates (the `templates` fixture: its
+logs inside spans, its RED metrics' exemplars) and on hand-made ones."""
 from __future__ import annotations
 
 import dataclasses
@@ -185,11 +187,14 @@ def test_logs_and_exemplars_name_sent_spans_over_grpc(templates):
     server, port = serve(recorder)
     try:
         target = Target(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=5)
-        report = run(loaded_batches(correlated(templates)), settings({s: target for s in SIGNALS}), quiet)
+        report = run(loaded_batches(templates), settings({s: target for s in SIGNALS}), quiet)
     finally:
         server.stop(0)
     assert all(report.signals[s].delivered == report.signals[s].sent > 0 for s in SIGNALS)
-    assert_correlated(check_correlation(recorder))
+    shares = check_correlation(recorder)
+    assert_correlated(shares)
+    logs = recorder.events("logs")
+    assert shares["logs"] >= 0.3 * logs, "by default at least 30 % of all logs are inside a span"
 
 
 def test_logs_and_exemplars_name_sent_spans_over_http_with_gzip_and_two_processes(templates):
@@ -198,7 +203,7 @@ def test_logs_and_exemplars_name_sent_spans_over_http_with_gzip_and_two_processe
     try:
         targets = {s: Target(endpoint=f"http://127.0.0.1:{port}/v1/{s}", protocol="http/protobuf",
                              compression="gzip", timeout=5) for s in SIGNALS}
-        report = run(loaded_batches(correlated(templates)), settings(targets, processes=2, passes=3), quiet)
+        report = run(loaded_batches(templates), settings(targets, processes=2, passes=3), quiet)
     finally:
         server.shutdown()
     assert all(report.signals[s].delivered == report.signals[s].sent > 0 for s in SIGNALS)
@@ -211,7 +216,7 @@ def test_two_shards_each_name_their_own_spans(templates):
     try:
         target = Target(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=5)
         for _ in range(2):  # each shard a run of its own: its own key, nothing shared
-            run(loaded_batches(correlated(templates)), settings({s: target for s in SIGNALS}), quiet)
+            run(loaded_batches(templates), settings({s: target for s in SIGNALS}), quiet)
     finally:
         server.stop(0)
     assert_correlated(check_correlation(recorder))
@@ -222,7 +227,7 @@ def test_a_run_that_ends_early_names_no_span_it_did_not_send(templates):
     through one: logs go only once the spans they name have."""
     recorder = Recorder()
     server, port = serve(recorder)
-    loaded = loaded_batches(correlated(templates))
+    loaded = loaded_batches(templates)
     per_pass = sum(t.events_per_pass for t in loaded)
     try:
         target = Target(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=5)
@@ -235,3 +240,15 @@ def test_a_run_that_ends_early_names_no_span_it_did_not_send(templates):
     assert shares["logs"] > 0
     assert shares["logs_named"] == 1.0 and shares["logs_inside"] == 1.0, shares
     assert shares["exemplars"] == 0 or shares["exemplars_named"] == 1.0, shares
+
+
+def test_hand_made_correlation_holds_too(templates):
+    """Logs spread over every trace, and exemplars across trace batches."""
+    recorder = Recorder()
+    server, port = serve(recorder)
+    try:
+        target = Target(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=5)
+        run(loaded_batches(correlated(templates)), settings({s: target for s in SIGNALS}), quiet)
+    finally:
+        server.stop(0)
+    assert_correlated(check_correlation(recorder))

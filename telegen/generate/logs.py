@@ -623,6 +623,20 @@ def _request_bytes(origin: Origin, record: LogRecord) -> bytes:
     return _RESOURCE_LOGS_TAG + varint(len(resource_logs)) + resource_logs
 
 
+def _in_trace_order(entries: list[Entry], origins: _SpanOrigins) -> list[Entry]:
+    """`entries` with the correlated ones, in the places they hold, put in the
+    order of the traces they name: a batch of logs then names the spans of a
+    few trace batches, so a sender that sends a log only after its span
+    (telegen.send.load.correlate) sends logs all through a pass, not at its end."""
+    places = {trace_id: k for k, trace_id in enumerate(origins.spans.trace_ids)}
+    named = [k for k, (_, record) in enumerate(entries) if record.trace_id]
+    ordered = sorted((entries[k] for k in named), key=lambda entry: places.get(bytes(entry[1].trace_id), 0))
+    out = list(entries)
+    for k, entry in zip(named, ordered):
+        out[k] = entry
+    return out
+
+
 def _interleave(order: Sequence[int], streams: Sequence[list[Entry]]) -> Iterator[Entry]:
     cursors = [iter(stream) for stream in streams]
     for kind in order:
@@ -654,7 +668,7 @@ def generate_logs(config: GeneratorConfig, rng: np.random.Generator, spans: Span
     ]
     delays = _collection_delays(rng, count)
     correlated = 0
-    for (origin, record), delay in zip(_interleave(order, streams), delays):
+    for (origin, record), delay in zip(_in_trace_order(list(_interleave(order, streams)), span_origins), delays):
         # A correlated record has its span's time already.
         if record.time_unix_nano:
             correlated += 1
