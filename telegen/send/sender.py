@@ -27,6 +27,7 @@ from .report import SendReport, latency, percent
 from .report.thresholds import abort_check, breaches
 from .report.timeline import Timeline
 from .scenarios import Scenarios
+from .scenarios.churn import CHURN_DIGITS
 from .scenarios.report import scenario_lines
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
@@ -56,7 +57,8 @@ class Sender:
         tenants = self.config.tenants()
         for signal, path in self.input_files().items():
             copies = (SeriesCopies.for_shard(shard.index, shard.count, sending.metric_series_multiplier,
-                                             tenants.count if tenants else 1)
+                                             tenants.count if tenants else 1,
+                                             CHURN_DIGITS if sending.scenarios.churn.fraction > 0 else 0)
                       if signal == "metrics" else SeriesCopies())
             started = time.monotonic()
             per_batch = getattr(sending.batch_size, signal)
@@ -202,9 +204,10 @@ class Sender:
             if templates.signal == "metrics" and templates.signal in report.signals:
                 counted = self.series()
                 # Churn's new series are distinct series too (the count a backend should hold).
-                created = (report.scenarios or {}).get("churn", {}).get("series_created", 0)
-                report.signals["metrics"].series_total = counted.otlp + created
-                report.signals["metrics"].prometheus_series = counted.prometheus
+                churn = (report.scenarios or {}).get("churn", {})
+                report.signals["metrics"].series_total = counted.otlp + churn.get("series_created", 0)
+                report.signals["metrics"].prometheus_series = (counted.prometheus
+                                                               + churn.get("prometheus_series_created", 0))
         report.breaches = breaches(report, self.config.thresholds) + [
             f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report

@@ -71,15 +71,28 @@ class SeriesCopies:
     # Tenants (otlp.tenants): each writes its own `count` copies, tenant t's
     # numbered t*total + (first .. first+count-1).
     tenants: int = 1
+    # Churn (sending.scenarios.churn): room for this many more digits, so a
+    # copy that churns can write its number plus `churn_stride` times its
+    # churns so far: a new series, as a restarted pod's.
+    churn_digits: int = 0
 
     @classmethod
-    def for_shard(cls, index: int, shards: int, multiplier: int, tenants: int = 1) -> SeriesCopies:
-        return cls(first=index * multiplier, count=multiplier, total=shards * multiplier, tenants=tenants)
+    def for_shard(cls, index: int, shards: int, multiplier: int, tenants: int = 1,
+                  churn_digits: int = 0) -> SeriesCopies:
+        return cls(first=index * multiplier, count=multiplier, total=shards * multiplier, tenants=tenants,
+                   churn_digits=churn_digits)
+
+    @property
+    def churn_stride(self) -> int:
+        """What one churn adds to a copy's number: every number in the fleet (tenants included)."""
+        return self.total * self.tenants
 
     @property
     def width(self) -> int:
         """Digits of the replica attribute; 0: no attribute (one copy in the fleet)."""
         numbers = self.total * self.tenants
+        if self.churn_digits:
+            return len(str(numbers - 1)) + self.churn_digits
         return len(str(numbers - 1)) if numbers > 1 else 0
 
     def tenant_number(self, replica: int, tenant: int) -> int:

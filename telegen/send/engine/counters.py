@@ -23,8 +23,8 @@ from ..transport.base import FAILED, REJECTED
 # back; delayed: traces whose children went out after their root; series_created:
 # metric series that churn made new. Reported under `scenarios`, not per signal.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered",
-            "late", "delayed", "series_created")
-SCENARIO_COUNTERS = ("late", "delayed", "series_created")
+            "late", "delayed", "series_created", "prometheus_created")
+SCENARIO_COUNTERS = ("late", "delayed", "series_created", "prometheus_created")
 # Counters per tenant and signal (otlp.tenants), in another shared array:
 # [tenant][signal][TENANT_COUNTERS], made only when there are several tenants.
 TENANT_COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes")

@@ -51,6 +51,9 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     settings = replace(settings, scenarios=scenarios)
     loaded = prepare_gzip(correlate(loaded), settings, write)
     schedule = build_schedule(loaded, settings.tenants)
+    if settings.scenarios.churn:
+        settings = replace(settings, scenarios=replace(settings.scenarios, churn_items=sum(
+            item.churn_stride > 0 for item in schedule)))
     clock = TraceClock(sum(len(t.batches) for t in loaded if t.signal == "traces"),
                        tenants=settings.tenants.count if settings.tenants is not None else 1)
     active = [t.signal for t in loaded]

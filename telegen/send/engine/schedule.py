@@ -26,6 +26,10 @@ class ScheduleItem:
     tenants: TenantCycle | None = None
     tenant_phase: int = 0
     tenant_stride: int = 0
+    # Churn (telegen.send.scenarios.churn): the item's place among the pass's
+    # metric items, and what one churn adds to its number (0: it never churns).
+    churn_index: int = -1
+    churn_stride: int = 0
 
 
 def build_schedule(loaded: Sequence[SignalTemplates], tenants: Tenants | None = None) -> list[ScheduleItem]:
@@ -44,6 +48,11 @@ def build_schedule(loaded: Sequence[SignalTemplates], tenants: Tenants | None = 
              if item.batch.needs else (place, signal, item) for place, signal, item in keyed]
     keyed.sort(key=lambda entry: (entry[0], entry[1]))
     schedule = [item for _, _, item in keyed]
+    strides = {t.signal: t.copies.churn_stride for t in loaded if t.copies.churn_digits}
+    if strides:
+        numbered = iter(range(len(schedule)))
+        schedule = [replace(item, churn_index=next(numbered), churn_stride=strides[item.signal])
+                    if item.signal in strides else item for item in schedule]
     if tenants is None or tenants.count <= 1:
         return schedule
     cycle = TenantCycle(tenants.weights)
@@ -83,7 +92,7 @@ def _named_together(schedule: Sequence[ScheduleItem]) -> list[list[int]]:
 
 def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, step: int,
                  now_ns: int | None = None, send_number: int = 0, clock: TraceClock | None = None,
-                 tenant: int = 0) -> list[bytes]:
+                 tenant: int = 0, churns: int = 0) -> list[bytes]:
     """The request bodies of one send of a batch: patched at `now_ns` (None:
     now; a metric batch gets its generation's stamp; or as settings.prepare
     says), cut into its pieces, gzip-compressed where the carrier wants gzip
@@ -94,12 +103,13 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
     counts from there). `send_number`: the batch's sends before this one;
     with `clock`, every id is derived from its template id, the clock's key
     (the tenant's) and the number of the send its trace went out in
-    (telegen.send.engine.clock). `tenant`: whose copy it is.
+    (telegen.send.engine.clock). `tenant`: whose copy it is; `churns`: how
+    often this copy's series were replaced (churn scenario).
     """
     batch = item.batch
     if settings.prepare is None:
         now_ns = time.time_ns() if now_ns is None else now_ns
-        replica = item.replica + tenant * item.tenant_stride
+        replica = item.replica + tenant * item.tenant_stride + churns * item.churn_stride
         if clock is None:
             data = _fastpath.patch(batch.plan, batch.data, now_ns, settings.jitter_ns, settings.backdate_ns,
                                    run_start_ns, step, replica)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from ..transport import Outcome, Transport, explain, open_transport
 from ..transport.base import FAILED, reason_text
 from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
+from ..scenarios.churn import Churn
 from .clock import TraceClock
 from .order import Generations
 from .rate import TokenBucket
@@ -51,6 +52,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     plan = scenarios.rate_plan(settings.plan.scaled(share))
     bucket = None if plan.unthrottled else TokenBucket(plan, started)
     late = _Late(scenarios.late_fraction, scenarios.late_by) if scenarios.late else None
+    churn = (Churn(scenarios.churn_fraction, scenarios.churn_every, scenarios.churn_items, started)
+             if scenarios.churn and scenarios.churn_items else None)
     slots = threading.BoundedSemaphore(settings.concurrency)
     delivered_any = threading.Event()
 
@@ -160,9 +163,18 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 # naming spans turns with them, by the pass: see build_schedule).
                 tenant = 0 if item.tenants is None else item.tenants.pick(
                     item.tenant_phase, pass_number if item.batch.needs or item.batch.slot >= 0 else step)
+                churns = 0
+                if churn is not None and item.churn_stride:
+                    epoch, new = churn.epoch(item.churn_index, tenant, now_ns, step)
+                    if new:  # a new series, as a restarted process's: counted once, as it starts
+                        counters.add("metrics", series_created=item.batch.series[0],
+                                     prometheus_created=item.batch.series[1])
+                    churns = epoch.churns
+                    if churns:
+                        start_ns, step = epoch.start_ns, max(step - epoch.generation, 0)
                 number = sends.get(key, 0)
                 _send(item, transports[item.signal], counters, settings, start_ns, step, finished(item, tenant),
-                      _pace(bucket, pieces, stop, deadline), now_ns, tenant, number, clock)
+                      _pace(bucket, pieces, stop, deadline), now_ns, tenant, number, clock, churns)
                 sends[key] = number + 1
                 if item.batch.slot >= 0:  # what logs and exemplars naming its spans derive their ids from
                     clock.record(item.batch.slot, number, now_ns, is_late, tenant)
@@ -283,8 +295,9 @@ def _key(item: ScheduleItem) -> tuple[int, int]:
 
 def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings: SendSettings,
           run_start_ns: int, step: int, done: Callable[[Outcome], None], pace: Callable[[int], None] | None,
-          now_ns: int | None = None, tenant: int = 0, send_number: int = 0, clock: TraceClock | None = None) -> None:
-    requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock, tenant)
+          now_ns: int | None = None, tenant: int = 0, send_number: int = 0, clock: TraceClock | None = None,
+          churns: int = 0) -> None:
+    requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock, tenant, churns)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
                  bytes=sum(len(r) for r in requests), batches=1, tenant=tenant)
     transport.send(requests, item.batch.piece_events, done, pace, tenant)

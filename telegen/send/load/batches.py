@@ -68,6 +68,9 @@ class Batch:
     # (telegen.send.scenarios.delayed); how many traces they belong to.
     children: Batch | None = None
     delayed_traces: int = 0
+    # The churn scenario: the distinct series one copy of this metric batch
+    # writes, as OTLP counts them and as a Prometheus-style store does.
+    series: tuple[int, int] = (0, 0)
 
     @functools.cached_property
     def series_period(self) -> float:

@@ -42,8 +42,10 @@ class Scenarios:
     burst_every: float = 0.0  # seconds; 0: no bursts
     burst_for: float = 0.0
     burst_factor: float = 1.0
-    # Set at load: the skew each affected service got (ns), by service name.
+    # Set at load: the skew each affected service got (ns), by service name;
+    # the metric items of a pass (what churn chooses from).
     skews: dict[str, int] = field(default_factory=dict)
+    churn_items: int = 0
 
     @classmethod
     def from_config(cls, config: ScenariosConfig) -> Scenarios:
@@ -119,4 +121,17 @@ def prepare_scenarios(loaded: Sequence[SignalTemplates], scenarios: Scenarios, m
         scenarios = dataclasses.replace(scenarios, skews=skews)
     if scenarios.delayed:
         out = with_delayed_children(out, scenarios.delayed_fraction, max_bytes, rng)
+    if scenarios.churn:
+        out = [_with_series(t) if t.signal == "metrics" else t for t in out]
     return out, scenarios
+
+
+def _with_series(templates: SignalTemplates) -> SignalTemplates:
+    """Each metric batch with the series one copy of it writes (what a churn of it creates)."""
+    from ..load.series import count_series
+    from ..shard import SeriesCopies
+
+    def one(batch):
+        counted = count_series(dataclasses.replace(templates, batches=(batch,), copies=SeriesCopies()))
+        return dataclasses.replace(batch, series=(counted.otlp, counted.prometheus))
+    return dataclasses.replace(templates, batches=tuple(one(b) for b in templates.batches))

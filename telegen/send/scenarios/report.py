@@ -28,7 +28,8 @@ def scenario_report(scenarios: Scenarios, totals: dict[str, dict[str, int]]) -> 
                                    "traces": totals["traces"]["delayed"]}
     if scenarios.churn:
         out["churn"] = {"fraction": scenarios.churn_fraction, "every_seconds": scenarios.churn_every,
-                        "series_created": totals["metrics"]["series_created"]}
+                        "series_created": totals["metrics"]["series_created"],
+                        "prometheus_series_created": totals["metrics"]["prometheus_created"]}
     return out
 
 
