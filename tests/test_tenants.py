@@ -379,3 +379,30 @@ def test_grpc_sends_each_tenants_metadata():
     finally:
         server.stop(0)
     assert {name: len(v["logs"]) for name, v in recorder.by_tenant.items()} == {"t1": 2, "t0": 1}
+
+
+class _Split:
+    """What one tenant's receiver saw, as test_correlation.check_correlation reads it."""
+
+    def __init__(self, requests: dict[str, list]) -> None:
+        self.requests = requests
+
+    def spans(self):
+        return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+@pytest.mark.parametrize("weights", ["even", "zipf"])
+def test_each_tenants_logs_and_exemplars_name_spans_sent_to_that_tenant(tenant_templates, weights):
+    """A log goes to the tenant its spans went to, naming them as sent there:
+    correlation holds inside every tenant, as a multi-tenant store sees it."""
+    from test_correlation import check_correlation
+
+    report, seen, _ = run_against("grpc", tenant_templates, weights, passes=2 * TENANTS)
+    assert len(seen) == TENANTS
+    for tenant, requests in seen.items():
+        shares = check_correlation(_Split(requests))
+        if shares["logs"]:
+            assert shares["logs_named"] == shares["logs_inside"] == 1.0, (tenant, shares)
+        if shares["exemplars"]:
+            assert shares["exemplars_named"] == 1.0, (tenant, shares)
+    assert sum(check_correlation(_Split(r))["logs"] for r in seen.values()) > 0

@@ -49,6 +49,8 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     reuse_large_buffers()  # before forking: the children inherit it
     loaded, scenarios = prepare_scenarios(loaded, settings.scenarios, settings.targets["traces"].max_message_bytes)
     settings = replace(settings, scenarios=scenarios)
+    for line in scenarios.lines():
+        write(line)
     loaded = prepare_gzip(correlate(loaded), settings, write)
     schedule = build_schedule(loaded, settings.tenants)
     if settings.scenarios.churn:

@@ -2,9 +2,9 @@
 by new ones, as when pods restart and their instance ids change.
 
 A metric batch's copy (an item of the pass: batch, replica) is the unit: in
-each interval, round(fraction x items) of the pass's metric items are chosen
-(the same choice in every worker process: a permutation seeded by the
-interval), and each chosen item's next send writes its copy number plus
+each interval, fraction x items of the pass's metric items are chosen (to
+within one item, the remainder carried to the next interval; the same
+choice in every worker process: a sample seeded by the interval), and each chosen item's next send writes its copy number plus
 `churn_stride` times its churns so far into the fixed-width digits of its
 `service.instance.id` and `telegen.replica` (SeriesCopies keeps CHURN_DIGITS
 more digits for that): every series of the item is new, the old ones are
@@ -15,6 +15,7 @@ so the run's `series_total` is the distinct series it wrote.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -45,8 +46,13 @@ class Churn:
 
     def chosen(self, interval: int) -> list[int]:
         """The items (by churn_index) replaced at the start of `interval` (>= 1):
-        the same in every process."""
-        return random.Random(interval).sample(range(self.items), round(self.fraction * self.items))
+        the same in every process. As many as keep the items replaced so far
+        at `fraction` of the items per interval, to within one item: with few
+        items (big batches) some intervals replace none, and the share holds
+        over a run."""
+        due = math.floor(interval * self.fraction * self.items + 1e-9)
+        done = math.floor((interval - 1) * self.fraction * self.items + 1e-9)
+        return random.Random(interval).sample(range(self.items), min(due - done, self.items))
 
     def epoch(self, index: int, tenant: int, now_ns: int, generation: int) -> tuple[Epoch, bool]:
         """Item `index`'s current series for `tenant`, and whether this send is
