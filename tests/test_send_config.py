@@ -538,7 +538,8 @@ def leaves(config: object, prefix: str = "") -> list[str]:
         if f.metadata == NOT_A_KEY:
             continue
         value = getattr(config, f.name)
-        out += leaves(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+        key = f.metadata.get("key", f.name)  # a YAML key that is a Python keyword (burst.for)
+        out += leaves(value, f"{prefix}{key}.") if dataclasses.is_dataclass(value) else [prefix + key]
     return out
 
 
