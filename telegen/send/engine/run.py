@@ -51,7 +51,8 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     settings = replace(settings, scenarios=scenarios)
     for line in scenarios.lines():
         write(line)
-    loaded = prepare_gzip(correlate(loaded), settings, write)
+    tenants = settings.tenants is not None and settings.tenants.count > 1
+    loaded = prepare_gzip(correlate(loaded, per_trace_batch=tenants), settings, write)
     schedule = build_schedule(loaded, settings.tenants)
     if settings.scenarios.churn:
         settings = replace(settings, scenarios=replace(settings.scenarios, churn_items=sum(

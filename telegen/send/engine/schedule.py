@@ -67,9 +67,11 @@ def build_schedule(loaded: Sequence[SignalTemplates], tenants: Tenants | None = 
 
 def _named_together(schedule: Sequence[ScheduleItem]) -> list[list[int]]:
     """Positions of the items tied by naming spans (a trace batch and every
-    batch naming its traces, transitively), each group in schedule order:
-    they share a tenant phase, so in every turn a log goes to the tenant
-    its spans went to."""
+    log batch naming its traces: one each, as correlate regroups them for
+    tenants), each group in schedule order: they share a tenant phase, so in
+    every turn a log goes to the tenant its spans went to. Metric batches
+    with exemplars name spans of every trace batch: they keep their own
+    phase, and their exemplars name the spans as last sent to their tenant."""
     parent = list(range(len(schedule)))
 
     def root(k: int) -> int:
@@ -80,12 +82,12 @@ def _named_together(schedule: Sequence[ScheduleItem]) -> list[list[int]]:
 
     by_slot = {item.batch.slot: k for k, item in enumerate(schedule) if item.batch.slot >= 0}
     for k, item in enumerate(schedule):
-        for slot in item.batch.needs:
+        for slot in item.batch.needs if item.signal == "logs" else ():
             if slot in by_slot:
                 parent[root(k)] = root(by_slot[slot])
     groups: dict[int, list[int]] = {}
     for k, item in enumerate(schedule):
-        if item.batch.needs or item.batch.slot >= 0:
+        if (item.signal == "logs" and item.batch.needs) or item.batch.slot >= 0:
             groups.setdefault(root(k), []).append(k)
     return [members for members in groups.values() if len(members) > 1]
 

@@ -123,9 +123,11 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if period and time.monotonic() - last_sent.get(key, -math.inf) < period:
                     waiting += 1
                     continue
-                if item.batch.needs:
+                if item.batch.needs and (item.tenants is None or item.signal == "logs"):
                     # It names spans: not before they have gone out (to its
-                    # tenant; held back in the first pass only).
+                    # tenant; held back in the first pass only). With tenants
+                    # an exemplar names its span as last sent to its tenant,
+                    # once it was: held back it would hold the pass back.
                     gate = (key, 0 if item.tenants is None else item.tenants.pick(item.tenant_phase, pass_number))
                     if gate not in ready:
                         if not clock.all_sent(item.batch.needs, gate[1]):
@@ -162,7 +164,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 # Tenants: each turn of an item goes to the next tenant in its cycle (a batch
                 # naming spans turns with them, by the pass: see build_schedule).
                 tenant = 0 if item.tenants is None else item.tenants.pick(
-                    item.tenant_phase, pass_number if item.batch.needs or item.batch.slot >= 0 else step)
+                    item.tenant_phase, pass_number if item.signal != "metrics" else step)
                 churns = 0
                 if churn is not None and item.churn_stride:
                     epoch, new = churn.epoch(item.churn_index, tenant, now_ns, step)

@@ -56,11 +56,13 @@ def trace_spots(traces: SignalTemplates) -> dict[bytes, TraceSpot]:
     return spots
 
 
-def correlate(loaded: Sequence[SignalTemplates]) -> list[SignalTemplates]:
+def correlate(loaded: Sequence[SignalTemplates], per_trace_batch: bool = False) -> list[SignalTemplates]:
     """`loaded` with its trace batches numbered (their clock rows) and the
     log and metric batches that name their traces tied to them. Without
     traces to send there is nothing to tie: the ids still map alike, but
-    no span they name goes out."""
+    no span they name goes out. `per_trace_batch`: first regroup the logs so
+    that each batch names the spans of one trace batch at most (for
+    tenants: a log batch then goes to the tenant its trace batch went to)."""
     traces = next((t for t in loaded if t.signal == "traces"), None)
     if traces is None:
         return list(loaded)
@@ -70,9 +72,39 @@ def correlate(loaded: Sequence[SignalTemplates]) -> list[SignalTemplates]:
         if templates.signal == "traces":
             batches = tuple(dataclasses.replace(b, slot=slot) for slot, b in enumerate(templates.batches))
         else:
-            batches = tuple(_tie(b, spots) for b in templates.batches)
+            batches = templates.batches
+            if per_trace_batch and templates.signal == "logs":
+                batches = tuple(part for b in batches for part in _by_trace_batch(b, spots))
+            batches = tuple(_tie(b, spots) for b in batches)
         out.append(dataclasses.replace(templates, batches=batches))
     return out
+
+
+def _by_trace_batch(batch: Batch, spots: dict[bytes, TraceSpot]) -> list[Batch]:
+    """A log batch cut into batches whose records name spans of one trace
+    batch each (and one of records naming none), resources and scopes kept.
+    Decoded and encoded with protobuf: once, at load, and only for tenants."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from .batches import finish_batch
+
+    parts: dict[int, ExportLogsServiceRequest] = {}
+    for rl in ExportLogsServiceRequest.FromString(bytes(batch.data)).resource_logs:
+        for sl in rl.scope_logs:
+            for record in sl.log_records:
+                spot = spots.get(bytes(record.trace_id)) if record.trace_id else None
+                part = parts.setdefault(spot.slot if spot is not None else -1, ExportLogsServiceRequest())
+                if not part.resource_logs or part.resource_logs[-1].resource != rl.resource \
+                        or part.resource_logs[-1].schema_url != rl.schema_url:
+                    part.resource_logs.add(resource=rl.resource, schema_url=rl.schema_url)
+                target = part.resource_logs[-1]
+                if not target.scope_logs or target.scope_logs[-1].scope != sl.scope \
+                        or target.scope_logs[-1].schema_url != sl.schema_url:
+                    target.scope_logs.add(scope=sl.scope, schema_url=sl.schema_url)
+                target.scope_logs[-1].log_records.append(record)
+    if len(parts) <= 1:
+        return [batch]
+    return [finish_batch("logs", [parts[key].SerializeToString()]) for key in sorted(parts)]
 
 
 def _tie(batch: Batch, spots: dict[bytes, TraceSpot]) -> Batch:
