@@ -5,6 +5,8 @@ module leans on protobuf's private encoder and decoder.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 MAX_BYTES = 10  # a 64-bit value takes at most ten 7-bit groups
 _MASK64 = (1 << 64) - 1
 
@@ -49,3 +51,32 @@ def decode_varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, i
         shift += 7
         if shift >= 7 * MAX_BYTES:
             raise ValueError(f"varint longer than {MAX_BYTES} bytes at byte offset {start}")
+
+
+def iter_fields(buf: bytes | bytearray | memoryview, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, value start, value end) of each field of the
+    message in buf[start:end], a length-delimited field's value being its
+    payload. Raises ValueError where the bytes stop being protobuf (a field
+    number 0, a wire type that is not 0, 1, 2 or 5, a value past the end)."""
+    pos, end = start, len(buf) if end is None else end
+    while pos < end:
+        key, pos = decode_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError(f"field number 0 at byte offset {pos}")
+        value = pos
+        if wire == 0:
+            _, pos = decode_varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, value = decode_varint(buf, pos)
+            pos = value + length
+        else:
+            raise ValueError(f"wire type {wire} at byte offset {value}")
+        if pos > end:
+            raise ValueError(f"field {number} runs past the end at byte offset {value}")
+        yield number, wire, value, pos

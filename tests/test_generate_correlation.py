@@ -20,7 +20,7 @@ from telegen import _fastpath
 from telegen.errors import ConfigError
 from telegen.generate.base import METRIC_INTERVAL_NS, TIME_BASE_NS
 from telegen.templates import decode_record
-from telegen.varint import decode_varint
+from telegen.varint import decode_varint, iter_fields
 
 POINT_NS = TIME_BASE_NS + METRIC_INTERVAL_NS
 APPLICATION_METRICS = {"http.server.request.duration", "http.client.request.duration", "rpc.server.duration",
@@ -377,24 +377,7 @@ def test_application_metrics_can_be_turned_off_and_counted() -> None:
 
 def fields(data: bytes, start: int = 0, end: int | None = None):
     """(number, wire type, value start, value end) of each field in data[start:end]."""
-    end = len(data) if end is None else end
-    pos = start
-    while pos < end:
-        key, pos = decode_varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, after = decode_varint(data, pos)
-        elif wire == 1:
-            after = pos + 8
-        elif wire == 2:
-            length, pos = decode_varint(data, pos)
-            after = pos + length
-        elif wire == 5:
-            after = pos + 4
-        else:
-            raise AssertionError(f"wire type {wire}")
-        yield number, wire, pos, after
-        pos = after
+    return iter_fields(data, start, end)
 
 
 def nested(data: bytes, path: tuple[int, ...], start: int = 0, end: int | None = None):

@@ -45,3 +45,20 @@ def test_values_outside_64_bits_are_refused(value):
     for encode in (encode_varint, encode_padded_varint):
         with pytest.raises(ValueError, match="outside"):
             encode(value)
+
+
+def test_fields_of_a_message_as_protobuf_wrote_them():
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from telegen.varint import iter_fields
+
+    span = Span(trace_id=b"\x01" * 16, name="GET /", kind=2, start_time_unix_nano=7, dropped_events_count=3,
+                attributes=[KeyValue(key="k", value=AnyValue(int_value=5))])
+    data = span.SerializeToString()
+    found = [(number, wire, data[start:end]) for number, wire, start, end in iter_fields(data)]
+    assert found == [(1, 2, b"\x01" * 16), (5, 2, b"GET /"), (6, 0, b"\x02"), (7, 1, (7).to_bytes(8, "little")),
+                     (9, 2, span.attributes[0].SerializeToString()), (12, 0, b"\x03")]
+    for bad in (data[:-1], b"\x00\x01", b"\x0b\x00"):  # cut short, field 0, wire type 3
+        with pytest.raises(ValueError):
+            list(iter_fields(bad))

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError, Message
 
 from ..errors import TelegenError
 from ..templates import REQUEST_TYPES, otlp_json_message
-from ..varint import decode_varint
+from ..varint import decode_varint, iter_fields
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # The top-level key of each signal in OTLP JSON (both spellings protobuf's JSON mapping reads).
@@ -270,31 +270,11 @@ def _walk(data: bytes, want: int | None) -> Iterator:
     payload when it is field `want`, else its length; None, then the end,
     where the bytes stop being protobuf."""
     view = memoryview(data)
-    pos, size = 0, len(view)
     try:
-        while pos < size:
-            key, pos = decode_varint(view, pos)
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                yield None
-                return
+        for number, wire, start, end in iter_fields(view):
             value: object = None
-            if wire == 0:
-                _, pos = decode_varint(view, pos)
-            elif wire == 1:
-                pos += 8
-            elif wire == 5:
-                pos += 4
-            elif wire == 2:
-                length, pos = decode_varint(view, pos)
-                value = bytes(view[pos:pos + length]) if number == want else length
-                pos += length
-            else:
-                yield None
-                return
-            if pos > size:
-                yield None
-                return
+            if wire == 2:
+                value = bytes(view[start:end]) if number == want else end - start
             yield number, wire, value
     except ValueError:
         yield None

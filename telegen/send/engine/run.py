@@ -47,7 +47,9 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     watches its senders."""
     stop = stop or threading.Event()
     reuse_large_buffers()  # before forking: the children inherit it
-    loaded, scenarios = prepare_scenarios(loaded, settings.scenarios, settings.targets["traces"].max_message_bytes)
+    traces_target = settings.targets.get("traces")
+    loaded, scenarios = prepare_scenarios(loaded, settings.scenarios,
+                                          traces_target.max_message_bytes if traces_target else 0)  # no traces: no cut
     settings = replace(settings, scenarios=scenarios)
     for line in scenarios.lines():
         write(line)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...varint import decode_varint
+from ...varint import iter_fields
 from ..load.batches import Batch, SignalTemplates
 
 SERVICE_NAME = b"service.name"
@@ -45,23 +45,9 @@ def resource_services(data: bytes | memoryview) -> list[tuple[int, int, str]]:
 
 def _fields(data, start: int, end: int, number: int):
     """(start, end) of each length-delimited field `number` in data[start:end]."""
-    pos = start
-    while pos < end:
-        tag, pos = decode_varint(data, pos)
-        wire = tag & 7
-        if wire == 0:
-            _, pos = decode_varint(data, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = decode_varint(data, pos)
-            if tag >> 3 == number:
-                yield pos, pos + length
-            pos += length
-        else:
-            raise ValueError(f"unexpected wire type {wire} at byte {pos}")
+    for found, wire, value, after in iter_fields(data, start, end):
+        if found == number and wire == 2:
+            yield value, after
 
 
 def _first(data, start: int, end: int, number: int) -> tuple[int, int] | None:
