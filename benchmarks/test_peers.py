@@ -26,11 +26,13 @@ class NaiveReplay:
     """What a careful Python user would write without telegen's kernel."""
 
     def __init__(self, loaded) -> None:
-        self.messages = {id(b): decode_record(t.signal, b.data) for t in loaded.values() for b in t.batches}
+        # By the batch's bytes: a run hands the worker copies of the batches
+        # (numbered for correlation), never copies of their data.
+        self.messages = {id(b.data): decode_record(t.signal, b.data) for t in loaded.values() for b in t.batches}
         self.run_start = time.time_ns()
 
     def __call__(self, item) -> bytes:
-        message = self.messages[id(item.batch)]
+        message = self.messages[id(item.batch.data)]
         now = time.time_ns()
         {"traces": self._traces, "metrics": self._metrics, "logs": self._logs}[item.signal](message, now)
         return message.SerializeToString()

@@ -214,3 +214,43 @@ def test_a_metric_interval_samples_each_series_once_per_interval(template_dir, t
             times = [float(t) for t, _ in series.get("values", series.get("histograms", []))]
             assert len(times) == 4, series["metric"]
             assert all(0.99 <= b - a <= 1.2 for a, b in zip(times, times[1:])), times
+
+
+# ---------------------------------------------------------------------------
+# Correlation, as the backends hold it: logs in VictoriaLogs name spans Jaeger holds
+# ---------------------------------------------------------------------------
+
+def test_logs_in_victorialogs_name_spans_jaeger_holds_with_times_inside_them(template_dir, tmp_path):
+    """One run, traces to Jaeger and logs to VictoriaLogs, two passes: every
+    stored log that carries a trace id names a trace Jaeger holds and a span
+    of it, with the log's time inside the span (Jaeger keeps microseconds)."""
+    with Jaeger(tmp_path / "jaeger") as jaeger, VictoriaLogs(tmp_path / "logs") as logs:
+        config = {"input": {"directory": str(template_dir), "metrics": False},
+                  "otlp": {"insecure": True,
+                           "traces": {"endpoint": jaeger.grpc_endpoint, "protocol": "grpc"},
+                           "logs": {"endpoint": logs.otlp_endpoint, "protocol": "http/protobuf"}},
+                  "sending": {"duration": 0, "multiplier": 2}}
+        report = telegen.Sender(config, write=lambda line: None).run()
+        spans = delivered_exactly(report, "traces")
+        records = delivered_exactly(report, "logs")
+        traces = read_until(lambda: jaeger_spans(jaeger),
+                            lambda found: sum(len(t["spans"]) for t in found.values()) >= spans, timeout=30)
+        read_until(lambda: sum(int(r["n"]) for r in logs.stats("* | stats count() as n")),
+                   lambda n: n >= records, timeout=30)
+        stored = logs.query("trace_id:*", limit=100_000)
+    by_span = {(trace_id, span["spanID"]): span for trace_id, trace in traces.items() for span in trace["spans"]}
+    assert len(stored) > 0.3 * records, "by default at least 30 % of all logs are inside a span"
+    for record in stored:
+        span = by_span.get((record["trace_id"], record["span_id"]))
+        assert span is not None, record
+        micros = _micros(record["_time"])
+        assert span["startTime"] - 1_000 <= micros <= span["startTime"] + span["duration"] + 1_000, (record, span)
+
+
+def _micros(rfc3339: str) -> int:
+    """VictoriaLogs' _time (RFC 3339, nanoseconds) in microseconds since the epoch."""
+    from datetime import datetime, timezone
+
+    whole, _, rest = rfc3339.rstrip("Z").partition(".")
+    seconds = int(datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    return seconds * 1_000_000 + int((rest + "000000000")[:9]) // 1_000
