@@ -228,14 +228,14 @@ def test_logs_in_victorialogs_name_spans_jaeger_holds_with_times_inside_them(tem
         config = {"input": {"directory": str(template_dir), "metrics": False},
                   "otlp": {"insecure": True,
                            "traces": {"endpoint": jaeger.grpc_endpoint, "protocol": "grpc"},
-                           "logs": {"endpoint": logs.otlp_endpoint, "protocol": "http/protobuf"}},
+                           "logs": {"endpoint": f"{logs.otlp_endpoint}/v1/logs", "protocol": "http/protobuf"}},
                   "sending": {"duration": 0, "multiplier": 2}}
         report = telegen.Sender(config, write=lambda line: None).run()
         spans = delivered_exactly(report, "traces")
         records = delivered_exactly(report, "logs")
         traces = read_until(lambda: jaeger_spans(jaeger),
                             lambda found: sum(len(t["spans"]) for t in found.values()) >= spans, timeout=30)
-        read_until(lambda: sum(int(r["n"]) for r in logs.stats("* | stats count() as n")),
+        read_until(lambda: sum(int(r["value"]) for r in logs.stats("* | stats count() as n")),
                    lambda n: n >= records, timeout=30)
         stored = logs.query("trace_id:*", limit=100_000)
     by_span = {(trace_id, span["spanID"]): span for trace_id, trace in traces.items() for span in trace["spans"]}
