@@ -29,6 +29,10 @@ from .report.timeline import Timeline
 from .scenarios import Scenarios
 from .scenarios.churn import CHURN_DIGITS
 from .scenarios.report import scenario_lines
+from .search.control import RateControl
+from .search.local import search_with
+from .search.report import SearchReport
+from .search.settings import SearchSettings
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
 
@@ -44,8 +48,12 @@ class Sender:
         self._series: SeriesCount | None = None
 
     def input_files(self) -> dict[str, Path]:
-        """The template file per signal that will be sent."""
-        return {signal: Path(path) for signal, path in self.config.input.files().items()}
+        """The template file per signal that will be sent (a search with one
+        signal sends that one alone)."""
+        search = self.config.sending.search
+        only = search.signal if search.enabled and search.signal != "all" else None
+        return {signal: Path(path) for signal, path in self.config.input.files().items()
+                if only is None or signal == only}
 
     def load(self) -> list[SignalTemplates]:
         """Read and batch the templates (once); prints the seed's load lines."""
@@ -90,7 +98,7 @@ class Sender:
         endpoints: one of a signal that is off would only mislead."""
         if self._loaded is not None:
             return [templates.signal for templates in self._loaded]
-        return [signal for signal in SIGNALS if self.config.input.path(signal) is not None]
+        return [signal for signal in SIGNALS if signal in self.input_files()]
 
     def settings(self) -> SendSettings:
         sending = self.config.sending
@@ -160,7 +168,9 @@ class Sender:
         settings = self.settings()
         shard = self.config.sending.shard
         fleet_rate = self.config.sending.rate_limit.events_per_second
-        if settings.stages:
+        if self.config.sending.search.enabled:
+            rate = "the rate set by the capacity search"
+        elif settings.stages:
             fleet = f" (1/{shard.count} of the fleet's targets)" if shard.count > 1 else ""
             rate = f"{len(settings.stages)} stages: {settings.plan.describe()}{fleet}"
         elif not settings.events_per_second:
@@ -170,9 +180,9 @@ class Sender:
         else:
             rate = f"{settings.events_per_second:,.0f} events/s"
         bounds = []
-        if settings.duration:
+        if settings.duration and not self.config.sending.search.enabled:
             bounds.append(f"for {settings.duration:g} s")
-        if settings.passes:
+        if settings.passes and not self.config.sending.search.enabled:
             bounds.append(f"{settings.passes} passes")
         endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
                             f"{_compression(t, settings.gzip_encoder)})"
@@ -185,12 +195,16 @@ class Sender:
     def run(self, stop: threading.Event | None = None,
             on_start: Callable[[Callable[[], SendReport]], None] | None = None,
             timeline: Timeline | None = None,
-            on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None) -> SendReport:
+            on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None,
+            rate_control: RateControl | None = None) -> SendReport:
         """Load (if not yet), send until the duration or pass bound or `stop`,
         and return the report. Never raises for endpoint errors: they are
         retried, counted and logged. `on_start` receives, once sending starts,
         a function returning the counts so far (see engine.run); `on_sent`
-        sees each batch's patched bytes as it goes (SendSettings.on_sent)."""
+        sees each batch's patched bytes as it goes (SendSettings.on_sent).
+        `rate_control`: a controller sets the rate and stops the run (the
+        capacity search; see find_max): no time or pass bound, no progress
+        lines, no thresholds (the search judges its own steps)."""
         loaded = self.load()
         self.write(self.describe_setup())
         pace = self.describe_metric_pace()
@@ -199,6 +213,11 @@ class Sender:
         if timeline is not None:
             timeline.p99_budget = self.config.thresholds.p99_latency
         settings = self.settings() if on_sent is None else replace(self.settings(), on_sent=on_sent)
+        if rate_control is not None:
+            window = SearchSettings.from_config(self.config.sending.search).window
+            settings = replace(settings, rate_control=rate_control, duration=0.0, passes=0, abort_check=None,
+                               stage_check=None, progress_lines=False,
+                               stats_interval=min(settings.stats_interval, window))
         report = run(loaded, settings, self.write, stop, on_start, timeline)
         for templates in loaded:
             if templates.signal == "metrics" and templates.signal in report.signals:
@@ -208,9 +227,22 @@ class Sender:
                 report.signals["metrics"].series_total = counted.otlp + churn.get("series_created", 0)
                 report.signals["metrics"].prometheus_series = (counted.prometheus
                                                                + churn.get("prometheus_series_created", 0))
-        report.breaches = breaches(report, self.config.thresholds) + [
-            f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
+        if rate_control is None:
+            report.breaches = breaches(report, self.config.thresholds) + [
+                f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report
+
+    def find_max(self, stop: threading.Event | None = None, timeline: Timeline | None = None,
+                 on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+                 on_sent: Callable[[ScheduleItem, bytes, int], None] | None = None) -> SearchReport:
+        """The capacity search (sending.search; on whatever `enabled` says):
+        the most the backend sustains, found step by step; the report holds
+        the steps, the verdict and (`.run`) the whole run's figures."""
+        if not self.config.sending.search.enabled:
+            self.config = replace(self.config, sending=replace(
+                self.config.sending, search=replace(self.config.sending.search, enabled=True)))
+            self._loaded = self._series = None
+        return search_with(self, stop, timeline, on_start, on_sent)
 
 
 def nothing_to_send(config: InputConfig) -> str:

@@ -114,6 +114,17 @@ RULES: dict[str, Rule] = {
     "sending.scenarios.burst.every": Duration(low=0, note="0 = no bursts"),
     "sending.scenarios.burst.for": Duration(low=0, low_open=True),
     "sending.scenarios.burst.factor": Range(low=0, low_open=True),
+    "sending.search.signal": OneOf(("all", *SIGNALS)),
+    "sending.search.min_rate": AT_LEAST_0,
+    "sending.search.max_rate": AT_LEAST_0,
+    "sending.search.factor": Range(low=1, low_open=True),
+    "sending.search.step_duration": Duration(low=0, low_open=True),
+    "sending.search.cooldown": Duration(low=0),
+    "sending.search.hold": Duration(low=0, note="0 = no hold"),
+    "sending.search.resolution": Range(low=0, high=1, low_open=True),
+    "sending.search.max_error_share": Range(low=0, high=1),
+    "sending.search.max_p99": Duration(low=0, note="0 = no latency limit"),
+    "sending.search.min_delivered_share": Range(low=0, high=1),
     "timestamps.jitter_ms": AT_LEAST_0,
     "thresholds.max_lost_ratio": Range(low=0, high=1),
     "thresholds.max_failed_ratio": Range(low=0, high=1),
@@ -295,6 +306,20 @@ def _check_scenarios(config: SenderConfig) -> None:
                       f"a duration < sending.scenarios.burst.every ({burst.every:g} s): a burst ends before the next")
 
 
+def _check_search(config: SenderConfig) -> None:
+    search = config.sending.search
+    if not search.enabled:
+        return
+    if search.max_rate and search.max_rate < search.min_rate:
+        raise invalid("sending.search.max_rate", search.max_rate,
+                      f"events/s >= sending.search.min_rate ({search.min_rate:g}), or 0 for no bound")
+    if config.sending.scenarios.burst.every > 0:
+        raise invalid("sending.scenarios.burst.every", config.sending.scenarios.burst.every,
+                      "0 with sending.search: a search sets the rate itself, bursts would blur its steps")
+    if config.sending.stages:
+        raise invalid("sending.stages", "(given)", "no stages with sending.search: a search sets the rate itself")
+
+
 CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tenants, _check_tls, _check_retry,
-                                                      _check_shard, _check_scenarios)
+                                                      _check_shard, _check_scenarios, _check_search)
 

@@ -285,6 +285,27 @@ class ScenariosConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """The capacity search (`telegen send --find-max`; telegen.send.search):
+    the offered rate climbs by `factor` from `min_rate`, then bisects around
+    the knee, each step `step_duration` long and followed by `cooldown`;
+    the knee is confirmed by a `hold`."""
+
+    enabled: bool = False
+    signal: str = "all"  # or traces, metrics, logs: search with that signal alone
+    min_rate: float = 0.0  # events/s: the first step, failing here fails the search (0: auto, from the batch sizes)
+    max_rate: float = 0.0  # events/s: stop climbing here (0: no bound but the sender's)
+    factor: float = 2.0  # the probe's growth per step
+    step_duration: float = 10.0
+    cooldown: float = 5.0  # seconds sending nothing after each step: the backend drains
+    hold: float = 60.0  # seconds at the knee found, to confirm it
+    resolution: float = 0.05  # the knee lies within this share above the rate reported
+    max_error_share: float = 0.01  # of the events attempted, refused (429/503, RESOURCE_EXHAUSTED, ...)
+    max_p99: float = 1.0  # seconds of request latency (0: no latency limit)
+    min_delivered_share: float = 0.9  # of the offered rate, in two windows running
+
+
+@dataclass(frozen=True)
 class SendingConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     # Ramping stages: when given they set the rate over time instead of
@@ -314,6 +335,7 @@ class SendingConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     scenarios: ScenariosConfig = field(default_factory=ScenariosConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def rate_plan(self, share: float = 1.0) -> RatePlan:
         """The target rate over time (stages, or the one rate), times `share`

@@ -22,9 +22,18 @@ from ..transport.base import FAILED, REJECTED
 # The scenarios' (telegen.send.scenarios): late: events sent with times set
 # back; delayed: traces whose children went out after their root; series_created:
 # metric series that churn made new. Reported under `scenarios`, not per signal.
+# answered, refused: the events of request attempts that ended (an answer,
+# or a transport error), and of those the events refused (an error answer,
+# retried or not, or rejected in a partial success): what the capacity
+# search judges a step by. Counted only in runs with a rate_control.
 COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes", "retries", "batches", "traces_delivered",
-            "late", "delayed", "series_created", "prometheus_created")
+            "late", "delayed", "series_created", "prometheus_created", "answered", "refused")
 SCENARIO_COUNTERS = ("late", "delayed", "series_created", "prometheus_created")
+ATTEMPT_COUNTERS = ("answered", "refused")
+# Per worker, after its counters in the same array: its process's CPU time
+# (forked workers only: one in the parent is the parent's) and the time it
+# waited for an in-flight slot (the endpoint held it back), microseconds.
+USAGE = ("cpu_us", "slot_wait_us")
 # Counters per tenant and signal (otlp.tenants), in another shared array:
 # [tenant][signal][TENANT_COUNTERS], made only when there are several tenants.
 TENANT_COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes")
@@ -36,7 +45,7 @@ class Counters:
     from transport threads; the parent reads them while the run goes on."""
 
     def __init__(self, shared=None, latencies=None, tenants=None) -> None:
-        self.shared = shared if shared is not None else RawArray("q", len(SIGNALS) * len(COUNTERS))
+        self.shared = shared if shared is not None else new_counter_array()
         self.latencies = latencies if latencies is not None else new_latency_array()
         # Per tenant and signal (new_tenant_array); None: one tenant, whose counts are the signals'.
         self.tenants = tenants
@@ -78,6 +87,20 @@ class Counters:
             if outcome.elapsed:
                 latency.record(self.latencies, at + latency.SLOTS, outcome.elapsed)
 
+    def add_usage(self, name: str, value: int) -> None:
+        at = len(SIGNALS) * len(COUNTERS) + USAGE.index(name)
+        with self.lock:
+            self.shared[at] += value
+
+    def set_usage(self, name: str, value: int) -> None:
+        self.shared[len(SIGNALS) * len(COUNTERS) + USAGE.index(name)] = value
+
+    @staticmethod
+    def usage_totals(arrays: Sequence) -> dict[str, int]:
+        """USAGE summed over the workers' arrays."""
+        base = len(SIGNALS) * len(COUNTERS)
+        return {name: sum(array[base + i] for array in arrays) for i, name in enumerate(USAGE)}
+
     @staticmethod
     def totals(arrays: Sequence) -> dict[str, dict[str, int]]:
         out = {s: dict.fromkeys(COUNTERS, 0) for s in SIGNALS}
@@ -99,6 +122,11 @@ class Counters:
                 at = (si * len(latency.KINDS) + ki) * latency.SLOTS
                 out[s][kind] = Histogram.merged(Histogram.from_slots(snap, at) for snap in snapshots)
         return out
+
+
+def new_counter_array():
+    """A worker's counters: COUNTERS per signal, then USAGE."""
+    return RawArray("q", len(SIGNALS) * len(COUNTERS) + len(USAGE))
 
 
 def new_latency_array():
@@ -126,7 +154,8 @@ def signal_counts(signal: str, values: dict[str, int]) -> dict[str, int]:
     """A signal's counters as SignalReport takes them: traces_delivered is
     the traces signal's alone."""
     return {k: v for k, v in values.items()
-            if k not in SCENARIO_COUNTERS and (signal == "traces" or k != "traces_delivered")}
+            if k not in SCENARIO_COUNTERS and k not in ATTEMPT_COUNTERS
+            and (signal == "traces" or k != "traces_delivered")}
 
 
 class Reasons:

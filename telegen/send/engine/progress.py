@@ -135,7 +135,8 @@ class Progress:
         interval = max(now - self.previous_time, 1e-9)
         done = self._fraction_done(totals, elapsed)
         stage = self._stage()
-        target = (self.plan.average(self.previous_time - self.started, now - self.started) if self.plan.staged
+        moving = self.plan.staged or getattr(self.plan, "controlled", False)  # a controller's rate moves too
+        target = (self.plan.average(self.previous_time - self.started, now - self.started) if moving
                   else self.settings.events_per_second)
         parts = []
         if self.plan.staged:

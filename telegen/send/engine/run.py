@@ -7,12 +7,10 @@ import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable, Sequence
-from multiprocessing.sharedctypes import RawArray
 
 from ..._memory import reuse_large_buffers
-from ...templates import SIGNALS
 from ..load.batches import SignalTemplates
-from ..report import SendReport, SignalReport, TenantReport
+from ..report import SenderLoad, SendReport, SignalReport, TenantReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
 from ..load.correlate import correlate
@@ -20,11 +18,11 @@ from ..scenarios import prepare_scenarios
 from ..scenarios.report import scenario_report
 from .clock import TraceClock
 from .counters import (
-    COUNTERS,
     Counters,
     ErrorLog,
     Reasons,
     Relay,
+    new_counter_array,
     new_latency_array,
     new_tenant_array,
     signal_counts,
@@ -65,15 +63,19 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     events_per_pass = sum(t.events_per_pass for t in loaded)
     run_start_ns = time.time_ns()
     started = time.monotonic()
+    cpu_started = time.process_time()
+    if settings.rate_control is not None:
+        settings.rate_control.begin(started)
     errors = ErrorLog(write)
     reasons = Reasons()
-    progress = Progress(write, settings, active, events_per_pass, timeline, started)
+    progress = Progress(write if settings.progress_lines else _quiet, settings, active, events_per_pass, timeline,
+                        started)
     cuts = StageCuts(settings.plan, active, write, settings.stage_check)
     if timeline is not None:
         timeline.stages = [StageMark(i + 1, seg.start, seg.end, seg.rate_from, seg.rate_to)
                            for i, seg in enumerate(settings.plan.segments) if seg.duration > 0]
         timeline.target = settings.events_per_second
-    arrays = [RawArray("q", len(SIGNALS) * len(COUNTERS)) for _ in range(max(1, settings.processes))]
+    arrays = [new_counter_array() for _ in range(max(1, settings.processes))]
     latency_arrays = [new_latency_array() for _ in arrays]
     tenant_arrays = ([new_tenant_array(settings.tenants.count) for _ in arrays]
                      if settings.tenants is not None and settings.tenants.count > 1 else None)
@@ -84,6 +86,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
                              active, reasons, interrupted=False)
             report.target_events_per_second = settings.plan.rate_at(elapsed)  # the target now, a ramp's too
             report.stages = list(cuts.rows)  # the stages finished so far
+            report.load = sender_load(arrays, settings.processes, cpu_started)
             return report
         on_start(current)
     watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
@@ -109,9 +112,24 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     report.stages = cuts.rows
     report.scenarios = scenario_report(settings.scenarios, totals)
     report.started_at, report.ended_at = run_start_ns / 1e9, time.time()
+    report.load = sender_load(arrays, settings.processes, cpu_started)
     if tenant_arrays:
         report.tenants = tenant_reports(settings, tenant_arrays, active)
     return report
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def sender_load(arrays: Sequence, processes: int, cpu_started: float) -> SenderLoad:
+    """The workers' load so far. One worker runs in this process, whose CPU
+    time is then the sender's; forked ones note their own (see worker)."""
+    usage = Counters.usage_totals(arrays)
+    totals = Counters.totals(arrays)
+    cpu = usage["cpu_us"] / 1e6 if processes > 1 else time.process_time() - cpu_started
+    return SenderLoad(max(processes, 1), cpu, usage["slot_wait_us"] / 1e6,
+                      sum(t["answered"] for t in totals.values()), sum(t["refused"] for t in totals.values()))
 
 
 def tenant_reports(settings: SendSettings, arrays: Sequence, active: Sequence[str]) -> list[TenantReport]:

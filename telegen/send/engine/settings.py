@@ -13,6 +13,7 @@ from ..transport import RetryPolicy, Target
 from .plan import RatePlan, Stage
 
 if TYPE_CHECKING:
+    from ..search.control import ControlledPlan, RateControl
     from .schedule import ScheduleItem
 
 
@@ -62,14 +63,26 @@ class SendSettings:
     # Several tenants (otlp.tenants; telegen.send.tenants): who each send is
     # for. None: one tenant, the targets' own headers.
     tenants: Tenants | None = None
+    # A rate a controller moves while the run goes (the capacity search,
+    # telegen.send.search): it replaces events_per_second and stages, and
+    # the run lasts until the controller stops it. The workers then also
+    # count each attempt's answer and their CPU for it.
+    rate_control: RateControl | None = None
+    # The progress lines every stats_interval (off under a search: its steps are the lines).
+    progress_lines: bool = True
 
     @property
-    def plan(self) -> RatePlan:
+    def plan(self) -> RatePlan | ControlledPlan:
+        if self.rate_control is not None:
+            return self.rate_control.plan()
         return RatePlan(self.stages, self.events_per_second)
 
 
 def target_rate(settings: SendSettings) -> float:
     """The run's target events/s: with stages, their average over the run."""
+    if settings.rate_control is not None:
+        control = settings.rate_control
+        return control.average(0.0, control.now())
     plan = settings.plan
     return plan.average(0.0, plan.duration) if plan.staged else settings.events_per_second
 

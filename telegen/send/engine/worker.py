@@ -48,6 +48,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
     delay = scenarios.delayed_by if scenarios.delayed else 0.0
     for s, transport in transports.items():
         transport.on_retry = _retry_line(s, errors)
+        if settings.rate_control is not None:
+            transport.on_answer = _answer_counter(s, counters)
         transport.deadline = deadline + delay if deadline is not None else None  # no back-off past the run's end
     plan = scenarios.rate_plan(settings.plan.scaled(share))
     bucket = None if plan.unthrottled else TokenBucket(plan, started)
@@ -97,7 +99,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
         item = ScheduleItem("traces", batch, -1)
         if bucket is not None and not stop.is_set():
             bucket.acquire(batch.piece_events[0], stop, None)
-        if not _take_slot(slots, stop, None):
+        if not _take_slot(slots, stop, None, counters):
             return
         _send(item, transports["traces"], counters, settings, run_start_ns, 0,
               finished(item, child.tenant, whole=False), _pace(bucket, batch.piece_events, stop, deadline),
@@ -146,7 +148,7 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                 if bucket is not None and not bucket.acquire(pieces[0], stop, deadline):
                     stop.set()
                     break
-                if not _take_slot(slots, stop, deadline):
+                if not _take_slot(slots, stop, deadline, counters):
                     stop.set()
                     break
                 if now_ns is None:
@@ -283,12 +285,27 @@ def _retry_line(signal: str, errors: ErrorLog) -> Callable[[str, str], None]:
     return retrying
 
 
-def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event, deadline: float | None) -> bool:
-    """Wait for an in-flight slot; False when told to stop, or the run's end comes, first."""
-    while not slots.acquire(timeout=0.1):
-        if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
-            return False
-    return True
+def _answer_counter(signal: str, counters: Counters) -> Callable[[int, int], None]:
+    def answered(events: int, refused: int) -> None:
+        counters.add(signal, answered=events, refused=refused)
+    return answered
+
+
+def _take_slot(slots: threading.BoundedSemaphore, stop: threading.Event, deadline: float | None,
+               counters: Counters | None = None) -> bool:
+    """Wait for an in-flight slot; False when told to stop, or the run's end
+    comes, first. The time waited is counted: the endpoint held the worker."""
+    if slots.acquire(blocking=False):
+        return True
+    waiting = time.monotonic()
+    try:
+        while not slots.acquire(timeout=0.1):
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                return False
+        return True
+    finally:
+        if counters is not None:
+            counters.add_usage("slot_wait_us", int((time.monotonic() - waiting) * 1e6))
 
 
 def _key(item: ScheduleItem) -> tuple[int, int]:
@@ -346,6 +363,12 @@ def _drain(slots: threading.BoundedSemaphore, settings: SendSettings, transports
             taken += 1
 
 
+def _note_cpu(counters: Counters, stop: threading.Event, every: float = 0.2) -> None:
+    """Keeps this process's CPU time in its counters, for the parent to read."""
+    while not stop.wait(every):
+        counters.set_usage("cpu_us", int(time.process_time() * 1e6))
+
+
 def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared, latencies, process_stop,
                relay: Relay, run_start_ns: int, share: float, started: float, generations: Generations,
                index: int, clock: TraceClock | None = None, tenant_shared=None) -> None:
@@ -360,8 +383,11 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
     threading.Thread(target=relay_stop, daemon=True).start()
     reasons = Reasons()
     counters = Counters(shared, latencies, tenant_shared)
+    if settings.rate_control is not None:
+        threading.Thread(target=_note_cpu, args=(counters, stop), daemon=True).start()
     run_worker(schedule, settings, counters, stop, run_start_ns, share, RelayedErrorLog(relay),
                reasons, started, generations, index, clock)
+    counters.set_usage("cpu_us", int(time.process_time() * 1e6))
     relay.put(("reasons", reasons.counts))  # the parent sums them into the report
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: grpc threads would only slow it

@@ -132,6 +132,29 @@ def merged_tenants(parts: Iterable[Sequence[TenantReport]]) -> list[TenantReport
 
 
 @dataclass
+class SenderLoad:
+    """How hard the sender itself worked, and how it fared per attempt: what
+    tells a sender-bound run from a backend-bound one (the capacity search).
+    Counted in runs with a rate_control; not part of --stats-json."""
+
+    processes: int
+    cpu_seconds: float = 0.0  # the sending processes' CPU time
+    slot_wait_seconds: float = 0.0  # waiting for an in-flight slot, summed over the workers
+    answered_events: int = 0  # events of request attempts that ended (answered, or a transport error)
+    refused_events: int = 0  # of those, refused: an error answer (retried or not) or a partial rejection
+
+    def __sub__(self, before: SenderLoad) -> SenderLoad:
+        return SenderLoad(self.processes, self.cpu_seconds - before.cpu_seconds,
+                          self.slot_wait_seconds - before.slot_wait_seconds,
+                          self.answered_events - before.answered_events, self.refused_events - before.refused_events)
+
+    def __add__(self, other: SenderLoad) -> SenderLoad:
+        return SenderLoad(self.processes + other.processes, self.cpu_seconds + other.cpu_seconds,
+                          self.slot_wait_seconds + other.slot_wait_seconds,
+                          self.answered_events + other.answered_events, self.refused_events + other.refused_events)
+
+
+@dataclass
 class SendReport:
     """What a run did. delivered + rejected + failed == sent, per signal."""
 
@@ -153,6 +176,8 @@ class SendReport:
     scenarios: dict | None = None
     # Several tenants (otlp.tenants): a row per tenant; empty with one.
     tenants: list[TenantReport] = field(default_factory=list)
+    # The sender's own work so far (runs with a rate_control; see SenderLoad).
+    load: SenderLoad | None = None
 
     @property
     def delivered(self) -> int:

@@ -131,6 +131,7 @@ class Transport(Protocol):
     when set, is the run's end (time.monotonic()): no back-off waits past it."""
 
     on_retry: Callable[[str, str], None] | None
+    on_answer: Callable[[int, int], None] | None
     deadline: float | None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
@@ -203,8 +204,9 @@ class BatchState:
     """Collects the outcomes of a batch's pieces; reports once all are done."""
 
     def __init__(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
-                 tenant: int = 0) -> None:
+                 tenant: int = 0, on_answer: Callable[[int, int], None] | None = None) -> None:
         self.requests = requests
+        self.on_answer = on_answer
         self.tenant = tenant
         self.piece_events = piece_events
         self.outcome = Outcome(events=sum(piece_events))
@@ -229,6 +231,13 @@ class BatchState:
         with self.lock:
             self.outcome.latencies.append(seconds)
 
+    def answered(self, index: int, refused: int) -> None:
+        """An attempt of piece `index` ended (an answer, or a transport
+        error) with `refused` of its events refused; told to on_answer as it
+        happens, not when the batch's outcome comes after its retries."""
+        if self.on_answer is not None:
+            self.on_answer(self.piece_events[index], refused)
+
     def retried(self) -> None:
         with self.lock:
             self.outcome.extra["retries"] = self.outcome.extra.get("retries", 0) + 1
@@ -249,6 +258,8 @@ class BatchState:
                 lost, kind = events, FAILED
             else:
                 rejected = min(rejected, events)
+                if self.on_answer is not None:
+                    self.on_answer(events, rejected)
                 outcome.rejected += rejected
                 outcome.delivered += events - rejected
                 lost, kind = rejected, REJECTED
@@ -280,11 +291,13 @@ class Carrier:
     _closed: bool = False
     _retries_stopped: bool = False
     on_retry: Callable[[str, str], None] | None = None
+    # Hears of every attempt's end: (its events, those refused); see BatchState.answered.
+    on_answer: Callable[[int, int], None] | None = None
     deadline: float | None = None
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
              pace: Callable[[int], None] | None = None, tenant: int = 0) -> None:
-        state = BatchState(requests, piece_events, done, tenant)
+        state = BatchState(requests, piece_events, done, tenant, self.on_answer)
         for index in range(len(requests)):
             if index and pace is not None:
                 pace(index)
@@ -306,6 +319,7 @@ class Carrier:
         after `delay` (the server's) or the back-off, or finish it as failed.
         A back-off that would end past the run's deadline is not waited: the
         run's duration bounds it even when every request fails."""
+        state.answered(index, state.piece_events[index])
         if retryable and attempt < self.retry.max_attempts and not (self._closed or self._retries_stopped):
             wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
             if not math.isfinite(wait):

@@ -1,0 +1,184 @@
+"""The search itself: steps at the planner's rates, each judged, a cool-down
+after each, and the knee held to confirm it; against any Driver (one
+sender's run, or a fleet's senders moved together by one controller)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .judge import CONCURRENCY, SENDER, Reading, Window, judge
+from .planner import Planner
+from .report import (
+    CONCURRENCY_BOUND,
+    INTERRUPTED,
+    KNEE,
+    MAX_RATE,
+    MIN_RATE_FAILED,
+    SENDER_BOUND,
+    SearchReport,
+    SearchStep,
+)
+from .settings import SearchSettings
+
+# Holds tried when the knee does not hold, each the resolution lower.
+MAX_HOLDS = 3
+
+
+class Driver(Protocol):
+    """What the search moves and reads."""
+
+    def set_rate(self, rate: float) -> None:
+        """Offer `rate` events/s from now on (over all senders; 0: nothing)."""
+
+    def read(self) -> Reading:
+        """The counts so far (cumulative) on the search's clock."""
+
+    def describe(self) -> str:
+        """Who sends: "1 process", "4 senders x 2 processes"."""
+
+    def alive(self) -> bool:
+        """Whether sending still goes on (a run that ended cannot be searched further)."""
+
+
+class Search:
+    def __init__(self, driver: Driver, settings: SearchSettings, write: Callable[[str], None] = print,
+                 stop: threading.Event | None = None) -> None:
+        self.driver = driver
+        self.settings = settings
+        self.write = write
+        self.stop = stop or threading.Event()
+        self.steps: list[SearchStep] = []
+        self.started = time.monotonic()
+        self.baseline_p50: float | None = None
+
+    def run(self) -> SearchReport:
+        s = self.settings
+        planner = Planner(s)
+        stop_reason: str | None = None
+        bound: SearchStep | None = None
+        rate = planner.next()
+        while rate is not None:
+            step = self._step(rate, planner.phase, s.step_duration)
+            if step is None:
+                stop_reason = INTERRUPTED
+                break
+            planner.record(rate, step.passed, step.delivered_rate)
+            if step.reason in (SENDER, CONCURRENCY):
+                stop_reason, bound = (SENDER_BOUND if step.reason == SENDER else CONCURRENCY_BOUND), step
+                break
+            if not self._cool_down():
+                stop_reason = INTERRUPTED
+                break
+            rate = planner.next()
+        confirmed = True
+        if stop_reason is None:
+            if planner.low is None:
+                stop_reason = MIN_RATE_FAILED
+            else:
+                stop_reason = MAX_RATE if planner.high is None else KNEE
+                confirmed, stop_reason = self._hold(planner, stop_reason)
+        self.driver.set_rate(0.0)
+        return self._report(planner, stop_reason, confirmed, bound)
+
+    def _hold(self, planner: Planner, stop_reason: str) -> tuple[bool, str]:
+        """Hold the knee found; a knee that does not hold moves down by the
+        resolution (up to MAX_HOLDS tries). (confirmed, stop reason)."""
+        if not self.settings.hold:
+            return True, stop_reason
+        rate = planner.low
+        for _ in range(MAX_HOLDS):
+            assert rate is not None
+            step = self._step(rate, "hold", self.settings.hold)
+            if step is None:
+                return False, INTERRUPTED
+            if step.passed:
+                planner.low = rate
+                return True, stop_reason
+            if step.reason in (SENDER, CONCURRENCY):
+                return False, SENDER_BOUND if step.reason == SENDER else CONCURRENCY_BOUND
+            planner.high = min(planner.high or rate, rate)
+            planner.low = None
+            stop_reason = KNEE
+            if not self._cool_down():
+                return False, INTERRUPTED
+            rate = rate * (1 - self.settings.resolution)
+            if rate < self.settings.min_rate:
+                break
+        return False, stop_reason if planner.low is not None else MIN_RATE_FAILED
+
+    def _step(self, rate: float, phase: str, duration: float) -> SearchStep | None:
+        """Offer `rate` for `duration`, reading the counts every window; the
+        step's figures and verdict, or None when stopped meanwhile."""
+        driver = self.driver
+        windows_count = max(round(duration / self.settings.window), 2)
+        window = duration / windows_count
+        driver.set_rate(rate)
+        previous = driver.read()
+        first = previous
+        windows: list[Window] = []
+        for k in range(windows_count):
+            if self._wait_until(first.at + (k + 1) * window):
+                return None
+            reading = driver.read()
+            windows.append(reading - previous)
+            previous = reading
+        verdict, f = judge(windows, self.settings, self.baseline_p50)
+        if verdict.passed and self.baseline_p50 is None:
+            self.baseline_p50 = f.p50
+        step = SearchStep(len(self.steps) + 1, phase, rate, first.at, previous.at, f.sent_rate, f.delivered_rate,
+                          f.error_share, f.p50, f.p99, f.cpu_share, f.slot_wait_share, verdict.passed, verdict.reason,
+                          verdict.detail)
+        self.steps.append(step)
+        self.write(step.line())
+        return step
+
+    def _cool_down(self) -> bool:
+        """Offer nothing for the cool-down (the backend drains); False when stopped meanwhile."""
+        if not self.settings.cooldown:
+            return not self.stop.is_set()
+        self.driver.set_rate(0.0)
+        return not self._wait_until(self.driver.read().at + self.settings.cooldown)
+
+    def _wait_until(self, at: float) -> bool:
+        """Wait until `at` on the search's clock; True when stopped (or sending ended) first."""
+        while True:
+            left = at - self.driver.read().at
+            if left <= 0:
+                return False
+            if self.stop.wait(min(left, 0.1)) or not self.driver.alive():
+                return True
+
+    def _report(self, planner: Planner, stop_reason: str, confirmed: bool, bound: SearchStep | None) -> SearchReport:
+        s = self.settings
+        sender = self.driver.describe()
+        low, high = planner.low, planner.high
+        if stop_reason == KNEE:
+            held = "" if confirmed else " (NOT confirmed: it did not hold)"
+            conclusion = (f"the backend sustains {low:,.0f} events/s{held}; it degraded at {high:,.0f}/s "
+                          f"(the knee lies between, resolution {100 * s.resolution:g} %)")
+        elif stop_reason == MAX_RATE:
+            conclusion = f"the backend took the configured max_rate, {low:,.0f} events/s: its limit is higher"
+        elif stop_reason == MIN_RATE_FAILED:
+            conclusion = (f"the backend failed at the minimum rate, {high:,.0f} events/s "
+                          f"(sending.search.min_rate): no sustainable rate found")
+        elif stop_reason == SENDER_BOUND:
+            assert bound is not None
+            got = f"the backend took {low:,.0f} events/s and more is unknown" if low else "nothing is known of the backend"
+            conclusion = (f"limited by the sender ({sender} at {100 * bound.cpu_share:.0f} % CPU could offer only "
+                          f"{bound.sent_rate:,.0f} of {bound.rate:,.0f} events/s): add processes or senders; "
+                          f"{got}")
+        elif stop_reason == CONCURRENCY_BOUND:
+            assert bound is not None
+            conclusion = (f"limited by the sender's requests in flight: {bound.detail}; raise sending.concurrency "
+                          f"(or add processes); the backend took {low or 0:,.0f} events/s so far")
+        else:
+            conclusion = f"interrupted; the backend had taken {low or 0:,.0f} events/s so far"
+        if stop_reason in (SENDER_BOUND, CONCURRENCY_BOUND, INTERRUPTED, MIN_RATE_FAILED):
+            confirmed = False
+        report = SearchReport(signals=s.signal, stop_reason=stop_reason,
+                              max_sustainable_eps=low if stop_reason in (KNEE, MAX_RATE) else None,
+                              lower_bound_eps=low, degraded_at_eps=high, resolution=s.resolution, confirmed=confirmed, sender=sender,
+                              steps=self.steps, conclusion=conclusion)
+        return report

@@ -1,0 +1,114 @@
+"""A search with one sender: its run goes on in a thread with a controlled
+rate, and the search moves that rate and reads the run's counts."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..report import SenderLoad, SendReport
+from ..report.latency import Histogram
+from .control import RateControl
+from .driver import Search
+from .judge import Reading
+from .report import INTERRUPTED, SearchReport
+from .settings import SearchSettings
+
+if TYPE_CHECKING:
+    from ..load.batches import SignalTemplates
+    from ..report.timeline import Timeline
+    from ..sender import Sender
+
+
+def reading(report: SendReport, at: float, offered: float, slots: int, request_events: float) -> Reading:
+    """A run's counts so far (a SendReport of `current()`) as the search reads
+    them; `request_events`: the templates' events per request on average."""
+    signals = report.signals.values()
+    return Reading(at=at, offered=offered, sent=sum(s.sent for s in signals), request_events=request_events,
+                   delivered=sum(s.delivered for s in signals), failed=sum(s.failed for s in signals),
+                   rejected=sum(s.rejected for s in signals),
+                   latency=Histogram.merged(s.latency["request"] for s in signals),
+                   load=report.load or SenderLoad(report.processes), slots=slots)
+
+
+def events_per_request(loaded: Sequence[SignalTemplates]) -> float:
+    """The events of the largest request: how far a window's sends may
+    fall short of the target, a request coming at a time."""
+    return float(max((events for t in loaded for b in t.batches for events in b.piece_events), default=0))
+
+
+class LocalDriver:
+    def __init__(self, control: RateControl, current: Callable[[], SendReport], processes: int, concurrency: int,
+                 ended: threading.Event, request_events: float) -> None:
+        self.control = control
+        self.request_events = request_events
+        self.current = current
+        self.processes = processes
+        self.slots = processes * concurrency
+        self.ended = ended
+
+    def set_rate(self, rate: float) -> None:
+        self.control.set(rate)
+
+    def read(self) -> Reading:
+        at = self.control.now()
+        return reading(self.current(), at, self.control.events_by(at), self.slots, self.request_events)
+
+    def describe(self) -> str:
+        return f"{self.processes} process{'es' if self.processes > 1 else ''}"
+
+    def alive(self) -> bool:
+        return not self.ended.is_set()
+
+
+def search_with(sender: Sender, stop: threading.Event | None = None, timeline: Timeline | None = None,
+                on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+                on_sent: Callable | None = None) -> SearchReport:
+    """Search with `sender` (loaded, or loaded now) as its config's
+    sending.search says; the report carries the whole run's too."""
+    stop = stop or threading.Event()
+    settings = SearchSettings.from_config(sender.config.sending.search)
+    request_events = events_per_request(sender.load())
+    settings = settings.resolved(request_events, max(sender.config.sending.processes, 1))
+    sender.write(settings.describe())
+    control = RateControl(0.0)
+    engine_stop, ended, ready = threading.Event(), threading.Event(), threading.Event()
+    currents: list[Callable[[], SendReport]] = []
+    outcome: dict[str, object] = {}
+
+    def started(current: Callable[[], SendReport]) -> None:
+        currents.append(current)
+        ready.set()
+        if on_start is not None:
+            on_start(current)
+
+    def send() -> None:
+        try:
+            outcome["report"] = sender.run(engine_stop, on_start=started, timeline=timeline, on_sent=on_sent,
+                                           rate_control=control)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            ended.set()
+            ready.set()
+
+    thread = threading.Thread(target=send, name="telegen-search-run", daemon=True)
+    thread.start()
+    ready.wait()
+    search_settings = sender.config.sending
+    report = None
+    if currents:
+        driver = LocalDriver(control, currents[0], max(search_settings.processes, 1), search_settings.concurrency,
+                             ended, request_events)
+        report = Search(driver, settings, sender.write, stop).run()
+    engine_stop.set()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    run = outcome["report"]
+    assert isinstance(run, SendReport) and report is not None
+    run.interrupted = stop.is_set()
+    if run.interrupted:
+        report.stop_reason = INTERRUPTED
+    report.run = run
+    return report
