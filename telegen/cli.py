@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .fleet import FleetReport
     from .send.report import SendReport
     from .send.report.prometheus import MetricsServer
+    from .send.search.report import SearchReport
     from .send.report.timeline import Timeline
     from .verify import Backend, LagWatcher, Target, VerifyReport
 
@@ -260,6 +261,7 @@ FLAG_KEYS: dict[str, str] = {
     "input.cache_dir": "--cache-dir",
     "sending.shard.index": "--shard",
     "sending.shard.count": "--shard",
+    "sending.search.signal": "--find-max",
 }
 
 
@@ -289,6 +291,12 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
         "sending.processes": getattr(args, "processes", None),
         "input.cache_dir": args.cache_dir,
     }
+    find_max = getattr(args, "find_max", None)
+    if find_max is not None:
+        if args.rate is not None:
+            raise TelegenError("--rate: cannot be given with --find-max: the search sets the rate itself "
+                               "(bound it with sending.search.max_rate)")
+        flags.update({"sending.search.enabled": True, "sending.search.signal": find_max})
     if getattr(args, "shard", None) is not None:
         try:
             index, count = parse_shard(args.shard)
@@ -340,18 +348,40 @@ def run_send(args: argparse.Namespace) -> int:
         stop = threading.Event()
         _stop_on_signals(stop)
         watcher = _lag_watcher(backends, args.settle_timeout) if backends else None
-        report = sender.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline,
-                            on_sent=watcher.sampler if watcher is not None else None)
+        hooks = dict(on_start=metrics.attach if metrics is not None else None, timeline=timeline,
+                     on_sent=watcher.sampler if watcher is not None else None)
+        search = sender.find_max(stop, **hooks) if config.sending.search.enabled else None
+        report = search.run if search is not None else sender.run(stop, **hooks)
+        assert report is not None
     finally:
         if metrics is not None:
             metrics.stop()
     print(summary(report), flush=True)
+    if search is not None:
+        print("\n".join(search.lines()), flush=True)
     verified = _verify_after_send(report, backends, watcher, args) if backends else None
-    _write_run_files(args, timeline, stats_path, report,
-                     {"verify": verified.to_dict()} if verified is not None else None)
-    status = _exit_status(report)
+    extra = {"verify": verified.to_dict()} if verified is not None else {}
+    if search is not None:
+        extra["search"] = search.to_dict()
+    _write_run_files(args, timeline, stats_path, report, extra or None, search)
     lost = verified is not None and _verify_failed(verified)
+    if search is not None:
+        return _search_status(search, lost)
+    status = _exit_status(report)
     return status or (EXIT_FAILED if lost else 0)
+
+
+def _search_status(search: SearchReport, lost: bool) -> int:
+    """0 a knee was found (or max_rate held) and, with --verify, the backend
+    stored what it took; 1 otherwise (said why on stderr); 130 interrupted."""
+    status = search.exit_status()
+    if status == EXIT_FAILED:
+        print(f"telegen: search failed: {search.conclusion}", file=sys.stderr, flush=True)
+    if lost and status == 0:
+        print("telegen: search failed: the backend did not store what it accepted (see verify above): the rates "
+              "it answered are not what it sustains", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    return status
 
 
 def _check_verify_options(args: argparse.Namespace) -> None:
@@ -478,11 +508,14 @@ def _new_timeline(args: argparse.Namespace) -> Timeline | None:
 
 
 def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_path: Path | None,
-                     report: SendReport | FleetReport, extra: dict | None = None) -> None:
-    """--report's timeline and chart, and --stats-json, once the run has ended."""
+                     report: SendReport | FleetReport, extra: dict | None = None,
+                     search: SearchReport | None = None) -> None:
+    """--report's timeline and chart (and a search's), and --stats-json, once the run has ended."""
     if timeline is not None:
         try:
             written = timeline.write(args.report)
+            if search is not None:
+                written += [path for path in [search.chart(Path(args.report) / "search.png")] if path]
         except OSError as exc:
             raise TelegenError(f"--report: cannot write {args.report}: {exc.strerror or exc}") from None
         print(f"Wrote {', '.join(str(p) for p in written)}"
@@ -530,6 +563,11 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
+    parser.add_argument("--find-max", nargs="?", const="all", choices=("all", "traces", "metrics", "logs"),
+                        metavar="SIGNAL",
+                        help="search for the most the backend sustains (steps of rising rate, then a bisection "
+                             "around the knee, confirmed by a hold; limits in sending.search), with the configured "
+                             "mix of signals or one SIGNAL alone (traces, metrics, logs); exit 0 when found")
     _add_watch_arguments(parser, "the run's")
     parser.add_argument("--verify", action="append", type=_verify_target, metavar="KIND=URL",
                         help="after the run, count what this backend stored against what was delivered, with the "

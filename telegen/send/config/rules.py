@@ -311,7 +311,8 @@ def _check_search(config: SenderConfig) -> None:
     if not search.enabled:
         return
     if search.max_rate and search.max_rate < search.min_rate:
-        raise invalid("sending.search.max_rate", search.max_rate,
+        written = int(search.max_rate) if float(search.max_rate).is_integer() else search.max_rate
+        raise invalid("sending.search.max_rate", written,
                       f"events/s >= sending.search.min_rate ({search.min_rate:g}), or 0 for no bound")
     if config.sending.scenarios.burst.every > 0:
         raise invalid("sending.scenarios.burst.every", config.sending.scenarios.burst.every,
