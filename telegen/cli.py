@@ -563,11 +563,7 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this sender is shard I of N: 1/N of the fleet-wide rate, its own metric series "
                              "(overrides sending.shard; also TELEGEN_SHARD=I/N)")
     parser.add_argument("--stats-json", metavar="PATH", help="write the final report as JSON here")
-    parser.add_argument("--find-max", nargs="?", const="all", choices=("all", "traces", "metrics", "logs"),
-                        metavar="SIGNAL",
-                        help="search for the most the backend sustains (steps of rising rate, then a bisection "
-                             "around the knee, confirmed by a hold; limits in sending.search), with the configured "
-                             "mix of signals or one SIGNAL alone (traces, metrics, logs); exit 0 when found")
+    _add_find_max_argument(parser, "this sender")
     _add_watch_arguments(parser, "the run's")
     parser.add_argument("--verify", action="append", type=_verify_target, metavar="KIND=URL",
                         help="after the run, count what this backend stored against what was delivered, with the "
@@ -575,6 +571,15 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
                              "victorialogs, honeycomb; URL: its query API, e.g. prometheus=http://127.0.0.1:9090); "
                              "printed, and under `verify` in --stats-json")
     _add_verify_options(parser)
+
+
+def _add_find_max_argument(parser: argparse.ArgumentParser, who: str) -> None:
+    parser.add_argument("--find-max", nargs="?", const="all", choices=("all", "traces", "metrics", "logs"),
+                        metavar="SIGNAL",
+                        help=f"search for the most the backend sustains from {who}: steps of rising rate, then a "
+                             "bisection around the knee, confirmed by a hold (limits in sending.search); with the "
+                             "configured mix of signals, or one SIGNAL alone (traces, metrics, logs); exit 0 when "
+                             "a knee was found")
 
 
 def _add_watch_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -599,13 +604,23 @@ def run_fleet(args: argparse.Namespace) -> int:
                       on_connected=lambda: _stop_on_signals(stop, before_exit=fleet.kill_local_ray))
     metrics = _start_metrics(args)
     timeline = _new_timeline(args)
+    search = None
     try:
-        report = fleet.run(stop, on_start=metrics.attach if metrics is not None else None, timeline=timeline)
+        hooks = dict(on_start=metrics.attach if metrics is not None else None, timeline=timeline)
+        if fleet.config.sending.search.enabled:
+            search = fleet.find_max(stop, **hooks)
+            report = search.run
+        else:
+            report = fleet.run(stop, **hooks)
     finally:
         if metrics is not None:
             metrics.stop()
     print(report.summary(), flush=True)
-    _write_run_files(args, timeline, stats_path, report)
+    if search is not None:
+        print("\n".join(search.lines()), flush=True)
+    _write_run_files(args, timeline, stats_path, report, {"search": search.to_dict()} if search else None, search)
+    if search is not None:
+        return _search_status(search, lost=False)
     return _exit_status(report)
 
 
@@ -626,6 +641,7 @@ def _add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when a sender dies: the others go on (default), or the whole fleet stops")
     parser.add_argument("--stats-json", metavar="PATH", help="write the fleet's report (totals and a row per "
                                                              "sender) as JSON here")
+    _add_find_max_argument(parser, "the fleet's senders, moved together by one controller,")
     _add_watch_arguments(parser, "the fleet's")
 
 

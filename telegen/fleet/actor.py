@@ -23,6 +23,8 @@ from ..atomic import write_atomic
 from ..send.config import SenderConfig
 from ..send.load.cache import file_lock
 from ..send.report import SendReport
+from ..send.search.control import RateControl
+from ..send.search.local import events_per_request
 from ..send.sender import Sender
 
 # Error lines kept between two snapshots; more are counted, not kept.
@@ -52,6 +54,7 @@ class SenderActor:
         self.report: SendReport | None = None
         self.error: BaseException | None = None
         self.current: Any = None  # the engine's counts-so-far function, once sending starts
+        self.control: RateControl | None = None  # a capacity search's rate for this sender
         self.lines: collections.deque[str] = collections.deque(maxlen=MAX_HELD_LINES)
         self.lock = threading.Lock()
 
@@ -95,19 +98,24 @@ class SenderActor:
         loaded = self.sender.load()
         self.sender.write = self._hold
         return {"seconds": time.monotonic() - started, "batches": sum(len(t.batches) for t in loaded),
+                "largest_request": events_per_request(loaded),
                 "events_per_pass": sum(t.events_per_pass for t in loaded), "node": self.node_id,
                 "cache_built": sum(line.startswith("Saved the load cache") for line in lines),
                 "shipped": sorted(shipped),
                 "warnings": [line for line in lines if line.startswith(("Cannot use", "Rebuilding"))]}
 
-    def start(self) -> None:
+    def start(self, search: bool = False) -> None:
+        """Start sending: at the configured rate, or (`search`) at the rate
+        the driver's capacity search sets (set_rate)."""
         assert self.sender is not None, "load first"
+        if search:
+            self.control = RateControl(0.0)
         self.thread = threading.Thread(target=self._run, name="telegen-fleet-sender", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            self.report = self.sender.run(self.stop_event, on_start=self._started)
+            self.report = self.sender.run(self.stop_event, on_start=self._started, rate_control=self.control)
         except BaseException as exc:  # reported to the driver by result()
             self.error = exc
 
@@ -126,6 +134,16 @@ class SenderActor:
         done = self.thread is not None and not self.thread.is_alive()
         report = self.report if done and self.report is not None else (self.current() if self.current else None)
         return {"report": report, "done": done, "lines": lines}
+
+    def set_rate(self, rate: float) -> None:
+        """This sender's share of a search's rate, from now on."""
+        assert self.control is not None, "start(search=True) first"
+        self.control.set(rate)
+
+    def counts(self) -> SendReport | None:
+        """The counts so far (None before sending started); unlike snapshot,
+        the error lines are left for the driver's watch."""
+        return self.current() if self.current else None
 
     def stop(self) -> None:
         self.stop_event.set()

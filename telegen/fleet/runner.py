@@ -32,10 +32,14 @@ from ..send.engine.plan import RatePlan
 from ..send.report import SendReport, SignalReport
 from ..send.report.thresholds import breaches
 from ..send.report.timeline import StageMark, Timeline
+from ..send.search.driver import Search
+from ..send.search.report import INTERRUPTED, SearchReport
+from ..send.search.settings import SearchSettings
 from ..send.sender import nothing_to_send
 from ..templates import SIGNALS
 from .actor import SenderActor, remove_scratch, worker_setup_hook
 from .report import FleetReport, SenderRow, merged_signals, merged_stages
+from .search import FleetDriver
 
 ON_SENDER_FAILURE = ("continue", "stop")
 POLL_SECONDS = 1.0  # how often the driver asks every sender for its counts
@@ -108,6 +112,23 @@ class Fleet:
         counts so far (as of the last poll): what --metrics-port serves;
         `timeline` gets a row per signal per progress interval (--report)."""
         stop = stop or threading.Event()
+        return self._with_senders(lambda ray, actors: self._send(ray, actors, stop, on_start, timeline))
+
+    def find_max(self, stop: threading.Event | None = None,
+                 on_start: Callable[[Callable[[], SendReport]], None] | None = None,
+                 timeline: Timeline | None = None) -> SearchReport:
+        """The capacity search with the whole fleet: one controller (here)
+        moves every sender's share of the rate together and judges each
+        step on the fleet's summed counts (sending.search's limits). The
+        report's `run` is the fleet's FleetReport."""
+        stop = stop or threading.Event()
+        search = self.config.sending.search
+        if not search.enabled:
+            self.config = self.config.with_overrides({"sending.search.enabled": True})
+        return self._with_senders(lambda ray, actors: self._search(ray, actors, stop, on_start, timeline))
+
+    def _with_senders(self, body: Callable[[Any, list], Any]) -> Any:
+        """Connect, place and load the senders, run `body(ray, actors)`, clean up."""
         ray = _import_ray()
         files = self._template_files()
         started_ray = self._connect(ray)
@@ -117,12 +138,50 @@ class Fleet:
             actors = self._place(ray)
             try:
                 self._load(ray, actors, files)
-                return self._send(ray, actors, stop, on_start, timeline)
+                return body(ray, actors)
             finally:
                 self._clean_up(ray, actors)
         finally:
             if started_ray:
                 ray.shutdown()
+
+    def _search(self, ray, actors: list, stop: threading.Event,
+                on_start: Callable[[Callable[[], SendReport]], None] | None,
+                timeline: Timeline | None) -> SearchReport:
+        largest = max(load.get("largest_request", 0.0) for load in self.loads)
+        settings = SearchSettings.from_config(self.config.sending.search).resolved(largest, self.count)
+        self.write(settings.describe())
+        started, ended = threading.Event(), threading.Event()
+        outcome: dict[str, Any] = {}
+        engine_stop = threading.Event()
+
+        def watch() -> None:
+            try:
+                outcome["report"] = self._send(ray, actors, engine_stop, on_start, timeline, search=started)
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+                outcome["error"] = exc
+            finally:
+                ended.set()
+                started.set()
+
+        thread = threading.Thread(target=watch, name="telegen-fleet-watch", daemon=True)
+        thread.start()
+        started.wait()
+        report = None
+        if not ended.is_set():
+            driver = FleetDriver(ray, actors, self.config.sending.concurrency, largest, self.write)
+            report = Search(driver, settings, self.write, stop).run()
+        engine_stop.set()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        assert report is not None
+        fleet_report = outcome["report"]
+        fleet_report.interrupted = stop.is_set()
+        if fleet_report.interrupted:
+            report.stop_reason = INTERRUPTED
+        report.run = fleet_report
+        return report
 
     def _template_files(self) -> dict[str, Path]:
         files = {name: Path(path).resolve() for name, path in self.config.input.files().items()}
@@ -205,7 +264,9 @@ class Fleet:
 
     def _send(self, ray, actors: list, stop: threading.Event,
               on_start: Callable[[Callable[[], SendReport]], None] | None = None,
-              timeline: Timeline | None = None) -> FleetReport:
+              timeline: Timeline | None = None, search: threading.Event | None = None) -> FleetReport:
+        """Send and watch until `stop`. `search`: the senders send at a capacity
+        search's rate (FleetDriver sets it), and this is set once they started."""
         self.write(self._describe())
         plan = self.config.sending.rate_plan()
         if timeline is not None:
@@ -213,8 +274,10 @@ class Fleet:
                                for i, seg in enumerate(plan.segments) if seg.duration > 0]
             timeline.target = plan.constant
             timeline.p99_budget = self.config.thresholds.p99_latency
-        ray.get([actor.start.remote() for actor in actors])
+        ray.get([actor.start.remote(search is not None) for actor in actors])
         started = time.monotonic()
+        if search is not None:
+            search.set()
         watch = _Watch(self, started, plan, timeline)
         if on_start is not None:
             on_start(watch.current)
@@ -262,6 +325,8 @@ class Fleet:
                              senders=rows, interrupted=stop.is_set(),
                              stages=merged_stages((row.report for row in rows if row.report is not None), plan))
         # Judged on the fleet's exact totals (merged histograms), as one sender's would be; each stage likewise.
+        if search is not None:
+            return report  # a search judges its own steps, not the thresholds
         for stage in report.stages:
             stage.breaches = breaches(stage.as_run(), self.config.thresholds)
         report.breaches = breaches(report.totals, self.config.thresholds) + [
@@ -277,6 +342,8 @@ class Fleet:
             rate = f"{len(sending.stages)} stages fleet-wide: {sending.rate_plan().describe()}"
         bounds = [f"for {sending.duration:g} s"] if sending.duration else []
         bounds += [f"{sending.multiplier} passes"] if sending.multiplier else []
+        if sending.search.enabled:
+            rate, bounds = "the rate set by the capacity search (one controller, here)", []
         endpoints = sorted({self.config.signal_target(s).endpoint for s in self.config.input.files()})
         note = (f" (sending.processes: {sending.processes} ignored: a fleet sender is one process; "
                 "more senders use more cores)" if sending.processes > 1 else "")

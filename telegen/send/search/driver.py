@@ -35,6 +35,9 @@ class Driver(Protocol):
     def read(self) -> Reading:
         """The counts so far (cumulative) on the search's clock."""
 
+    def now(self) -> float:
+        """The search's clock: seconds (monotonic)."""
+
     def describe(self) -> str:
         """Who sends: "1 process", "4 senders x 2 processes"."""
 
@@ -139,12 +142,12 @@ class Search:
         if not self.settings.cooldown:
             return not self.stop.is_set()
         self.driver.set_rate(0.0)
-        return not self._wait_until(self.driver.read().at + self.settings.cooldown)
+        return not self._wait_until(self.driver.now() + self.settings.cooldown)
 
     def _wait_until(self, at: float) -> bool:
         """Wait until `at` on the search's clock; True when stopped (or sending ended) first."""
         while True:
-            left = at - self.driver.read().at
+            left = at - self.driver.now()
             if left <= 0:
                 return False
             if self.stop.wait(min(left, 0.1)) or not self.driver.alive():

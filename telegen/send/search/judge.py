@@ -62,6 +62,19 @@ class Reading:
                       self.request_events * max(self.load.processes, 1))
 
 
+def combined(readings: list[Reading], at: float, offered: float) -> Reading:
+    """Several senders' readings as one (a fleet's), at `at` with `offered`
+    the fleet's target so far."""
+    load = readings[0].load
+    for r in readings[1:]:
+        load = load + r.load
+    return Reading(at=at, offered=offered, sent=sum(r.sent for r in readings),
+                   delivered=sum(r.delivered for r in readings), failed=sum(r.failed for r in readings),
+                   rejected=sum(r.rejected for r in readings), latency=Histogram.merged(r.latency for r in readings),
+                   load=load, slots=sum(r.slots for r in readings),
+                   request_events=max(r.request_events for r in readings))
+
+
 @dataclass(frozen=True)
 class Window:
     """The counts of one window of a step."""

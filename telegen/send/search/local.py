@@ -50,6 +50,9 @@ class LocalDriver:
     def set_rate(self, rate: float) -> None:
         self.control.set(rate)
 
+    def now(self) -> float:
+        return self.control.now()
+
     def read(self) -> Reading:
         at = self.control.now()
         return reading(self.current(), at, self.control.events_by(at), self.slots, self.request_events)

@@ -12,6 +12,7 @@ from ...atomic import write_atomic
 from .judge import CONCURRENCY, DELIVERY, ERRORS, LATENCY, SENDER
 
 if TYPE_CHECKING:
+    from ...fleet.report import FleetReport
     from ..report import SendReport
 
 # stop_reason: why the search stopped.
@@ -80,8 +81,9 @@ class SearchReport:
     sender: str  # who sent: "1 process", "4 senders x 2 processes"
     steps: list[SearchStep] = field(default_factory=list)
     conclusion: str = ""
-    # The run the search was made of, whole (the summary's figures).
-    run: SendReport | None = None
+    # The run the search was made of, whole (the summary's figures): one
+    # sender's SendReport, or a fleet's FleetReport.
+    run: SendReport | FleetReport | None = None
 
     @property
     def found(self) -> bool:
