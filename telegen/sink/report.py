@@ -51,7 +51,7 @@ def summary_lines(stats: SinkStats) -> list[str]:
             f"  {s.requests:,} requests  {s.bytes / 1e6:,.1f} MB decoded"
             f"  rejected {s.rejected_events:,}"
             f"  invalid {s.invalid_requests:,} requests / {s.invalid_events:,} events"
-            f"  refused {s.refused_requests:,}")
+            f"  refused {s.refused_requests:,} requests / {s.refused_events:,} events")
     return lines
 
 
