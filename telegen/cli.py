@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ from .errors import ConfigError, ConfigWarning, TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .sink import Sink, SinkFaults
+from .sink.faults import CAPACITY_MODES
 from .sink.report import changed, idle_line, interval_lines, summary_lines, write_stats_json
 from .summary import describe
 from .templates import check_writable
@@ -181,15 +183,31 @@ def _on_sigterm(stop: threading.Event) -> None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
 
+def _check_capacity_flags(args: argparse.Namespace) -> None:
+    """The flags' own words for what SinkFaults would refuse in its own."""
+    # `not >= 0` catches nan; inf would be no limit spelt oddly.
+    if not 0 <= args.capacity < math.inf:
+        raise TelegenError(f"--capacity: {args.capacity:g} is invalid: expected events per second >= 0 "
+                           f"(0: no limit)")
+    if args.capacity_mode is not None:
+        if args.capacity_mode not in CAPACITY_MODES:
+            raise TelegenError(f"--capacity-mode: {args.capacity_mode!r} is invalid: expected "
+                               f"{' or '.join(CAPACITY_MODES)}")
+        if not args.capacity:
+            raise TelegenError(f"--capacity-mode {args.capacity_mode} needs --capacity EVENTS_PER_S (> 0)")
+
+
 def run_sink(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise TelegenError(f"--interval: {args.interval:g} is invalid: expected seconds > 0")
     if args.duration < 0:
         raise TelegenError(f"--duration: {args.duration:g} is invalid: expected seconds >= 0 (0: until stopped)")
+    _check_capacity_flags(args)
     stats_path = _stats_json_path(args.stats_json)
     faults = SinkFaults(unavailable_first_s=args.unavailable_first_s, unavailable_every=args.unavailable_every,
                         error_code=args.error_code, reject_fraction=args.reject_fraction, delay_ms=args.delay_ms,
-                        retry_after_s=args.retry_after_s, drop_every=args.drop_every)
+                        retry_after_s=args.retry_after_s, drop_every=args.drop_every, capacity=args.capacity,
+                        capacity_mode=args.capacity_mode or "refuse")
     sink = Sink(listen=args.listen, validate=args.validate, faults=faults, listen_http=args.listen_http,
                 record=args.record).start()
     stop = threading.Event()
@@ -197,8 +215,10 @@ def run_sink(args: argparse.Namespace) -> int:
     _on_sigterm(stop)
     try:
         http = f" and on {sink.http_endpoint} for OTLP/HTTP" if args.listen_http else ""
+        capacity = faults.describe_capacity()
         print(f"Listening on {sink.address} for OTLP/gRPC{http} traces, metrics and logs"
-              f" (validate {'on' if args.validate else 'off'}); Ctrl-C to stop", flush=True)
+              f" (validate {'on' if args.validate else 'off'}){'; ' + capacity if capacity else ''}; Ctrl-C to stop",
+              flush=True)
         _serve(sink, args.interval, args.duration, stop)
     finally:
         sink.stop()
@@ -248,6 +268,15 @@ def _add_sink_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--drop-every", type=int, default=0, metavar="N",
                         help="drop every Nth request (over all signals): HTTP closes the connection without a "
                              "response, gRPC answers UNAVAILABLE")
+    faults.add_argument("--capacity", type=float, default=0.0, metavar="EVENTS_PER_S",
+                        help="take at most this many events per second, over all signals together (default: 0, "
+                             "no limit): a backend whose capacity is known, to find with `telegen send` "
+                             "(what happens above it: --capacity-mode)")
+    faults.add_argument("--capacity-mode", metavar="refuse|queue",
+                        help="what is done above --capacity: refuse (the default) answers the requests over it "
+                             "RESOURCE_EXHAUSTED (HTTP 429; asks to retry after --retry-after-s); queue takes every "
+                             "request but answers it only when a single server of that rate would have served it, "
+                             "so latency grows with the load")
 
 
 # The config key each flag sets: a bad value is blamed on the flag, not the file.

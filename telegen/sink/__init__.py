@@ -6,7 +6,8 @@
     answer    Answer: what one request is answered with, whatever the carrier
     validate  count_events (compiled wire walk) and find_problem (full decode)
     stats     SignalStats / SinkStats: one bucket per request, one count per event
-    faults    SinkFaults: errors, partial success, delay and dropped connections on demand
+    faults    SinkFaults: errors, partial success, delay, dropped connections and a capacity on demand
+    capacity  TokenBucket / ServiceQueue: a known capacity, refused above it or queued
     record    Recorder: `--record DIR`, every accepted request kept per signal for `telegen import`
     report    what `telegen sink` prints and writes
     process   SinkProcess: `telegen sink` in its own process, for the demo and benchmarks

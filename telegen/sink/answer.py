@@ -22,7 +22,9 @@ class Answer:
     error (from a fault or from validation) and `message` says why;
     `retry_after_s` > 0 asks the client to wait that long before retrying, and
     `drop` asks the carrier to close the connection without any answer where it
-    can (HTTP; gRPC answers `code`).
+    can (HTTP; gRPC answers `code`). `delay_s` > 0 (OK answers, a sink with
+    a capacity queue) asks the carrier to wait that long before answering:
+    each sleeps its own way, as it does `SinkFaults.delay_ms`.
     """
 
     code: grpc.StatusCode
@@ -30,6 +32,7 @@ class Answer:
     message: str = ""
     retry_after_s: float = 0
     drop: bool = False
+    delay_s: float = 0
 
     @property
     def ok(self) -> bool:

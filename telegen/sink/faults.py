@@ -1,5 +1,6 @@
-"""Misbehaviour on demand: errors, partial success, delay and dropped
-connections, to exercise a client's retry and accounting paths."""
+"""Misbehaviour on demand: errors, partial success, delay, dropped
+connections and a capacity, to exercise a client's retry and accounting
+paths and to give a capacity search a backend whose limit is known."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,10 @@ from typing import NamedTuple
 import grpc
 
 from ..errors import SinkError
+from .capacity import per_second
+
+# What a sink does with the events over its `capacity`.
+CAPACITY_MODES = ("refuse", "queue")
 
 # The refusals that tell a client to come back later: only these carry `retry_after_s`.
 _RETRY_LATER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -44,6 +49,13 @@ class SinkFaults:
     - `drop_every`: every Nth request (counted over all signals, with
       `unavailable_every`) is dropped: over HTTP the connection is closed with
       no response; over gRPC it is answered UNAVAILABLE.
+    - `capacity`: events per second the sink takes, over all signals together
+      (0: no limit); what happens above it is `capacity_mode`'s:
+      "refuse" answers the requests over it RESOURCE_EXHAUSTED (HTTP 429, with
+      `retry_after_s`), a token bucket (telegen.sink.capacity.TokenBucket);
+      "queue" accepts every request but answers it only once a single server
+      of that rate would have served it (ServiceQueue), so latency grows
+      with load. The other faults are applied first.
     """
 
     unavailable_first_s: float = 0
@@ -53,6 +65,8 @@ class SinkFaults:
     delay_ms: float = 0
     retry_after_s: float = 0
     drop_every: int = 0
+    capacity: float = 0
+    capacity_mode: str = "refuse"
 
     def __post_init__(self) -> None:
         if self.error_code is not None and self.error_code not in grpc.StatusCode.__members__:
@@ -65,6 +79,12 @@ class SinkFaults:
                 or self.retry_after_s < 0 or self.drop_every < 0):
             raise SinkError("unavailable_first_s, unavailable_every, delay_ms, retry_after_s and drop_every "
                             "must be >= 0")
+        # `not >= 0` catches NaN too; inf would be no limit spelt oddly.
+        if not 0 <= self.capacity < math.inf:
+            raise SinkError(f"capacity {self.capacity} is invalid: expected events per second >= 0 (0: no limit)")
+        if self.capacity_mode not in CAPACITY_MODES:
+            raise SinkError(f"capacity_mode {self.capacity_mode!r} is invalid: expected "
+                            f"{' or '.join(CAPACITY_MODES)}")
 
     def refusal(self, since_start: float, sequence: int) -> Refusal | None:
         """How to refuse request number `sequence` (1-based), if at all."""
@@ -80,6 +100,18 @@ class SinkFaults:
         if self.error_code:
             return self._refuse(grpc.StatusCode[self.error_code], f"sink fault: answering {self.error_code}")
         return None
+
+    def describe_capacity(self) -> str | None:
+        """"capacity 20,000 events/s (refusing above it)", or None without one."""
+        if not self.capacity:
+            return None
+        above = "refusing" if self.capacity_mode == "refuse" else "queueing"
+        return f"capacity {per_second(self.capacity)} events/s ({above} above it)"
+
+    def over_capacity(self) -> Refusal:
+        """How to refuse a request over `capacity` (refuse mode)."""
+        return self._refuse(grpc.StatusCode.RESOURCE_EXHAUSTED, f"sink capacity: over {per_second(self.capacity)} "
+                                                                f"events/s")
 
     def _refuse(self, code: grpc.StatusCode, message: str, drop: bool = False) -> Refusal:
         return Refusal(code, message, drop, self.retry_after_s if code in _RETRY_LATER else 0)

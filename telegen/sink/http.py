@@ -191,6 +191,8 @@ class HttpReceiver:
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         answer = self.sink.receive(signal, data)
+        if answer.delay_s > 0:
+            await asyncio.sleep(answer.delay_s)  # the capacity queue: other requests go on meanwhile
         if answer.ok:
             return web.Response(body=answer.body, headers={"Content-Type": PROTOBUF})
         if answer.drop:

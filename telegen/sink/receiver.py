@@ -11,9 +11,10 @@ and counts. So the counts do not depend on the carrier.
 
 Every request lands in exactly one bucket of its signal's `SignalStats`:
 `requests` (answered OK), `invalid_requests` (INVALID_ARGUMENT) or
-`refused_requests` (an injected fault answered it with an error). Likewise every
-event of a decoded request is counted once: `events` (kept), `rejected_events`
-(reported back as rejected through `partial_success`) or `invalid_events`.
+`refused_requests` (an injected fault or the capacity answered it with an
+error). Likewise every event of a decoded request is counted once: `events`
+(kept), `rejected_events` (reported back as rejected through
+`partial_success`), `invalid_events` or `refused_events`.
 
     >>> with Sink() as sink:
     ...     send_something_to(sink.endpoint)
@@ -30,6 +31,7 @@ import socket
 import threading
 import time
 from concurrent import futures
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +54,8 @@ from .._memory import reuse_large_buffers
 from ..errors import SinkError
 from ..templates import SIGNALS
 from .answer import OK, Answer
-from .faults import SinkFaults
+from .capacity import ServiceQueue, TokenBucket
+from .faults import Refusal, SinkFaults
 from .record import Recorder
 from .stats import Counters, SinkStats
 from .validate import count_events, find_problem
@@ -126,6 +129,18 @@ def _response(signal: str, rejected: int) -> bytes:
 
 _EMPTY_RESPONSE = {name: _response(name, 0) for name in SIGNALS}
 
+# gRPC handler threads a sink with a capacity queue has at least. Each sleeps
+# until its request is served: with one thread the queue idles from each
+# departure until the next request is taken (measured: 9 % under capacity);
+# with 4 it does not. With this many, a client's requests in flight reach the
+# queue (and the counts) on arrival, as they do over HTTP, which has no pool,
+# instead of waiting in the pool's backlog.
+QUEUE_WORKERS = 32
+
+
+def _refused(refusal: Refusal) -> Answer:
+    return Answer(refusal.code, message=refusal.message, retry_after_s=refusal.retry_after_s, drop=refusal.drop)
+
 
 class Sink:
     """An OTLP receiver for traces, metrics and logs that counts events.
@@ -135,15 +150,19 @@ class Sink:
     protobuf; see `.http_endpoint`). With `validate`, every request is decoded
     fully and checked (`find_problem`); a bad one is answered INVALID_ARGUMENT
     (HTTP 400) naming its first problem. `faults` injects errors, partial
-    success, delay and dropped connections. Requests larger than
-    `max_message_bytes` (uncompressed) are refused by either carrier, uncounted.
+    success, delay, dropped connections and a capacity. `capacity` and
+    `capacity_mode`, when given, are short for the `SinkFaults` fields of those
+    names (see there): Sink(capacity=5000) refuses what is over 5,000 events/s.
+    Requests larger than `max_message_bytes` (uncompressed) are refused by
+    either carrier, uncounted.
     `record`, a directory: every accepted request is kept there, per signal
     (`recorded-<signal>.pb`, see telegen.sink.record), for `telegen import`.
     """
 
     def __init__(self, listen: str = "127.0.0.1:0", validate: bool = False, max_message_bytes: int = 64 * 2**20,
                  workers: int = 4, faults: SinkFaults | None = None, listen_http: str | None = None,
-                 record: str | os.PathLike | None = None) -> None:
+                 record: str | os.PathLike | None = None, capacity: float | None = None,
+                 capacity_mode: str | None = None) -> None:
         self._host, self._port = split_listen(listen)
         self._http_listen = split_listen(listen_http) if listen_http is not None else None
         if self._http_listen == (self._host, self._port) and self._port:
@@ -152,7 +171,17 @@ class Sink:
         self.validate = validate
         self.max_message_bytes = max_message_bytes
         self.workers = workers
-        self.faults = faults or SinkFaults()
+        self.faults = _with_capacity(faults or SinkFaults(), capacity, capacity_mode)
+        # Per sink, over all signals and both carriers.
+        self._bucket: TokenBucket | None = None
+        self._queue: ServiceQueue | None = None
+        if self.faults.capacity:
+            if self.faults.capacity_mode == "queue":
+                self._queue = ServiceQueue(self.faults.capacity)
+            else:
+                self._bucket = TokenBucket(self.faults.capacity)
+        # Set at stop: handlers waiting for the queue answer at once.
+        self._stopping = threading.Event()
         self._counters = Counters()
         self._sequence = 0
         self._sequence_lock = threading.Lock()
@@ -202,7 +231,7 @@ class Sink:
 
             http = HttpReceiver(self, *self._http_listen)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="telegen-sink"),
+            futures.ThreadPoolExecutor(max_workers=self._pool_size(), thread_name_prefix="telegen-sink"),
             handlers=[self._handler(name) for name in SIGNALS],
             # SO_REUSEPORT (grpcio's default on Linux) would let a second server
             # share a busy port silently and split the traffic; refuse instead.
@@ -233,6 +262,7 @@ class Sink:
         """Finish in-flight requests (up to `grace` seconds) and close the port(s)."""
         if self._server is None or self._stopped is not None:
             return
+        self._stopping.set()
         stopped = self._server.stop(grace)
         if self._http is not None:
             self._http.stop(grace)
@@ -253,6 +283,9 @@ class Sink:
         elapsed = end - self._started if self._server is not None else 0.0
         return self._counters.snapshot(elapsed)
 
+    def _pool_size(self) -> int:
+        return max(self.workers, QUEUE_WORKERS) if self._queue is not None else self.workers
+
     def _handler(self, signal: str) -> grpc.GenericRpcHandler:
         def export(data: bytes, context: grpc.ServicerContext) -> bytes:
             return self._export_grpc(signal, data, context)
@@ -270,6 +303,8 @@ class Sink:
         if self.faults.delay_ms:
             time.sleep(self.faults.delay_ms / 1000)
         answer = self.receive(signal, data)
+        if answer.delay_s > 0:
+            self._stopping.wait(answer.delay_s)  # a sleep that a stopping sink cuts short
         if answer.ok:
             return answer.body
         if answer.retry_after_s > 0:
@@ -283,26 +318,50 @@ class Sink:
         """The carrier-neutral part of one export: apply the faults, count (and
         with `validate`, check) the serialized Export{signal}ServiceRequest
         `data` (uncompressed), and say what to answer. Every call is counted in
-        exactly one bucket of `signal`'s stats. Delay (`faults.delay_ms`) is the
-        carrier's job: each sleeps its own way."""
+        exactly one bucket of `signal`'s stats. Delay (`faults.delay_ms`, and
+        the capacity queue's `Answer.delay_s`) is the carrier's job: each
+        sleeps its own way."""
         faults = self.faults
         refusal = faults.refusal(time.monotonic() - self._started, self._next_sequence())
+        # Counted whatever the answer: the capacity is in events, and a refused
+        # request's events are reported too (none for one that cannot be read).
+        try:
+            events, unreadable = count_events(signal, data), None
+        except ValueError as exc:
+            events, unreadable = 0, f"request is not a valid {signal} export: {exc}"
         if refusal:
-            self._counters.add(signal, refused_requests=1)
-            return Answer(refusal.code, message=refusal.message, retry_after_s=refusal.retry_after_s,
-                          drop=refusal.drop)
+            self._counters.add(signal, refused_requests=1, refused_events=events)
+            return _refused(refusal)
         # Validation walks its own decoded copy so that counting stays in
         # count_events alone: swapping in a faster counter changes one function.
-        problem = find_problem(signal, data) if self.validate else None
-        try:
-            events = count_events(signal, data)
-        except ValueError as exc:
-            problem, events = problem or f"request is not a valid {signal} export: {exc}", 0
+        problem = (find_problem(signal, data) if self.validate else None) or unreadable
         if problem:
             self._counters.add(signal, invalid_requests=1, invalid_events=events)
             return Answer(grpc.StatusCode.INVALID_ARGUMENT, message=problem)
+        # Bad data is answered as such before the capacity is asked: retrying
+        # it later would not help.
+        if self._bucket is not None and not self._bucket.admit(events):
+            self._counters.add(signal, refused_requests=1, refused_events=events)
+            return _refused(faults.over_capacity())
+        delay_s = self._queue.delay(events) if self._queue is not None else 0.0
         rejected = faults.rejected(events)
         self._counters.add(signal, requests=1, events=events - rejected, rejected_events=rejected, bytes=len(data))
         if self._recorder is not None:
             self._recorder.write(signal, data)
-        return Answer(OK, _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal])
+        return Answer(OK, _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal], delay_s=delay_s)
+
+
+def _with_capacity(faults: SinkFaults, capacity: float | None, capacity_mode: str | None) -> SinkFaults:
+    """`faults` with Sink's `capacity` and `capacity_mode` shorthands applied
+    (SinkError where `faults` already sets what one of them would)."""
+    changes: dict[str, object] = {}
+    if capacity is not None:
+        if faults.capacity and faults.capacity != capacity:
+            raise SinkError(f"capacity is given twice: {capacity:g} and faults.capacity {faults.capacity:g}")
+        changes["capacity"] = capacity
+    if capacity_mode is not None:
+        if faults.capacity_mode != "refuse" and faults.capacity_mode != capacity_mode:
+            raise SinkError(f"capacity_mode is given twice: {capacity_mode!r} and faults.capacity_mode "
+                            f"{faults.capacity_mode!r}")
+        changes["capacity_mode"] = capacity_mode
+    return replace(faults, **changes) if changes else faults

@@ -14,7 +14,9 @@ def _rate(count: float, seconds: float) -> float:
 def interval_lines(previous: SinkStats, current: SinkStats) -> list[str]:
     """One line per signal: totals, events/s over the last interval and overall,
     MB/s over the last interval (decoded: the requests' protobuf size, which
-    is what a sender's "MB sent" is too without compression), and invalid requests."""
+    is what a sender's "MB sent" is too without compression), and invalid and
+    refused requests (a fault's or the capacity's: what a run at a sink's
+    capacity watches)."""
     seconds = current.elapsed - previous.elapsed
     lines = []
     for name, now in current.signals().items():
@@ -25,7 +27,7 @@ def interval_lines(previous: SinkStats, current: SinkStats) -> list[str]:
             f"  (avg {_rate(now.events, current.elapsed):>11,.0f}/s)"
             f"  requests {now.requests:>9,}"
             f"  {_rate(now.bytes - before.bytes, seconds) / 1e6:>8.2f} MB/s decoded"
-            f"  invalid {now.invalid_requests:,}")
+            f"  invalid {now.invalid_requests:,}  refused {now.refused_requests:,}")
     return lines
 
 
@@ -51,7 +53,7 @@ def summary_lines(stats: SinkStats) -> list[str]:
             f"  {s.requests:,} requests  {s.bytes / 1e6:,.1f} MB decoded"
             f"  rejected {s.rejected_events:,}"
             f"  invalid {s.invalid_requests:,} requests / {s.invalid_events:,} events"
-            f"  refused {s.refused_requests:,}")
+            f"  refused {s.refused_requests:,} requests / {s.refused_events:,} events")
     return lines
 
 

@@ -19,6 +19,7 @@ class SignalStats:
     invalid_events: int = 0
     rejected_events: int = 0
     refused_requests: int = 0
+    refused_events: int = 0  # of the refused requests (those that could be read): a fault's or the capacity's
 
 
 @dataclass(frozen=True)
