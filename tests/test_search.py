@@ -315,3 +315,54 @@ def test_bad_search_limits_name_the_key(template_dir, tmp_path):
                              "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "sending.search.max_rate: 100 is invalid" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- backends of a known capacity ------------------------------------------------------
+
+CAPACITY = 7_000
+
+
+def known_capacity_config(template_dir, sink: Sink, protocol: str, **search) -> dict:
+    endpoint = sink.endpoint if protocol == "grpc" else sink.http_endpoint
+    return {"input": {"directory": str(template_dir)},
+            "otlp": {"endpoint": endpoint, "insecure": True, "protocol": protocol},
+            "sending": {"batch_size": {"traces": 10, "metrics": 100, "logs": 100}, "concurrency": 8,
+                        "retry": {"max_attempts": 2, "initial_backoff": 0.1, "max_backoff": 0.2},
+                        "search": {"enabled": True, "min_rate": 2000, "step_duration": 2, "cooldown": 0.4,
+                                   "hold": 3, **search}}}
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_backend_refusing_above_its_capacity_is_found_within_10_percent(template_dir, protocol):
+    """A token bucket of CAPACITY events/s answering RESOURCE_EXHAUSTED
+    (HTTP 429) above it: the knee is found by refusals, within 10 %."""
+    started = time.monotonic()
+    with Sink(listen_http="127.0.0.1:0", capacity=CAPACITY) as sink:
+        lines: list[str] = []
+        report = Sender(known_capacity_config(template_dir, sink, protocol), write=lines.append).find_max()
+    assert time.monotonic() - started < 60
+    assert report.stop_reason == "knee" and report.found and report.confirmed, "\n".join(lines)
+    assert report.max_sustainable_eps == pytest.approx(CAPACITY, rel=0.10), "\n".join(lines)
+    # Within the resolution, or (a hold that failed moved the knee down by it) twice that.
+    assert report.degraded_at_eps <= report.max_sustainable_eps * 1.11, "\n".join(lines)
+    failed = [step for step in report.steps if not step.passed]
+    assert failed and all(step.reason == "errors" for step in failed), "\n".join(lines)
+    assert "degradation began at" in "\n".join(report.lines())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_backend_whose_latency_grows_with_load_is_found_within_10_percent(template_dir, protocol):
+    """One FIFO server of CAPACITY events/s: nothing refused, latency grows
+    once offered more. With a 100 ms p99 limit the knee is found by latency
+    (or by the delivered rate falling behind), within 10 %."""
+    started = time.monotonic()
+    with Sink(listen_http="127.0.0.1:0", capacity=CAPACITY, capacity_mode="queue") as sink:
+        lines: list[str] = []
+        report = Sender(known_capacity_config(template_dir, sink, protocol, max_p99=0.1),
+                        write=lines.append).find_max()
+    assert time.monotonic() - started < 60
+    assert report.stop_reason == "knee" and report.found, "\n".join(lines)
+    assert report.max_sustainable_eps == pytest.approx(CAPACITY, rel=0.10), "\n".join(lines)
+    failed = [step for step in report.steps if not step.passed]
+    assert failed and {step.reason for step in failed} <= {"latency", "delivery"}, "\n".join(lines)
+    assert all(step.error_share == 0 for step in report.steps)
