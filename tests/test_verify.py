@@ -115,6 +115,25 @@ def test_a_hop_that_drops_requests_fails_verify_with_the_loss(template_dir, tmp_
     assert f"{verified['stored']:,} of {delivered:,} log records stored" in tolerant.stdout
 
 
+def test_a_search_whose_backend_drops_what_it_accepted_does_not_pass(template_dir, tmp_path):
+    """--find-max --verify: every 3rd logs request is acknowledged and lost
+    on the way to VictoriaLogs. Every step "holds" by the answers, but what
+    was stored says otherwise: the search fails (exit 1), saying why."""
+    with VictoriaLogs(tmp_path / "victorialogs") as victorialogs, \
+            DroppingRelay(victorialogs.otlp_endpoint, drop_every=3) as relay:
+        config = sender_yaml(tmp_path / "sender.yaml", template_dir, {"logs": f"{relay.url}/v1/logs"})
+        with config.open("a") as extra:
+            extra.write("  search: {min_rate: 1000, max_rate: 2000, step_duration: 1, cooldown: 0.2, hold: 1}\n")
+        stats_path = tmp_path / "stats.json"
+        result = telegen("send", "--config", str(config), "--find-max", "logs", "--stats-json", str(stats_path),
+                         "--verify", f"victorialogs={victorialogs.query_url}", "--settle-timeout", "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["search"]["stop_reason"] == "max_rate" and all(s["passed"] for s in stats["search"]["steps"])
+    assert relay.dropped["logs"] > 0 and not stats["verify"]["logs"]["passed"]
+    assert "telegen: search failed: the backend did not store what it accepted" in result.stderr
+
+
 def test_a_jaeger_that_keeps_fewer_traces_fails_verify(template_dir, tmp_path):
     """Jaeger's memory storage with room for 20 traces drops the oldest of
     the 60 sent; `telegen verify --run` of the finished run says so."""
