@@ -366,3 +366,10 @@ def test_a_backend_whose_latency_grows_with_load_is_found_within_10_percent(temp
     failed = [step for step in report.steps if not step.passed]
     assert failed and {step.reason for step in failed} <= {"latency", "delivery"}, "\n".join(lines)
     assert all(step.error_share == 0 for step in report.steps)
+
+
+def test_min_step_closes_the_bracket_coarser_than_the_resolution():
+    planner, tried = search_model(37_000, SearchSettings(min_rate=1000, resolution=0.01, min_step=5_000))
+    assert planner.low <= 37_000 < planner.high <= planner.low + 5_000
+    fine, more = search_model(37_000, SearchSettings(min_rate=1000, resolution=0.01))
+    assert len(tried) <= len(more)

@@ -122,6 +122,7 @@ RULES: dict[str, Rule] = {
     "sending.search.cooldown": Duration(low=0),
     "sending.search.hold": Duration(low=0, note="0 = no hold"),
     "sending.search.resolution": Range(low=0, high=1, low_open=True),
+    "sending.search.min_step": AT_LEAST_0,
     "sending.search.max_error_share": Range(low=0, high=1),
     "sending.search.max_p99": Duration(low=0, note="0 = no latency limit"),
     "sending.search.min_delivered_share": Range(low=0, high=1),

@@ -300,6 +300,7 @@ class SearchConfig:
     cooldown: float = 5.0  # seconds sending nothing after each step: the backend drains
     hold: float = 60.0  # seconds at the knee found, to confirm it
     resolution: float = 0.05  # the knee lies within this share above the rate reported
+    min_step: float = 0.0  # events/s: nor is it searched finer than this (0: the resolution alone)
     max_error_share: float = 0.01  # of the events attempted, refused (429/503, RESOURCE_EXHAUSTED, ...)
     max_p99: float = 1.0  # seconds of request latency (0: no latency limit)
     min_delivered_share: float = 0.9  # of the offered rate, in two windows running

@@ -133,6 +133,10 @@ class Search:
         step = SearchStep(len(self.steps) + 1, phase, rate, first.at, previous.at, f.sent_rate, f.delivered_rate,
                           f.error_share, f.p50, f.p99, f.cpu_share, f.slot_wait_share, verdict.passed, verdict.reason,
                           verdict.detail)
+        end = first.at
+        for w in windows:
+            end += w.seconds
+            step.windows.append((end, w.delivered_rate, w.latency.quantile(0.99) if w.latency.count else None))
         self.steps.append(step)
         self.write(step.line())
         return step

@@ -47,8 +47,10 @@ class Planner:
         return "probe" if self.high is None else "bisect"
 
     def converged(self) -> bool:
-        return (self.low is not None and self.high is not None
-                and self.high <= self.low * (1 + self.settings.resolution) * (1 + 1e-9))
+        if self.low is None or self.high is None:
+            return False
+        width = max(self.low * self.settings.resolution, self.settings.min_step)
+        return self.high <= (self.low + width) * (1 + 1e-9)
 
     def next(self) -> float | None:
         """The rate to try next; None when the search is over (converged,

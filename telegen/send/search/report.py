@@ -44,6 +44,8 @@ class SearchStep:
     passed: bool
     reason: str | None = None
     detail: str = ""
+    # Per window: (end, seconds since the search started; delivered events/s; p99 seconds or None).
+    windows: list[tuple[float, float, float | None]] = field(default_factory=list)
 
     def line(self) -> str:
         p99 = f"p99 {self.p99 * 1e3:,.1f} ms" if self.p99 is not None else "no answers"
@@ -60,7 +62,9 @@ class SearchStep:
                 "error_share": round(self.error_share, 6),
                 "latency_ms": {"p50": _ms(self.p50), "p99": _ms(self.p99)},
                 "sender_cpu_share": round(self.cpu_share, 3), "slot_wait_share": round(self.slot_wait_share, 3),
-                "passed": self.passed, "reason": self.reason, "detail": self.detail}
+                "passed": self.passed, "reason": self.reason, "detail": self.detail,
+                "windows": [{"end_seconds": round(end, 3), "delivered_events_per_second": round(rate, 1),
+                             "p99_ms": _ms(p99)} for end, rate, p99 in self.windows]}
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -133,27 +137,36 @@ class SearchReport:
                 xs += [step.start, step.end, float("nan")]
                 ys += [getattr(step, key)] * 2 + [float("nan")]
             top.plot(xs, ys, label=label, **style)
+        points = [(end, rate) for step in self.steps for end, rate, _ in step.windows]
+        top.plot([t for t, _ in points], [r for _, r in points], linestyle="none", marker=".", color="black",
+                 alpha=0.5, label="delivered, per window")
+        latency = [(end, p99 * 1e3) for step in self.steps for end, _, p99 in step.windows if p99 is not None]
+        bottom.plot([t for t, _ in latency], [v for _, v in latency], linestyle="none", marker=".", color="black",
+                    alpha=0.5, label="p99 per window")
         for step in self.steps:
             color = "tab:green" if step.passed else "tab:red"
+            top.annotate(step.phase, ((step.start + step.end) / 2, 1.0), xycoords=("data", "axes fraction"),
+                         ha="center", va="bottom", fontsize=7, color=color)
             for ax in (top, bottom):
                 ax.axvspan(step.start, step.end, color=color, alpha=0.08)
             if step.p99 is not None:
                 bottom.plot([step.start, step.end], [step.p99 * 1e3] * 2, color=color, linewidth=2)
         if self.max_sustainable_eps is not None:
             top.axhline(self.max_sustainable_eps, color="tab:green", linewidth=1.2,
-                        label=f"max sustainable {rate_label(self.max_sustainable_eps)}")
+                        label=f"max sustainable {self.max_sustainable_eps:,.0f}/s")
         if self.degraded_at_eps is not None:
             top.axhline(self.degraded_at_eps, color="tab:red", linewidth=1, linestyle=":",
-                        label=f"degraded at {rate_label(self.degraded_at_eps)}")
+                        label=f"degraded at {self.degraded_at_eps:,.0f}/s")
         top.set_ylabel("events/s")
         top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: rate_label(value)))
-        top.set_title(f"telegen capacity search: {self.conclusion[:110]}", fontsize=9)
+        top.set_title(f"telegen capacity search: {self.conclusion[:110]}", fontsize=9, pad=14)
         bottom.set_ylabel("p99 latency per request (ms)\n(green: step held, red: failed)")
         bottom.set_xlabel("seconds since the search started")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.set_ylim(bottom=0)
         top.legend(fontsize=8, loc="upper left")
+        bottom.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)

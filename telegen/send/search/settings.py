@@ -22,6 +22,7 @@ class SearchSettings:
     cooldown: float = 5.0
     hold: float = 60.0
     resolution: float = 0.05
+    min_step: float = 0.0  # events/s: the bracket closes within this too
     max_error_share: float = 0.01
     max_p99: float = 1.0  # seconds; 0: no latency limit
     min_delivered_share: float = 0.9
