@@ -323,3 +323,26 @@ def scrape_while_sending(port: int, process: subprocess.Popen, limit: float = 12
             return text
         time.sleep(0.2)
     raise AssertionError("no scrape with counts while the fleet ran")
+
+
+def test_a_fleet_search_moves_every_sender_from_one_controller(cluster, template_dir):
+    """Two senders against a backend refusing above 7,000 events/s: the
+    controller finds the fleet's knee within 10 %, and both senders carried
+    their share of every step."""
+    lines = []
+    with Sink(capacity=7_000) as sink:
+        config = fleet_config(template_dir, sink.endpoint, retry={"max_attempts": 2, "initial_backoff": 0.1,
+                                                                   "max_backoff": 0.2},
+                              search={"min_rate": 2000, "step_duration": 2, "cooldown": 0.4, "hold": 3})
+        search = Fleet(config, senders=2, write=lines.append).find_max()
+        received = sum(s.events for s in sink.stats().signals().values())
+    assert search.stop_reason == "knee" and search.found, "\n".join(lines)
+    assert search.max_sustainable_eps == pytest.approx(7_000, rel=0.10), "\n".join(lines)
+    assert search.sender == "2 senders"
+    fleet = search.run
+    assert [row.status for row in fleet.senders] == ["done", "done"]
+    shares = [row.report.delivered for row in fleet.senders]
+    assert min(shares) > 0.35 * sum(shares), shares  # each sender sent its half, about
+    assert fleet.delivered == received
+    assert any(line.startswith("Fleet of 2 senders") and "the rate set by the capacity search" in line
+               for line in lines)

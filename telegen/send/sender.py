@@ -227,7 +227,9 @@ class Sender:
                 report.signals["metrics"].series_total = counted.otlp + churn.get("series_created", 0)
                 report.signals["metrics"].prometheus_series = (counted.prometheus
                                                                + churn.get("prometheus_series_created", 0))
-        if rate_control is None:
+        if rate_control is not None:
+            report.interrupted = False  # its controller ends the run; an interruption is the controller's to say
+        else:
             report.breaches = breaches(report, self.config.thresholds) + [
                 f"stage {stage.number}: {line}" for stage in report.stages for line in stage.breaches]
         return report
