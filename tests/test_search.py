@@ -373,3 +373,13 @@ def test_min_step_closes_the_bracket_coarser_than_the_resolution():
     assert planner.low <= 37_000 < planner.high <= planner.low + 5_000
     fine, more = search_model(37_000, SearchSettings(min_rate=1000, resolution=0.01))
     assert len(tried) <= len(more)
+
+
+def test_an_auto_min_rate_that_fails_probes_downward():
+    settings = SearchSettings(min_rate=0, step_duration=1).resolved(request_events=2000, processes=1)
+    assert settings.auto_min and settings.min_rate == 40_000
+    planner, tried = search_model(7_000, settings)
+    assert tried[:4] == [40_000, 20_000, 10_000, 5_000]
+    assert planner.low <= 7_000 < planner.high <= planner.low * 1.05 + 1e-6
+    planner, tried = search_model(50, settings)  # below the floor: it ends there
+    assert planner.low is None and min(tried) >= 100

@@ -151,6 +151,9 @@ class Fleet:
         largest = max(load.get("largest_request", 0.0) for load in self.loads)
         settings = SearchSettings.from_config(self.config.sending.search).resolved(largest, self.count)
         self.write(settings.describe())
+        coarse = settings.coarse(largest, self.count)
+        if coarse:
+            self.write(coarse)
         started, ended = threading.Event(), threading.Event()
         outcome: dict[str, Any] = {}
         engine_stop = threading.Event()

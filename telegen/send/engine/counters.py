@@ -32,7 +32,8 @@ SCENARIO_COUNTERS = ("late", "delayed", "series_created", "prometheus_created")
 ATTEMPT_COUNTERS = ("answered", "refused")
 # Per worker, after its counters in the same array: its process's CPU time
 # (forked workers only: one in the parent is the parent's) and the time it
-# waited for an in-flight slot (the endpoint held it back), microseconds.
+# was held back by the endpoint: waiting for an in-flight slot, or with every
+# unsent batch waiting for answers (a metric generation's), microseconds.
 USAGE = ("cpu_us", "slot_wait_us")
 # Counters per tenant and signal (otlp.tenants), in another shared array:
 # [tenant][signal][TENANT_COUNTERS], made only when there are several tenants.

@@ -200,7 +200,10 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
             else:
                 only_unsent = waiting == gated
                 if not sent:
+                    waited = time.monotonic()
                     stop.wait(0.0005 if gated else 0.05)
+                    if gated:  # held for answers (a generation's, retries included): the endpoint's time
+                        counters.add_usage("slot_wait_us", int((time.monotonic() - waited) * 1e6))
         # The run's end waits (up to `by`) for the children still due, unless it was interrupted.
         ended = deadline is not None and time.monotonic() >= deadline or (
             settings.passes and pass_number >= settings.passes)

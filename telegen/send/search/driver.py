@@ -107,7 +107,7 @@ class Search:
             if not self._cool_down():
                 return False, INTERRUPTED
             rate = rate * (1 - self.settings.resolution)
-            if rate < self.settings.min_rate:
+            if rate < self.settings.floor:
                 break
         return False, stop_reason if planner.low is not None else MIN_RATE_FAILED
 
@@ -168,8 +168,8 @@ class Search:
         elif stop_reason == MAX_RATE:
             conclusion = f"the backend took the configured max_rate, {low:,.0f} events/s: its limit is higher"
         elif stop_reason == MIN_RATE_FAILED:
-            conclusion = (f"the backend failed at the minimum rate, {high:,.0f} events/s "
-                          f"(sending.search.min_rate): no sustainable rate found")
+            least = "the least rate tried" if s.auto_min else "sending.search.min_rate"
+            conclusion = f"the backend failed at {high:,.0f} events/s ({least}): no sustainable rate found"
         elif stop_reason == SENDER_BOUND:
             assert bound is not None
             got = f"the backend took {low:,.0f} events/s and more is unknown" if low else "nothing is known of the backend"

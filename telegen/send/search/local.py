@@ -72,8 +72,12 @@ def search_with(sender: Sender, stop: threading.Event | None = None, timeline: T
     stop = stop or threading.Event()
     settings = SearchSettings.from_config(sender.config.sending.search)
     request_events = events_per_request(sender.load())
-    settings = settings.resolved(request_events, max(sender.config.sending.processes, 1))
+    processes = max(sender.config.sending.processes, 1)
+    settings = settings.resolved(request_events, processes)
     sender.write(settings.describe())
+    coarse = settings.coarse(request_events, processes)
+    if coarse:
+        sender.write(coarse)
     control = RateControl(0.0)
     engine_stop, ended, ready = threading.Event(), threading.Event(), threading.Event()
     currents: list[Callable[[], SendReport]] = []

@@ -44,7 +44,7 @@ class Planner:
 
     @property
     def phase(self) -> str:
-        return "probe" if self.high is None else "bisect"
+        return "probe" if self.high is None or self.low is None else "bisect"
 
     def converged(self) -> bool:
         if self.low is None or self.high is None:
@@ -64,8 +64,10 @@ class Planner:
             rate = self.low * s.factor
             return min(rate, s.max_rate) if s.max_rate else rate
         if self.low is None:
-            # Failed from the first step: below min_rate is not searched.
-            return None
+            # Failed from the first step: below min_rate is not searched,
+            # unless it was chosen for the user (auto): then probe downward.
+            rate = self.high / s.factor
+            return rate if s.auto_min and rate >= s.floor * (1 - 1e-9) else None
         if self.converged():
             return None
         low, high, step = self.low, self.high, 1 + s.resolution

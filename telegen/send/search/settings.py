@@ -10,6 +10,8 @@ WINDOWS_PER_STEP = 5
 # at least AUTO_MIN_RATE.
 REQUESTS_PER_WINDOW = 4
 AUTO_MIN_RATE = 1000.0
+# An auto min_rate that fails is probed downward, by `factor`, to this.
+AUTO_FLOOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,14 @@ class SearchSettings:
     max_error_share: float = 0.01
     max_p99: float = 1.0  # seconds; 0: no latency limit
     min_delivered_share: float = 0.9
+    # min_rate was chosen (resolved from 0): a first step that fails is then
+    # not the end, the search probes downward to AUTO_FLOOR.
+    auto_min: bool = False
 
     @classmethod
     def from_config(cls, config) -> SearchSettings:
         """From a SearchConfig (the same fields, and `enabled`)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if f.name != "auto_min"})
 
     def resolved(self, request_events: float, processes: int) -> SearchSettings:
         """min_rate 0 made the rate that sends REQUESTS_PER_WINDOW requests of
@@ -41,7 +46,23 @@ class SearchSettings:
         rate = max(AUTO_MIN_RATE, least)
         if self.max_rate:
             rate = min(rate, self.max_rate)
-        return replace(self, min_rate=rate)
+        return replace(self, min_rate=rate, auto_min=True)
+
+    @property
+    def floor(self) -> float:
+        """The least rate searched: min_rate as given, or AUTO_FLOOR below an auto one."""
+        return min(AUTO_FLOOR, self.min_rate) if self.auto_min else self.min_rate
+
+    def coarse(self, request_events: float, processes: int) -> str | None:
+        """A warning when min_rate's windows see fewer than REQUESTS_PER_WINDOW
+        of the largest requests: their verdicts would be coarse."""
+        least = REQUESTS_PER_WINDOW * request_events * processes / self.window
+        if self.min_rate >= least or self.auto_min:
+            return None
+        return (f"warning: at min_rate {self.min_rate:,.0f}/s a {self.window:g} s window sees fewer than "
+                f"{REQUESTS_PER_WINDOW} of the largest requests ({request_events:,.0f} events): the first steps "
+                f"are judged coarsely; lengthen step_duration, use smaller batch_size, or start at "
+                f"{least:,.0f}/s (min_rate: 0 does)")
 
     @property
     def window(self) -> float:
