@@ -383,3 +383,22 @@ def test_an_auto_min_rate_that_fails_probes_downward():
     assert planner.low <= 7_000 < planner.high <= planner.low * 1.05 + 1e-6
     planner, tried = search_model(50, settings)  # below the floor: it ends there
     assert planner.low is None and min(tried) >= 100
+
+
+def test_ctrl_c_stops_a_search_with_its_summary_and_exit_130(template_dir, tmp_path):
+    config = tmp_path / "search.yaml"
+    cli_yaml(config, template_dir, step_duration=3, cooldown=0.5, hold=5)
+    with Sink() as sink:
+        process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config), "--endpoint",
+                                    sink.endpoint, "--find-max", "--stats-json", str(tmp_path / "out.json")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sink.stats().traces.events == 0:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Sent for" in out and "search: interrupted" in out
+    search = json.loads((tmp_path / "out.json").read_text())["search"]
+    assert search["stop_reason"] == "interrupted" and search["max_sustainable_eps"] is None
