@@ -98,7 +98,10 @@ class Sender:
         endpoints: one of a signal that is off would only mislead."""
         if self._loaded is not None:
             return [templates.signal for templates in self._loaded]
-        return [signal for signal in SIGNALS if signal in self.input_files()]
+        search = self.config.sending.search
+        only = search.signal if search.enabled and search.signal != "all" else None
+        return [signal for signal in SIGNALS if self.config.input.path(signal) is not None
+                and (only is None or signal == only)]
 
     def settings(self) -> SendSettings:
         sending = self.config.sending

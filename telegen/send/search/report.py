@@ -6,14 +6,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ...atomic import write_atomic
 from .judge import CONCURRENCY, DELIVERY, ERRORS, LATENCY, SENDER
 
-if TYPE_CHECKING:
-    from ...fleet.report import FleetReport
-    from ..report import SendReport
 
 # stop_reason: why the search stopped.
 KNEE = "knee"  # a rate failed by a limit and the bracket closed
@@ -86,8 +83,9 @@ class SearchReport:
     steps: list[SearchStep] = field(default_factory=list)
     conclusion: str = ""
     # The run the search was made of, whole (the summary's figures): one
-    # sender's SendReport, or a fleet's FleetReport.
-    run: SendReport | FleetReport | None = None
+    # sender's SendReport, or a fleet's FleetReport (the send stage does not
+    # import the fleet's, hence Any).
+    run: Any = None
 
     @property
     def found(self) -> bool:
