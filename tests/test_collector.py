@@ -1,7 +1,8 @@
 """telegen against a real OpenTelemetry Collector (`make peers`): what the
 Collector's own telemetry counts equals what telegen reports delivered; the
 Collector forwarding to `telegen sink --validate`; its file exporter's output
-decoded with the official classes."""
+decoded with the official classes; a Collector of limited capacity refusing
+what it cannot forward, and the sender reporting it."""
 from __future__ import annotations
 
 import struct
@@ -13,7 +14,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 import telegen
-from peers import Collector
+from peers import Collector, LimitedCollector
 from telegen.sink import Sink
 from telegen.templates import decode_record, read_json_records
 
@@ -49,6 +50,56 @@ def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, pro
         assert delivered > 0 and report.signals[signal].failed == report.signals[signal].rejected == 0
         assert metrics.get(ACCEPTED[signal]) == delivered, signal
         assert metrics.get(REFUSED[signal], 0) == 0, signal
+
+
+def test_the_collector_runs_its_processors(template_dir, tmp_path):
+    """memory_limiter then batch, named per pipeline: every event through
+    both, counted by each, none refused."""
+    processors = {"memory_limiter": {"check_interval": "100ms", "limit_mib": 1024, "spike_limit_mib": 256},
+                  "batch": {"timeout": "100ms"}}
+    pipelines = {signal: {"processors": ["memory_limiter", "batch"], "exporters": ["nop"]} for signal in DATA}
+    with Collector({"nop": {}}, pipelines, tmp_path, processors) as collector:
+        report = send(template_dir, collector.grpc_endpoint, passes=1)
+        total = sum(report.signals[signal].delivered for signal in DATA)
+        metrics = collector.wait_for("otelcol_processor_batch_batch_send_size_sum", total)
+    for signal in DATA:
+        assert report.signals[signal].delivered > 0 and report.signals[signal].lost == 0, signal
+        limiter = ACCEPTED[signal].replace("otelcol_receiver", "otelcol_processor_memory_limiter")
+        assert metrics.get(limiter) == report.signals[signal].delivered, signal
+    assert metrics.get("otelcol_processor_batch_batch_send_size_sum") == total
+
+
+def send_logs(template_dir, endpoint: str, rate: float, protocol: str = "grpc", seconds: float = 2):
+    """Logs alone, 100 a request, for `seconds` at `rate`; one attempt a
+    request, so every refusal is counted failed with the Collector's reason."""
+    return telegen.Sender({
+        "input": {"directory": str(template_dir), "traces": False, "metrics": False},
+        "otlp": {"endpoint": endpoint, "insecure": True, "protocol": protocol},
+        "sending": {"duration": seconds, "rate_limit": {"events_per_second": rate}, "batch_size": {"logs": 100},
+                    "retry": {"max_attempts": 1}},
+        "thresholds": {"max_lost_ratio": None},
+    }, write=lambda line: None).run().signals["logs"]
+
+
+def test_a_limited_collector_refuses_past_its_knee(template_dir, tmp_path):
+    """LimitedCollector forwards about 9,400 log records a second (10,000
+    nominally): at a quarter of that nothing is refused; at five times it
+    most requests are, UNAVAILABLE over gRPC and 503 over HTTP, and the
+    Collector counts refused what the sender counts failed."""
+    with LimitedCollector(tmp_path) as collector:
+        knee = collector.events_per_second
+        below = send_logs(template_dir, collector.grpc_endpoint, knee / 4)
+        over_grpc = send_logs(template_dir, collector.grpc_endpoint, 5 * knee)
+        over_http = send_logs(template_dir, f"http://{collector.http_endpoint}", 5 * knee, "http/protobuf")
+        metrics = collector.metrics()
+    assert below.sent >= knee / 4 and below.delivered == below.sent and below.retries == 0, below.reasons
+    for over, answer in ((over_grpc, "UNAVAILABLE: sending queue is full"),
+                         (over_http, "HTTP 503: sending queue is full")):
+        assert over.failed > over.sent / 3, f"{over.failed:,} of {over.sent:,} refused"
+        assert over.delivered <= 2 * knee + collector.queue_items, "no more than 2 s of forwarding and a queue"
+        assert over.reasons == {"failed": {answer: over.failed}}
+    assert metrics.get(REFUSED["logs"]) == over_grpc.failed + over_http.failed
+    assert metrics.get(ACCEPTED["logs"]) == below.delivered + over_grpc.delivered + over_http.delivered
 
 
 def test_the_collector_forwards_to_a_validating_sink(template_dir, tmp_path):

@@ -1,7 +1,8 @@
 // otelcol-telegen: an OpenTelemetry Collector built from the upstream
 // collector modules, with only what telegen's interop tests and benchmarks
-// need: the OTLP receiver (gRPC and HTTP), and the debug, nop, otlp
-// (gRPC) and file exporters. All modules at one release (go.mod).
+// need: the OTLP receiver (gRPC and HTTP), the memory_limiter and batch
+// processors, and the debug, nop, otlp (gRPC) and file exporters. All
+// modules at one release (go.mod).
 //
 // Built by `make peers` into .peers/bin/; nothing built is committed.
 package main
@@ -20,6 +21,9 @@ import (
 	"go.opentelemetry.io/collector/exporter/nopexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
@@ -39,10 +43,18 @@ func components() (otelcol.Factories, error) {
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
+	processors, err := otelcol.MakeFactoryMap[processor.Factory](
+		memorylimiterprocessor.NewFactory(),
+		batchprocessor.NewFactory(),
+	)
+	if err != nil {
+		return otelcol.Factories{}, err
+	}
 	return otelcol.Factories{
-		Receivers: receivers,
-		Exporters: exporters,
-		Telemetry: otelconftelemetry.NewFactory(),
+		Receivers:  receivers,
+		Processors: processors,
+		Exporters:  exporters,
+		Telemetry:  otelconftelemetry.NewFactory(),
 	}, nil
 }
 
