@@ -5,7 +5,10 @@ decoded with the official classes; a Collector of limited capacity refusing
 what it cannot forward, and the sender reporting it."""
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -100,6 +103,34 @@ def test_a_limited_collector_refuses_past_its_knee(template_dir, tmp_path):
         assert over.reasons == {"failed": {answer: over.failed}}
     assert metrics.get(REFUSED["logs"]) == over_grpc.failed + over_http.failed
     assert metrics.get(ACCEPTED["logs"]) == below.delivered + over_grpc.delivered + over_http.delivered
+
+
+def test_find_max_finds_the_limited_collectors_knee(template_dir, tmp_path):
+    """`telegen send --find-max logs` against the real Collector whose
+    exporter queue fills past about 9,300 logs/s (LimitedCollector): a knee
+    is found there by its UNAVAILABLE answers, and the report is written."""
+    config = tmp_path / "search.yaml"
+    with LimitedCollector(workdir=tmp_path / "collector") as collector:
+        config.write_text(f"""
+input: {{directory: "{template_dir}"}}
+otlp: {{endpoint: "{collector.grpc_endpoint}", insecure: true}}
+sending:
+  batch_size: {{traces: 10, metrics: 100, logs: 100}}
+  retry: {{max_attempts: 2, initial_backoff: 0.1, max_backoff: 0.2}}
+  search: {{min_rate: 2000, step_duration: 4s, cooldown: 0.5s, hold: 10s}}
+""")
+        result = subprocess.run([sys.executable, "-m", "telegen", "send", "--config", str(config), "--find-max", "logs",
+                                 "--stats-json", str(tmp_path / "run.json"), "--report", str(tmp_path / "report")],
+                                capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    search = json.loads((tmp_path / "run.json").read_text())["search"]
+    assert search["stop_reason"] == "knee" and search["confirmed"], result.stdout
+    assert 6_000 <= search["max_sustainable_eps"] <= 11_000, result.stdout
+    failed = [step for step in search["steps"] if not step["passed"]]
+    assert failed and all(step["reason"] == "errors" for step in failed), result.stdout
+    assert "UNAVAILABLE: sending queue is full" in result.stdout
+    assert f"search: the backend sustains {search['max_sustainable_eps']:,.0f} events/s" in result.stdout
+    assert (tmp_path / "report" / "timeline.csv").exists()
 
 
 def test_the_collector_forwards_to_a_validating_sink(template_dir, tmp_path):

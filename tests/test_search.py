@@ -402,3 +402,16 @@ def test_ctrl_c_stops_a_search_with_its_summary_and_exit_130(template_dir, tmp_p
     assert "Sent for" in out and "search: interrupted" in out
     search = json.loads((tmp_path / "out.json").read_text())["search"]
     assert search["stop_reason"] == "interrupted" and search["max_sustainable_eps"] is None
+
+
+def test_a_report_read_back_from_json_is_the_same():
+    from telegen.send.search.report import SearchReport
+    step_json = {"step": 1, "phase": "probe", "rate": 1000.0, "start_seconds": 0.0, "end_seconds": 2.0,
+                 "sent_events_per_second": 990.0, "delivered_events_per_second": 980.0, "error_share": 0.001,
+                 "latency_ms": {"p50": 1.5, "p99": 9.0}, "sender_cpu_share": 0.1, "slot_wait_share": 0.0,
+                 "passed": True, "reason": None, "detail": "",
+                 "windows": [{"end_seconds": 1.0, "delivered_events_per_second": 1000.0, "p99_ms": 8.0}]}
+    data = {"signals": "all", "max_sustainable_eps": 1000.0, "lower_bound_eps": 1000.0, "degraded_at_eps": None,
+            "resolution": 0.05, "confirmed": True, "stop_reason": "max_rate", "found": True, "sender": "1 process",
+            "conclusion": "x", "steps": [step_json]}
+    assert SearchReport.from_dict(data).to_dict() == data

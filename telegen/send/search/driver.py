@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .judge import CONCURRENCY, SENDER, Reading, Window, judge
-from .planner import Planner
+from .planner import HINT_MARGIN, Planner
 from .report import (
     CONCURRENCY_BOUND,
+    HOLD_FAILED,
     INTERRUPTED,
     KNEE,
     MAX_RATE,
@@ -55,6 +56,7 @@ class Search:
         self.steps: list[SearchStep] = []
         self.started = time.monotonic()
         self.baseline_p50: float | None = None
+        self.short_low: float | None = None  # the highest rate a (short) step held, before the holds
 
     def run(self) -> SearchReport:
         s = self.settings
@@ -86,11 +88,15 @@ class Search:
         return self._report(planner, stop_reason, confirmed, bound)
 
     def _hold(self, planner: Planner, stop_reason: str) -> tuple[bool, str]:
-        """Hold the knee found; a knee that does not hold moves down by the
-        resolution (up to MAX_HOLDS tries). (confirmed, stop reason)."""
+        """Hold the knee found. A knee that does not hold (a backend that
+        queued what a short step offered, and refuses once the queue is
+        full) moves down: by the resolution, or to just under what the hold
+        delivered where that is lower; up to MAX_HOLDS tries.
+        (confirmed, stop reason)."""
         if not self.settings.hold:
             return True, stop_reason
         rate = planner.low
+        self.short_low = planner.low
         for _ in range(MAX_HOLDS):
             assert rate is not None
             step = self._step(rate, "hold", self.settings.hold)
@@ -98,18 +104,20 @@ class Search:
                 return False, INTERRUPTED
             if step.passed:
                 planner.low = rate
-                return True, stop_reason
+                return True, KNEE if planner.high is not None else stop_reason
             if step.reason in (SENDER, CONCURRENCY):
                 return False, SENDER_BOUND if step.reason == SENDER else CONCURRENCY_BOUND
             planner.high = min(planner.high or rate, rate)
             planner.low = None
-            stop_reason = KNEE
             if not self._cool_down():
                 return False, INTERRUPTED
-            rate = rate * (1 - self.settings.resolution)
+            lower = rate * (1 - self.settings.resolution)
+            if step.delivered_rate > 0:
+                lower = min(lower, step.delivered_rate * HINT_MARGIN)
+            rate = lower
             if rate < self.settings.floor:
                 break
-        return False, stop_reason if planner.low is not None else MIN_RATE_FAILED
+        return False, HOLD_FAILED
 
     def _step(self, rate: float, phase: str, duration: float) -> SearchStep | None:
         """Offer `rate` for `duration`, reading the counts every window; the
@@ -163,10 +171,19 @@ class Search:
         low, high = planner.low, planner.high
         if stop_reason == KNEE:
             held = "" if confirmed else " (NOT confirmed: it did not hold)"
+            width = (high - low) / low
+            bracket = (f"resolution {100 * s.resolution:g} %" if width <= s.resolution + 1e-9 else
+                       f"a bracket of {100 * width:.0f} %: the hold moved the knee down")
             conclusion = (f"the backend sustains {low:,.0f} events/s{held}; it degraded at {high:,.0f}/s "
-                          f"(the knee lies between, resolution {100 * s.resolution:g} %)")
+                          f"(the knee lies between, {bracket})")
         elif stop_reason == MAX_RATE:
             conclusion = f"the backend took the configured max_rate, {low:,.0f} events/s: its limit is higher"
+        elif stop_reason == HOLD_FAILED:
+            holds = ", ".join(f"{step.rate:,.0f}/s" for step in self.steps if step.phase == "hold")
+            conclusion = (f"no rate held for the hold's {s.hold:g} s (tried {holds}), though steps of "
+                          f"{s.step_duration:g} s held up to {self.short_low or 0:,.0f}/s: the backend queues what it "
+                          f"cannot sustain; lengthen step_duration (or the hold) to search below the queue's reach")
+            low = self.short_low
         elif stop_reason == MIN_RATE_FAILED:
             least = "the least rate tried" if s.auto_min else "sending.search.min_rate"
             conclusion = f"the backend failed at {high:,.0f} events/s ({least}): no sustainable rate found"
@@ -182,7 +199,7 @@ class Search:
                           f"(or add processes); the backend took {low or 0:,.0f} events/s so far")
         else:
             conclusion = f"interrupted; the backend had taken {low or 0:,.0f} events/s so far"
-        if stop_reason in (SENDER_BOUND, CONCURRENCY_BOUND, INTERRUPTED, MIN_RATE_FAILED):
+        if stop_reason in (SENDER_BOUND, CONCURRENCY_BOUND, INTERRUPTED, MIN_RATE_FAILED, HOLD_FAILED):
             confirmed = False
         report = SearchReport(signals=s.signal, stop_reason=stop_reason,
                               max_sustainable_eps=low if stop_reason in (KNEE, MAX_RATE) else None,

@@ -4,6 +4,7 @@ why it stopped and who was the bottleneck; as lines, as JSON (`search` in
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from .judge import CONCURRENCY, DELIVERY, ERRORS, LATENCY, SENDER
 KNEE = "knee"  # a rate failed by a limit and the bracket closed
 MAX_RATE = "max_rate"  # the configured max rate held
 MIN_RATE_FAILED = "min_rate_failed"  # the backend failed at the first, least rate
+HOLD_FAILED = "hold_failed"  # short steps held, but no rate held for the hold's length
 SENDER_BOUND = "sender_bound"  # the sender could not offer more
 CONCURRENCY_BOUND = "concurrency_bound"  # the sender's requests in flight capped the rate
 INTERRUPTED = "interrupted"
@@ -100,10 +102,24 @@ class SearchReport:
     def lines(self) -> list[str]:
         out = [f"search: {self.conclusion}"]
         failed = [s for s in self.steps if not s.passed]
-        if failed and self.stop_reason in (KNEE, MIN_RATE_FAILED):
+        if failed and self.stop_reason in (KNEE, MIN_RATE_FAILED, HOLD_FAILED):
             first = min(failed, key=lambda s: s.rate)
             out.append(f"  degradation began at {first.rate:,.0f}/s: {first.detail}")
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchReport:
+        """A report as to_dict wrote it (`search` in --stats-json): to draw its chart again."""
+        steps = [SearchStep(s["step"], s["phase"], s["rate"], s["start_seconds"], s["end_seconds"],
+                            s["sent_events_per_second"], s["delivered_events_per_second"], s["error_share"],
+                            _seconds(s["latency_ms"]["p50"]), _seconds(s["latency_ms"]["p99"]), s["sender_cpu_share"],
+                            s["slot_wait_share"], s["passed"], s["reason"], s["detail"],
+                            [(w["end_seconds"], w["delivered_events_per_second"], _seconds(w["p99_ms"]))
+                             for w in s.get("windows", [])])
+                 for s in data["steps"]]
+        return cls(data["signals"], data["stop_reason"], data["max_sustainable_eps"], data["lower_bound_eps"],
+                   data["degraded_at_eps"], data["resolution"], data["confirmed"], data["sender"], steps,
+                   data["conclusion"])
 
     def to_dict(self) -> dict:
         return {"signals": self.signals, "max_sustainable_eps": _round(self.max_sustainable_eps),
@@ -157,7 +173,7 @@ class SearchReport:
                         label=f"degraded at {self.degraded_at_eps:,.0f}/s")
         top.set_ylabel("events/s")
         top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: rate_label(value)))
-        top.set_title(f"telegen capacity search: {self.conclusion[:110]}", fontsize=9, pad=14)
+        top.set_title(textwrap.fill(f"telegen capacity search: {self.conclusion}", 130), fontsize=9, pad=14)
         bottom.set_ylabel("p99 latency per request (ms)\n(green: step held, red: failed)")
         bottom.set_xlabel("seconds since the search started")
         for ax in (top, bottom):
@@ -171,6 +187,10 @@ class SearchReport:
         plt.close(fig)
         write_atomic(path, buffer.getvalue())
         return path
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1e3
 
 
 def _round(value: float | None) -> float | None:
