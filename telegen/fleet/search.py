@@ -79,3 +79,6 @@ class FleetDriver:
 
     def alive(self) -> bool:
         return bool(self.live)
+
+    def advice(self) -> str:
+        return f"--senders is {self.count}: run more, on more nodes"

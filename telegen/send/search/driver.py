@@ -42,6 +42,9 @@ class Driver(Protocol):
     def describe(self) -> str:
         """Who sends: "1 process", "4 senders x 2 processes"."""
 
+    def advice(self) -> str:
+        """What to do when the sender was the bound: more processes, or more senders."""
+
     def alive(self) -> bool:
         """Whether sending still goes on (a run that ended cannot be searched further)."""
 
@@ -191,8 +194,8 @@ class Search:
             assert bound is not None
             got = f"the backend took {low:,.0f} events/s and more is unknown" if low else "nothing is known of the backend"
             conclusion = (f"limited by the sender ({sender} at {100 * bound.cpu_share:.0f} % CPU could offer only "
-                          f"{bound.sent_rate:,.0f} of {bound.rate:,.0f} events/s): add processes or senders; "
-                          f"{got}")
+                          f"{bound.sent_rate:,.0f} of {bound.rate:,.0f} events/s): add processes or senders "
+                          f"({self.driver.advice()}); {got}")
         elif stop_reason == CONCURRENCY_BOUND:
             assert bound is not None
             conclusion = (f"limited by the sender's requests in flight: {bound.detail}; raise sending.concurrency "

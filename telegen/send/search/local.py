@@ -10,7 +10,7 @@ from ..report import SenderLoad, SendReport
 from ..report.latency import Histogram
 from .control import RateControl
 from .driver import Search
-from .judge import Reading
+from .judge import Reading, usable_cores
 from .report import INTERRUPTED, SearchReport
 from .settings import SearchSettings
 
@@ -62,6 +62,12 @@ class LocalDriver:
 
     def alive(self) -> bool:
         return not self.ended.is_set()
+
+    def advice(self) -> str:
+        cores = usable_cores()
+        if self.processes < cores:
+            return f"sending.processes is {self.processes} where this machine lets it use {cores:g} cores"
+        return f"{self.processes} processes use the {cores:g} cores this machine allows: run more senders (telegen fleet)"
 
 
 def search_with(sender: Sender, stop: threading.Event | None = None, timeline: Timeline | None = None,
