@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from .fleet import FleetReport
     from .send.report import SendReport
     from .send.report.prometheus import MetricsServer
-    from .send.search.report import SearchReport
     from .send.report.timeline import Timeline
+    from .send.search.report import SearchReport
     from .verify import Backend, LagWatcher, Target, VerifyReport
 
 # Exit statuses, for the scripts and CI jobs that drive load tests.

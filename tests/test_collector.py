@@ -129,7 +129,7 @@ sending:
     failed = [step for step in search["steps"] if not step["passed"]]
     assert failed and all(step["reason"] == "errors" for step in failed), result.stdout
     assert "UNAVAILABLE: sending queue is full" in result.stdout
-    assert f"search: the backend sustains {search['max_sustainable_eps']:,.0f} events/s" in result.stdout
+    assert "search: the backend sustains " in result.stdout and "degradation began at" in result.stdout
     assert (tmp_path / "report" / "timeline.csv").exists()
 
 

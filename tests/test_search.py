@@ -25,7 +25,6 @@ from telegen.send.search.judge import Window
 from telegen.send.search.report import MAX_RATE, SENDER_BOUND
 from telegen.sink import Sink
 
-
 # -- the planner, against model backends -------------------------------------------
 
 

@@ -32,7 +32,7 @@ from ..send.engine.plan import RatePlan
 from ..send.report import SendReport, SignalReport
 from ..send.report.thresholds import breaches
 from ..send.report.timeline import StageMark, Timeline
-from ..send.search.driver import Search
+from ..send.search.driver import Search, search_beside
 from ..send.search.report import INTERRUPTED, SearchReport
 from ..send.search.settings import SearchSettings
 from ..send.sender import nothing_to_send
@@ -154,32 +154,16 @@ class Fleet:
         coarse = settings.coarse(largest, self.count)
         if coarse:
             self.write(coarse)
-        started, ended = threading.Event(), threading.Event()
-        outcome: dict[str, Any] = {}
-        engine_stop = threading.Event()
 
-        def watch() -> None:
-            try:
-                outcome["report"] = self._send(ray, actors, engine_stop, on_start, timeline, search=started)
-            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
-                outcome["error"] = exc
-            finally:
-                ended.set()
-                started.set()
+        def send(engine_stop: threading.Event, started: threading.Event) -> FleetReport:
+            return self._send(ray, actors, engine_stop, on_start, timeline, search=started)
 
-        thread = threading.Thread(target=watch, name="telegen-fleet-watch", daemon=True)
-        thread.start()
-        started.wait()
-        report = None
-        if not ended.is_set():
+        def search(ended: threading.Event) -> SearchReport:
             driver = FleetDriver(ray, actors, self.config.sending.concurrency, largest, self.write)
-            report = Search(driver, settings, self.write, stop).run()
-        engine_stop.set()
-        thread.join()
-        if "error" in outcome:
-            raise outcome["error"]
+            return Search(driver, settings, self.write, stop).run()
+
+        fleet_report, report = search_beside(send, search)
         assert report is not None
-        fleet_report = outcome["report"]
         fleet_report.interrupted = stop.is_set()
         if fleet_report.interrupted:
             report.stop_reason = INTERRUPTED

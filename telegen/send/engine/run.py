@@ -5,15 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ..._memory import reuse_large_buffers
 from ..load.batches import SignalTemplates
+from ..load.correlate import correlate
 from ..report import SenderLoad, SendReport, SignalReport, TenantReport
 from ..report.latency import Histogram
 from ..report.timeline import StageMark, Timeline
-from ..load.correlate import correlate
 from ..scenarios import prepare_scenarios
 from ..scenarios.report import scenario_report
 from .clock import TraceClock

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..load.compression import PATCHABLE
-from ..scenarios import Scenarios
 from ..report import SendReport
+from ..scenarios import Scenarios
 from ..tenants import Tenants
 from ..transport import RetryPolicy, Target
 from .plan import RatePlan, Stage

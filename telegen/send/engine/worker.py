@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from ..scenarios.churn import Churn
 from ..transport import Outcome, Transport, explain, open_transport
 from ..transport.base import FAILED, reason_text
-from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
-from ..scenarios.churn import Churn
 from .clock import TraceClock
+from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
 from .order import Generations
 from .rate import TokenBucket
 from .schedule import ScheduleItem, requests_for

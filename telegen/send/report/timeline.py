@@ -159,12 +159,19 @@ class Timeline:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
             ax.set_ylim(bottom=0)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        write_atomic(path, buffer.getvalue())
-        return path
+        return save_png(fig, path)
+
+
+def save_png(fig, path: Path) -> Path:
+    """A matplotlib figure as a PNG at `path`, written whole or not at all; the figure closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+    return path
 
 
 def _middle(row: Row) -> float:

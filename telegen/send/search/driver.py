@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .judge import CONCURRENCY, SENDER, Reading, Window, judge
 from .planner import HINT_MARGIN, Planner
@@ -47,6 +47,37 @@ class Driver(Protocol):
 
     def alive(self) -> bool:
         """Whether sending still goes on (a run that ended cannot be searched further)."""
+
+
+def search_beside(send: Callable[[threading.Event, threading.Event], Any],
+                  search: Callable[[threading.Event], SearchReport]) -> tuple[Any, SearchReport | None]:
+    """Run `send(engine_stop, started)` in a thread (a run at a controlled
+    rate, which sets `started` once it sends); once it has started, run
+    `search(ended)` here (`ended` is set if sending ends by itself), then
+    stop the sending and wait for it. (What send returned, the search's
+    report: None when sending ended before it started.) What send raised
+    is raised here."""
+    engine_stop, started, ended = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            outcome["result"] = send(engine_stop, started)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            outcome["error"] = exc
+        finally:
+            ended.set()
+            started.set()
+
+    thread = threading.Thread(target=go, name="telegen-search-run", daemon=True)
+    thread.start()
+    started.wait()
+    report = search(ended) if not ended.is_set() else None
+    engine_stop.set()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"], report
 
 
 class Search:
@@ -192,7 +223,8 @@ class Search:
             conclusion = f"the backend failed at {high:,.0f} events/s ({least}): no sustainable rate found"
         elif stop_reason == SENDER_BOUND:
             assert bound is not None
-            got = f"the backend took {low:,.0f} events/s and more is unknown" if low else "nothing is known of the backend"
+            got = (f"the backend took {low:,.0f} events/s and more is unknown" if low
+                   else "nothing is known of the backend")
             conclusion = (f"limited by the sender ({sender} at {100 * bound.cpu_share:.0f} % CPU could offer only "
                           f"{bound.sent_rate:,.0f} of {bound.rate:,.0f} events/s): add processes or senders "
                           f"({self.driver.advice()}); {got}")
@@ -204,8 +236,7 @@ class Search:
             conclusion = f"interrupted; the backend had taken {low or 0:,.0f} events/s so far"
         if stop_reason in (SENDER_BOUND, CONCURRENCY_BOUND, INTERRUPTED, MIN_RATE_FAILED, HOLD_FAILED):
             confirmed = False
-        report = SearchReport(signals=s.signal, stop_reason=stop_reason,
-                              max_sustainable_eps=low if stop_reason in (KNEE, MAX_RATE) else None,
-                              lower_bound_eps=low, degraded_at_eps=high, resolution=s.resolution, confirmed=confirmed, sender=sender,
-                              steps=self.steps, conclusion=conclusion)
-        return report
+        return SearchReport(signals=s.signal, stop_reason=stop_reason,
+                            max_sustainable_eps=low if stop_reason in (KNEE, MAX_RATE) else None,
+                            lower_bound_eps=low, degraded_at_eps=high, resolution=s.resolution, confirmed=confirmed,
+                            sender=sender, steps=self.steps, conclusion=conclusion)

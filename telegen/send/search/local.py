@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..report import SenderLoad, SendReport
 from ..report.latency import Histogram
 from .control import RateControl
-from .driver import Search
+from .driver import Search, search_beside
 from .judge import Reading, usable_cores
 from .report import INTERRUPTED, SearchReport
 from .settings import SearchSettings
@@ -67,7 +67,8 @@ class LocalDriver:
         cores = usable_cores()
         if self.processes < cores:
             return f"sending.processes is {self.processes} where this machine lets it use {cores:g} cores"
-        return f"{self.processes} processes use the {cores:g} cores this machine allows: run more senders (telegen fleet)"
+        return (f"{self.processes} processes use the {cores:g} cores this machine allows: run more senders "
+                "(telegen fleet)")
 
 
 def search_with(sender: Sender, stop: threading.Event | None = None, timeline: Timeline | None = None,
@@ -85,40 +86,23 @@ def search_with(sender: Sender, stop: threading.Event | None = None, timeline: T
     if coarse:
         sender.write(coarse)
     control = RateControl(0.0)
-    engine_stop, ended, ready = threading.Event(), threading.Event(), threading.Event()
     currents: list[Callable[[], SendReport]] = []
-    outcome: dict[str, object] = {}
+    sending = sender.config.sending
 
-    def started(current: Callable[[], SendReport]) -> None:
-        currents.append(current)
-        ready.set()
-        if on_start is not None:
-            on_start(current)
+    def send(engine_stop: threading.Event, started: threading.Event) -> SendReport:
+        def begun(current: Callable[[], SendReport]) -> None:
+            currents.append(current)
+            started.set()
+            if on_start is not None:
+                on_start(current)
 
-    def send() -> None:
-        try:
-            outcome["report"] = sender.run(engine_stop, on_start=started, timeline=timeline, on_sent=on_sent,
-                                           rate_control=control)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-            outcome["error"] = exc
-        finally:
-            ended.set()
-            ready.set()
+        return sender.run(engine_stop, on_start=begun, timeline=timeline, on_sent=on_sent, rate_control=control)
 
-    thread = threading.Thread(target=send, name="telegen-search-run", daemon=True)
-    thread.start()
-    ready.wait()
-    search_settings = sender.config.sending
-    report = None
-    if currents:
-        driver = LocalDriver(control, currents[0], max(search_settings.processes, 1), search_settings.concurrency,
-                             ended, request_events)
-        report = Search(driver, settings, sender.write, stop).run()
-    engine_stop.set()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    run = outcome["report"]
+    def search(ended: threading.Event) -> SearchReport:
+        driver = LocalDriver(control, currents[0], processes, sending.concurrency, ended, request_events)
+        return Search(driver, settings, sender.write, stop).run()
+
+    run, report = search_beside(send, search)
     assert isinstance(run, SendReport) and report is not None
     run.interrupted = stop.is_set()
     if run.interrupted:

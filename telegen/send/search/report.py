@@ -3,15 +3,12 @@ why it stopped and who was the bottleneck; as lines, as JSON (`search` in
 --stats-json) and as a chart (search.png in --report)."""
 from __future__ import annotations
 
-import io
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...atomic import write_atomic
 from .judge import CONCURRENCY, DELIVERY, ERRORS, LATENCY, SENDER
-
 
 # stop_reason: why the search stopped.
 KNEE = "knee"  # a rate failed by a limit and the bracket closed
@@ -140,7 +137,7 @@ class SearchReport:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter
 
-        from ..report.timeline import rate_label
+        from ..report.timeline import rate_label, save_png
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
         for key, label, style in (("rate", "offered (target)", dict(color="gray", linestyle="--")),
@@ -181,12 +178,7 @@ class SearchReport:
             ax.set_ylim(bottom=0)
         top.legend(fontsize=8, loc="upper left")
         bottom.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        write_atomic(path, buffer.getvalue())
-        return path
+        return save_png(fig, path)
 
 
 def _seconds(ms: float | None) -> float | None:
