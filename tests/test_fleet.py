@@ -338,7 +338,7 @@ def test_a_fleet_search_moves_every_sender_from_one_controller(cluster, template
         received = sum(s.events for s in sink.stats().signals().values())
     assert search.stop_reason == "knee" and search.found, "\n".join(lines)
     assert search.max_sustainable_eps == pytest.approx(7_000, rel=0.10), "\n".join(lines)
-    assert search.sender == "2 senders"
+    assert search.sender == "2 senders" and set(search.mix) == {"traces", "metrics", "logs"}
     fleet = search.run
     assert [row.status for row in fleet.senders] == ["done", "done"]
     shares = [row.report.delivered for row in fleet.senders]

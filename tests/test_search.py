@@ -412,5 +412,16 @@ def test_a_report_read_back_from_json_is_the_same():
                  "windows": [{"end_seconds": 1.0, "delivered_events_per_second": 1000.0, "p99_ms": 8.0}]}
     data = {"signals": "all", "max_sustainable_eps": 1000.0, "lower_bound_eps": 1000.0, "degraded_at_eps": None,
             "resolution": 0.05, "confirmed": True, "stop_reason": "max_rate", "found": True, "sender": "1 process",
-            "conclusion": "x", "steps": [step_json]}
+            "conclusion": "x", "mix": {"traces": 0.75, "logs": 0.25},
+            "max_sustainable_by_signal": {"traces": 750.0, "logs": 250.0}, "steps": [step_json]}
     assert SearchReport.from_dict(data).to_dict() == data
+
+
+def test_the_rate_found_splits_per_signal_in_the_templates_mix(template_dir):
+    with Sink() as sink:
+        report = Sender(search_config(template_dir, sink.endpoint, max_rate=10_000, hold=0),
+                        write=lambda line: None).find_max()
+    assert set(report.mix) == {"traces", "metrics", "logs"} and sum(report.mix.values()) == pytest.approx(1)
+    split = report.to_dict()["max_sustainable_by_signal"]
+    assert sum(split.values()) == pytest.approx(10_000, rel=1e-4)
+    assert any(line.startswith("  at that rate: traces ") for line in report.lines())

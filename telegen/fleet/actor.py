@@ -99,6 +99,7 @@ class SenderActor:
         self.sender.write = self._hold
         return {"seconds": time.monotonic() - started, "batches": sum(len(t.batches) for t in loaded),
                 "largest_request": events_per_request(loaded),
+                "events_per_pass_by_signal": {t.signal: t.events_per_pass for t in loaded},
                 "events_per_pass": sum(t.events_per_pass for t in loaded), "node": self.node_id,
                 "cache_built": sum(line.startswith("Saved the load cache") for line in lines),
                 "shipped": sorted(shipped),

@@ -33,6 +33,7 @@ from ..send.report import SendReport, SignalReport
 from ..send.report.thresholds import breaches
 from ..send.report.timeline import StageMark, Timeline
 from ..send.search.driver import Search, search_beside
+from ..send.search.local import signal_mix
 from ..send.search.report import INTERRUPTED, SearchReport
 from ..send.search.settings import SearchSettings
 from ..send.sender import nothing_to_send
@@ -164,6 +165,7 @@ class Fleet:
 
         fleet_report, report = search_beside(send, search)
         assert report is not None
+        report.mix = signal_mix(self.loads[0].get("events_per_pass_by_signal", {}))
         fleet_report.interrupted = stop.is_set()
         if fleet_report.interrupted:
             report.stop_reason = INTERRUPTED

@@ -37,6 +37,12 @@ def events_per_request(loaded: Sequence[SignalTemplates]) -> float:
     return float(max((events for t in loaded for b in t.batches for events in b.piece_events), default=0))
 
 
+def signal_mix(events_per_pass: dict[str, int]) -> dict[str, float]:
+    """Each signal's share of a pass's events: how a rate splits per signal."""
+    total = sum(events_per_pass.values())
+    return {signal: events / total for signal, events in events_per_pass.items()} if total else {}
+
+
 class LocalDriver:
     def __init__(self, control: RateControl, current: Callable[[], SendReport], processes: int, concurrency: int,
                  ended: threading.Event, request_events: float) -> None:
@@ -78,7 +84,8 @@ def search_with(sender: Sender, stop: threading.Event | None = None, timeline: T
     sending.search says; the report carries the whole run's too."""
     stop = stop or threading.Event()
     settings = SearchSettings.from_config(sender.config.sending.search)
-    request_events = events_per_request(sender.load())
+    loaded = sender.load()
+    request_events = events_per_request(loaded)
     processes = max(sender.config.sending.processes, 1)
     settings = settings.resolved(request_events, processes)
     sender.write(settings.describe())
@@ -104,6 +111,7 @@ def search_with(sender: Sender, stop: threading.Event | None = None, timeline: T
 
     run, report = search_beside(send, search)
     assert isinstance(run, SendReport) and report is not None
+    report.mix = signal_mix({t.signal: t.events_per_pass for t in loaded})
     run.interrupted = stop.is_set()
     if run.interrupted:
         report.stop_reason = INTERRUPTED

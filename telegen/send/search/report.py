@@ -81,6 +81,9 @@ class SearchReport:
     sender: str  # who sent: "1 process", "4 senders x 2 processes"
     steps: list[SearchStep] = field(default_factory=list)
     conclusion: str = ""
+    # Each signal's share of the events sent (the templates' mix, or 1.0 for
+    # the one signal searched with): how the rate found splits per signal.
+    mix: dict[str, float] = field(default_factory=dict)
     # The run the search was made of, whole (the summary's figures): one
     # sender's SendReport, or a fleet's FleetReport (the send stage does not
     # import the fleet's, hence Any).
@@ -96,8 +99,18 @@ class SearchReport:
             return 130
         return 0 if self.found else 1
 
+    def by_signal(self) -> dict[str, float]:
+        """The max sustainable rate split per signal, in the mix sent."""
+        if self.max_sustainable_eps is None:
+            return {}
+        return {signal: share * self.max_sustainable_eps for signal, share in self.mix.items()}
+
     def lines(self) -> list[str]:
         out = [f"search: {self.conclusion}"]
+        split = self.by_signal()
+        if len(split) > 1:
+            out.append("  at that rate: " + ", ".join(f"{signal} {rate:,.0f}/s" for signal, rate in split.items())
+                       + " (the templates' mix)")
         failed = [s for s in self.steps if not s.passed]
         if failed and self.stop_reason in (KNEE, MIN_RATE_FAILED, HOLD_FAILED):
             first = min(failed, key=lambda s: s.rate)
@@ -116,7 +129,7 @@ class SearchReport:
                  for s in data["steps"]]
         return cls(data["signals"], data["stop_reason"], data["max_sustainable_eps"], data["lower_bound_eps"],
                    data["degraded_at_eps"], data["resolution"], data["confirmed"], data["sender"], steps,
-                   data["conclusion"])
+                   data["conclusion"], dict(data.get("mix", {})))
 
     def to_dict(self) -> dict:
         return {"signals": self.signals, "max_sustainable_eps": _round(self.max_sustainable_eps),
@@ -124,6 +137,8 @@ class SearchReport:
                 "degraded_at_eps": _round(self.degraded_at_eps), "resolution": self.resolution,
                 "confirmed": self.confirmed, "stop_reason": self.stop_reason, "found": self.found,
                 "sender": self.sender, "conclusion": self.conclusion,
+                "mix": {signal: round(share, 6) for signal, share in self.mix.items()},
+                "max_sustainable_by_signal": {signal: round(rate, 1) for signal, rate in self.by_signal().items()},
                 "steps": [step.to_dict() for step in self.steps]}
 
     def chart(self, path: Path) -> Path | None:
