@@ -425,3 +425,22 @@ def test_the_rate_found_splits_per_signal_in_the_templates_mix(template_dir):
     split = report.to_dict()["max_sustainable_by_signal"]
     assert sum(split.values()) == pytest.approx(10_000, rel=1e-4)
     assert any(line.startswith("  at that rate: traces ") for line in report.lines())
+
+
+def test_the_find_max_example_is_a_working_config(template_dir):
+    from pathlib import Path
+
+    from telegen.send.config import SenderConfig
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "find-max.yaml"
+    config = SenderConfig.load(path, env={})
+    assert not config.sending.search.enabled  # --find-max turns it on
+    assert (config.sending.search.step_duration, config.sending.search.hold) == (5, 15)
+    assert config.input.template_directory == "./generated-small" and config.input.prefix == "small"
+    # The example's search, shortened, against a backend refusing above 5,000/s.
+    quick = config.with_overrides({"input.directory": str(template_dir), "input.prefix": "telemetry",
+                                   "sending.search.step_duration": 2, "sending.search.cooldown": 0.3,
+                                   "sending.search.hold": 2, "sending.search.min_rate": 1000})
+    with Sink(capacity=5_000) as sink:
+        report = Sender(quick.with_overrides({"otlp.endpoint": sink.endpoint}), write=lambda line: None).find_max()
+    assert report.found and report.max_sustainable_eps == pytest.approx(5_000, rel=0.15)
