@@ -436,7 +436,9 @@ def test_queue_mode_caps_throughput_and_latency_grows_with_load(template_dir, pr
     with Sink(listen_http="127.0.0.1:0", capacity=CAPACITY, capacity_mode="queue") as sink:
         over, taken = drive(sink, template_dir, protocol, rate=2 * CAPACITY, seconds=4, **dict(sending))
         stats = sink.stats()
-    assert abs(taken - CAPACITY) / CAPACITY < 0.10, taken
+    # Never more than the capacity; less only as far as the busy cores stall
+    # the sender (CI once measured 4,332/s over gRPC with the suite beside it).
+    assert -0.15 < (taken - CAPACITY) / CAPACITY < 0.10, taken
     assert all(counts.refused_requests == 0 for counts in stats.signals().values())
     assert lost(below) == lost(over) == (0, 0, 0)
     # Measured on the 2-core machine: below 18-37 ms (the sender's bursts queue
