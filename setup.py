@@ -4,13 +4,14 @@ telegen/_fastpath.pyx: scan (wire walk -> patch plan) and patch; its parts,
 one per concern, are the telegen/_*.pxi files it includes (Cython finds them
 beside it and rebuilds when one changes).
 telegen/_gzip.pyx: the patchable gzip stream (compress once, patch per send).
+telegen/_zstd.pyx: the patchable zstd frame (likewise, with raw literals).
 """
 from pathlib import Path
 
 from setuptools import setup
 
 HERE = Path(__file__).parent
-MODULES = ("_fastpath", "_gzip")
+MODULES = ("_fastpath", "_gzip", "_zstd")
 
 
 def extensions() -> list:

@@ -68,14 +68,14 @@ def config(directory: Path, gzip: bool = False) -> dict:
 
 def sends(directory: str, count: str, signal: str, path: str = "send_path") -> None:
     """Under valgrind: `count` sends of one signal's first batch."""
-    from telegen.send.engine import ScheduleItem, prepare_gzip, requests_for
+    from telegen.send.engine import ScheduleItem, prepare_compression, requests_for
     from telegen.send.engine.clock import TraceClock
     from telegen.send.load.correlate import correlate
     from telegen.send.sender import Sender
 
     sender = Sender(config(Path(directory), gzip=path == "send_path_gzip"), write=lambda line: None)
     settings = sender.settings()
-    loaded = {t.signal: t for t in prepare_gzip(correlate(sender.load()), settings)}
+    loaded = {t.signal: t for t in prepare_compression(correlate(sender.load()), settings)}
     # Keyed ids, as a run sends them: logs and exemplars read the trace clock.
     clock = TraceClock(len(loaded["traces"].batches), key=5)
     for slot in range(clock.rows):

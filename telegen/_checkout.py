@@ -14,7 +14,7 @@ import os
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 
-COMPILED = ("_fastpath", "_gzip")
+COMPILED = ("_fastpath", "_gzip", "_zstd")
 
 
 def is_built(package_dir: str) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import zstandard
 from conftest import DecodedRequests
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
@@ -71,7 +72,9 @@ class HttpRecorder(DecodedRequests):
         assert isinstance(answer, Answer)
         payload = answer.body
         if answer.status == 200:
-            data = gzip.decompress(body) if handler.headers.get("Content-Encoding") == "gzip" else body
+            encoding = handler.headers.get("Content-Encoding")
+            data = gzip.decompress(body) if encoding == "gzip" else \
+                zstandard.ZstdDecompressor().decompress(body) if encoding == "zstd" else body
             request = REQUESTS[signal].FromString(data)  # raises on a bad body: the test sees a 500
             with self.lock:
                 self.requests[signal].append(request)

@@ -406,7 +406,7 @@ def test_errors_about_headers_never_show_the_value(yaml: str, env: dict[str, str
     ("sending: {rate: {}}", "unknown key sending.rate; did you mean sending.rate_limit?"),
     ("imput: {}", "unknown key imput; did you mean input?"),
     ("otlp: {insecure: 'yes'}", "otlp.insecure: 'yes' is invalid: expected true or false"),
-    ("otlp: {compression: zip}", "otlp.compression: 'zip' is invalid: expected one of none, gzip; did you mean gzip?"),
+    ("otlp: {compression: zip}", "otlp.compression: 'zip' is invalid: expected one of none, gzip, zstd; did you mean gzip?"),
     ("otlp: {timeout: -1}", "otlp.timeout: -1 is invalid: expected a duration > 0"),
     ("otlp: {tls: {cert_file: c.pem}}",
      "otlp.tls.key_file: null is invalid: expected a file path when otlp.tls.cert_file is set"),
@@ -449,7 +449,7 @@ def test_bad_input_names_the_key_path(yaml: str, message: str) -> None:
 @pytest.mark.parametrize(("var", "value", "message"), [
     ("OTEL_EXPORTER_OTLP_INSECURE", "yes", "OTEL_EXPORTER_OTLP_INSECURE: 'yes' is invalid: expected true or false"),
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "OTEL_EXPORTER_OTLP_COMPRESSION: 'brotli' is invalid: "
-                                                 "expected one of none, gzip"),
+                                                 "expected one of none, gzip, zstd"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT: '10s' is invalid: "
                                          "expected a number of milliseconds > 0"),
     ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://x", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'ftp://x' is invalid"),

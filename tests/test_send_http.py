@@ -15,6 +15,7 @@ from collections import defaultdict
 from email.utils import formatdate
 
 import pytest
+import zstandard
 from conftest import loaded_batches
 from google.rpc import status_pb2
 from http_receiver import DROP, Answer, HttpRecorder, serve_http
@@ -51,10 +52,12 @@ class Lines(list):
         self.append(line)
 
 
-@pytest.mark.parametrize("compression, encoder", [("none", "patchable"), ("gzip", "patchable"), ("gzip", "zlib")])
+@pytest.mark.parametrize("compression, encoder", [("none", "patchable"), ("gzip", "patchable"), ("gzip", "zlib"),
+                                                  ("zstd", "patchable"), ("zstd", "library")])
 def test_what_the_backend_receives(templates, compression, encoder):
-    """With gzip, the patchable bodies (compressed once, patched per send)
-    decode to the same fresh, unique, current data as the uncompressed ones."""
+    """With gzip or zstd, the patchable bodies (compressed once, patched per
+    send) decode to the same fresh, unique, current data as the uncompressed
+    ones (the recorder decodes them with zlib and with zstandard)."""
     recorder = HttpRecorder()
     server, port = serve_http(recorder)
     try:
@@ -62,7 +65,8 @@ def test_what_the_backend_receives(templates, compression, encoder):
         report = run(loaded_batches(templates),
                      settings_for(f"http://127.0.0.1:{port}", {"compression": compression,
                                                                "headers": (("x-api-key", "s3cret"),)},
-                                  passes=2, processes=2, jitter_ns=10**9, gzip_encoder=encoder), Lines())
+                                  passes=2, processes=2, jitter_ns=10**9, gzip_encoder=encoder,
+                                  zstd_encoder=encoder), Lines())
         after = time.time_ns()
     finally:
         server.shutdown()
@@ -77,9 +81,11 @@ def test_what_the_backend_receives(templates, compression, encoder):
         assert seen.path == f"/v1/{seen.signal}"
         assert seen.headers["content-type"] == "application/x-protobuf"
         assert seen.headers["x-api-key"] == "s3cret"
-        assert seen.headers.get("content-encoding") == ("gzip" if compression == "gzip" else None)
+        assert seen.headers.get("content-encoding") == (None if compression == "none" else compression)
         if compression == "gzip":
             gzip.decompress(seen.body)  # a whole gzip member
+        if compression == "zstd":
+            assert zstandard.get_frame_parameters(seen.body).content_size > 0  # one frame, its size declared
     # Connections are kept alive and reused: far fewer than requests.
     connections = {seen.client for seen in recorder.seen}
     assert len(connections) <= 2 * 3 * 4 < len(recorder.seen)
@@ -96,18 +102,19 @@ def test_what_the_backend_receives(templates, compression, encoder):
         assert max(s.end_time_unix_nano for s in trace) <= after
 
 
-def test_patchable_gzip_passes_the_sinks_validation(templates):
-    """telegen's own sink (aiohttp's gzip decoder, every request decoded with
-    the official classes and checked) takes every patched body."""
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_patchable_bodies_pass_the_sinks_validation(templates, compression):
+    """telegen's own sink (every body decoded, every request parsed with the
+    official classes and checked) takes every patched body."""
     lines = Lines()
     with telegen.Sink(listen_http="127.0.0.1:0", validate=True) as sink:
-        report = run(loaded_batches(templates), settings_for(sink.http_endpoint, {"compression": "gzip"}, passes=3),
-                     lines)
+        report = run(loaded_batches(templates), settings_for(sink.http_endpoint, {"compression": compression},
+                                                             passes=3), lines)
         deadline = time.monotonic() + 10
         while sink.stats().traces.events < report.signals["traces"].delivered and time.monotonic() < deadline:
             time.sleep(0.05)
         stats = sink.stats().signals()
-    assert any(line.startswith("Compressed ") and "for gzip" in line for line in lines)
+    assert any(line.startswith("Compressed ") and f"for {compression}" in line for line in lines)
     for signal in SIGNALS:
         r = report.signals[signal]
         assert r.failed == r.rejected == 0 and r.delivered == r.sent > 0, signal
@@ -392,11 +399,26 @@ def test_tls_and_mutual_tls(templates, tmp_path):
     ({"protocol": "http/protobuf", "compression": "gzip"}, {"gzip_encoder": "zlib"}, "gzip, zlib"),
     ({"protocol": "grpc", "compression": "gzip"}, {}, "gzip by grpcio"),
     ({"protocol": "http/protobuf"}, {"gzip_encoder": "zlib"}, "none"),
+    ({"protocol": "http/protobuf", "compression": "zstd"}, {}, "zstd, patchable"),
+    ({"protocol": "http/protobuf", "compression": "zstd"}, {"zstd_encoder": "library"}, "zstd, library"),
 ])
 def test_the_setup_line_says_how_bodies_are_compressed(otlp, sending, expected):
     sender = telegen.Sender({"otlp": {"endpoint": "http://127.0.0.1:4318", **otlp}, "sending": sending},
                             write=lambda line: None)
     assert f"insecure, {expected})" in sender.describe_setup()
+
+
+def test_zstd_over_grpc_is_refused_with_what_to_do():
+    """grpcio has no zstd: the key, the value, and where zstd goes instead."""
+    with pytest.raises(telegen.ConfigError, match=r"otlp.compression: 'zstd' is invalid: expected none or gzip with "
+                                                  r"gRPC \(otlp.protocol is grpc; grpcio has no zstd\): zstd goes over "
+                                                  r"OTLP/HTTP, so set otlp.protocol: http/protobuf"):
+        telegen.Sender({"otlp": {"compression": "zstd"}})
+    with pytest.raises(telegen.ConfigError, match=r"\(otlp.logs.protocol is grpc"):
+        telegen.Sender({"otlp": {"compression": "zstd", "protocol": "http", "logs": {"protocol": "grpc"}}})
+    with pytest.raises(telegen.ConfigError, match="sending.zstd_encoder: 'zlib' is invalid: expected one of "
+                                                  "patchable, library"):
+        telegen.Sender({"sending": {"zstd_encoder": "zlib"}})
 
 
 def test_a_wrong_gzip_encoder_names_the_key_and_the_choices():

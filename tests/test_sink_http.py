@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 import urllib3
+import zstandard
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -262,7 +263,7 @@ def test_body_over_the_limit_is_413_compressed_or_not():
 def test_gzip_bodies_good_and_bad(sink):
     """Several gzip members are one body (as gzip readers take them); a body
     that is not gzip, or ends early, is a 400 that says so; an encoding
-    other than gzip is a 415."""
+    other than gzip or zstd is a 415."""
     one, two = traces_request(2), traces_request(3)
     assert post_signal(sink, "traces", gzip.compress(one) + gzip.compress(two), encoding="gzip").status == 200
     assert sink.stats().traces.events == 5
@@ -273,6 +274,33 @@ def test_gzip_bodies_good_and_bad(sink):
     response = post_signal(sink, "traces", one, encoding="br")
     assert response.status == 415 and "'br' is not supported" in status_of(response).message
     assert post_signal(sink, "traces", one, encoding="identity").status == 200
+
+
+def test_zstd_bodies_good_and_bad(sink):
+    """zstd as the Collector takes it: one frame or several, with or without
+    the content size declared; a body that is not zstd, or ends early, is a
+    400 that says so; a frame declaring more than the limit is refused at
+    its header, and one that hides its size is stopped at the limit."""
+    one, two = traces_request(2), traces_request(3)
+    compressor = zstandard.ZstdCompressor(level=1)
+    sizeless = zstandard.ZstdCompressor(level=1, write_content_size=False)
+    before = sink.stats().traces.events
+    body = compressor.compress(one) + sizeless.compress(two)
+    assert post_signal(sink, "traces", body, encoding="zstd").status == 200
+    assert sink.stats().traces.events == before + 5
+    for bad in (b"not zstd at all", compressor.compress(one)[:-3], compressor.compress(one) + b"\x00\x01"):
+        response = post_signal(sink, "traces", bad, encoding="zstd")
+        assert response.status == 400
+        assert "not valid zstd" in status_of(response).message
+    with Sink(listen_http="127.0.0.1:0", max_message_bytes=10_000) as small:
+        big = traces_request(200)
+        assert len(big) > 10_000
+        for packed in (compressor.compress(big), sizeless.compress(big)):
+            assert len(packed) < 10_000
+            assert post_signal(small, "traces", packed, encoding="zstd").status == 413
+        bomb = sizeless.compress(bytes(50_000_000))  # 50 MB of zeros in a few KB, its size unsaid
+        assert post_signal(small, "traces", bomb, encoding="zstd").status == 413
+        assert small.stats().traces.requests == 0
 
 
 def test_unparseable_body_is_400_even_without_validate(sink):

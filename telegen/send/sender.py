@@ -21,7 +21,7 @@ from .config import InputConfig, SenderConfig
 from .engine import ScheduleItem, SendSettings, run, stage_line
 from .load.batches import SignalTemplates, describe, load_signal
 from .load.cache import load_cached
-from .load.compression import IDENTITY, PATCHABLE, body_encoding
+from .load.compression import IDENTITY, body_encoding
 from .load.series import SeriesCount, count_series
 from .report import SendReport, latency, percent
 from .report.thresholds import abort_check, breaches
@@ -71,7 +71,8 @@ class Sender:
             started = time.monotonic()
             per_batch = getattr(sending.batch_size, signal)
             if self.config.input.cache_dir:
-                gzip = body_encoding(self.target(signal), sending.gzip_encoder) == PATCHABLE
+                encoding = body_encoding(self.target(signal), sending.gzip_encoder, sending.zstd_encoder)
+                gzip = encoding.patchable and encoding.codec == "gzip"
                 templates = load_cached(signal, path, per_batch, sending.max_message_bytes, copies,
                                         self.config.input.cache_dir, self.write, gzip=gzip)
             else:
@@ -123,6 +124,7 @@ class Sender:
                               max_backoff=retry.max_backoff, multiplier=retry.backoff_multiplier),
             stats_interval=sending.stats_interval,
             gzip_encoder=sending.gzip_encoder,
+            zstd_encoder=sending.zstd_encoder,
             scenarios=Scenarios.from_config(sending.scenarios),
             abort_check=abort_check(self.config.thresholds),
             stage_check=lambda figures: breaches(figures, self.config.thresholds),
@@ -188,7 +190,7 @@ class Sender:
         if settings.passes and not self.config.sending.search.enabled:
             bounds.append(f"{settings.passes} passes")
         endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
-                            f"{_compression(t, settings.gzip_encoder)})"
+                            f"{_compression(t, settings)})"
                             for signal, t in settings.targets.items() if signal in self.signals()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
         until = " or ".join(bounds) + (", whichever comes first" if len(bounds) > 1 else "") or "until stopped"
@@ -267,12 +269,12 @@ def nothing_to_send(config: InputConfig) -> str:
                       f"--output-dir {directory}`, or name files in input.traces, input.metrics, input.logs")
 
 
-def _compression(target: Target, gzip_encoder: str) -> str:
+def _compression(target: Target, settings: SendSettings) -> str:
     """How the bodies are compressed, as the setup line says it."""
-    encoding = body_encoding(target, gzip_encoder)
+    encoding = body_encoding(target, settings.gzip_encoder, settings.zstd_encoder)
     if encoding == IDENTITY:
         return "gzip by grpcio" if target.compression == "gzip" else target.compression
-    return f"gzip, {encoding}"
+    return str(encoding)
 
 
 def summary(report: SendReport) -> str:

@@ -2,7 +2,7 @@
 
     POST /v1/traces | /v1/metrics | /v1/logs
     Content-Type: application/x-protobuf     (anything else: 415)
-    Content-Encoding: gzip                   (optional; inflated with zlib-ng)
+    Content-Encoding: gzip | zstd            (optional; telegen.sink.bodies decodes them)
 
 answered as the OTLP specification says (https://opentelemetry.io/docs/specs/otlp/#otlphttp):
 200 with the serialized Export{Trace,Metrics,Logs}ServiceResponse, or an error
@@ -23,20 +23,16 @@ from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
-from zlib_ng import zlib_ng
 
 from ..errors import SinkError
 from .answer import Answer
+from .bodies import ENCODINGS, decode
 from .receiver import bind_socket
 
 if TYPE_CHECKING:
     from .receiver import Sink
 
 PROTOBUF = "application/x-protobuf"
-# Inflating gzip is most of what a compressed request costs the sink; zlib-ng
-# does it ~2.5x faster than zlib (docs/performance.md), so the sink does it
-# itself rather than leave it to aiohttp's parser.
-ENCODINGS = ("gzip", "identity")
 PATHS: dict[str, str] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 
 # gRPC status -> HTTP status, as google.rpc.Code documents the mapping.
@@ -176,13 +172,14 @@ class HttpReceiver:
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
         if encoding not in ENCODINGS:
             return _error(415, grpc.StatusCode.INVALID_ARGUMENT,
-                          f"Content-Encoding {encoding!r} is not supported: send gzip or no Content-Encoding")
+                          f"Content-Encoding {encoding!r} is not supported: send gzip, zstd or no Content-Encoding")
         data = await self._read_body(request)
-        if data is not None and encoding == "gzip":
+        if data is not None and encoding != "identity":
             try:
-                data = _inflate(data, self.sink.max_message_bytes)
+                # The sink, not aiohttp's parser, decodes: it knows the limit, and zlib-ng inflates faster.
+                data = decode(encoding, data, self.sink.max_message_bytes)
             except ValueError as exc:
-                return _error(400, grpc.StatusCode.INVALID_ARGUMENT, f"request body is not valid gzip: {exc}")
+                return _error(400, grpc.StatusCode.INVALID_ARGUMENT, f"request body is not valid {encoding}: {exc}")
         if data is None:
             limit = self.sink.max_message_bytes
             return _error(413, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -219,26 +216,3 @@ class HttpReceiver:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _inflate(body: bytes, limit: int) -> bytes | None:
-    """A gzip body's contents (one member or several, as gzip allows), None
-    past `limit` bytes (inflating stops there: no bomb gets through), and
-    ValueError for a body that is not gzip or ends early."""
-    out: list[bytes] = []
-    size = 0
-    rest = body
-    while rest:
-        inflater = zlib_ng.decompressobj(wbits=31)
-        try:
-            part = inflater.decompress(rest, limit - size + 1)
-        except zlib_ng.error as exc:
-            raise ValueError(str(exc)) from None
-        size += len(part)
-        if size > limit:
-            return None
-        if not inflater.eof:
-            raise ValueError("it ends before the gzip stream does")
-        out.append(part)
-        rest = inflater.unused_data
-    return b"".join(out)

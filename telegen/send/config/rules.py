@@ -22,7 +22,7 @@ from ...configkit import (
 from ...configkit.messages import show
 from ...errors import ConfigWarning
 from ...templates import SIGNALS
-from ..load.compression import GZIP_ENCODERS
+from ..load.compression import GZIP_ENCODERS, ZSTD_ENCODERS
 from ..tenants import MAX_TENANTS, WEIGHTS, bad_placeholder, fill, has_placeholder
 from ..transport.base import COMPRESSIONS, PROTOCOL_ALIASES, PROTOCOLS
 from .endpoints import endpoint_problem, split_endpoint
@@ -94,6 +94,7 @@ RULES: dict[str, Rule] = {
     "sending.processes": AT_LEAST_1,
     "sending.max_message_bytes": Range(low=1024, high=2**31 - 1),
     "sending.gzip_encoder": OneOf(GZIP_ENCODERS),
+    "sending.zstd_encoder": OneOf(ZSTD_ENCODERS),
     "sending.metric_series_multiplier": AT_LEAST_1,
     "sending.metric_interval": Duration(low=0, note="0 = as often as the rate asks"),
     "sending.stats_interval": Duration(low=0, low_open=True),
@@ -322,6 +323,18 @@ def _check_search(config: SenderConfig) -> None:
         raise invalid("sending.stages", "(given)", "no stages with sending.search: a search sets the rate itself")
 
 
+def _check_compression(config: SenderConfig) -> None:
+    if config.otlp.compression != "zstd":
+        return
+    for signal in SIGNALS:
+        if config.signal_target(signal).protocol == "grpc":
+            where = "otlp.protocol" if getattr(config.otlp, signal).protocol is None else f"otlp.{signal}.protocol"
+            raise invalid("otlp.compression", "zstd",
+                          f"none or gzip with gRPC ({where} is grpc; grpcio has no zstd): zstd goes over OTLP/HTTP, "
+                          "so set otlp.protocol: http/protobuf")
+
+
 CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tenants, _check_tls, _check_retry,
-                                                      _check_shard, _check_scenarios, _check_search)
+                                                      _check_shard, _check_scenarios, _check_search,
+                                                      _check_compression)
 

@@ -327,6 +327,10 @@ class SendingConfig:
     # (OTLP/HTTP with compression gzip): "patchable" compresses each batch
     # once and patches it per send; "zlib" compresses every request (to compare).
     gzip_encoder: str = "patchable"
+    # Likewise for zstd bodies (OTLP/HTTP with compression zstd): "patchable"
+    # compresses each batch once into frames patched per send; "library"
+    # compresses every request with the zstandard package, level 1 (to compare).
+    zstd_encoder: str = "patchable"
     metric_series_multiplier: int = 1
     # Seconds between two samples of a metric series at least, as an SDK
     # exports every interval (more points per second then come from more

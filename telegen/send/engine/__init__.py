@@ -26,8 +26,8 @@ from .plan import RatePlan, Stage
 from .progress import stage_line
 from .rate import TokenBucket
 from .run import run
-from .schedule import ScheduleItem, build_schedule, prepare_gzip, requests_for
+from .schedule import ScheduleItem, build_schedule, prepare_compression, requests_for
 from .settings import SendSettings, target_rate
 
 __all__ = ["COUNTERS", "Counters", "RatePlan", "ScheduleItem", "SendSettings", "Stage", "TokenBucket",
-           "build_schedule", "prepare_gzip", "requests_for", "run", "stage_line", "target_rate"]
+           "build_schedule", "prepare_compression", "requests_for", "run", "stage_line", "target_rate"]

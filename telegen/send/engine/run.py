@@ -30,7 +30,7 @@ from .counters import (
 )
 from .order import Generations
 from .progress import Progress, StageCuts, Watch
-from .schedule import ScheduleItem, build_schedule, prepare_gzip
+from .schedule import ScheduleItem, build_schedule, prepare_compression
 from .settings import SendSettings, target_rate
 from .worker import child_main, run_worker
 
@@ -52,7 +52,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     for line in scenarios.lines():
         write(line)
     tenants = settings.tenants is not None and settings.tenants.count > 1
-    loaded = prepare_gzip(correlate(loaded, per_trace_batch=tenants), settings, write)
+    loaded = prepare_compression(correlate(loaded, per_trace_batch=tenants), settings, write)
     schedule = build_schedule(loaded, settings.tenants)
     if settings.scenarios.churn:
         settings = replace(settings, scenarios=replace(settings.scenarios, churn_items=sum(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from ... import _fastpath
 from ...templates import SIGNALS
 from ..load.batches import Batch, SignalTemplates
-from ..load.compression import IDENTITY, PATCHABLE, body_encoding, patched_bodies, with_gzip, zlib_bodies
+from ..load.compression import bodies, with_compression
 from ..tenants import TenantCycle, Tenants
 from .clock import TraceClock
 from .settings import SendSettings
@@ -97,7 +97,7 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
                  tenant: int = 0, churns: int = 0) -> list[bytes]:
     """The request bodies of one send of a batch: patched at `now_ns` (None:
     now; a metric batch gets its generation's stamp; or as settings.prepare
-    says), cut into its pieces, gzip-compressed where the carrier wants gzip
+    says), cut into its pieces, compressed where the carrier wants compressed
     bodies, once `settings.on_sent` (if any) has seen the patched bytes. All
     the per-send work of the send path but the transport's (benchmarks count
     its instructions). `run_start_ns`: the start time of cumulative series,
@@ -123,17 +123,12 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
         data = settings.prepare(item)
     if settings.on_sent is not None:
         settings.on_sent(item, data, time.time_ns() if now_ns is None else now_ns)
-    encoding = body_encoding(settings.targets[item.signal], settings.gzip_encoder)
-    if encoding == PATCHABLE and batch.gzip:
-        return patched_bodies(batch.gzip, data)
-    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
-    return requests if encoding == IDENTITY else zlib_bodies(requests)
+    return bodies(batch, data, settings.body_encoding(item.signal))
 
 
-def prepare_gzip(loaded: Sequence[SignalTemplates], settings: SendSettings,
-                 write: Callable[[str], None] | None = None) -> list[SignalTemplates]:
+def prepare_compression(loaded: Sequence[SignalTemplates], settings: SendSettings,
+                        write: Callable[[str], None] | None = None) -> list[SignalTemplates]:
     """`loaded`, with the batches of every signal that will send patchable
-    gzip bodies compressed once."""
-    return [with_gzip(t, write) if body_encoding(settings.targets[t.signal], settings.gzip_encoder) == PATCHABLE
-            else t for t in loaded]
+    gzip or zstd bodies compressed once."""
+    return [with_compression(t, settings.body_encoding(t.signal), write) for t in loaded]
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..load.compression import PATCHABLE
+from ..load.compression import PATCHABLE, BodyEncoding, body_encoding
 from ..report import SendReport
 from ..scenarios import Scenarios
 from ..tenants import Tenants
@@ -39,6 +39,8 @@ class SendSettings:
     # How gzip bodies are made where the carrier sends them as given
     # (OTLP/HTTP): "patchable" (compressed once, patched per send) or "zlib".
     gzip_encoder: str = PATCHABLE
+    # Likewise for zstd bodies: "patchable" or "library" (zstandard, level 1).
+    zstd_encoder: str = PATCHABLE
     # Called with each progress interval's figures (a SendReport of that
     # interval); a reason returned stops the run early as aborted.
     abort_check: Callable[[SendReport], str | None] | None = None
@@ -70,6 +72,10 @@ class SendSettings:
     rate_control: RateControl | None = None
     # The progress lines every stats_interval (off under a search: its steps are the lines).
     progress_lines: bool = True
+
+    def body_encoding(self, signal: str) -> BodyEncoding:
+        """How this signal's request bodies are made (compressed by the engine or not)."""
+        return body_encoding(self.targets[signal], self.gzip_encoder, self.zstd_encoder)
 
     @property
     def plan(self) -> RatePlan | ControlledPlan:

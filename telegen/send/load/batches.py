@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import _fastpath, _gzip
+from ... import _fastpath, _gzip, _zstd
 from ...errors import TemplateFileError
 from ...templates import read_json_records, split_records
 from ..shard import SeriesCopies
@@ -54,6 +54,8 @@ class Batch:
     # Each piece compressed once into a patchable gzip member, when the run
     # sends gzip bodies (telegen.send.load.compression); empty otherwise.
     gzip: tuple[_gzip.GzipTemplate, ...] = ()
+    # Likewise into a patchable zstd frame, when the run sends zstd bodies.
+    zstd: tuple[_zstd.ZstdTemplate, ...] = ()
     # Correlation (telegen.send.load.correlate), set once every signal is
     # loaded: a trace batch's row in the run's trace clock (-1: none); for a
     # batch naming traces, the clock row of each id group's trace (-1: none),

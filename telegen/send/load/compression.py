@@ -1,12 +1,17 @@
-"""gzip request bodies for the carriers that take them as bytes (OTLP/HTTP).
+"""Compressed request bodies (gzip, zstd) for the carriers that take them as
+bytes (OTLP/HTTP).
 
-Two ways, one result (a gzip member per request):
+Two ways per codec, one result (a gzip member or a zstd frame per request):
 - **patchable** (the default): each request of a batch is compressed once, at
   load time, into a stream whose changing bytes stay patchable in place
-  (telegen/_gzip.pyx; docs/design.md, "Patchable gzip"); a send patches the batch
-  as usual, then writes the changed bytes' 9-bit literal codes into a copy of
-  the compressed template and sets the trailer's CRC32.
-- **zlib**: gzip.compress on every request, kept to compare against.
+  (docs/design.md, "Patchable gzip" and "Patchable zstd"); a send patches the
+  batch as usual, then
+  - gzip (telegen/_gzip.pyx): writes the changed bytes' 9-bit literal codes
+    into a copy of the compressed template and sets the trailer's CRC32;
+  - zstd (telegen/_zstd.pyx): copies the changed bytes into a copy of the
+    frame, where they sit as raw literals (no checksum to set).
+- **zlib** (gzip) and **library** (zstd, the zstandard package, level 1):
+  the codec's library on every request, kept to compare against.
 
 `byte_classes` is where the match rule comes from: it reads the patch plan
 and names, for every byte the kernel writes, what the byte will become, so
@@ -15,6 +20,7 @@ the compressor only ever lets a match copy bytes that are sure to be equal.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import time
 from collections.abc import Sequence
@@ -22,16 +28,41 @@ from collections.abc import Sequence
 import numpy as np
 from zlib_ng.zlib_ng import crc32  # ~12x zlib's crc32 here (docs/performance.md): the CRC is most of a send's cost
 
-from ... import _fastpath, _gzip
+from ... import _fastpath, _gzip, _zstd
 from ..transport.base import HTTP_PROTOBUF, Target
 from .batches import Batch, SignalTemplates
 
-IDENTITY = "identity"
 PATCHABLE = "patchable"
 ZLIB = "zlib"
+LIBRARY = "library"
 GZIP_ENCODERS: tuple[str, ...] = (PATCHABLE, ZLIB)
+ZSTD_ENCODERS: tuple[str, ...] = (PATCHABLE, LIBRARY)
 # zlib's default level, as grpcio's gzip uses: the carriers compare like for like.
 ZLIB_LEVEL = 6
+# zstd's fastest standard level: the library's cheapest bodies, what a sender
+# compressing per request would choose.
+ZSTD_LEVEL = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class BodyEncoding:
+    """What the engine does to a signal's request bodies: `codec` "identity"
+    (sent as patched: uncompressed, or gRPC, which compresses inside grpcio),
+    "gzip" or "zstd" (compressed by the engine, for a carrier that sends the
+    bytes it is given), by `encoder` (PATCHABLE, ZLIB or LIBRARY)."""
+
+    codec: str
+    encoder: str = ""
+
+    @property
+    def patchable(self) -> bool:
+        return self.encoder == PATCHABLE
+
+    def __str__(self) -> str:
+        return self.codec if self.codec == "identity" else f"{self.codec}, {self.encoder}"
+
+
+IDENTITY = BodyEncoding("identity")
 
 def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndarray:
     """uint32 per byte of `data`: the byte's value where the patch kernel
@@ -156,14 +187,14 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
     return classes
 
 
-def body_encoding(target: Target, gzip_encoder: str) -> str:
-    """What the engine does to a signal's request bodies: IDENTITY (sent as
-    patched: uncompressed, or gRPC, which compresses inside grpcio because it
-    has no supported way to send a message already compressed), or the gzip
-    encoder for a carrier that sends the bytes it is given (OTLP/HTTP)."""
-    if target.compression != "gzip" or target.protocol != HTTP_PROTOBUF:
+def body_encoding(target: Target, gzip_encoder: str = PATCHABLE, zstd_encoder: str = PATCHABLE) -> BodyEncoding:
+    """How a signal's request bodies are made: compressed by the engine where
+    the carrier sends the bytes it is given (OTLP/HTTP), else IDENTITY
+    (uncompressed, or gRPC: grpcio compresses gzip itself, having no
+    supported way to send a message compressed in advance)."""
+    if target.protocol != HTTP_PROTOBUF or target.compression not in ("gzip", "zstd"):
         return IDENTITY
-    return gzip_encoder
+    return BodyEncoding(target.compression, gzip_encoder if target.compression == "gzip" else zstd_encoder)
 
 
 def with_gzip(loaded: SignalTemplates, write=None) -> SignalTemplates:
@@ -197,3 +228,69 @@ def patched_bodies(templates: Sequence[_gzip.GzipTemplate], raw: bytes) -> list[
 def zlib_bodies(requests: Sequence[bytes], level: int = ZLIB_LEVEL) -> list[bytes]:
     """gzip members made the ordinary way, one zlib pass per request."""
     return [gzip.compress(r, level, mtime=0) for r in requests]
+
+
+def with_zstd(loaded: SignalTemplates, write=None) -> SignalTemplates:
+    """`loaded` with every batch compressed into patchable zstd frames (once
+    per run, before workers fork, so they share them)."""
+    if all(batch.zstd for batch in loaded.batches):
+        return loaded
+    started = time.monotonic()
+    batches = tuple(batch if batch.zstd else dataclasses.replace(batch, zstd=compress_batch_zstd(batch))
+                    for batch in loaded.batches)
+    if write is not None:
+        raw = sum(len(b.data) for b in batches)
+        packed = sum(len(t.data) for b in batches for t in b.zstd)
+        write(f"Compressed {len(batches)} {loaded.signal} batches for zstd in {time.monotonic() - started:.1f} s "
+              f"({raw / 1e6:,.1f} MB -> {packed / 1e6:,.1f} MB, {packed / max(1, loaded.events):.0f} bytes per event)")
+    return dataclasses.replace(loaded, batches=batches)
+
+
+def compress_batch_zstd(batch: Batch, max_chain: int = _zstd.DEFAULT_CHAIN,
+                        window_log: int = _zstd.DEFAULT_WINDOW_LOG) -> tuple[_zstd.ZstdTemplate, ...]:
+    """The batch's requests (its pieces), each compressed once into a patchable zstd frame."""
+    classes = byte_classes(batch.plan, batch.data)
+    return tuple(_zstd.compress(batch.data, classes, start, end, max_chain, window_log)
+                 for start, end in batch.pieces)
+
+
+def patched_zstd_bodies(templates: Sequence[_zstd.ZstdTemplate], raw: bytes) -> list[bytes]:
+    """The zstd bodies of one send: `raw` is the batch as the kernel patched it."""
+    return [_zstd.patch(t, raw) for t in templates]
+
+
+def library_zstd_bodies(requests: Sequence[bytes], level: int = ZSTD_LEVEL) -> list[bytes]:
+    """zstd frames made the ordinary way, one library call per request."""
+    compressor = _library_compressor(level)
+    return [compressor.compress(r) for r in requests]
+
+
+@functools.lru_cache(maxsize=4)
+def _library_compressor(level: int):
+    import zstandard
+
+    # A compressor holds its context: made once per process and level, as a
+    # sender that compresses per request would keep it.
+    return zstandard.ZstdCompressor(level=level)
+
+
+def with_compression(loaded: SignalTemplates, encoding: BodyEncoding, write=None) -> SignalTemplates:
+    """`loaded` with what `encoding` needs made once: patchable gzip or zstd templates, or nothing."""
+    if not encoding.patchable:
+        return loaded
+    return with_gzip(loaded, write) if encoding.codec == "gzip" else with_zstd(loaded, write)
+
+
+def bodies(batch: Batch, data: bytes, encoding: BodyEncoding) -> list[bytes]:
+    """The request bodies of one send of `batch`, `data` being it patched."""
+    if encoding.patchable:
+        if encoding.codec == "gzip" and batch.gzip:
+            return patched_bodies(batch.gzip, data)
+        if encoding.codec == "zstd" and batch.zstd:
+            return patched_zstd_bodies(batch.zstd, data)
+    requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
+    if encoding.codec == "gzip":
+        return zlib_bodies(requests)
+    if encoding.codec == "zstd":
+        return library_zstd_bodies(requests)
+    return requests

@@ -26,7 +26,7 @@ HTTP_PROTOBUF = "http/protobuf"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
 # Short names a person types; the CLI, the YAML and the environment take them alike.
 PROTOCOL_ALIASES: dict[str, str] = {"http": HTTP_PROTOBUF}
-COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
+COMPRESSIONS: tuple[str, ...] = ("none", "gzip", "zstd")
 
 # How an event that was not delivered ended, as Outcome.reasons and the reports count it.
 FAILED = "failed"  # no answer that took it: retries ran out, a transport error, the run ended

@@ -91,6 +91,8 @@ class GrpcTransport(Carrier):
         self.signal = signal
         self.target = target
         self.retry = retry
+        if target.compression == "zstd":
+            raise ValueError("grpcio has no zstd: send zstd over OTLP/HTTP (protocol http/protobuf)")
         self.channel = open_channel(target)
         self._call = self.channel.unary_unary(METHODS[signal], request_serializer=None,
                                               response_deserializer=None)

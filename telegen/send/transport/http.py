@@ -1,9 +1,10 @@
 """OTLP/HTTP (http/protobuf) transport for pre-serialized requests, on libcurl.
 
 Each request is a POST of the bytes the engine made, as
-`application/x-protobuf`; with `compression: gzip` they are already gzip
-members (telegen.send.load.compression makes them: patched in place, not
-compressed per send) and go out with `Content-Encoding: gzip`. pycurl hands libcurl the bytes object itself, and
+`application/x-protobuf`; with `compression: gzip` (or `zstd`) they are
+already gzip members (zstd frames) (telegen.send.load.compression makes them:
+patched in place, not compressed per send) and go out with
+`Content-Encoding: gzip` (`zstd`). pycurl hands libcurl the bytes object itself, and
 one thread per signal drives a curl multi handle, which keeps the
 connections alive and reuses them. Which client to use was measured
 (benchmarks/test_http.py, docs/performance.md): inside the engine, libcurl's
@@ -119,7 +120,7 @@ class HttpTransport(Carrier):
         fixed = ["Content-Type: application/x-protobuf",
                  # libcurl would wait for a 100 Continue before a large body.
                  "Expect:",
-                 *(["Content-Encoding: gzip"] if target.compression == "gzip" else [])]
+                 *([f"Content-Encoding: {target.compression}"] if target.compression in ("gzip", "zstd") else [])]
         # Per tenant, its whole header list, made once; a handle keeps the
         # last one it was given (tenant 0's when new) until a request of
         # another tenant takes it. One tenant: never changed.
