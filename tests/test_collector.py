@@ -41,12 +41,15 @@ def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2
     }, write=lambda line: None).run()
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
-@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, protocol, compression):
+@pytest.mark.parametrize("protocol, compression, encoder", [
+    ("grpc", "none", ""), ("grpc", "gzip", ""), ("http/protobuf", "none", ""), ("http/protobuf", "gzip", ""),
+    # zstd (OTLP/HTTP only: grpcio has none): the Collector decodes every patched frame, or refuses it.
+    ("http/protobuf", "zstd", "patchable"), ("http/protobuf", "zstd", "library")])
+def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, protocol, compression, encoder):
     with Collector(workdir=tmp_path) as collector:
         endpoint = collector.grpc_endpoint if protocol == "grpc" else f"http://{collector.http_endpoint}"
-        report = send(template_dir, endpoint, compression, protocol=protocol)
+        report = send(template_dir, endpoint, compression, protocol=protocol,
+                      **({"zstd_encoder": encoder} if encoder else {}))
         metrics = collector.wait_for(ACCEPTED["logs"], report.signals["logs"].delivered)
     for signal in ("traces", "metrics", "logs"):
         delivered = report.signals[signal].delivered
