@@ -123,6 +123,7 @@ def markdown(results: dict) -> str:
                              f"{f['cpu_s_per_million']:.2f} | {f['sink_cpu_s_per_million']:.2f} | "
                              f"{f['wire_bytes_per_event']:.0f} |")
         lines.append("")
+    lines += _zstd_lines(rows)
     sweep = [r for r in rows if r["kind"] == "batch_sweep"]
     if sweep:
         lines += ["## Batch size (traces per batch)", "", "| traces per batch | spans/s | sender CPU s / M spans |",
@@ -216,6 +217,51 @@ def markdown(results: dict) -> str:
                              f"{r['logs_per_s']:,.0f} logs/s, peak RSS {r['peak_rss_bytes'] / 1e6:.0f} MB |")
         lines.append("")
     return "\n".join(lines)
+
+
+ZSTD_BODIES = (("none", "uncompressed"), ("zlib", "gzip, zlib-6 per request"), ("patchable_gzip", "gzip, patchable"),
+               ("library", "zstd, zstd-1 per request"), ("patchable", "zstd, patchable"))
+
+
+def _zstd_lines(rows: list[dict]) -> list[str]:
+    """benchmarks/test_zstd.py's tables: bytes and per-send CPU, then the compression table end to end."""
+    lines: list[str] = []
+    sizes = {r["signal"]: r for r in rows if r["kind"] == "zstd_size"}
+    cpus = {r["signal"]: r for r in rows if r["kind"] == "zstd_cpu"}
+    if sizes or cpus:
+        lines += ["## zstd: patchable beside zstd-1 and patchable gzip (per event; CPU on one core, medians of "
+                  "alternating rounds)", "",
+                  "| signal | raw B | zstd-1 B | patchable gzip B | patchable zstd B | / zstd-1 "
+                  "| / patchable gzip | patch ns | patch + patchable zstd ns | patch + patchable gzip ns | zstd-1 ns "
+                  "| compressed at load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for signal in ("traces", "metrics", "logs"):
+            size, cpu = sizes.get(signal, {}), cpus.get(signal, {})
+            b, ns = size.get("bytes_per_event", {}), cpu.get("ns_per_event", {})
+            cells = [_cell(b, "raw", ".0f"), _cell(b, "zstd1", ".1f"), _cell(b, "patchable_gzip", ".1f"),
+                     _cell(b, "patchable", ".1f"), f"{1 / size['ratio']:.2f}x" if size else "-",
+                     f"{1 / size['gzip_ratio']:.2f}x" if size else "-",
+                     _cell(ns, "patch", ".0f"), _cell(ns, "patch+patchable", ".0f"),
+                     _cell(ns, "patch+patchable_gzip", ".0f"), _cell(ns, "zstd1", ".0f"),
+                     f"{size['compress_mb_per_second']:.0f} MB/s" if size else "-"]
+            lines.append(f"| {signal} | {' | '.join(cells)} |")
+        lines.append("")
+    sends = [r for r in rows if r["kind"] == "zstd_send"]
+    if sends:
+        lines += ["## Compression end to end over OTLP/HTTP (`telegen send` to `telegen sink`, medians of alternating "
+                  "rounds)", "", "| signal | body | events/s | sender CPU s / M | / uncompressed | sink CPU s / M "
+                  "| wire B / event |", "|---|---|---|---|---|---|---|"]
+        for r in sends:
+            for name, label in ZSTD_BODIES:
+                if name not in r:
+                    continue
+                f = r[name]
+                lines.append(f"| {r['signal']} | {label} | {f['events_per_second']:,.0f} | "
+                             f"{f['cpu_s_per_million']:.2f} | "
+                             f"{f['cpu_s_per_million'] / r['none']['cpu_s_per_million']:.2f}x | "
+                             f"{f['sink_cpu_s_per_million']:.2f} | {f['wire_bytes_per_event']:.0f} |")
+        lines.append("")
+    return lines
 
 
 def _cell(values: dict, key: str, spec: str) -> str:

@@ -73,3 +73,28 @@ def test_gzip_benchmarks_become_guarded_ratios_and_a_table():
                                  "gzip/cpu zlib-1 over patchable traces": 20.5}
     table = markdown(results)
     assert "| traces | 419 | 74.2 | 64.9 | 77.3 | 1.04x | 30 | 87 | 1788 | 4410 | 20.5x | 90 MB/s |" in table
+
+
+def test_zstd_benchmarks_become_the_compression_tables():
+    from report import condense, markdown
+
+    send = {name: {"events_per_second": rate, "cpu_s_per_million": cpu, "sink_cpu_s_per_million": 0.3,
+                   "wire_bytes_per_event": wire}
+            for name, rate, cpu, wire in (("none", 3e6, 0.25, 419), ("zlib", 3e5, 3.5, 65),
+                                          ("patchable_gzip", 2e6, 0.36, 77), ("library", 1e6, 1.1, 52),
+                                          ("patchable", 2.5e6, 0.28, 59))}
+    raw = {"benchmarks": [
+        {"name": "test_patchable_zstd_size[traces]",
+         "extra_info": {"kind": "zstd_size", "signal": "traces", "ratio": 52.4 / 58.6, "gzip_ratio": 77.3 / 58.6,
+                        "literals_per_event": 25.1, "compress_mb_per_second": 71.0,
+                        "bytes_per_event": {"raw": 419, "zstd1": 52.4, "patchable_gzip": 77.3, "patchable": 58.6}}},
+        {"name": "test_patchable_zstd_cpu[traces]",
+         "extra_info": {"kind": "zstd_cpu", "signal": "traces", "ratio": 12.0,
+                        "ns_per_event": {"patch": 36, "patch+patchable": 48, "patch+patchable_gzip": 99,
+                                         "zstd1": 580}}},
+        {"name": "test_patchable_zstd_send[traces]",
+         "extra_info": {"kind": "zstd_send", "signal": "traces", "ratio": 0.9, "rate_ratio": 0.8, **send}}]}
+    table = markdown(condense(raw))
+    assert "| traces | 419 | 52.4 | 77.3 | 58.6 | 1.12x | 0.76x | 36 | 48 | 99 | 580 | 71 MB/s |" in table
+    assert "| traces | zstd, patchable | 2,500,000 | 0.28 | 1.12x | 0.30 | 59 |" in table
+    assert "| traces | gzip, zlib-6 per request | 300,000 | 3.50 | 14.00x | 0.30 | 65 |" in table

@@ -116,7 +116,7 @@ def copy_checkout(destination: Path) -> None:
                 shutil.copy2(source, destination / name)
         return
     shutil.copytree(ROOT, destination, dirs_exist_ok=True, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "*.so", "_fastpath.c", "_gzip.c", "__pycache__",
+        ".git", ".venv", "build", "dist", "*.egg-info", "*.so", "_fastpath.c", "_gzip.c", "_zstd.c", "__pycache__",
         ".pytest_cache", ".peers", ".benchmarks", ".hypothesis", "generated"))
 
 
