@@ -21,6 +21,7 @@ from telegen import _zstd
 from telegen.reference import zstd as ref
 from telegen.send.load.batches import build_batches
 from telegen.send.load.compression import byte_classes, compress_batch, compress_batch_zstd, patched_zstd_bodies
+from telegen.send.shard import SeriesCopies
 
 NOW = 1_800_000_000_000_000_000
 DECODER = zstandard.ZstdDecompressor()
@@ -108,6 +109,21 @@ def test_whole_batches_round_trip_piece_by_piece(templates, signal):
                            replica=replica)
             bodies = patched_zstd_bodies(frames, raw)
             assert [unzstd(body) for body in bodies] == [raw[a:b] for a, b in batch.pieces]
+
+
+def test_a_shards_metric_copies_round_trip(templates):
+    """A fleet shard's metrics (its own copies of every series, told apart by
+    replica digits the kernel writes into the resource) in patchable frames:
+    every copy decodes to its patched bytes."""
+    copies = SeriesCopies.for_shard(1, 3, 2, 1, 0)
+    loaded = build_batches("metrics", templates.records("metrics"), 60, 4 * 2**20, copies)
+    assert any(len(batch.plan.replicas) for batch in loaded.batches)
+    for batch in loaded.batches[:4]:
+        frames = compress_batch_zstd(batch)
+        for replica in range(copies.first, copies.first + copies.count):
+            raw = fp.patch(batch.plan, batch.data, NOW, 10**6, replica=replica, step=replica)
+            assert [unzstd(body) for body in patched_zstd_bodies(frames, raw)] == \
+                [raw[a:b] for a, b in batch.pieces]
 
 
 def test_the_zstd_command_reads_it(templates, tmp_path):
