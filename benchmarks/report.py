@@ -261,6 +261,15 @@ def _zstd_lines(rows: list[dict]) -> list[str]:
                              f"{f['cpu_s_per_million'] / r['none']['cpu_s_per_million']:.2f}x | "
                              f"{f['sink_cpu_s_per_million']:.2f} | {f['wire_bytes_per_event']:.0f} |")
         lines.append("")
+    equal = [r for r in rows if r["kind"] == "zstd_equal_rate"]
+    if equal:
+        lines += [f"## Sender CPU at an equal rate ({equal[0]['rate']:,} events/s, OTLP/HTTP to `telegen sink`)", "",
+                  "| signal | uncompressed CPU s / M | patchable gzip | patchable zstd | zstd / uncompressed |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {r['none']['cpu_s_per_million']:.3f} | "
+                  f"{r['patchable_gzip']['cpu_s_per_million']:.3f} | {r['patchable']['cpu_s_per_million']:.3f} | "
+                  f"{1 / r['ratio']:.2f}x |" for r in equal]
+        lines.append("")
     return lines
 
 

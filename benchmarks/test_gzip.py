@@ -115,12 +115,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def send_for(loaded, sink, signal: str, compression: str, encoder: str = PATCHABLE) -> dict:
-    """One timed run; `encoder` is the gzip or zstd encoder, as `compression` says."""
+def send_for(loaded, sink, signal: str, compression: str, encoder: str = PATCHABLE, rate: float = 0) -> dict:
+    """One timed run (at `rate` events/s; 0: as fast as it goes); `encoder`
+    is the gzip or zstd encoder, as `compression` says."""
     target = Target(endpoint=f"{sink.http_endpoint}/v1/{signal}", insecure=True, compression=compression,
                     protocol=HTTP_PROTOBUF)
     settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
-                            stats_interval=3600, **{"zstd_encoder" if compression == "zstd" else "gzip_encoder": encoder})
+                            stats_interval=3600, events_per_second=rate,
+                            **{"zstd_encoder" if compression == "zstd" else "gzip_encoder": encoder})
     pid = sink.process.pid
     before, sink_before = _cpu(), proc_cpu(pid)
     report = run([loaded[signal]], settings, write=lambda line: None)

@@ -13,8 +13,11 @@ on the benchmark templates' batches at the seed's batch sizes (conftest).
   with gzip (zlib-6 per request, and patchable) and zstd (the library's
   level 1 per request, and patchable), alternating; events/s,
   the sender's and the sink's CPU per million events, bytes on the wire per
-  event. Issue target: the sender's CPU per event with patchable zstd <= 1.2x
-  uncompressed ("compression at memcpy cost").
+  event. Unbounded, the rate is the sink's (it shares the sender's two cores
+  and decodes every body), and a sender held back waits at a cost per event.
+- at an equal rate: the same sends at EQUAL_RATE events/s, the sender's CPU
+  per event uncompressed, with patchable zstd and with patchable gzip. Issue
+  target: patchable zstd <= 1.2x uncompressed ("compression at memcpy cost").
 - load: how fast a run compresses its batches before it starts (raw MB/s).
 """
 from __future__ import annotations
@@ -35,6 +38,8 @@ from telegen.send.load.compression import (
     with_zstd,
 )
 from telegen.sink import SinkProcess
+
+EQUAL_RATE = 1_000_000  # events/s: under every body's unbounded rate here, so each run holds it
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +130,23 @@ def test_patchable_zstd_send(benchmark, zloaded, sink, signal):
         f"{r['sink_cpu_s_per_million']:.2f} CPU-s/M; {r['wire_bytes_per_event']:.0f} B/event)"
         for name, r in results.items())
         + f"  patchable zstd/none: rate x{rate_ratio:.2f}, sender CPU per event x{cpu_ratio:.2f}")
+
+
+@pytest.mark.parametrize("signal", list(BATCH_SIZES))
+def test_patchable_zstd_sender_cpu_at_an_equal_rate(benchmark, zloaded, sink, signal):
+    modes = {"none": ("none", PATCHABLE), "patchable_gzip": ("gzip", PATCHABLE), "patchable": ("zstd", PATCHABLE)}
+    runs: dict[str, list[dict]] = {name: [] for name in modes}
+
+    def alternate():
+        for _ in range(ROUNDS):
+            for name, (compression, encoder) in modes.items():
+                runs[name].append(send_for(zloaded, sink, signal, compression, encoder, rate=EQUAL_RATE))
+
+    benchmark.pedantic(alternate, rounds=1)
+    results = {name: median_of(values) for name, values in runs.items()}
+    cpu_ratio = results["patchable"]["cpu_s_per_million"] / results["none"]["cpu_s_per_million"]
+    benchmark.extra_info.update(kind="zstd_equal_rate", signal=signal, ratio=1 / cpu_ratio, rate=EQUAL_RATE,
+                                rounds=ROUNDS, **results)
+    print(f"\n{signal:8s} at {EQUAL_RATE:,}/s: " + "  ".join(
+        f"{name} sender {r['cpu_s_per_million']:.3f} CPU-s/M ({r['events_per_second']:,.0f}/s)"
+        for name, r in results.items()) + f"  patchable zstd/none: sender CPU per event x{cpu_ratio:.2f}")
