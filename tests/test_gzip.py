@@ -161,11 +161,16 @@ def test_size_is_close_to_zlib_level_1(templates):
 # -- random parameters, mutated templates, a fuzzed compressor ------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), jitter=st.integers(0, 10**10),
-       backdate=st.integers(0, 10**10), step=st.integers(0, 10**6), replica=st.integers(-1, 10**4),
-       signal=st.sampled_from(SIGNALS), records=st.integers(1, 12))
+def ANY_PARAMETERS(test):  # noqa: N802 (a decorator, shared with test_zstd.py)
+    """Any patch parameters over 1-12 records of any signal."""
+    test = given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), jitter=st.integers(0, 10**10),
+                 backdate=st.integers(0, 10**10), step=st.integers(0, 10**6), replica=st.integers(-1, 10**4),
+                 signal=st.sampled_from(SIGNALS), records=st.integers(1, 12))(test)
+    return settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(test)
+
+
+@ANY_PARAMETERS
 def test_any_parameters_round_trip(templates, seed, now, jitter, backdate, step, replica, signal, records):
     data = b"".join(templates.records(signal)[:records])
     raw, unpacked = round_trip(signal, data, seed, now=now, jitter_ns=jitter, backdate_ns=backdate,
@@ -176,6 +181,14 @@ def test_any_parameters_round_trip(templates, seed, now, jitter, backdate, step,
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), flips=st.integers(1, 6), signal=st.sampled_from(SIGNALS))
 def test_mutated_templates_round_trip(templates, seed, flips, signal):
+    data = mutated_record(templates, seed, flips, signal)
+    if data is not None:
+        raw, unpacked = round_trip(signal, data, seed, now=NOW, jitter_ns=1000, step=2, replica=3)
+        assert unpacked == raw
+
+
+def mutated_record(templates, seed: int, flips: int, signal: str) -> bytes | None:
+    """A template record with `flips` random bytes changed, if it still scans (None if not)."""
     rnd = random.Random(seed)
     records = templates.records(signal)
     data = bytearray(records[rnd.randrange(len(records))])
@@ -184,9 +197,8 @@ def test_mutated_templates_round_trip(templates, seed, flips, signal):
     try:
         fp.scan(signal, bytes(data))
     except ValueError:
-        return
-    raw, unpacked = round_trip(signal, bytes(data), seed, now=NOW, jitter_ns=1000, step=2, replica=3)
-    assert unpacked == raw
+        return None
+    return bytes(data)
 
 
 @st.composite

@@ -14,7 +14,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fastpath import PARAMS
-from test_gzip import SIGNALS, classed_buffers, requests_of, sdk_requests
+from test_gzip import ANY_PARAMETERS, SIGNALS, classed_buffers, mutated_record, requests_of, sdk_requests
 
 from telegen import _fastpath as fp
 from telegen import _zstd
@@ -155,11 +155,7 @@ def test_size_beats_patchable_gzip_and_is_near_zstd_level_1(templates):
 # -- random parameters, mutated templates, a fuzzed compressor ------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), jitter=st.integers(0, 10**10),
-       backdate=st.integers(0, 10**10), step=st.integers(0, 10**6), replica=st.integers(-1, 10**4),
-       signal=st.sampled_from(SIGNALS), records=st.integers(1, 12))
+@ANY_PARAMETERS
 def test_any_parameters_round_trip(templates, seed, now, jitter, backdate, step, replica, signal, records):
     data = b"".join(templates.records(signal)[:records])
     raw, unpacked = round_trip(signal, data, seed, now=now, jitter_ns=jitter, backdate_ns=backdate,
@@ -170,17 +166,10 @@ def test_any_parameters_round_trip(templates, seed, now, jitter, backdate, step,
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), flips=st.integers(1, 6), signal=st.sampled_from(SIGNALS))
 def test_mutated_templates_round_trip(templates, seed, flips, signal):
-    rnd = random.Random(seed)
-    records = templates.records(signal)
-    data = bytearray(records[rnd.randrange(len(records))])
-    for _ in range(flips):
-        data[rnd.randrange(len(data))] = rnd.randrange(256)
-    try:
-        fp.scan(signal, bytes(data))
-    except ValueError:
-        return
-    raw, unpacked = round_trip(signal, bytes(data), seed, now=NOW, jitter_ns=1000, step=2, replica=3)
-    assert unpacked == raw
+    data = mutated_record(templates, seed, flips, signal)
+    if data is not None:
+        raw, unpacked = round_trip(signal, data, seed, now=NOW, jitter_ns=1000, step=2, replica=3)
+        assert unpacked == raw
 
 
 @settings(max_examples=200, deadline=None)

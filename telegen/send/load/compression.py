@@ -200,15 +200,20 @@ def body_encoding(target: Target, gzip_encoder: str = PATCHABLE, zstd_encoder: s
 def with_gzip(loaded: SignalTemplates, write=None) -> SignalTemplates:
     """`loaded` with every batch compressed into patchable gzip templates
     (once per run, before workers fork, so they share them)."""
-    if all(batch.gzip for batch in loaded.batches):
+    return _with_templates(loaded, "gzip", compress_batch, write)
+
+
+def _with_templates(loaded: SignalTemplates, codec: str, compress, write=None) -> SignalTemplates:
+    """`loaded` with each batch's `codec` field (gzip, zstd) filled by `compress(batch)` where empty."""
+    if all(getattr(batch, codec) for batch in loaded.batches):
         return loaded
     started = time.monotonic()
-    batches = tuple(batch if batch.gzip else dataclasses.replace(batch, gzip=compress_batch(batch))
+    batches = tuple(batch if getattr(batch, codec) else dataclasses.replace(batch, **{codec: compress(batch)})
                     for batch in loaded.batches)
     if write is not None:
         raw = sum(len(b.data) for b in batches)
-        packed = sum(len(t.data) for b in batches for t in b.gzip)
-        write(f"Compressed {len(batches)} {loaded.signal} batches for gzip in {time.monotonic() - started:.1f} s "
+        packed = sum(len(t.data) for b in batches for t in getattr(b, codec))
+        write(f"Compressed {len(batches)} {loaded.signal} batches for {codec} in {time.monotonic() - started:.1f} s "
               f"({raw / 1e6:,.1f} MB -> {packed / 1e6:,.1f} MB, {packed / max(1, loaded.events):.0f} bytes per event)")
     return dataclasses.replace(loaded, batches=batches)
 
@@ -233,17 +238,7 @@ def zlib_bodies(requests: Sequence[bytes], level: int = ZLIB_LEVEL) -> list[byte
 def with_zstd(loaded: SignalTemplates, write=None) -> SignalTemplates:
     """`loaded` with every batch compressed into patchable zstd frames (once
     per run, before workers fork, so they share them)."""
-    if all(batch.zstd for batch in loaded.batches):
-        return loaded
-    started = time.monotonic()
-    batches = tuple(batch if batch.zstd else dataclasses.replace(batch, zstd=compress_batch_zstd(batch))
-                    for batch in loaded.batches)
-    if write is not None:
-        raw = sum(len(b.data) for b in batches)
-        packed = sum(len(t.data) for b in batches for t in b.zstd)
-        write(f"Compressed {len(batches)} {loaded.signal} batches for zstd in {time.monotonic() - started:.1f} s "
-              f"({raw / 1e6:,.1f} MB -> {packed / 1e6:,.1f} MB, {packed / max(1, loaded.events):.0f} bytes per event)")
-    return dataclasses.replace(loaded, batches=batches)
+    return _with_templates(loaded, "zstd", compress_batch_zstd, write)
 
 
 def compress_batch_zstd(batch: Batch, max_chain: int = _zstd.DEFAULT_CHAIN,
