@@ -42,6 +42,10 @@ cdef enum:
     LL_LOG = 6
     ML_LOG = 6
     OF_LOG = 5
+    # The largest table logs the format allows a block's own tables.
+    LL_MAX_LOG = 9
+    ML_MAX_LOG = 9
+    OF_MAX_LOG = 8
     N_LL = 36
     N_ML = 53
     N_OF = 29
@@ -78,11 +82,11 @@ cdef struct FseTable:
     # it, the encoder's: for a symbol and the state the decoder goes to next,
     # the state that decodes the symbol and reaches it.
     int log
-    uint8_t symbol[64]
-    uint8_t bits[64]
-    uint16_t baseline[64]
-    uint8_t first[64]  # per symbol: a state that decodes it (the lowest)
-    uint8_t encode[64 * 64]  # [symbol * size + next state]
+    uint16_t symbol[512]
+    uint8_t bits[512]
+    uint16_t baseline[512]
+    uint16_t first[64]  # per symbol: a state that decodes it (the lowest)
+    uint16_t encode[64 * 512]  # [symbol << log | next state]
 
 
 cdef inline int _highbit(uint32_t v) noexcept nogil:
@@ -101,14 +105,14 @@ cdef void _build_table(const int16_t* norm, int n_symbols, int log, FseTable* t)
     t.log = log
     for s in range(n_symbols):
         if norm[s] == -1:  # "less than 1": one cell at the end, a full reset
-            t.symbol[high] = <uint8_t>s
+            t.symbol[high] = <uint16_t>s
             high -= 1
             next_state[s] = 1
         else:
             next_state[s] = <uint16_t>norm[s]
     for s in range(n_symbols):
         for i in range(norm[s]):
-            t.symbol[position] = <uint8_t>s
+            t.symbol[position] = <uint16_t>s
             position = (position + step) & (size - 1)
             while position > high:
                 position = (position + step) & (size - 1)
@@ -119,19 +123,136 @@ cdef void _build_table(const int16_t* norm, int n_symbols, int log, FseTable* t)
         nb = log - _highbit(state)
         t.bits[u] = <uint8_t>nb
         t.baseline[u] = <uint16_t>((state << nb) - size)
-    memset(t.first, 0xFF, 64)
+    for s in range(64):
+        t.first[s] = 0xFFFF
     for u in range(size):
         s = t.symbol[u]
-        if t.first[s] == 0xFF:
-            t.first[s] = <uint8_t>u
+        if t.first[s] == 0xFFFF:
+            t.first[s] = <uint16_t>u
         for i in range(t.baseline[u], t.baseline[u] + (1 << t.bits[u])):
-            t.encode[s * size + i] = <uint8_t>u
+            t.encode[(s << log) + i] = <uint16_t>u
 
 
 cdef FseTable LL_TABLE, ML_TABLE, OF_TABLE
 _build_table(LL_NORM, N_LL, LL_LOG, &LL_TABLE)
 _build_table(ML_NORM, N_ML, ML_LOG, &ML_TABLE)
 _build_table(OF_NORM, N_OF, OF_LOG, &OF_TABLE)
+
+
+cdef struct Bits:
+    uint8_t* out
+    Py_ssize_t n
+    uint64_t acc
+    int filled
+
+
+cdef inline void _put(Bits* w, uint64_t value, int count) noexcept nogil:
+    w.acc |= value << w.filled
+    w.filled += count
+    while w.filled >= 8:
+        w.out[w.n] = <uint8_t>(w.acc & 0xFF)
+        w.n += 1
+        w.acc >>= 8
+        w.filled -= 8
+
+
+# -- a block's own tables ----------------------------------------------------------
+
+cdef inline uint32_t _log2_fixed(uint32_t v) noexcept nogil:
+    """log2(v) in 1/256 bits, the mantissa linear: integer, so the twin gets the same."""
+    cdef int h = _highbit(v)
+    return (<uint32_t>h << 8) + (((v << 8) >> h) - 256)
+
+
+cdef uint64_t _cost(const uint32_t* counts, const int16_t* norm, int n_symbols, int log) noexcept nogil:
+    """About what coding `counts` with `norm` costs, in 1/256 bits: each
+    symbol log2(size / its share) (a "less than 1" share counts as 1)."""
+    cdef uint64_t total = 0
+    cdef int s
+    cdef uint32_t share
+    for s in range(n_symbols):
+        if counts[s]:
+            share = 1 if norm[s] < 1 else <uint32_t>norm[s]
+            total += <uint64_t>counts[s] * ((<uint32_t>log << 8) - _log2_fixed(share))
+    return total
+
+
+cdef int _normalize(const uint32_t* counts, int n_symbols, uint32_t total, int max_log, int16_t* norm) noexcept nogil:
+    """A distribution of `counts` over 2^log cells (every used symbol at
+    least 1; the rounding's excess or shortfall taken from or given to the
+    largest), log from the count, at most max_log. Returns log."""
+    cdef int log = _highbit(total) + 1, s, largest = 0
+    cdef int64_t size, left, cut
+    if log > max_log:
+        log = max_log
+    if log < 5:
+        log = 5
+    size = 1 << log
+    left = size
+    for s in range(n_symbols):
+        norm[s] = 0
+        if counts[s]:
+            norm[s] = <int16_t>((<int64_t>counts[s] * size) // total)
+            if norm[s] < 1:
+                norm[s] = 1
+            left -= norm[s]
+            if counts[s] > counts[largest]:
+                largest = s
+    if left >= 0:
+        norm[largest] += <int16_t>left
+        return log
+    while left < 0:  # too many cells: take them from the largest shares
+        largest = 0
+        for s in range(n_symbols):
+            if norm[s] > norm[largest]:
+                largest = s
+        cut = norm[largest] - 1
+        if cut > -left:
+            cut = -left
+        norm[largest] -= <int16_t>cut
+        left += cut
+    return log
+
+
+cdef Py_ssize_t _write_table(const int16_t* norm, int n_symbols, int log, uint8_t* out) noexcept nogil:
+    """The FSE table description (RFC 8878, 4.1.1) of `norm`. Returns its size."""
+    cdef int64_t remaining = (1 << log) + 1, threshold = 1 << log, value, most
+    cdef int nb = log + 1, s = 0, last = n_symbols - 1, start
+    cdef bint previous0 = False
+    cdef Bits w
+    w.out = out
+    w.n = 0
+    w.acc = 0
+    w.filled = 0
+    while last > 0 and norm[last] == 0:
+        last -= 1
+    _put(&w, <uint64_t>(log - 5), 4)
+    while s <= last and remaining > 1:
+        if previous0:
+            start = s
+            while norm[s] == 0:
+                s += 1
+            while s >= start + 24:
+                start += 24
+                _put(&w, 0xFFFF, 16)
+            while s >= start + 3:
+                start += 3
+                _put(&w, 3, 2)
+            _put(&w, <uint64_t>(s - start), 2)
+        most = (2 * threshold - 1) - remaining
+        remaining -= -norm[s] if norm[s] < 0 else norm[s]
+        value = norm[s] + 1
+        if value >= threshold:
+            value += most
+        _put(&w, <uint64_t>value, nb - (1 if value < most else 0))
+        previous0 = value == 1
+        s += 1
+        while remaining < threshold:
+            nb -= 1
+            threshold >>= 1
+    if w.filled:
+        _put(&w, 0, 8 - w.filled)
+    return w.n
 
 
 cdef inline int _ll_code(uint32_t ll) noexcept nogil:
@@ -383,23 +504,6 @@ cdef Py_ssize_t _write_literals(const uint8_t* buf, const uint32_t* cls, Py_ssiz
     return at
 
 
-cdef struct Bits:
-    uint8_t* out
-    Py_ssize_t n
-    uint64_t acc
-    int filled
-
-
-cdef inline void _put(Bits* w, uint64_t value, int count) noexcept nogil:
-    w.acc |= value << w.filled
-    w.filled += count
-    while w.filled >= 8:
-        w.out[w.n] = <uint8_t>(w.acc & 0xFF)
-        w.n += 1
-        w.acc >>= 8
-        w.filled -= 8
-
-
 cdef inline void _encode_symbol(Bits* w, const FseTable* t, int* state, int symbol) noexcept nogil:
     """Moves the encoder to the state that decodes `symbol` and leads to the
     current one, writing the bits the decoder reads to get there."""
@@ -408,11 +512,42 @@ cdef inline void _encode_symbol(Bits* w, const FseTable* t, int* state, int symb
     state[0] = previous
 
 
-cdef Py_ssize_t _write_sequences(const Sequence* seqs, Py_ssize_t count, uint8_t* out) noexcept nogil:
-    """The sequences section at `out`: their count, predefined modes, and the
-    FSE bitstream (written from the last sequence to the first, read back in
-    reverse). Returns its size."""
-    cdef Py_ssize_t at
+cdef const FseTable* _choose_table(const uint32_t* counts, int n_symbols, uint32_t total, int max_log,
+                                    const FseTable* predefined, const int16_t* predefined_norm, FseTable* own,
+                                    uint8_t* out, Py_ssize_t* written, int* mode) noexcept nogil:
+    """The block's table for one kind of code: its own (FSE_Compressed_Mode,
+    the description written at `out`) where that costs fewer bits, table
+    included, than the predefined one; else the predefined."""
+    cdef int16_t norm[64]
+    cdef int s, used = 0, log
+    cdef Py_ssize_t size
+    written[0] = 0
+    mode[0] = 0
+    for s in range(n_symbols):
+        used += counts[s] > 0
+    if used < 2:  # a description needs two symbols or more
+        return predefined
+    log = _normalize(counts, n_symbols, total, max_log, norm)
+    size = _write_table(norm, n_symbols, log, out)
+    if _cost(counts, norm, n_symbols, log) + (<uint64_t>size << 11) >= \
+            _cost(counts, predefined_norm, n_symbols, predefined.log):
+        return predefined
+    _build_table(norm, n_symbols, log, own)
+    written[0] = size
+    mode[0] = 2
+    return own
+
+
+cdef Py_ssize_t _write_sequences(const Sequence* seqs, Py_ssize_t count, uint8_t* out, FseTable* own) noexcept nogil:
+    """The sequences section at `out`: their count, each kind of code's
+    table (the predefined one, or the block's own, described), and the FSE
+    bitstream (written from the last sequence to the first, read back in
+    reverse). `own`: room for three tables. Returns its size."""
+    cdef Py_ssize_t at, k, written
+    cdef int ll_mode, of_mode, ml_mode
+    cdef uint32_t ll_counts[N_LL]
+    cdef uint32_t ml_counts[N_ML]
+    cdef uint32_t of_counts[N_OF]  # offsets under 2^24 (MAX_WINDOW_LOG): codes up to 24
     if count < 128:
         out[0] = <uint8_t>count
         at = 1
@@ -427,17 +562,36 @@ cdef Py_ssize_t _write_sequences(const Sequence* seqs, Py_ssize_t count, uint8_t
         at = 3
     if count == 0:
         return at
-    out[at] = 0  # literal lengths, offsets, match lengths: Predefined_Mode
+    memset(ll_counts, 0, sizeof(ll_counts))
+    memset(ml_counts, 0, sizeof(ml_counts))
+    memset(of_counts, 0, sizeof(of_counts))
+    for k in range(count):
+        ll_counts[_ll_code(seqs[k].literals)] += 1
+        ml_counts[_ml_code(seqs[k].length)] += 1
+        of_counts[_highbit(seqs[k].offset)] += 1
+    cdef Py_ssize_t modes_at = at
     at += 1
+    # The tables' descriptions follow the modes in this order: literal lengths, offsets, match lengths.
+    cdef const FseTable* ll_table = _choose_table(ll_counts, N_LL, <uint32_t>count, LL_MAX_LOG, &LL_TABLE, LL_NORM,
+                                                  own, out + at, &written, &ll_mode)
+    at += written
+    cdef const FseTable* of_table = _choose_table(of_counts, N_OF, <uint32_t>count, OF_MAX_LOG, &OF_TABLE, OF_NORM, own + 1,
+                                                  out + at, &written, &of_mode)
+    at += written
+    cdef const FseTable* ml_table = _choose_table(ml_counts, N_ML, <uint32_t>count, ML_MAX_LOG, &ML_TABLE, ML_NORM,
+                                                  own + 2, out + at, &written, &ml_mode)
+    at += written
+    out[modes_at] = <uint8_t>((ll_mode << 6) | (of_mode << 4) | (ml_mode << 2))
     cdef Bits w
     w.out = out + at
     w.n = 0
     w.acc = 0
     w.filled = 0
-    cdef Py_ssize_t k = count - 1
+    k = count - 1
     cdef int ll_code = _ll_code(seqs[k].literals), ml_code = _ml_code(seqs[k].length)
     cdef int of_code = _highbit(seqs[k].offset)
-    cdef int ll_state = LL_TABLE.first[ll_code], ml_state = ML_TABLE.first[ml_code], of_state = OF_TABLE.first[of_code]
+    cdef int ll_state = ll_table.first[ll_code], ml_state = ml_table.first[ml_code]
+    cdef int of_state = of_table.first[of_code]
     _put(&w, seqs[k].literals - LL_BASE[ll_code], LL_EXTRA[ll_code])
     _put(&w, seqs[k].length - ML_BASE[ml_code], ML_EXTRA[ml_code])
     _put(&w, seqs[k].offset - (1u << of_code), of_code)
@@ -446,16 +600,16 @@ cdef Py_ssize_t _write_sequences(const Sequence* seqs, Py_ssize_t count, uint8_t
         ll_code = _ll_code(seqs[k].literals)
         ml_code = _ml_code(seqs[k].length)
         of_code = _highbit(seqs[k].offset)
-        _encode_symbol(&w, &OF_TABLE, &of_state, of_code)
-        _encode_symbol(&w, &ML_TABLE, &ml_state, ml_code)
-        _encode_symbol(&w, &LL_TABLE, &ll_state, ll_code)
+        _encode_symbol(&w, of_table, &of_state, of_code)
+        _encode_symbol(&w, ml_table, &ml_state, ml_code)
+        _encode_symbol(&w, ll_table, &ll_state, ll_code)
         _put(&w, seqs[k].literals - LL_BASE[ll_code], LL_EXTRA[ll_code])
         _put(&w, seqs[k].length - ML_BASE[ml_code], ML_EXTRA[ml_code])
         _put(&w, seqs[k].offset - (1u << of_code), of_code)
     # The decoder reads the first states first: literal lengths', offsets', match lengths'.
-    _put(&w, ml_state, ML_LOG)
-    _put(&w, of_state, OF_LOG)
-    _put(&w, ll_state, LL_LOG)
+    _put(&w, ml_state, ml_table.log)
+    _put(&w, of_state, of_table.log)
+    _put(&w, ll_state, ll_table.log)
     _put(&w, 1, 1)  # the end mark
     if w.filled:
         _put(&w, 0, 8 - w.filled)
@@ -554,20 +708,23 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
     cdef const uint8_t* buf = &raw[0] + start if n else NULL
     cdef Py_ssize_t block_len = BLOCK_MAX if n > BLOCK_MAX else n
     # A block's sections: literals (at most the block and a 3-byte header),
-    # then at most one sequence per MIN_MATCH bytes, each at most 10 bytes coded.
-    cdef Py_ssize_t scratch_cap = block_len + 3 + 8 + 10 * (block_len // MIN_MATCH + 1)
+    # sequences (a header, three table descriptions of under 100 bytes each,
+    # at most one sequence per MIN_MATCH bytes, each at most 12 bytes coded).
+    cdef Py_ssize_t scratch_cap = block_len + 3 + 8 + 300 + 12 * (block_len // MIN_MATCH + 1)
     cdef Py_ssize_t out_cap = 14 + n + 3 * (n // BLOCK_MAX + 1)
     cdef uint8_t* out = <uint8_t*>malloc(out_cap)
     cdef uint8_t* scratch = <uint8_t*>malloc(scratch_cap)
     cdef Sequence* seqs = <Sequence*>malloc((block_len // MIN_MATCH + 1) * sizeof(Sequence))
     cdef int32_t* head = <int32_t*>malloc(HASH_SIZE * sizeof(int32_t))
     cdef int32_t* prev = <int32_t*>malloc(window * sizeof(int32_t))
+    cdef FseTable* own = <FseTable*>malloc(3 * sizeof(FseTable))
     cdef Runs runs
     runs.cap = 64
     runs.n = 0
     runs.rows = <int64_t*>malloc(runs.cap * 3 * sizeof(int64_t))
-    if out == NULL or scratch == NULL or seqs == NULL or head == NULL or prev == NULL or runs.rows == NULL:
-        free(out); free(scratch); free(seqs); free(head); free(prev); free(runs.rows)
+    if out == NULL or scratch == NULL or seqs == NULL or head == NULL or prev == NULL or runs.rows == NULL \
+            or own == NULL:
+        free(out); free(scratch); free(seqs); free(head); free(prev); free(runs.rows); free(own)
         raise MemoryError()
     cdef Py_ssize_t at, begin, stop, count, lit_size, seq_size, size, k, first_run
     cdef int64_t reps[3]
@@ -592,7 +749,7 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
                 if lit_size < 0:
                     failed = True
                     break
-                seq_size = _write_sequences(seqs, count, scratch + lit_size)
+                seq_size = _write_sequences(seqs, count, scratch + lit_size, own)
                 size = lit_size + seq_size
                 if size < stop - begin:
                     _block_header(out + at, stop == n, 2, size)
@@ -620,7 +777,7 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
             rows_view = rows
             memcpy(&rows_view[0, 0], runs.rows, 3 * runs.n * sizeof(int64_t))
     finally:
-        free(out); free(scratch); free(seqs); free(head); free(prev); free(runs.rows)
+        free(out); free(scratch); free(seqs); free(head); free(prev); free(runs.rows); free(own)
     return template_from_parts(frame, start, end, rows)
 
 

@@ -23,6 +23,7 @@ SEQUENCE_BITS = 16
 MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_CHAIN = 16
 DEFAULT_WINDOW_LOG = 20
+LL_MAX_LOG, ML_MAX_LOG, OF_MAX_LOG = 9, 9, 8
 LL_NORM = (4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 1, 1, 1, 1,
            -1, -1, -1, -1)
 ML_NORM = (1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -261,8 +262,80 @@ class _Bits:
         return self.value.to_bytes((self.count + 7) // 8, "little")
 
 
+def _log2_fixed(v: int) -> int:
+    """log2(v) in 1/256 bits, the mantissa linear (as the compiled one)."""
+    h = v.bit_length() - 1
+    return (h << 8) + (((v << 8) >> h) - 256)
+
+
+def _cost(counts: list[int], norm: tuple[int, ...] | list[int], log: int) -> int:
+    return sum(c * ((log << 8) - _log2_fixed(max(norm[s], 1))) for s, c in enumerate(counts) if c)
+
+
+def _normalize(counts: list[int], total: int, max_log: int) -> tuple[list[int], int]:
+    log = min(max(total.bit_length(), 5), max_log)
+    size = 1 << log
+    norm = [max(1, c * size // total) if c else 0 for c in counts]
+    largest = max(range(len(counts)), key=lambda s: (counts[s], -s))
+    left = size - sum(norm)
+    if left >= 0:
+        norm[largest] += left
+        return norm, log
+    while left < 0:
+        largest = max(range(len(norm)), key=lambda s: (norm[s], -s))
+        cut = min(norm[largest] - 1, -left)
+        norm[largest] -= cut
+        left += cut
+    return norm, log
+
+
+def _write_table(norm: list[int], log: int) -> bytes:
+    """The FSE table description (RFC 8878, 4.1.1)."""
+    w = _Bits()
+    last = max(s for s, p in enumerate(norm) if p)
+    remaining, threshold, nb = (1 << log) + 1, 1 << log, log + 1
+    w.put(log - 5, 4)
+    s, previous0 = 0, False
+    while s <= last and remaining > 1:
+        if previous0:
+            start = s
+            while norm[s] == 0:
+                s += 1
+            while s >= start + 24:
+                start += 24
+                w.put(0xFFFF, 16)
+            while s >= start + 3:
+                start += 3
+                w.put(3, 2)
+            w.put(s - start, 2)
+        most = (2 * threshold - 1) - remaining
+        remaining -= abs(norm[s])
+        value = norm[s] + 1
+        if value >= threshold:
+            value += most
+        w.put(value, nb - (value < most))
+        previous0 = value == 1
+        s += 1
+        while remaining < threshold:
+            nb -= 1
+            threshold >>= 1
+    return w.value.to_bytes((w.count + 7) // 8, "little")
+
+
+def _choose_table(counts: list[int], max_log: int, predefined: FseTable,
+                  predefined_norm: tuple[int, ...]) -> tuple[FseTable, bytes, int]:
+    """(table, its description, mode): the block's own where cheaper, table included."""
+    if sum(1 for c in counts if c) < 2:
+        return predefined, b"", 0
+    norm, log = _normalize(counts, sum(counts), max_log)
+    description = _write_table(norm, log)
+    if _cost(counts, norm, log) + (len(description) << 11) >= _cost(counts, predefined_norm, predefined.log):
+        return predefined, b"", 0
+    return _build_table(tuple(norm), log), description, 2
+
+
 def _write_sequences(seqs: list[tuple[int, int, int]]) -> bytes:
-    """The sequences section: count, predefined modes, the FSE bitstream."""
+    """The sequences section: count, each code's table, the FSE bitstream."""
     count = len(seqs)
     if count < 128:
         out = bytearray([count])
@@ -272,12 +345,22 @@ def _write_sequences(seqs: list[tuple[int, int, int]]) -> bytes:
         out = bytearray([255, (count - 0x7F00) & 0xFF, (count - 0x7F00) >> 8])
     if not count:
         return bytes(out)
-    out.append(0)
-    w = _Bits()
 
     def codes(k: int) -> tuple[int, int, int]:
         literals, length, offset = seqs[k]
         return _code(LL_BASE, literals), _code(ML_BASE, length), offset.bit_length() - 1
+
+    ll_counts, ml_counts, of_counts = [0] * len(LL_NORM), [0] * len(ML_NORM), [0] * len(OF_NORM)
+    for k in range(count):
+        ll, ml, of = codes(k)
+        ll_counts[ll] += 1
+        ml_counts[ml] += 1
+        of_counts[of] += 1
+    ll_table, ll_text, ll_mode = _choose_table(ll_counts, LL_MAX_LOG, LL_TABLE, LL_NORM)
+    of_table, of_text, of_mode = _choose_table(of_counts, OF_MAX_LOG, OF_TABLE, OF_NORM)
+    ml_table, ml_text, ml_mode = _choose_table(ml_counts, ML_MAX_LOG, ML_TABLE, ML_NORM)
+    out += bytes([ll_mode << 6 | of_mode << 4 | ml_mode << 2]) + ll_text + of_text + ml_text
+    w = _Bits()
 
     def extras(k: int) -> None:
         literals, length, offset = seqs[k]
@@ -287,17 +370,17 @@ def _write_sequences(seqs: list[tuple[int, int, int]]) -> bytes:
         w.put(offset - (1 << of), of)
 
     ll, ml, of = codes(count - 1)
-    ll_state, ml_state, of_state = LL_TABLE.first[ll], ML_TABLE.first[ml], OF_TABLE.first[of]
+    ll_state, ml_state, of_state = ll_table.first[ll], ml_table.first[ml], of_table.first[of]
     extras(count - 1)
     for k in range(count - 2, -1, -1):
         ll, ml, of = codes(k)
-        of_state = w.encode_symbol(OF_TABLE, of_state, of)
-        ml_state = w.encode_symbol(ML_TABLE, ml_state, ml)
-        ll_state = w.encode_symbol(LL_TABLE, ll_state, ll)
+        of_state = w.encode_symbol(of_table, of_state, of)
+        ml_state = w.encode_symbol(ml_table, ml_state, ml)
+        ll_state = w.encode_symbol(ll_table, ll_state, ll)
         extras(k)
-    w.put(ml_state, 6)
-    w.put(of_state, 5)
-    w.put(ll_state, 6)
+    w.put(ml_state, ml_table.log)
+    w.put(of_state, of_table.log)
+    w.put(ll_state, ll_table.log)
     return bytes(out) + w.close()
 
 
