@@ -151,65 +151,79 @@ def test_sender_uses_the_cache_dir(template_dir, tmp_path):
         assert stats.signals()[signal].events == 2 * first.signals[signal].delivered
 
 
-def gzip_bodies(loaded, seed=7):
-    """What each batch's patchable gzip decompresses to, piece by piece, and
-    what the uncompressed patch path makes with the same seed."""
+def compressed_bodies(loaded, codec: str, seed=7):
+    """What each batch's patchable gzip or zstd decompresses to, piece by
+    piece, and what the uncompressed patch path makes with the same seed."""
     import zlib
 
-    from telegen.send.load.compression import patched_bodies
+    import zstandard
+
+    from telegen.send.load.compression import patched_bodies, patched_zstd_bodies
     out = []
     for batch, raw in zip(loaded.batches, patched(loaded, seed)):
-        bodies = patched_bodies(batch.gzip, raw)
-        out.append(([zlib.decompress(body, 31) for body in bodies], [raw[a:b] for a, b in batch.pieces]))
+        if codec == "gzip":
+            unpacked = [zlib.decompress(body, 31) for body in patched_bodies(batch.gzip, raw)]
+        else:
+            unpacked = [zstandard.ZstdDecompressor().decompress(body) for body in patched_zstd_bodies(batch.zstd, raw)]
+        out.append((unpacked, [raw[a:b] for a, b in batch.pieces]))
     return out
 
 
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
 @pytest.mark.parametrize("signal", ["traces", "logs"])
-def test_gzip_templates_are_cached_beside_the_batches(template_dir, tmp_path, signal):
+def test_compressed_templates_are_cached_beside_the_batches(template_dir, tmp_path, signal, codec):
     lines = []
     source = template(template_dir, signal)
-    first = load_cached(signal, source, SIZES[signal], 8 * 1024, SeriesCopies(), tmp_path, lines.append, gzip=True)
-    again = load_cached(signal, source, SIZES[signal], 8 * 1024, SeriesCopies(), tmp_path, lines.append, gzip=True)
+    first = load_cached(signal, source, SIZES[signal], 8 * 1024, SeriesCopies(), tmp_path, lines.append,
+                        **{codec: True})
+    again = load_cached(signal, source, SIZES[signal], 8 * 1024, SeriesCopies(), tmp_path, lines.append,
+                        **{codec: True})
     target = cache_file(tmp_path, signal, source, SIZES[signal], 8 * 1024, 0)
     assert [line.split(" (")[0].split(" in ")[0] for line in lines] == [
-        f"Saved the load cache {target}", f"Compressed {len(first.batches)} {signal} batches for gzip",
-        f"Saved the gzip cache {target.with_suffix('.gzip')}"], "compressed once, then read back"
+        f"Saved the load cache {target}", f"Compressed {len(first.batches)} {signal} batches for {codec}",
+        f"Saved the {codec} cache {target.with_suffix('.' + codec)}"], "compressed once, then read back"
     assert any(len(b.pieces) > 1 for b in first.batches) or signal == "logs"
     for a, b in zip(first.batches, again.batches):
-        assert [(t.data, t.start, t.end) for t in a.gzip] == [(t.data, t.start, t.end) for t in b.gzip]
-        assert all(np.array_equal(x.sites, y.sites) for x, y in zip(a.gzip, b.gzip))
-    for unpacked, raw in gzip_bodies(again):
+        assert [(t.data, t.start, t.end) for t in getattr(a, codec)] == \
+            [(t.data, t.start, t.end) for t in getattr(b, codec)]
+        if codec == "gzip":
+            assert all(np.array_equal(x.sites, y.sites) for x, y in zip(a.gzip, b.gzip))
+        else:
+            assert all(np.array_equal(x.runs, y.runs) for x, y in zip(a.zstd, b.zstd))
+    for unpacked, raw in compressed_bodies(again, codec):
         assert unpacked == raw
 
 
-def test_a_damaged_gzip_cache_is_rebuilt(template_dir, tmp_path):
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_a_damaged_compressed_cache_is_rebuilt(template_dir, tmp_path, codec):
     source = template(template_dir, "traces")
-    load_cached("traces", source, 10, 2**20, SeriesCopies(), tmp_path, print, gzip=True)
-    target = cache_file(tmp_path, "traces", source, 10, 2**20, 0).with_suffix(".gzip")
+    load_cached("traces", source, 10, 2**20, SeriesCopies(), tmp_path, print, **{codec: True})
+    target = cache_file(tmp_path, "traces", source, 10, 2**20, 0).with_suffix(f".{codec}")
     data = target.read_bytes()
     for damaged in (data[: len(data) // 2], data[:40] + b"x" * (len(data) - 40), b""):
         target.write_bytes(damaged)
         lines = []
-        rebuilt = load_cached("traces", source, 10, 2**20, SeriesCopies(), tmp_path, lines.append, gzip=True)
-        assert lines[0].startswith(f"Rebuilding the gzip cache {target}: ")
-        for unpacked, raw in gzip_bodies(rebuilt):
+        rebuilt = load_cached("traces", source, 10, 2**20, SeriesCopies(), tmp_path, lines.append, **{codec: True})
+        assert lines[0].startswith(f"Rebuilding the {codec} cache {target}: ")
+        for unpacked, raw in compressed_bodies(rebuilt, codec):
             assert unpacked == raw
 
 
-def test_sender_caches_gzip_templates_for_http_gzip(template_dir, tmp_path):
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_sender_caches_compressed_templates_for_http(template_dir, tmp_path, codec):
     with telegen.Sink(listen_http="127.0.0.1:0") as sink:
         config = {"input": {"directory": str(template_dir), "cache_dir": str(tmp_path / "cache")},
-                  "otlp": {"endpoint": sink.http_endpoint, "protocol": "http/protobuf", "compression": "gzip"},
+                  "otlp": {"endpoint": sink.http_endpoint, "protocol": "http/protobuf", "compression": codec},
                   "sending": {"multiplier": 1, "duration": 0, "rate_limit": {"events_per_second": 0}}}
         runs = []
         for _ in range(2):
             lines = []
             runs.append((telegen.Sender(config, write=lines.append).run(), lines))
     (first, first_lines), (second, second_lines) = runs
-    assert sum("Saved the gzip cache" in line for line in first_lines) == 3
+    assert sum(f"Saved the {codec} cache" in line for line in first_lines) == 3
     assert not any("Compressed" in line or "Saved" in line for line in second_lines)
     assert first.delivered == second.delivered > 0
-    assert len(list((tmp_path / "cache").glob("*.gzip"))) == 3
+    assert len(list((tmp_path / "cache").glob(f"*.{codec}"))) == 3
 
 
 def test_series_plans_with_bad_offsets_or_counts_are_refused():

@@ -72,9 +72,10 @@ class Sender:
             per_batch = getattr(sending.batch_size, signal)
             if self.config.input.cache_dir:
                 encoding = body_encoding(self.target(signal), sending.gzip_encoder, sending.zstd_encoder)
-                gzip = encoding.patchable and encoding.codec == "gzip"
                 templates = load_cached(signal, path, per_batch, sending.max_message_bytes, copies,
-                                        self.config.input.cache_dir, self.write, gzip=gzip)
+                                        self.config.input.cache_dir, self.write,
+                                        gzip=encoding.patchable and encoding.codec == "gzip",
+                                        zstd=encoding.patchable and encoding.codec == "zstd")
             else:
                 templates = load_signal(signal, path, per_batch, sending.max_message_bytes, copies, self.write)
             self.write(f"{describe(templates)} ({time.monotonic() - started:.1f} s)")

@@ -8,10 +8,11 @@ pointed at one cache directory hold one copy of the batches in memory, not N:
 the page cache's. Senders that start together build it once: the first takes
 a lock and builds, the others wait for it and map the result.
 
-A run that sends patchable gzip (OTLP/HTTP with compression gzip) caches the
-batches' compressed templates too, in a second file beside the first
-(`.gzip`, built the first time such a run loads them): compressing the full
-example config takes ~10 s, reading it back well under one.
+A run that sends patchable gzip or zstd (OTLP/HTTP with compression gzip or
+zstd) caches the batches' compressed templates too, in a second file beside
+the first (`.gzip` or `.zstd`, built the first time such a run loads them):
+compressing the full example config takes ~10 s (gzip) or more (zstd),
+reading it back well under one.
 
 A file is written to a temporary name and renamed into place, so a reader
 sees a whole file or none. Its name carries everything the batches depend on
@@ -39,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from ... import _fastpath, _gzip
+from ... import _fastpath, _gzip, _zstd
 from ..._version import __version__
 from ...atomic import AtomicFile
 from ...errors import TemplateFileError
 from ..shard import SeriesCopies
 from .batches import Batch, SignalTemplates, load_signal
-from .compression import with_gzip
+from .compression import with_gzip, with_zstd
 
 MAGIC = b"TELEGEN-LOAD-CACHE\n"
 FORMAT = 4  # 2: plans carry time_series and series_values (metric series kept whole); 3: series_start, and
@@ -54,6 +55,8 @@ FORMAT = 4  # 2: plans carry time_series and series_values (metric series kept w
 GZIP_MAGIC = b"TELEGEN-GZIP-CACHE\n"
 GZIP_FORMAT = 4  # 2: byte classes of series times and values; 3: of series starts, values keyed by their span;
                 # 4: of exponential histograms that grow
+ZSTD_MAGIC = b"TELEGEN-ZSTD-CACHE\n"
+ZSTD_FORMAT = 2  # 2: a block's own FSE tables
 _ALIGN = 64
 
 
@@ -74,29 +77,31 @@ def cache_file(cache_dir: str | os.PathLike, signal: str, template: str | os.Pat
 
 def load_cached(signal: str, template: str | os.PathLike, per_batch: int, max_bytes: int, copies: SeriesCopies,
                 cache_dir: str | os.PathLike, write: Callable[[str], None] = print,
-                gzip: bool = False) -> SignalTemplates:
+                gzip: bool = False, zstd: bool = False) -> SignalTemplates:
     """The batches of `template` from the cache, built and saved first if they
-    are not there; with `gzip`, their patchable gzip templates too. A cache
-    directory that cannot be written costs the sharing, not the run: the
-    batches are built in memory and the reason is said."""
+    are not there; with `gzip` (`zstd`), their patchable gzip templates
+    (zstd frames) too. A cache directory that cannot be written costs the
+    sharing, not the run: the batches are built in memory and the reason is said."""
     loaded = _load_batches(signal, template, per_batch, max_bytes, copies, cache_dir, write)
-    if not gzip:
+    if not gzip and not zstd:
         return loaded
-    target = cache_file(cache_dir, signal, template, per_batch, max_bytes, copies.width).with_suffix(".gzip")
+    codec = "gzip" if gzip else "zstd"
+    fill = with_gzip if gzip else with_zstd
+    target = cache_file(cache_dir, signal, template, per_batch, max_bytes, copies.width).with_suffix(f".{codec}")
     try:
         with file_lock(target):
             if target.exists():
                 try:
-                    return open_gzip_cache(target, loaded)
+                    return open_compressed_cache(target, loaded, codec)
                 except CacheError as exc:
-                    write(f"Rebuilding the gzip cache {target}: {exc}")
-            compressed = with_gzip(loaded, write)
-            save_gzip(compressed, target)
-            write(f"Saved the gzip cache {target} ({target.stat().st_size / 2**20:,.1f} MiB)")
+                    write(f"Rebuilding the {codec} cache {target}: {exc}")
+            compressed = fill(loaded, write)
+            save_compressed(compressed, target, codec)
+            write(f"Saved the {codec} cache {target} ({target.stat().st_size / 2**20:,.1f} MiB)")
             return compressed
     except OSError as exc:
-        write(f"Cannot use the gzip cache in {cache_dir} ({exc.strerror or exc}); compressing {signal} without it")
-        return with_gzip(loaded, write)
+        write(f"Cannot use the {codec} cache in {cache_dir} ({exc.strerror or exc}); compressing {signal} without it")
+        return fill(loaded, write)
 
 
 def _load_batches(signal: str, template: str | os.PathLike, per_batch: int, max_bytes: int, copies: SeriesCopies,
@@ -214,56 +219,81 @@ def _read(mapping: mmap.mmap, copies: SeriesCopies) -> SignalTemplates:
                            batches=tuple(batches), copies=copies)
 
 
-def save_gzip(loaded: SignalTemplates, target: str | os.PathLike) -> None:
-    """Write the gzip templates of `loaded`'s batches to `target` atomically."""
+def _gzip_parts(t: _gzip.GzipTemplate) -> tuple[tuple[str, bytes], ...]:
+    return ("data", t.data), ("sites", t.sites.tobytes()), ("codes", t.codes.tobytes())
+
+
+def _gzip_template(part: Callable[[str], bytes], start: int, end: int) -> _gzip.GzipTemplate:
+    return _gzip.template_from_parts(part("data"), start, end, np.frombuffer(part("sites"), dtype=np.int64),
+                                     np.frombuffer(part("codes"), dtype=np.uint16))
+
+
+def _zstd_parts(t: _zstd.ZstdTemplate) -> tuple[tuple[str, bytes], ...]:
+    return ("data", t.data), ("runs", t.runs.tobytes())
+
+
+def _zstd_template(part: Callable[[str], bytes], start: int, end: int) -> _zstd.ZstdTemplate:
+    return _zstd.template_from_parts(part("data"), start, end, np.frombuffer(part("runs"), dtype=np.int64))
+
+
+# Per codec: the file's magic and format, a template's parts, and a template from its parts.
+_CODECS: dict[str, tuple[bytes, int, Callable, Callable]] = {
+    "gzip": (GZIP_MAGIC, GZIP_FORMAT, _gzip_parts, _gzip_template),
+    "zstd": (ZSTD_MAGIC, ZSTD_FORMAT, _zstd_parts, _zstd_template),
+}
+
+
+def save_compressed(loaded: SignalTemplates, target: str | os.PathLike, codec: str) -> None:
+    """Write the `codec` (gzip, zstd) templates of `loaded`'s batches to `target` atomically."""
+    magic, version, parts_of, _ = _CODECS[codec]
     target = Path(target)
     batches: list[list[dict[str, Any]]] = []
     parts: list[bytes] = []
     offset = 0
     for batch in loaded.batches:
         entries = []
-        for t in batch.gzip:
+        for t in getattr(batch, codec):
             entry = {"start": t.start, "end": t.end, "size": len(batch.data)}
-            for name, part in (("data", t.data), ("sites", t.sites.tobytes()), ("codes", t.codes.tobytes())):
+            for name, part in parts_of(t):
                 entry[name] = [offset, len(part)]
                 parts.append(part)
                 parts.append(b"\0" * (_aligned(len(part), 8) - len(part)))
                 offset = _aligned(offset + len(part), 8)
             entries.append(entry)
         batches.append(entries)
-    header = json.dumps({"format": GZIP_FORMAT, "telegen": __version__, "signal": loaded.signal,
+    header = json.dumps({"format": version, "telegen": __version__, "signal": loaded.signal,
                          "batches": batches}).encode()
-    prefix = GZIP_MAGIC + len(header).to_bytes(8, "little") + header
+    prefix = magic + len(header).to_bytes(8, "little") + header
     with AtomicFile(target) as out:
         out.write(prefix + b"\0" * (_aligned(len(prefix), _ALIGN) - len(prefix)))
         out.writelines(parts)
 
 
-def open_gzip_cache(path: str | os.PathLike, loaded: SignalTemplates) -> SignalTemplates:
-    """`loaded` with its batches' gzip templates read from `path` (checked
+def open_compressed_cache(path: str | os.PathLike, loaded: SignalTemplates, codec: str) -> SignalTemplates:
+    """`loaded` with its batches' `codec` templates read from `path` (checked
     against the batches and bounds, so a damaged file is a CacheError)."""
+    magic, version, _, template_of = _CODECS[codec]
     data = Path(path).read_bytes()
     try:
-        header, body = _header(data, GZIP_MAGIC, GZIP_FORMAT, "gzip cache")
+        header, body = _header(data, magic, version, f"{codec} cache")
         if header["signal"] != loaded.signal or len(header["batches"]) != len(loaded.batches):
             raise CacheError("it does not hold these batches")
 
-        def part(entry: dict[str, Any], name: str) -> bytes:
-            at, length = entry[name]
-            if body + at + length > len(data):
-                raise CacheError("the file is shorter than its header says (truncated?)")
-            return data[body + at:body + at + length]
+        def reader(entry: dict[str, Any]) -> Callable[[str], bytes]:
+            def part(name: str) -> bytes:
+                at, length = entry[name]
+                if body + at + length > len(data):
+                    raise CacheError("the file is shorter than its header says (truncated?)")
+                return data[body + at:body + at + length]
+            return part
 
         batches = []
         for batch, entries in zip(loaded.batches, header["batches"]):
             if [(e["start"], e["end"], e["size"]) for e in entries] != [(a, b, len(batch.data))
                                                                         for a, b in batch.pieces]:
                 raise CacheError("it does not hold these batches")
-            templates = tuple(_gzip.template_from_parts(part(e, "data"), e["start"], e["end"],
-                                                        np.frombuffer(part(e, "sites"), dtype=np.int64),
-                                                        np.frombuffer(part(e, "codes"), dtype=np.uint16))
-                              for e in entries)
-            batches.append(dataclasses.replace(batch, gzip=templates))
+            templates = tuple(template_of(reader(e), e["start"], e["end"]) for e in entries)
+            batches.append(dataclasses.replace(batch, **{codec: templates}))
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise CacheError(str(exc) or type(exc).__name__) from None
     return dataclasses.replace(loaded, batches=tuple(batches))
