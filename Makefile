@@ -58,7 +58,7 @@ bench-quick: $(BENCH_STAMP)
 # Re-measure what the baseline guards and fail on a regression: instructions per
 # event on the send path (callgrind: repeatable), and the in-run ratios against
 # floors taken from the spread of unchanged code (make bench-baseline).
-CHECKED := -k "ceiling or naive or sdk or (telemetrygen and not http) or patchable_gzip"
+CHECKED := -k "ceiling or naive or sdk or (telemetrygen and not http) or patchable_gzip or patchable_zstd_size or patchable_zstd_cpu or equal_rate"
 bench-check: $(BENCH_STAMP) peers
 	mkdir -p $(RESULTS)/check
 	$(PY) benchmarks/instructions.py $(RESULTS)/check/instructions.json
