@@ -1,5 +1,7 @@
 """The sender end to end on loopback: what a backend receives over several
-passes, exact accounting, and survival of every fault the issue lists."""
+passes, exact accounting, and survival of every fault the issue lists. Every
+case runs on both gRPC clients, grpcio and libcurl (transport/grpc_curl.py):
+the same requests received, the same statuses handled, the same counts."""
 from __future__ import annotations
 
 import subprocess
@@ -9,6 +11,7 @@ from collections import defaultdict
 from concurrent import futures
 
 import grpc
+import pytest
 from conftest import Recorder, loaded_batches, serve, settled
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
@@ -23,8 +26,23 @@ SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
 
 
+CLIENT = {"grpc": "grpcio"}
+
+
+@pytest.fixture(autouse=True, params=["grpcio", "curl"])
+def grpc_client(request):
+    """Each test once per gRPC client."""
+    CLIENT["grpc"] = request.param
+    yield request.param
+    CLIENT["grpc"] = "grpcio"
+
+
+def target_for(endpoint: str, **fields) -> Target:
+    return Target(endpoint=endpoint, grpc_client=CLIENT["grpc"], **fields)
+
+
 def settings_for(endpoint: str, **overrides) -> SendSettings:
-    target = overrides.pop("target", Target(endpoint=endpoint, insecure=True, timeout=5))
+    target = overrides.pop("target", target_for(endpoint, insecure=True, timeout=5))
     values = dict(targets={s: target for s in SIGNALS}, concurrency=4, stats_interval=60, retry=FAST_RETRY,
                   drain_timeout=5)
     values.update(overrides)
@@ -101,7 +119,7 @@ def _shape(span) -> tuple:
 
 def test_gzip_and_processes_deliver_exact_counts(templates):
     with Sink() as sink:
-        target = Target(endpoint=sink.endpoint, insecure=True, compression="gzip")
+        target = target_for(sink.endpoint, insecure=True, compression="gzip")
         report = run(loaded_batches(templates), settings_for(sink.endpoint, passes=2, processes=2, target=target),
                      quiet)
         stats = settled(sink)
@@ -271,10 +289,10 @@ def test_tls_with_a_self_signed_certificate(templates, tmp_path):
     credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
     server, port = serve(recorder, credentials)
     try:
-        target = Target(endpoint=f"localhost:{port}", insecure=False, ca_file=str(cert))
+        target = target_for(f"localhost:{port}", insecure=False, ca_file=str(cert))
         report = run(loaded_batches(templates, ("traces",)), settings_for("", passes=1, target=target), quiet)
         untrusted = run(loaded_batches(templates, ("traces",)),
-                        settings_for("", passes=1, target=Target(endpoint=f"localhost:{port}", timeout=2),
+                        settings_for("", passes=1, target=target_for(f"localhost:{port}", timeout=2),
                                      retry=RetryPolicy(max_attempts=1)), quiet)
     finally:
         server.stop(0)

@@ -11,8 +11,8 @@ from typing import Any
 
 from .._version import __version__
 from ..templates import TemplateSet
-from .base import TIME_BASE_NS, signal_rng
 from .application_metrics import generate_application_metrics
+from .base import TIME_BASE_NS, signal_rng
 from .config import GeneratorConfig
 from .logs import generate_logs
 from .metrics import generate_metrics

@@ -35,6 +35,7 @@ from .search.report import SearchReport
 from .search.settings import SearchSettings
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
+from .transport.grpc_curl import choose as choose_grpc_client
 
 
 class Sender:
@@ -145,6 +146,7 @@ class Sender:
             key_file=resolved.tls.key_file,
             max_message_bytes=self.config.sending.max_message_bytes,
             protocol=resolved.protocol,
+            grpc_client=choose_grpc_client(resolved.grpc_client),
             tenant_headers=resolved.tenant_headers,
         )
 
@@ -190,7 +192,7 @@ class Sender:
             bounds.append(f"for {settings.duration:g} s")
         if settings.passes and not self.config.sending.search.enabled:
             bounds.append(f"{settings.passes} passes")
-        endpoints = sorted({f"{t.endpoint} ({t.protocol}, {'insecure' if t.insecure else 'TLS'}, "
+        endpoints = sorted({f"{t.endpoint} ({_carrier(t)}, {'insecure' if t.insecure else 'TLS'}, "
                             f"{_compression(t, settings)})"
                             for signal, t in settings.targets.items() if signal in self.signals()})
         who = f"Shard {shard.index}/{shard.count}: s" if shard.count > 1 else "S"
@@ -268,6 +270,12 @@ def nothing_to_send(config: InputConfig) -> str:
         return message + (f" but has templates with prefix {', '.join(found)}: set input.prefix: {found[0]}")
     return message + (f"; write them with `telegen generate --config examples/generator-config.yaml "
                       f"--output-dir {directory}`, or name files in input.traces, input.metrics, input.logs")
+
+
+def _carrier(target: Target) -> str:
+    """The protocol, and for gRPC on libcurl which client carries it."""
+    return f"{target.protocol} on libcurl" if target.protocol == "grpc" and target.grpc_client == "curl" \
+        else target.protocol
 
 
 def _compression(target: Target, settings: SendSettings) -> str:

@@ -24,7 +24,8 @@ from ...errors import ConfigWarning
 from ...templates import SIGNALS
 from ..load.compression import GZIP_ENCODERS, ZSTD_ENCODERS
 from ..tenants import MAX_TENANTS, WEIGHTS, bad_placeholder, fill, has_placeholder
-from ..transport.base import COMPRESSIONS, PROTOCOL_ALIASES, PROTOCOLS
+from ..transport.base import COMPRESSIONS, GRPC_CLIENTS, PROTOCOL_ALIASES, PROTOCOLS
+from ..transport.grpc_curl import choose as choose_grpc_client
 from .endpoints import endpoint_problem, split_endpoint
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ RULES: dict[str, Rule] = {
     **{f"otlp.{signal}.endpoint": Endpoint(empty_ok=True) for signal in SIGNALS},
     "otlp.compression": OneOf(COMPRESSIONS),
     "otlp.protocol": Protocol(),
+    "otlp.grpc_client": OneOf(GRPC_CLIENTS),
     **{f"otlp.{signal}.protocol": Protocol() for signal in SIGNALS},
     "otlp.timeout": Duration(low=0, low_open=True),
     "otlp.tenants.count": Range(low=1, high=MAX_TENANTS),
@@ -326,12 +328,14 @@ def _check_search(config: SenderConfig) -> None:
 def _check_compression(config: SenderConfig) -> None:
     if config.otlp.compression != "zstd":
         return
+    if choose_grpc_client(config.otlp.grpc_client) == "curl":
+        return  # gRPC on libcurl sends zstd messages (grpc-encoding: zstd)
     for signal in SIGNALS:
         if config.signal_target(signal).protocol == "grpc":
             where = "otlp.protocol" if getattr(config.otlp, signal).protocol is None else f"otlp.{signal}.protocol"
             raise invalid("otlp.compression", "zstd",
-                          f"none or gzip with gRPC ({where} is grpc; grpcio has no zstd): zstd goes over OTLP/HTTP, "
-                          "so set otlp.protocol: http/protobuf")
+                          f"none or gzip with gRPC on grpcio ({where} is grpc; grpcio has no zstd): set "
+                          "otlp.grpc_client: curl (gRPC on libcurl sends zstd), or otlp.protocol: http/protobuf")
 
 
 CHECKS: tuple[Callable[[SenderConfig], None], ...] = (_check_headers, _check_tenants, _check_tls, _check_retry,

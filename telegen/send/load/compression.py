@@ -29,7 +29,7 @@ import numpy as np
 from zlib_ng.zlib_ng import crc32  # ~12x zlib's crc32 here (docs/performance.md): the CRC is most of a send's cost
 
 from ... import _fastpath, _gzip, _zstd
-from ..transport.base import HTTP_PROTOBUF, Target
+from ..transport.base import CURL, GRPC, HTTP_PROTOBUF, Target
 from .batches import Batch, SignalTemplates
 
 PATCHABLE = "patchable"
@@ -189,10 +189,11 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
 
 def body_encoding(target: Target, gzip_encoder: str = PATCHABLE, zstd_encoder: str = PATCHABLE) -> BodyEncoding:
     """How a signal's request bodies are made: compressed by the engine where
-    the carrier sends the bytes it is given (OTLP/HTTP), else IDENTITY
-    (uncompressed, or gRPC: grpcio compresses gzip itself, having no
-    supported way to send a message compressed in advance)."""
-    if target.protocol != HTTP_PROTOBUF or target.compression not in ("gzip", "zstd"):
+    the carrier sends the bytes it is given (OTLP/HTTP, gRPC on libcurl),
+    else IDENTITY (uncompressed, or gRPC on grpcio, which compresses gzip
+    itself, having no supported way to send a message compressed in advance)."""
+    sends_bytes = target.protocol == HTTP_PROTOBUF or (target.protocol == GRPC and target.grpc_client == CURL)
+    if not sends_bytes or target.compression not in ("gzip", "zstd"):
         return IDENTITY
     return BodyEncoding(target.compression, gzip_encoder if target.compression == "gzip" else zstd_encoder)
 

@@ -15,6 +15,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from ...promstyle import IDENTIFYING, data_points, job_instance, point_series
 from .batches import SignalTemplates
 
+
 @dataclass(frozen=True)
 class SeriesCount:
     otlp: int  # distinct (resource, scope, metric, point attributes)

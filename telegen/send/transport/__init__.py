@@ -8,13 +8,15 @@ whether gRPC (`grpc`) or OTLP/HTTP (`http`) carried them.
 
     base    Target, RetryPolicy, Outcome, the Transport interface, partial success
     hints   plain words for transport errors
-    grpc    OTLP/gRPC on grpcio
-    http    OTLP/HTTP (http/protobuf) on libcurl
+    grpc       OTLP/gRPC on grpcio
+    grpc_curl  OTLP/gRPC on libcurl (HTTP/2), sending messages compressed in advance
+    http       OTLP/HTTP (http/protobuf) on libcurl
 """
 from __future__ import annotations
 
-from .base import GRPC, HTTP_PROTOBUF, PROTOCOLS, Outcome, RetryPolicy, Target, Transport
+from .base import CURL, GRPC, HTTP_PROTOBUF, PROTOCOLS, Outcome, RetryPolicy, Target, Transport
 from .grpc import GrpcTransport
+from .grpc_curl import CurlGrpcTransport
 from .hints import explain
 from .http import HttpTransport
 
@@ -25,7 +27,8 @@ __all__ = ["GRPC", "HTTP_PROTOBUF", "PROTOCOLS", "Outcome", "RetryPolicy", "Targ
 def open_transport(signal: str, target: Target, retry: RetryPolicy) -> Transport:
     """The transport for `target.protocol`."""
     if target.protocol == GRPC:
-        return GrpcTransport(signal, target, retry)
+        return CurlGrpcTransport(signal, target, retry) if target.grpc_client == CURL else \
+            GrpcTransport(signal, target, retry)
     if target.protocol == HTTP_PROTOBUF:
         return HttpTransport(signal, target, retry)
     raise ValueError(f"unknown protocol {target.protocol!r}; expected one of {', '.join(PROTOCOLS)}")

@@ -24,6 +24,11 @@ from .hints import explain
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
 PROTOCOLS: tuple[str, ...] = (GRPC, HTTP_PROTOBUF)
+# Which client carries gRPC: grpcio, or libcurl over HTTP/2 (transport/grpc_curl.py,
+# which sends messages compressed in advance); auto picks as grpc_curl.choose says.
+GRPCIO = "grpcio"
+CURL = "curl"
+GRPC_CLIENTS: tuple[str, ...] = ("auto", GRPCIO, CURL)
 # Short names a person types; the CLI, the YAML and the environment take them alike.
 PROTOCOL_ALIASES: dict[str, str] = {"http": HTTP_PROTOBUF}
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip", "zstd")
@@ -59,6 +64,8 @@ class Target:
     key_file: str | None = None
     max_message_bytes: int = 4 * 2**20
     protocol: str = GRPC
+    # For gRPC, the client that carries it (GRPCIO or CURL; resolved, never "auto").
+    grpc_client: str = GRPCIO
     # Several tenants (otlp.tenants): tenant n's whole header set is
     # tenant_headers[n] (`headers` with its own over them); empty: one tenant.
     tenant_headers: tuple[tuple[tuple[str, str], ...], ...] = field(default=(), repr=False)

@@ -14,7 +14,9 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     # gRPC at an HTTP/1 server (an OTLP/HTTP port, 4318): grpcio reads its
     # "HTTP/1.1 400" as a broken HTTP/2 frame; an HTTP/2 server that is not
     # gRPC answers the gRPC path with a plain HTTP status.
-    (("Failed parsing HTTP/2", "Trying to connect an http1.x server", "Received http2 header with status"),
+    # libcurl's gRPC carrier says it in its words: an HTTP/1 answer where the HTTP/2 SETTINGS frame should be.
+    (("Failed parsing HTTP/2", "Trying to connect an http1.x server", "Received http2 header with status",
+      "expected SETTINGS frame"),
      "the endpoint answers HTTP, not gRPC (an OTLP/HTTP port?): try --protocol http (otlp.protocol: http/protobuf)"),
     # OTLP/HTTP at a gRPC port (4317): an HTTP/2-only server answers an
     # HTTP/1.1 request with binary frames, which libcurl takes for HTTP/0.9.

@@ -112,15 +112,15 @@ class _Request:
 class HttpTransport(Carrier):
     """Sends one signal's requests to its URL over OTLP/HTTP, asynchronously, with retries."""
 
+    # What a connection that fails (refused, reset, timed out) is called in the counts.
+    CONNECTION_CODE = "CONNECTION"
+
     def __init__(self, signal: str, target: Target, retry: RetryPolicy) -> None:
         _check_files(target)
         self.signal = signal
         self.target = target
         self.retry = retry
-        fixed = ["Content-Type: application/x-protobuf",
-                 # libcurl would wait for a 100 Continue before a large body.
-                 "Expect:",
-                 *([f"Content-Encoding: {target.compression}"] if target.compression in ("gzip", "zstd") else [])]
+        fixed = self._fixed_headers()
         # Per tenant, its whole header list, made once; a handle keeps the
         # last one it was given (tenant 0's when new) until a request of
         # another tenant takes it. One tenant: never changed.
@@ -133,14 +133,35 @@ class HttpTransport(Carrier):
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         self._multi = pycurl.CurlMulti()
+        self._configure_multi(self._multi)
         self._idle: list[pycurl.Curl] = []
         self._active: dict[pycurl.Curl, _Request] = {}
         self._thread = threading.Thread(target=self._loop, name=f"telegen-http-{signal}", daemon=True)
         self._thread.start()
 
-    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
+    def _fixed_headers(self) -> list[str]:
+        """The headers every request carries, before the target's own."""
+        compression = self.target.compression
+        return ["Content-Type: application/x-protobuf",
+                # libcurl would wait for a 100 Continue before a large body.
+                "Expect:",
+                *([f"Content-Encoding: {compression}"] if compression in ("gzip", "zstd") else [])]
+
+    def _url(self) -> str:
+        return self.target.endpoint
+
+    def _configure_multi(self, multi: pycurl.CurlMulti) -> None:
+        """Options of the multi handle (none for HTTP/1.1)."""
+
+    def _configure(self, curl: pycurl.Curl) -> None:
+        """Options of a new easy handle beyond the common ones (none for HTTP/1.1)."""
+
+    def _body(self, data: bytes) -> bytes:
         # The request bodies go out as the engine made them (gzip members with compression gzip).
-        self._queue.put(_Request(state, index, attempt, state.requests[index]))
+        return data
+
+    def _dispatch(self, state: BatchState, index: int, attempt: int) -> None:
+        self._queue.put(_Request(state, index, attempt, self._body(state.requests[index])))
 
     # -- the curl thread --------------------------------------------------
 
@@ -159,7 +180,7 @@ class HttpTransport(Carrier):
     def _new_handle(self) -> pycurl.Curl:
         target = self.target
         curl = pycurl.Curl()
-        curl.setopt(pycurl.URL, target.endpoint)
+        curl.setopt(pycurl.URL, self._url())
         curl.setopt(pycurl.HTTPHEADER, self._header_list)
         curl.setopt(pycurl.NOSIGNAL, 1)
         curl.setopt(pycurl.FOLLOWLOCATION, 0)
@@ -173,6 +194,7 @@ class HttpTransport(Carrier):
         if target.cert_file:
             curl.setopt(pycurl.SSLCERT, target.cert_file)
             curl.setopt(pycurl.SSLKEY, target.key_file)
+        self._configure(curl)
         return curl
 
     def _loop(self) -> None:
@@ -229,9 +251,12 @@ class HttpTransport(Carrier):
         curl.setopt(pycurl.POSTFIELDS, b"")  # drop the reference to the body
         self._idle.append(curl)
         if errno is not None:
-            self._failed(request, "CONNECTION", f"curl error {errno}: {error}", None, retryable=True)
+            self._failed(request, self.CONNECTION_CODE, f"curl error {errno}: {error}", None, retryable=True)
             return
-        body = b"".join(request.chunks)
+        self._answered(request, status, b"".join(request.chunks))
+
+    def _answered(self, request: _Request, status: int, body: bytes) -> None:
+        """What an answer (HTTP `status`, `body`, the headers) means for its piece."""
         if 200 <= status < 300:
             rejected, message = parse_partial_success(self.signal, body)
             request.state.finish_piece(request.index, rejected=rejected, message=message)
