@@ -31,10 +31,11 @@ DATA = {"traces": TracesData, "metrics": MetricsData, "logs": LogsData}
 
 
 def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2, protocol: str = "grpc",
-         **sending):
+         grpc_client: str = "grpcio", **sending):
     return telegen.Sender({
         "input": {"directory": str(template_dir)},
-        "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression, "protocol": protocol},
+        "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression, "protocol": protocol,
+                 "grpc_client": grpc_client},
         "sending": {"multiplier": passes, "duration": 0, "rate_limit": {"events_per_second": 0},
                     "batch_size": {"traces": 10, "metrics": 100, "logs": 100}, "metric_series_multiplier": 3,
                     **sending},
@@ -43,12 +44,17 @@ def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2
 
 @pytest.mark.parametrize("protocol, compression, encoder", [
     ("grpc", "none", ""), ("grpc", "gzip", ""), ("http/protobuf", "none", ""), ("http/protobuf", "gzip", ""),
-    # zstd (OTLP/HTTP only: grpcio has none): the Collector decodes every patched frame, or refuses it.
-    ("http/protobuf", "zstd", "patchable"), ("http/protobuf", "zstd", "library")])
+    # zstd (OTLP/HTTP, or gRPC on libcurl: grpcio has none): the Collector decodes every patched frame, or refuses it.
+    ("http/protobuf", "zstd", "patchable"), ("http/protobuf", "zstd", "library"),
+    # gRPC on libcurl: messages as the engine made them (patchable gzip and zstd, flagged compressed).
+    ("grpc/curl", "none", ""), ("grpc/curl", "gzip", ""), ("grpc/curl", "zstd", "patchable"),
+    ("grpc/curl", "zstd", "library")])
 def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, protocol, compression, encoder):
+    client = "curl" if protocol == "grpc/curl" else "grpcio"
+    protocol = protocol.split("/curl")[0]
     with Collector(workdir=tmp_path) as collector:
         endpoint = collector.grpc_endpoint if protocol == "grpc" else f"http://{collector.http_endpoint}"
-        report = send(template_dir, endpoint, compression, protocol=protocol,
+        report = send(template_dir, endpoint, compression, protocol=protocol, grpc_client=client,
                       **({"zstd_encoder": encoder} if encoder else {}))
         metrics = collector.wait_for(ACCEPTED["logs"], report.signals["logs"].delivered)
     for signal in ("traces", "metrics", "logs"):

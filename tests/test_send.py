@@ -459,3 +459,27 @@ def test_grpc_to_an_http1_port_says_to_try_protocol_http(templates):
         server.shutdown()
     assert report.signals["logs"].failed == report.signals["logs"].sent > 0
     assert any("try --protocol http (otlp.protocol: http/protobuf)" in line for line in lines), lines
+
+
+def test_the_curl_carriers_grpc_pieces():
+    """What gRPC on libcurl writes and reads besides the bytes: the deadline
+    header, RetryInfo in unpadded base64, and a unary answer in any
+    encoding a server may pick (grpc-go answers in the request's)."""
+    import base64
+    import gzip as gzip_module
+
+    import zstandard
+
+    from telegen.send.transport.grpc_curl import grpc_timeout, status_details_delay, unframe
+    assert grpc_timeout(10) == "10000m" and grpc_timeout(0.0001) == "1m" and grpc_timeout(10**6) == "1000000S"
+    encoded = base64.b64encode(_status_details(1, 250_000_000)).decode().rstrip("=")
+    assert status_details_delay(encoded) == 1.25
+    assert status_details_delay(None) is None and status_details_delay("%%%") is None
+    message = b"\x0a\x02\x08\x05"
+    frame = b"\x00" + len(message).to_bytes(4, "big") + message
+    assert unframe(frame) == message and unframe(b"") == b""
+    for encoding, packed in (("gzip", gzip_module.compress(message)),
+                             ("zstd", zstandard.ZstdCompressor(write_content_size=False).compress(message))):
+        assert unframe(b"\x01" + len(packed).to_bytes(4, "big") + packed, encoding) == message
+    with pytest.raises(ValueError, match="'br'"):
+        unframe(b"\x01\x00\x00\x00\x01x", "br")

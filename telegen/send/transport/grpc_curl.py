@@ -27,9 +27,11 @@ import base64
 import gzip
 import struct
 import urllib.parse
+import zlib
 
 import grpc
 import pycurl
+import zstandard
 
 from ..._version import __version__
 from .base import BatchState, Target, parse_partial_success
@@ -75,13 +77,23 @@ def status_details_delay(value: str | None) -> float | None:
     return retry_delay([("grpc-status-details-bin", raw)])
 
 
-def unframe(body: bytes) -> bytes:
-    """The message of a unary answer (its 5-byte prefix stripped; gunzipped if flagged)."""
+def unframe(body: bytes, encoding: str = "identity") -> bytes:
+    """The message of a unary answer: its 5-byte prefix stripped, and where
+    flagged compressed, decoded as `grpc-encoding` says (a server may answer
+    in the request's encoding whatever grpc-accept-encoding asked: grpc-go does)."""
     if len(body) < 5:
         return b""
     flag, length = struct.unpack_from(">BI", body)
     message = body[5:5 + length]
-    return gzip.decompress(message) if flag else message
+    if not flag:
+        return message
+    if encoding == "gzip":
+        return gzip.decompress(message)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(message)  # its size may be unsaid
+    if encoding == "deflate":
+        return zlib.decompress(message)
+    raise ValueError(f"a compressed answer in grpc-encoding {encoding!r}")
 
 
 class CurlGrpcTransport(HttpTransport):
@@ -135,7 +147,8 @@ class CurlGrpcTransport(HttpTransport):
             return
         code = CODES.get(int(given) if given.isdigit() else -1, grpc.StatusCode.UNKNOWN)
         if code == grpc.StatusCode.OK:
-            rejected, message = parse_partial_success(self.signal, unframe(body))
+            rejected, message = parse_partial_success(self.signal,
+                                                      unframe(body, headers.get("grpc-encoding", "identity")))
             state.finish_piece(request.index, rejected=rejected, message=message)
             return
         message = urllib.parse.unquote(headers.get("grpc-message", ""))

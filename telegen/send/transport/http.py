@@ -253,7 +253,11 @@ class HttpTransport(Carrier):
         if errno is not None:
             self._failed(request, self.CONNECTION_CODE, f"curl error {errno}: {error}", None, retryable=True)
             return
-        self._answered(request, status, b"".join(request.chunks))
+        try:
+            self._answered(request, status, b"".join(request.chunks))
+        except Exception as exc:  # noqa: BLE001 - an answer nobody can read fails its piece, never the thread
+            request.state.finish_piece(request.index, failed=True, code="BAD_ANSWER",
+                                       message=f"unreadable answer: {type(exc).__name__}: {exc}")
 
     def _answered(self, request: _Request, status: int, body: bytes) -> None:
         """What an answer (HTTP `status`, `body`, the headers) means for its piece."""
