@@ -397,7 +397,10 @@ def test_tls_and_mutual_tls(templates, tmp_path):
 @pytest.mark.parametrize("otlp, sending, expected", [
     ({"protocol": "http/protobuf", "compression": "gzip"}, {}, "gzip, patchable"),
     ({"protocol": "http/protobuf", "compression": "gzip"}, {"gzip_encoder": "zlib"}, "gzip, zlib"),
-    ({"protocol": "grpc", "compression": "gzip"}, {}, "gzip by grpcio"),
+    ({"protocol": "grpc", "compression": "gzip", "grpc_client": "grpcio"}, {}, "gzip by grpcio"),
+    # auto: gRPC on libcurl for compressed messages, which it sends as the engine made them.
+    ({"protocol": "grpc", "compression": "gzip"}, {}, "gzip, patchable"),
+    ({"protocol": "grpc", "compression": "zstd"}, {}, "zstd, patchable"),
     ({"protocol": "http/protobuf"}, {"gzip_encoder": "zlib"}, "none"),
     ({"protocol": "http/protobuf", "compression": "zstd"}, {}, "zstd, patchable"),
     ({"protocol": "http/protobuf", "compression": "zstd"}, {"zstd_encoder": "library"}, "zstd, library"),
@@ -408,14 +411,23 @@ def test_the_setup_line_says_how_bodies_are_compressed(otlp, sending, expected):
     assert f"insecure, {expected})" in sender.describe_setup()
 
 
-def test_zstd_over_grpc_is_refused_with_what_to_do():
-    """grpcio has no zstd: the key, the value, and where zstd goes instead."""
+def test_zstd_over_grpc_goes_on_libcurl_and_is_refused_on_grpcio():
+    """grpcio has no zstd: gRPC with zstd is carried by libcurl (auto), and
+    asking for grpcio names the key, the value, and what to do instead."""
+    assert "(grpc on libcurl, insecure, zstd, patchable)" in telegen.Sender(
+        {"otlp": {"endpoint": "127.0.0.1:4317", "compression": "zstd", "insecure": True}},
+        write=lambda line: None).describe_setup()
     with pytest.raises(telegen.ConfigError, match=r"otlp.compression: 'zstd' is invalid: expected none or gzip with "
-                                                  r"gRPC \(otlp.protocol is grpc; grpcio has no zstd\): zstd goes over "
-                                                  r"OTLP/HTTP, so set otlp.protocol: http/protobuf"):
-        telegen.Sender({"otlp": {"compression": "zstd"}})
+                                                  r"gRPC on grpcio \(otlp.protocol is grpc; grpcio has no zstd\): set "
+                                                  r"otlp.grpc_client: curl \(gRPC on libcurl sends zstd\), or "
+                                                  r"otlp.protocol: http/protobuf"):
+        telegen.Sender({"otlp": {"compression": "zstd", "grpc_client": "grpcio"}})
     with pytest.raises(telegen.ConfigError, match=r"\(otlp.logs.protocol is grpc"):
-        telegen.Sender({"otlp": {"compression": "zstd", "protocol": "http", "logs": {"protocol": "grpc"}}})
+        telegen.Sender({"otlp": {"compression": "zstd", "protocol": "http", "grpc_client": "grpcio",
+                                 "logs": {"protocol": "grpc"}}})
+    with pytest.raises(telegen.ConfigError, match="otlp.grpc_client: 'curlz' is invalid: expected one of "
+                                                  "auto, grpcio, curl"):
+        telegen.Sender({"otlp": {"grpc_client": "curlz"}})
     with pytest.raises(telegen.ConfigError, match="sending.zstd_encoder: 'zlib' is invalid: expected one of "
                                                   "patchable, library"):
         telegen.Sender({"sending": {"zstd_encoder": "zlib"}})

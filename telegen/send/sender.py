@@ -146,7 +146,7 @@ class Sender:
             key_file=resolved.tls.key_file,
             max_message_bytes=self.config.sending.max_message_bytes,
             protocol=resolved.protocol,
-            grpc_client=choose_grpc_client(resolved.grpc_client),
+            grpc_client=choose_grpc_client(resolved.grpc_client, resolved.compression),
             tenant_headers=resolved.tenant_headers,
         )
 

@@ -328,7 +328,7 @@ def _check_search(config: SenderConfig) -> None:
 def _check_compression(config: SenderConfig) -> None:
     if config.otlp.compression != "zstd":
         return
-    if choose_grpc_client(config.otlp.grpc_client) == "curl":
+    if choose_grpc_client(config.otlp.grpc_client, "zstd") == "curl":
         return  # gRPC on libcurl sends zstd messages (grpc-encoding: zstd)
     for signal in SIGNALS:
         if config.signal_target(signal).protocol == "grpc":

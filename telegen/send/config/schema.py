@@ -194,8 +194,9 @@ class OtlpConfig:
     protocol: str = "grpc"  # or http/protobuf
     compression: str = "none"
     # Which client carries gRPC: grpcio, or curl (libcurl over HTTP/2, which
-    # sends messages compressed in advance); auto: curl where libcurl speaks HTTP/2.
-    grpc_client: str = "grpcio"
+    # sends messages compressed in advance); auto: curl for gzip and zstd
+    # (where libcurl speaks HTTP/2), grpcio uncompressed (transport/grpc_curl.choose).
+    grpc_client: str = "auto"
     timeout: float = 10.0  # seconds per export RPC
     tls: TlsConfig = field(default_factory=TlsConfig)
     traces: SignalOtlpConfig = field(default_factory=SignalOtlpConfig)
@@ -388,7 +389,7 @@ class SignalTarget:
     timeout: float
     tls: TlsConfig
     protocol: str = "grpc"
-    grpc_client: str = "grpcio"  # as otlp.grpc_client says: auto, grpcio or curl
+    grpc_client: str = "auto"  # as otlp.grpc_client says: auto, grpcio or curl
     # With several tenants (otlp.tenants): each tenant's whole header set,
     # `headers` with its own over them; empty with one tenant.
     tenant_headers: tuple[tuple[tuple[str, str], ...], ...] = ()

@@ -52,12 +52,17 @@ def available() -> bool:
     return bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
 
 
-def choose(client: str) -> str:
-    """The client that carries gRPC for `otlp.grpc_client`: "curl" where
-    libcurl speaks HTTP/2 (auto), else grpcio."""
-    if client == "auto":
-        return "curl" if available() else "grpcio"
-    return client
+def choose(client: str, compression: str) -> str:
+    """The client that carries gRPC for `otlp.grpc_client`. auto, by
+    measurement (benchmarks/test_grpc_curl.py, docs/performance.md): libcurl
+    for compressed messages, where it sends the engine's patchable gzip or
+    zstd as they are (the sender's CPU per event 1.15-1.26x OTLP/HTTP's,
+    grpcio's zlib 11.5-12.8x) and where libcurl speaks HTTP/2; grpcio
+    uncompressed, where the two cost about the same (1.31-1.46x against
+    1.32-1.46x) and grpcio held 1 M metric points/s that libcurl did not."""
+    if client != "auto":
+        return client
+    return "curl" if compression in ("gzip", "zstd") and available() else "grpcio"
 
 
 def grpc_timeout(seconds: float) -> str:
