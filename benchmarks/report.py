@@ -266,6 +266,16 @@ def _zstd_lines(rows: list[dict]) -> list[str]:
                              f"{f['cpu_s_per_million'] / r['none']['cpu_s_per_million']:.2f}x | "
                              f"{f['sink_cpu_s_per_million']:.2f} | {f['wire_bytes_per_event']:.0f} |")
         lines.append("")
+    carriers = [r for r in rows if r["kind"] == "grpc_carriers"]
+    if carriers:
+        lines += ["## gRPC carriers at an equal rate (sender CPU s / M events; `telegen sink`, medians of alternating "
+                  "rounds)", "", "| signal | compression | rate | OTLP/HTTP | gRPC on grpcio | gRPC on libcurl "
+                  "| libcurl / HTTP | grpcio / HTTP |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['signal']} | {r['compression']} | {r['rate']:,} | {r['http']['cpu_s_per_million']:.3f} | "
+                  f"{r['grpcio']['cpu_s_per_million']:.3f} | {r['curl']['cpu_s_per_million']:.3f} | "
+                  f"{r['curl']['cpu_s_per_million'] / r['http']['cpu_s_per_million']:.2f}x | "
+                  f"{r['grpcio']['cpu_s_per_million'] / r['http']['cpu_s_per_million']:.2f}x |" for r in carriers]
+        lines.append("")
     equal = [r for r in rows if r["kind"] == "zstd_equal_rate"]
     if equal:
         lines += [f"## Sender CPU at an equal rate ({equal[0]['rate']:,} events/s, OTLP/HTTP to `telegen sink`)", "",
