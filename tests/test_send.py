@@ -483,3 +483,30 @@ def test_the_curl_carriers_grpc_pieces():
         assert unframe(b"\x01" + len(packed).to_bytes(4, "big") + packed, encoding) == message
     with pytest.raises(ValueError, match="'br'"):
         unframe(b"\x01\x00\x00\x00\x01x", "br")
+
+
+def test_mutual_tls_with_compressed_messages(templates, tmp_path):
+    """A gRPC server that wants a client certificate signed by its CA: the
+    client's certificate gets through (gzip messages: grpcio's zlib, or on
+    libcurl the patchable stream), no certificate does not."""
+    from test_send_http import _certificate
+
+    server_key, server_cert = _certificate(tmp_path, "localhost")
+    client_ca = _certificate(tmp_path, "client-ca")
+    client_key, client_cert = _certificate(tmp_path, "client", ca=client_ca)
+    recorder = Recorder()
+    credentials = grpc.ssl_server_credentials([(server_key.read_bytes(), server_cert.read_bytes())],
+                                              root_certificates=client_ca[1].read_bytes(),
+                                              require_client_auth=True)
+    server, port = serve(recorder, credentials)
+    loaded = loaded_batches(templates, ("logs",))
+    try:
+        mutual = run(loaded, settings_for("", passes=1, target=target_for(
+            f"localhost:{port}", ca_file=str(server_cert), cert_file=str(client_cert), key_file=str(client_key),
+            compression="gzip")), quiet)
+        anonymous = run(loaded, settings_for("", passes=1, retry=RetryPolicy(max_attempts=1), target=target_for(
+            f"localhost:{port}", ca_file=str(server_cert), timeout=2)), quiet)
+    finally:
+        server.stop(0)
+    assert mutual.signals["logs"].delivered == mutual.signals["logs"].sent == recorder.events("logs") > 0
+    assert anonymous.signals["logs"].delivered == 0 and anonymous.signals["logs"].failed > 0
