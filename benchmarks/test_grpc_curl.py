@@ -14,45 +14,23 @@ The sender's CPU per million events at an equal rate every carrier holds
 """
 from __future__ import annotations
 
-import resource
-
 import pytest
-from conftest import BATCH_SIZES, CONCURRENCY, ROUNDS, SECONDS, median_of
-from sink_ceiling import proc_cpu
+import test_gzip
+from conftest import BATCH_SIZES, ROUNDS, median_of
+from test_gzip import send_for
 
-from telegen.send.engine import SendSettings, run
-from telegen.send.transport import GRPC, HTTP_PROTOBUF, Target
-from telegen.sink import SinkProcess
+from telegen.send.transport import GRPC, HTTP_PROTOBUF
 
 RATES = {"none": 1_000_000, "gzip": 100_000}
 CARRIERS = {"http": (HTTP_PROTOBUF, "grpcio"), "grpcio": (GRPC, "grpcio"), "curl": (GRPC, "curl")}
 
 
-@pytest.fixture(scope="module")
-def sink():
-    with SinkProcess(http=True) as process:
-        yield process
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+sink = test_gzip.sink  # the sink in its own process, with gRPC and OTLP/HTTP
 
 
 def send_with(loaded, sink, signal: str, carrier: str, compression: str) -> dict:
     protocol, client = CARRIERS[carrier]
-    endpoint = f"{sink.http_endpoint}/v1/{signal}" if protocol == HTTP_PROTOBUF else sink.endpoint
-    target = Target(endpoint=endpoint, insecure=True, compression=compression, protocol=protocol, grpc_client=client)
-    settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
-                            stats_interval=3600, events_per_second=RATES[compression])
-    pid = sink.process.pid
-    before, sink_before = _cpu(), proc_cpu(pid)
-    report = run([loaded[signal]], settings, write=lambda line: None)
-    cpu, sink_cpu = _cpu() - before, proc_cpu(pid) - sink_before
-    r = report.signals[signal]
-    assert r.failed == 0 and r.delivered == r.sent > 0
-    return {"events_per_second": r.delivered / report.elapsed, "cpu_s_per_million": cpu / (r.delivered / 1e6),
-            "sink_cpu_s_per_million": sink_cpu / (r.delivered / 1e6), "wire_bytes_per_event": r.bytes / r.sent}
+    return send_for(loaded, sink, signal, compression, rate=RATES[compression], protocol=protocol, grpc_client=client)
 
 
 @pytest.mark.parametrize("compression", list(RATES))

@@ -115,11 +115,13 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def send_for(loaded, sink, signal: str, compression: str, encoder: str = PATCHABLE, rate: float = 0) -> dict:
-    """One timed run (at `rate` events/s; 0: as fast as it goes); `encoder`
-    is the gzip or zstd encoder, as `compression` says."""
-    target = Target(endpoint=f"{sink.http_endpoint}/v1/{signal}", insecure=True, compression=compression,
-                    protocol=HTTP_PROTOBUF)
+def send_for(loaded, sink, signal: str, compression: str, encoder: str = PATCHABLE, rate: float = 0,
+             protocol: str = HTTP_PROTOBUF, grpc_client: str = "grpcio") -> dict:
+    """One timed run to the sink (at `rate` events/s; 0: as fast as it
+    goes); `encoder` is the gzip or zstd encoder, as `compression` says."""
+    endpoint = f"{sink.http_endpoint}/v1/{signal}" if protocol == HTTP_PROTOBUF else sink.endpoint
+    target = Target(endpoint=endpoint, insecure=True, compression=compression, protocol=protocol,
+                    grpc_client=grpc_client)
     settings = SendSettings(targets={signal: target}, concurrency=CONCURRENCY, duration=SECONDS,
                             stats_interval=3600, events_per_second=rate,
                             **{"zstd_encoder" if compression == "zstd" else "gzip_encoder": encoder})

@@ -23,6 +23,7 @@ on the benchmark templates' batches at the seed's batch sizes (conftest).
 from __future__ import annotations
 
 import pytest
+import test_gzip
 import zstandard
 from conftest import BATCH_SIZES, QUICK, ROUNDS, median_of
 from test_gzip import CPU_SECONDS, _ns_per_event, _patch, send_for
@@ -37,15 +38,11 @@ from telegen.send.load.compression import (
     patched_zstd_bodies,
     with_zstd,
 )
-from telegen.sink import SinkProcess
 
 EQUAL_RATE = 1_000_000  # events/s: under every body's unbounded rate here, so each run holds it
 
 
-@pytest.fixture(scope="module")
-def sink():
-    with SinkProcess(http=True) as process:
-        yield process
+sink = test_gzip.sink  # the sink in its own process, with OTLP/HTTP
 
 
 @pytest.fixture(scope="module")
