@@ -148,8 +148,9 @@ class Recorder(DecodedRequests, trace_service_pb2_grpc.TraceServiceServicer,
                 "logs": logs_service_pb2.ExportLogsServiceResponse}[signal]()
 
 
-def serve(recorder: Recorder, credentials=None) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.max_receive_message_length", 64 * 2**20)])
+def serve(recorder: Recorder, credentials=None, options: tuple = ()) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(4),
+                         options=[("grpc.max_receive_message_length", 64 * 2**20), *options])
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(recorder, server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(recorder, server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(recorder, server)

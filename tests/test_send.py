@@ -510,3 +510,22 @@ def test_mutual_tls_with_compressed_messages(templates, tmp_path):
         server.stop(0)
     assert mutual.signals["logs"].delivered == mutual.signals["logs"].sent == recorder.events("logs") > 0
     assert anonymous.signals["logs"].delivered == 0 and anonymous.signals["logs"].failed > 0
+
+
+def test_a_server_that_sends_goaway_every_few_hundred_ms(templates):
+    """A server that ends every connection after 300 ms (GOAWAY, with a grace
+    for the streams in flight, as a load balancer draining it does): the
+    sender reconnects and keeps going, and counts exactly what arrived."""
+    recorder = Recorder()
+    server, port = serve(recorder, options=(("grpc.max_connection_age_ms", 300),
+                                            ("grpc.max_connection_age_grace_ms", 2000)))
+    patient = RetryPolicy(max_attempts=10, initial_backoff=0.05, max_backoff=0.2)
+    try:
+        report = run(loaded_batches(templates), settings_for(f"127.0.0.1:{port}", duration=2.0,
+                                                             events_per_second=20_000, retry=patient), quiet)
+    finally:
+        server.stop(0)
+    accounted(report)
+    for signal in SIGNALS:
+        r = report.signals[signal]
+        assert r.failed == 0 and r.delivered == r.sent == recorder.events(signal) > 0, signal

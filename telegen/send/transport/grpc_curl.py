@@ -133,6 +133,12 @@ class CurlGrpcTransport(HttpTransport):
         curl.setopt(pycurl.PIPEWAIT, 1)
         # HTTP/2 flow control: a stream window that takes a 4 MB message without stalling.
         curl.setopt(pycurl.BUFFERSIZE, 512 * 1024)
+        # Keepalive: TCP probes after 30 s idle, so a connection a middlebox
+        # dropped between stages is found dead before a request waits on it
+        # (libcurl sends no HTTP/2 PINGs of its own).
+        curl.setopt(pycurl.TCP_KEEPALIVE, 1)
+        curl.setopt(pycurl.TCP_KEEPIDLE, 30)
+        curl.setopt(pycurl.TCP_KEEPINTVL, 10)
 
     def _body(self, data: bytes) -> bytes:
         return b"".join((self._flag, len(data).to_bytes(4, "big"), data))
