@@ -54,6 +54,11 @@ def patch(
     step: int = 0,
     replica: int = -1,
     seed: int | None = None,
+    id_key: int | None = None,
+    send_number: int = 0,
+    clock: npt.NDArray[np.int64] | None = None,
+    slots: npt.NDArray[np.int64] | None = None,
+    head: bytes = b"",
 ) -> bytes: ...
 
 class Regrouper:

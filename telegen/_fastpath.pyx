@@ -105,9 +105,11 @@ def split(str signal, data, Py_ssize_t max_bytes, Py_ssize_t replica_width=0) ->
 
 def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint64_t backdate_ns=0,
           uint64_t run_start=0, uint64_t step=0, int64_t replica=-1, seed=None, id_key=None,
-          int64_t send_number=0, clock=None, slots=None) -> bytes:
+          int64_t send_number=0, clock=None, slots=None, bytes head=b"") -> bytes:
     """A patched copy of `data` (the buffer `plan` was scanned from: bytes, or
-    any buffer such as a view of a mapped load cache).
+    any buffer such as a view of a mapped load cache), after `head`: bytes a
+    carrier wants before the message (a gRPC message prefix), written in the
+    same allocation so the body needs no second copy to be framed.
 
     now: send time (ns since the epoch); traces end no later than now minus a
     per-trace jitter in [0, jitter_ns) and backdate_ns, log records are stamped
@@ -153,7 +155,7 @@ def patch(PatchPlan plan, object data, uint64_t now, uint64_t jitter_ns=0, uint6
             send.clock_rows = clock_view.len // (8 * CLOCK_COLUMNS)
             send.slots = <const int64_t*>slots_view.buf
         return _patch(plan, <const char*>source.buf, source.len, now, jitter_ns, backdate_ns, run_start, step,
-                      replica, seed, &send)
+                      replica, seed, &send, head)
     finally:
         PyBuffer_Release(&source)
         if has_clock:

@@ -572,17 +572,22 @@ cdef inline void _store64(uint8_t* p, uint64_t v) noexcept nogil:
     memcpy(p, &v, 8)
 
 
-def patch(GzipTemplate template, raw, uint32_t crc) -> bytes:
+def patch(GzipTemplate template, raw, uint32_t crc, bytes head=b"") -> bytes:
     """The template with the changed bytes of `raw` (the patched batch
     buffer; the template's range of it) written in, and `crc` (the CRC32 of
-    raw[start:end]) in its trailer."""
+    raw[start:end]) in its trailer; after `head` (a gRPC message prefix), in
+    one allocation."""
     cdef const uint8_t[::1] source = raw
     if source.shape[0] < template.end:
         raise ValueError(f"raw buffer is {source.shape[0]} bytes; the template reads up to {template.end}")
     cdef bytes data = template.data
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
-    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef Py_ssize_t head_size = len(head)
+    out = PyBytes_FromStringAndSize(NULL, head_size + size)
     cdef uint8_t* dst = <uint8_t*>PyBytes_AS_STRING(out)
+    if head_size:
+        memcpy(dst, PyBytes_AS_STRING(head), head_size)
+        dst += head_size
     cdef const int64_t[:, ::1] sites = template.sites
     cdef const uint16_t[::1] codes = template.codes
     cdef const uint8_t* src = &source[0] if source.shape[0] else NULL

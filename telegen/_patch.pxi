@@ -338,15 +338,15 @@ cdef extern from *:
     struct __pyx_t_7telegen_9_fastpath_SendArgs;
     static PyObject *__pyx_f_7telegen_9_fastpath__patch(
         struct __pyx_obj_7telegen_9_fastpath_PatchPlan *, char const *, Py_ssize_t, uint64_t, uint64_t,
-        uint64_t, uint64_t, uint64_t, int64_t, PyObject *, struct __pyx_t_7telegen_9_fastpath_SendArgs *) __attribute__((noinline));
+        uint64_t, uint64_t, uint64_t, int64_t, PyObject *, struct __pyx_t_7telegen_9_fastpath_SendArgs *, PyObject *) __attribute__((noinline));
     """
 
 
 cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, uint64_t jitter_ns,
                   uint64_t backdate_ns, uint64_t run_start, uint64_t step, int64_t replica, seed,
-                  SendArgs* send):
+                  SendArgs* send, bytes head):
     """`send` comes with its keyed fields set (keyed, id_key, send_number,
-    clock, clock_rows, slots); the rest is set here."""
+    clock, clock_rows, slots); the rest is set here. The copy follows `head`."""
     if n != plan.size:
         raise ValueError(f"buffer is {n} bytes but the plan was scanned from {plan.size}")
     send.now = now
@@ -361,8 +361,12 @@ cdef bytes _patch(PatchPlan plan, const char* src, Py_ssize_t n, uint64_t now, u
         _seed(&rng, _next(&_global_rng))
     else:
         _seed(&rng, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
-    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef Py_ssize_t head_size = len(head)
+    out = PyBytes_FromStringAndSize(NULL, head_size + n)
     cdef char* dst = PyBytes_AS_STRING(out)
+    if head_size:
+        memcpy(dst, PyBytes_AS_STRING(head), head_size)
+        dst += head_size
     cdef uint64_t* keys = <uint64_t*>malloc((KEY_WORDS * plan.n_id_groups + 1) * sizeof(uint64_t))
     cdef uint64_t* deltas = <uint64_t*>malloc((plan.n_time_groups + 1) * sizeof(uint64_t))
     if keys == NULL or deltas == NULL:

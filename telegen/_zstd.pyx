@@ -783,16 +783,21 @@ def compress(data, classes, Py_ssize_t start=0, Py_ssize_t end=-1, int max_chain
 
 # -- per send ------------------------------------------------------------------------
 
-def patch(ZstdTemplate template, raw) -> bytes:
+def patch(ZstdTemplate template, raw, bytes head=b"") -> bytes:
     """The template's frame with the changed bytes of `raw` (the patched batch
-    buffer; the template's range of it) copied in."""
+    buffer; the template's range of it) copied in; after `head` (a gRPC
+    message prefix), in one allocation."""
     cdef const uint8_t[::1] source = raw
     if source.shape[0] < template.end:
         raise ValueError(f"raw buffer is {source.shape[0]} bytes; the template reads up to {template.end}")
     cdef bytes data = template.data
     cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
-    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef Py_ssize_t head_size = len(head)
+    out = PyBytes_FromStringAndSize(NULL, head_size + size)
     cdef uint8_t* dst = <uint8_t*>PyBytes_AS_STRING(out)
+    if head_size:
+        memcpy(dst, PyBytes_AS_STRING(head), head_size)
+        dst += head_size
     cdef const int64_t[:, ::1] runs = template.runs
     cdef const uint8_t* src = &source[0] if source.shape[0] else NULL
     cdef const uint8_t* frame = <const uint8_t*>PyBytes_AS_STRING(data)

@@ -55,6 +55,19 @@ def test_compiled_and_reference_agree_byte_for_byte(templates, signal, params):
             assert len(compiled) == len(batch)
 
 
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_a_head_is_written_before_the_patched_copy(templates, signal):
+    """A carrier's prefix (gRPC's 5 bytes) in the same allocation: the bytes
+    after it are the patch's, both implementations alike."""
+    head = b"\x00" + (123456).to_bytes(4, "big")
+    for batch in batches(templates, signal)[:2]:
+        plan = fp.scan(signal, batch)
+        for params in PARAMS:
+            headed = fp.patch(plan, batch, seed=7, head=head, **params)
+            assert headed == head + fp.patch(plan, batch, seed=7, **params)
+            assert headed == patch_reference(signal, batch, seed=7, head=head, **params)
+
+
 def kitchen_sink_traces() -> bytes:
     """Links inside and outside the batch, events, a parent in another
     resource, fields written out of field-number order."""

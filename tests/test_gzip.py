@@ -70,6 +70,10 @@ def test_compiled_and_reference_compress_byte_for_byte(templates, signal, chain)
         assert np.array_equal(compiled.sites, sites) and np.array_equal(compiled.codes, codes)
         raw = fp.patch(fp.scan(signal, data), data, NOW, seed=5, step=3)
         assert _gzip.patch(compiled, raw, zlib.crc32(raw)) == ref.patch(stream, sites, codes, raw, 0, len(raw))
+        head = b"\x01" + len(stream).to_bytes(4, "big")  # a gRPC message prefix, written in the same allocation
+        headed = _gzip.patch(compiled, raw, zlib.crc32(raw), head)
+        assert headed == ref.patch(stream, sites, codes, raw, 0, len(raw), head) == head + headed[5:]
+        assert zlib.decompress(headed[5:], 31) == raw
 
 
 # -- decompressed, it is the uncompressed path's output ------------------------------

@@ -22,6 +22,8 @@ from telegen.send.load.batches import build_batches
 from telegen.send.transport import RetryPolicy, Target
 from telegen.sink import Sink, SinkFaults, free_port
 
+NOW = 1_800_000_000_000_000_000
+
 SIGNALS = ("traces", "metrics", "logs")
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
 
@@ -483,6 +485,34 @@ def test_the_curl_carriers_grpc_pieces():
         assert unframe(b"\x01" + len(packed).to_bytes(4, "big") + packed, encoding) == message
     with pytest.raises(ValueError, match="'br'"):
         unframe(b"\x01\x00\x00\x00\x01x", "br")
+
+
+@pytest.mark.parametrize("codec,encoder", [("identity", ""), ("gzip", "patchable"), ("gzip", "zlib"),
+                                           ("zstd", "patchable"), ("zstd", "library")])
+def test_bodies_for_grpc_on_libcurl_are_framed_messages(templates, codec, encoder):
+    """The engine hands gRPC on libcurl whole gRPC messages: each body is the
+    body OTLP/HTTP would get, after the 5-byte prefix (flag 1 where
+    compressed). A batch sent whole gets its prefix from the patch kernel,
+    in the same allocation; a batch cut into pieces, one per piece."""
+    from telegen import _fastpath
+    from telegen.send.load.compression import BodyEncoding, bodies, grpc_head, with_gzip, with_zstd
+
+    loaded = build_batches("traces", templates.records("traces"), 50, 64 * 1024)
+    loaded = with_zstd(with_gzip(loaded))
+    whole = next(b for b in loaded.batches if len(b.pieces) == 1)
+    cut = next(b for b in loaded.batches if len(b.pieces) >= 3)
+    plain, framed = BodyEncoding(codec, encoder), BodyEncoding(codec, encoder, framed=True)
+    for batch in (whole, cut):
+        data = _fastpath.patch(batch.plan, batch.data, NOW, seed=3)
+        expected = bodies(batch, data, plain)
+        assert len(expected) == len(batch.pieces)
+        got = bodies(batch, data, framed)
+        assert got == [grpc_head(len(b), compressed=codec != "identity") + b for b in expected]
+        head = framed.head(batch)
+        assert bool(head) == (codec == "identity" and batch is whole)
+        if head:
+            headed = _fastpath.patch(batch.plan, batch.data, NOW, seed=3, head=head)
+            assert bodies(batch, headed, framed, headed=True) == [headed] == got
 
 
 def test_mutual_tls_with_compressed_messages(templates, tmp_path):

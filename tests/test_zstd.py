@@ -56,6 +56,9 @@ def test_compiled_and_reference_compress_byte_for_byte(templates, signal, chain,
         assert np.array_equal(compiled.runs, runs)
         raw = fp.patch(fp.scan(signal, data), data, NOW, seed=5, step=3)
         assert _zstd.patch(compiled, raw) == ref.patch(frame, runs, raw)
+        head = b"\x01" + len(frame).to_bytes(4, "big")  # a gRPC message prefix, written in the same allocation
+        headed = _zstd.patch(compiled, raw, head)
+        assert headed == ref.patch(frame, runs, raw, head) == head + _zstd.patch(compiled, raw)
 
 
 def test_the_predefined_tables_are_the_formats():

@@ -315,9 +315,10 @@ def compress(data: bytes, classes: Sequence[int], start: int = 0, end: int = -1,
             np.array(ll_code[:256], dtype=np.uint16))
 
 
-def patch(data: bytes, sites: np.ndarray, codes: np.ndarray, raw: bytes, start: int, end: int) -> bytes:
+def patch(data: bytes, sites: np.ndarray, codes: np.ndarray, raw: bytes, start: int, end: int,
+          head: bytes = b"") -> bytes:
     """The template with raw's changed bytes written in, one literal at a
-    time, and the CRC32 of raw[start:end] in its trailer."""
+    time, and the CRC32 of raw[start:end] in its trailer; after `head`."""
     out = bytearray(data)
     for offset, bit, count in sites.tolist():
         for k in range(count):
@@ -327,4 +328,4 @@ def patch(data: bytes, sites: np.ndarray, codes: np.ndarray, raw: bytes, start: 
                 out[at] = (out[at] & ~(1 << shift)) | (((code >> b) & 1) << shift)
             bit += LITERAL_BITS
     out[-8:-4] = zlib.crc32(raw[start:end]).to_bytes(4, "little")
-    return bytes(out)
+    return head + bytes(out)

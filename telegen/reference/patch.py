@@ -157,8 +157,10 @@ class _Draws:
 
 def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, backdate_ns: int = 0,
                     run_start: int = 0, step: int = 0, replica: int = -1, seed: int | None = None,
-                    id_key: int | None = None, send_number: int = 0, clock=None, slots=None) -> bytes:
-    """What telegen._fastpath.patch(scan(signal, data), data, ...) returns.
+                    id_key: int | None = None, send_number: int = 0, clock=None, slots=None,
+                    head: bytes = b"") -> bytes:
+    """What telegen._fastpath.patch(scan(signal, data), data, ...) returns
+    (after `head`).
     `clock` and `slots` only matter with `id_key`: (a sequence of) rows
     [now of an even send, of an odd one, latest send number, flags] per
     trace batch, and a clock row per id group (-1: none)."""
@@ -190,7 +192,7 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
             keyed.attempt += 1
     if replica >= 0:
         _patch_replicas(message, signal, replica)
-    return _encode_metrics(message, padded) if any(padded) else message.SerializeToString()
+    return head + (_encode_metrics(message, padded) if any(padded) else message.SerializeToString())
 
 
 # -- traces ----------------------------------------------------------------------

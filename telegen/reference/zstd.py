@@ -432,9 +432,9 @@ def compress(data: bytes, classes: np.ndarray, start: int = 0, end: int = -1, ma
     return bytes(out), np.array(runs, dtype=np.int64).reshape(-1, 3)
 
 
-def patch(frame: bytes, runs: np.ndarray, raw: bytes) -> bytes:
-    """The frame with each run of changed bytes copied in from `raw`."""
+def patch(frame: bytes, runs: np.ndarray, raw: bytes, head: bytes = b"") -> bytes:
+    """The frame with each run of changed bytes copied in from `raw`; after `head`."""
     out = bytearray(frame)
     for source, at, length in runs.tolist():
         out[at:at + length] = raw[source:source + length]
-    return bytes(out)
+    return head + bytes(out)

@@ -109,21 +109,25 @@ def requests_for(item: ScheduleItem, settings: SendSettings, run_start_ns: int, 
     often this copy's series were replaced (churn scenario).
     """
     batch = item.batch
+    encoding = settings.body_encoding(item.signal)
+    # A gRPC message prefix the kernel writes before the copy (none where a
+    # hook wants the bare bytes).
+    head = encoding.head(batch) if settings.prepare is None and settings.on_sent is None else b""
     if settings.prepare is None:
         now_ns = time.time_ns() if now_ns is None else now_ns
         replica = item.replica + tenant * item.tenant_stride + churns * item.churn_stride
         if clock is None:
             data = _fastpath.patch(batch.plan, batch.data, now_ns, settings.jitter_ns, settings.backdate_ns,
-                                   run_start_ns, step, replica)
+                                   run_start_ns, step, replica, head=head)
         else:
             data = _fastpath.patch(batch.plan, batch.data, now_ns, settings.jitter_ns, settings.backdate_ns,
                                    run_start_ns, step, replica, None, clock.key_for(tenant), send_number,
-                                   clock.table[tenant], batch.slots)
+                                   clock.table[tenant], batch.slots, head=head)
     else:
         data = settings.prepare(item)
     if settings.on_sent is not None:
         settings.on_sent(item, data, time.time_ns() if now_ns is None else now_ns)
-    return bodies(batch, data, settings.body_encoding(item.signal))
+    return bodies(batch, data, encoding, headed=bool(head))
 
 
 def prepare_compression(loaded: Sequence[SignalTemplates], settings: SendSettings,

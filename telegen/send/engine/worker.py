@@ -321,7 +321,8 @@ def _send(item: ScheduleItem, transport: Transport, counters: Counters, settings
           churns: int = 0) -> None:
     requests = requests_for(item, settings, run_start_ns, step, now_ns, send_number, clock, tenant, churns)
     counters.add(item.signal, sent=item.batch.events, requests=len(requests),
-                 bytes=sum(len(r) for r in requests), batches=1, tenant=tenant)
+                 bytes=sum(len(r) for r in requests) - transport.framing_bytes * len(requests), batches=1,
+                 tenant=tenant)
     transport.send(requests, item.batch.piece_events, done, pace, tenant)
 
 

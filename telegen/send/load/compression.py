@@ -49,17 +49,37 @@ class BodyEncoding:
     """What the engine does to a signal's request bodies: `codec` "identity"
     (sent as patched: uncompressed, or gRPC, which compresses inside grpcio),
     "gzip" or "zstd" (compressed by the engine, for a carrier that sends the
-    bytes it is given), by `encoder` (PATCHABLE, ZLIB or LIBRARY)."""
+    bytes it is given), by `encoder` (PATCHABLE, ZLIB or LIBRARY). `framed`:
+    each body is a gRPC message, its 5-byte prefix written in the same
+    allocation as the body (gRPC on libcurl), so framing costs no copy."""
 
     codec: str
     encoder: str = ""
+    framed: bool = False
 
     @property
     def patchable(self) -> bool:
         return self.encoder == PATCHABLE
 
+    def head(self, batch: Batch) -> bytes:
+        """What the patch kernel writes before the batch: its gRPC message
+        prefix where the batch goes out whole and uncompressed, else nothing."""
+        if self.framed and self.codec == "identity" and len(batch.pieces) == 1:
+            return grpc_head(len(batch.data), compressed=False)
+        return b""
+
     def __str__(self) -> str:
         return self.codec if self.codec == "identity" else f"{self.codec}, {self.encoder}"
+
+
+def grpc_head(length: int, compressed: bool) -> bytes:
+    """A gRPC message prefix: the compressed flag and the big-endian length
+    (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md)."""
+    return (b"\x01" if compressed else b"\x00") + length.to_bytes(4, "big")
+
+
+def _framed(messages: Sequence[bytes | memoryview], compressed: bool) -> list[bytes]:
+    return [b"".join((grpc_head(len(m), compressed), m)) for m in messages]
 
 
 IDENTITY = BodyEncoding("identity")
@@ -189,13 +209,17 @@ def byte_classes(plan: _fastpath.PatchPlan, data: bytes | memoryview) -> np.ndar
 
 def body_encoding(target: Target, gzip_encoder: str = PATCHABLE, zstd_encoder: str = PATCHABLE) -> BodyEncoding:
     """How a signal's request bodies are made: compressed by the engine where
-    the carrier sends the bytes it is given (OTLP/HTTP, gRPC on libcurl),
-    else IDENTITY (uncompressed, or gRPC on grpcio, which compresses gzip
-    itself, having no supported way to send a message compressed in advance)."""
-    sends_bytes = target.protocol == HTTP_PROTOBUF or (target.protocol == GRPC and target.grpc_client == CURL)
-    if not sends_bytes or target.compression not in ("gzip", "zstd"):
+    the carrier sends the bytes it is given (OTLP/HTTP, gRPC on libcurl, whose
+    bodies are also framed as gRPC messages), else IDENTITY (uncompressed, or
+    gRPC on grpcio, which compresses gzip itself, having no supported way to
+    send a message compressed in advance)."""
+    framed = target.protocol == GRPC and target.grpc_client == CURL
+    if not (framed or target.protocol == HTTP_PROTOBUF):
         return IDENTITY
-    return BodyEncoding(target.compression, gzip_encoder if target.compression == "gzip" else zstd_encoder)
+    if target.compression not in ("gzip", "zstd"):
+        return BodyEncoding("identity", framed=True) if framed else IDENTITY
+    return BodyEncoding(target.compression, gzip_encoder if target.compression == "gzip" else zstd_encoder,
+                        framed=framed)
 
 
 def with_gzip(loaded: SignalTemplates, write=None) -> SignalTemplates:
@@ -225,9 +249,13 @@ def compress_batch(batch: Batch, max_chain: int = _gzip.DEFAULT_CHAIN) -> tuple[
     return tuple(_gzip.compress(batch.data, classes, start, end, max_chain) for start, end in batch.pieces)
 
 
-def patched_bodies(templates: Sequence[_gzip.GzipTemplate], raw: bytes) -> list[bytes]:
-    """The gzip bodies of one send: `raw` is the batch as the kernel patched it."""
+def patched_bodies(templates: Sequence[_gzip.GzipTemplate], raw: bytes, framed: bool = False) -> list[bytes]:
+    """The gzip bodies of one send: `raw` is the batch as the kernel patched
+    it; `framed`: each after its gRPC message prefix."""
     view = memoryview(raw)
+    if framed:
+        return [_gzip.patch(t, raw, crc32(view[t.start:t.end]), grpc_head(len(t.data), compressed=True))
+                for t in templates]
     return [_gzip.patch(t, raw, crc32(view[t.start:t.end])) for t in templates]
 
 
@@ -250,8 +278,11 @@ def compress_batch_zstd(batch: Batch, max_chain: int = _zstd.DEFAULT_CHAIN,
                  for start, end in batch.pieces)
 
 
-def patched_zstd_bodies(templates: Sequence[_zstd.ZstdTemplate], raw: bytes) -> list[bytes]:
-    """The zstd bodies of one send: `raw` is the batch as the kernel patched it."""
+def patched_zstd_bodies(templates: Sequence[_zstd.ZstdTemplate], raw: bytes, framed: bool = False) -> list[bytes]:
+    """The zstd bodies of one send: `raw` is the batch as the kernel patched
+    it; `framed`: each after its gRPC message prefix."""
+    if framed:
+        return [_zstd.patch(t, raw, grpc_head(len(t.data), compressed=True)) for t in templates]
     return [_zstd.patch(t, raw) for t in templates]
 
 
@@ -277,16 +308,24 @@ def with_compression(loaded: SignalTemplates, encoding: BodyEncoding, write=None
     return with_gzip(loaded, write) if encoding.codec == "gzip" else with_zstd(loaded, write)
 
 
-def bodies(batch: Batch, data: bytes, encoding: BodyEncoding) -> list[bytes]:
-    """The request bodies of one send of `batch`, `data` being it patched."""
+def bodies(batch: Batch, data: bytes, encoding: BodyEncoding, headed: bool = False) -> list[bytes]:
+    """The request bodies of one send of `batch`, `data` being it patched
+    (`headed`: after encoding.head(batch), as the kernel wrote it)."""
+    framed = encoding.framed
     if encoding.patchable:
         if encoding.codec == "gzip" and batch.gzip:
-            return patched_bodies(batch.gzip, data)
+            return patched_bodies(batch.gzip, data, framed)
         if encoding.codec == "zstd" and batch.zstd:
-            return patched_zstd_bodies(batch.zstd, data)
+            return patched_zstd_bodies(batch.zstd, data, framed)
+    if headed:
+        return [data]
+    if encoding.codec == "identity" and framed:
+        # One copy per piece: its prefix and its bytes joined from a view.
+        view = memoryview(data)
+        return _framed([view] if len(batch.pieces) == 1 else [view[a:b] for a, b in batch.pieces], False)
     requests = [data] if len(batch.pieces) == 1 else [data[a:b] for a, b in batch.pieces]
     if encoding.codec == "gzip":
-        return zlib_bodies(requests)
-    if encoding.codec == "zstd":
-        return library_zstd_bodies(requests)
-    return requests
+        requests = zlib_bodies(requests)
+    elif encoding.codec == "zstd":
+        requests = library_zstd_bodies(requests)
+    return _framed(requests, True) if framed else requests

@@ -140,6 +140,9 @@ class Transport(Protocol):
     on_retry: Callable[[str, str], None] | None
     on_answer: Callable[[int, int], None] | None
     deadline: float | None
+    # Bytes of each request that are the carrier's framing, not the OTLP
+    # message (gRPC on libcurl is handed messages with their 5-byte prefix).
+    framing_bytes: int
 
     def send(self, requests: list[bytes], piece_events: tuple[int, ...], done: Callable[[Outcome], None],
              pace: Callable[[int], None] | None = None, tenant: int = 0) -> None:
@@ -295,6 +298,7 @@ class Carrier:
 
     retry: RetryPolicy
     _retrier: Retrier
+    framing_bytes: int = 0
     _closed: bool = False
     _retries_stopped: bool = False
     on_retry: Callable[[str, str], None] | None = None

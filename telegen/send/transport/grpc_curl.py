@@ -9,8 +9,11 @@ say it multiplexes, keeps to the server's max-concurrent-streams, and opens
 another past it), and hands the trailers to the header callback. So this
 carrier is the OTLP/HTTP carrier (transport/http.py: one thread and one
 curl multi handle per signal, the same retry and accounting) with gRPC's
-framing and status. What it adds over grpcio: a message the engine already
-compressed (patchable gzip or zstd) goes out as it is, with the flag set and
+status. The bodies it is given are whole gRPC messages, prefix included:
+the engine writes the prefix in the allocation it patches or compresses
+into (send/load/compression.py, BodyEncoding.framed), so framing costs no
+copy. What it adds over grpcio: a message the engine already compressed
+(patchable gzip or zstd) goes out as it is, flagged compressed and
 `grpc-encoding` saying how, where grpcio would run zlib on every request.
 
 Statuses are read as the grpcio carrier reads them (transport/grpc.py):
@@ -34,7 +37,7 @@ import pycurl
 import zstandard
 
 from ..._version import __version__
-from .base import BatchState, Target, parse_partial_success
+from .base import BatchState, parse_partial_success
 from .grpc import METHODS, REJECTING, RETRYABLE, retry_delay
 from .http import HttpTransport, _Request
 
@@ -105,11 +108,7 @@ class CurlGrpcTransport(HttpTransport):
     """Sends one signal's requests to its target as OTLP/gRPC over HTTP/2 on libcurl."""
 
     CONNECTION_CODE = "UNAVAILABLE"  # as grpcio names a connection that fails
-
-    def __init__(self, signal: str, target: Target, retry) -> None:
-        # Engine-made gzip members and zstd frames are whole gRPC messages.
-        self._flag = b"\x01" if target.compression in ("gzip", "zstd") else b"\x00"
-        super().__init__(signal, target, retry)
+    framing_bytes = 5  # its bodies come prefixed; the counts are of OTLP bytes, as grpcio's are
 
     def _fixed_headers(self) -> list[str]:
         target = self.target
@@ -139,9 +138,6 @@ class CurlGrpcTransport(HttpTransport):
         curl.setopt(pycurl.TCP_KEEPALIVE, 1)
         curl.setopt(pycurl.TCP_KEEPIDLE, 30)
         curl.setopt(pycurl.TCP_KEEPINTVL, 10)
-
-    def _body(self, data: bytes) -> bytes:
-        return b"".join((self._flag, len(data).to_bytes(4, "big"), data))
 
     def _answered(self, request: _Request, status: int, body: bytes) -> None:
         headers = request.headers
