@@ -71,15 +71,21 @@ def markdown(results: dict) -> str:
     if rivals:
         lines += ["## telegen beside telemetrygen (one core each, same sink, medians of alternating rounds)", "",
                   "| signal | carrier | gzip | tool | events/s | MB/s | payload B/event | wire B/event "
-                  "| CPU s / M events |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| CPU s / M events | events per CPU-s, telegen / telemetrygen |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rivals:
             for tool in ("telegen", "telemetrygen"):
                 f = r[tool]
                 carrier = {"grpc": "gRPC", "http": "OTLP/HTTP"}.get(r.get("protocol", "grpc"), r.get("protocol"))
-                lines.append(f"| {r['signal']} | {carrier} | {r['compression']} | {tool} | "
+                client = r.get("grpc_client", "")
+                name = f"{tool} ({'libcurl' if client == 'curl' else client})" if tool == "telegen" and client \
+                    else tool
+                per_cpu = (f"{r['telemetrygen']['cpu_s_per_million'] / f['cpu_s_per_million']:.1f}x"
+                           if tool == "telegen" else "")
+                lines.append(f"| {r['signal']} | {carrier} | {r['compression']} | {name} | "
                              f"{f['events_per_second']:,.0f} | "
                              f"{f['mb_per_second']:,.1f} | {f['payload_bytes_per_event']:,.0f} | "
-                             f"{f['wire_bytes_per_event']:,.0f} | {f['cpu_s_per_million']:.2f} |")
+                             f"{f['wire_bytes_per_event']:,.0f} | {f['cpu_s_per_million']:.2f} | {per_cpu} |")
         lines.append("")
     clients = [r for r in rows if r["kind"] == "http_clients"]
     for r in clients:

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from conftest import BATCH_SIZES, CONCURRENCY, QUICK, ROUNDS
 
+from telegen.send.transport.grpc_curl import choose
 from telegen.sink import SinkProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +152,10 @@ def test_telegen_beside_telemetrygen(benchmark, template_dir, tmp_path, signal, 
     benchmark.pedantic(alternate, rounds=1)
     telegen, telemetrygen = median_of(ours), median_of(theirs)
     ratio = telegen["events_per_second"] / telemetrygen["events_per_second"]
+    # Which client carries telegen's gRPC: `otlp.grpc_client: auto`, as a user gets it.
+    client = choose("auto", compression) if protocol == "grpc" else ""
     benchmark.extra_info.update(kind="telemetrygen", signal=signal, compression=compression, protocol=protocol,
+                                grpc_client=client,
                                 telegen=telegen, telemetrygen=telemetrygen, ratio=ratio, rounds=ROUNDS,
                                 seconds=SECONDS)
     for name, r in (("telegen", telegen), ("telemetrygen", telemetrygen)):
@@ -159,4 +163,6 @@ def test_telegen_beside_telemetrygen(benchmark, template_dir, tmp_path, signal, 
               f"{r['events_per_second']:>11,.0f} events/s  "
               f"{r['mb_per_second']:7.1f} MB/s  {r['payload_bytes_per_event']:5.0f} B/event  "
               f"wire {r['wire_bytes_per_event']:5.0f} B/event  CPU {r['cpu_s_per_million']:6.2f} s/M", end="")
-    print(f"\n{signal:8s} {protocol:4s} gzip={compression:4s} telegen / telemetrygen: {ratio:.1f}x events/s")
+    per_cpu = telemetrygen["cpu_s_per_million"] / telegen["cpu_s_per_million"]
+    print(f"\n{signal:8s} {protocol:4s} gzip={compression:4s} telegen{f' ({client})' if client else ''} / "
+          f"telemetrygen: {ratio:.1f}x events/s, {per_cpu:.1f}x events per CPU-s")

@@ -89,18 +89,20 @@ class Collector(PeerProcess):
     start_timeout = 30.0
 
     def __init__(self, exporters: dict | None = None, pipelines: dict[str, list[str] | dict] | None = None,
-                 workdir: Path | None = None, processors: dict | None = None) -> None:
+                 workdir: Path | None = None, processors: dict | None = None, tls: dict | None = None) -> None:
         """`exporters`, `processors`: name -> config, as in the Collector's
         YAML. `pipelines`: signal -> exporter names, which go through every
         processor in the order `processors` lists them; or signal ->
         {"processors": [...], "exporters": [...]} to choose. By default every
-        signal through every processor to every exporter."""
+        signal through every processor to every exporter. `tls`: the
+        receiver's TLS settings (cert_file, key_file, ...) on both protocols."""
         need(COLLECTOR)
         super().__init__(workdir)
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.exporters = exporters or {"nop": {}}
         self.processors = processors or {}
         self.pipelines = pipelines or dict.fromkeys(("traces", "metrics", "logs"), list(self.exporters))
+        self.tls = tls
 
     @property
     def grpc_endpoint(self) -> str:
@@ -119,8 +121,9 @@ class Collector(PeerProcess):
     def config(self) -> dict:
         return {
             "receivers": {"otlp": {"protocols": {
-                "grpc": {"endpoint": self.grpc_endpoint, "max_recv_msg_size_mib": 64},
-                "http": {"endpoint": self.http_endpoint}}}},
+                "grpc": {"endpoint": self.grpc_endpoint, "max_recv_msg_size_mib": 64,
+                         **({"tls": self.tls} if self.tls else {})},
+                "http": {"endpoint": self.http_endpoint, **({"tls": self.tls} if self.tls else {})}}}},
             **({"processors": self.processors} if self.processors else {}),
             "exporters": self.exporters,
             "service": {

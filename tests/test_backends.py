@@ -19,12 +19,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "collector"
 ALL_SERIES = '{__name__=~".+"}'
 
 
-def send(template_dir: Path, only: str, endpoint: str, protocol: str, **sending) -> telegen.SendReport:
+def send(template_dir: Path, only: str, endpoint: str, protocol: str, otlp: dict | None = None,
+         **sending) -> telegen.SendReport:
     """Send one signal of the templates in `template_dir` with the sender's
-    defaults (rate, concurrency) unless `sending` says otherwise."""
+    defaults (rate, concurrency) unless `sending` (or `otlp`) says otherwise."""
     config = {
         "input": {"directory": str(template_dir), **{s: False for s in ("traces", "metrics", "logs") if s != only}},
-        "otlp": {"endpoint": endpoint, "protocol": protocol, "insecure": True},
+        "otlp": {"endpoint": endpoint, "protocol": protocol, "insecure": True, **(otlp or {})},
         "sending": {"duration": 0, **sending},
     }
     return telegen.Sender(config, write=lambda line: None).run()
@@ -128,12 +129,16 @@ def jaeger_spans(jaeger: Jaeger) -> dict[str, dict]:
     return traces
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_jaeger_stores_every_span_and_every_trace_whole(template_dir, templates, tmp_path, protocol):
+@pytest.mark.parametrize("protocol,otlp", [
+    ("grpc", {"grpc_client": "grpcio"}), ("http/protobuf", {}),
+    # gRPC on libcurl, as the default picks it for compressed messages, and uncompressed.
+    ("grpc", {"grpc_client": "curl"}), ("grpc", {"grpc_client": "auto", "compression": "zstd"})],
+    ids=["grpc-grpcio", "http", "grpc-curl", "grpc-curl-zstd"])
+def test_jaeger_stores_every_span_and_every_trace_whole(template_dir, templates, tmp_path, protocol, otlp):
     passes = 2
     with Jaeger(tmp_path / "jaeger") as jaeger:
         endpoint = jaeger.grpc_endpoint if protocol == "grpc" else jaeger.http_endpoint
-        report = send(template_dir, "traces", endpoint, protocol, multiplier=passes)
+        report = send(template_dir, "traces", endpoint, protocol, otlp, multiplier=passes)
         spans = delivered_exactly(report, "traces")
         traces = read_until(lambda: jaeger_spans(jaeger),
                             lambda found: sum(len(t["spans"]) for t in found.values()) >= spans, timeout=30)

@@ -31,11 +31,12 @@ DATA = {"traces": TracesData, "metrics": MetricsData, "logs": LogsData}
 
 
 def send(template_dir, endpoint: str, compression: str = "none", passes: int = 2, protocol: str = "grpc",
-         grpc_client: str = "grpcio", **sending):
+         grpc_client: str = "grpcio", insecure: bool = True, ca_file: str | None = None, timeout: float = 10,
+         **sending):
     return telegen.Sender({
         "input": {"directory": str(template_dir)},
-        "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression, "protocol": protocol,
-                 "grpc_client": grpc_client},
+        "otlp": {"endpoint": endpoint, "insecure": insecure, "compression": compression, "protocol": protocol,
+                 "grpc_client": grpc_client, "timeout": timeout, **({"tls": {"ca_file": ca_file}} if ca_file else {})},
         "sending": {"multiplier": passes, "duration": 0, "rate_limit": {"events_per_second": 0},
                     "batch_size": {"traces": 10, "metrics": 100, "logs": 100}, "metric_series_multiplier": 3,
                     **sending},
@@ -62,6 +63,28 @@ def test_the_collector_counts_what_telegen_delivered(template_dir, tmp_path, pro
         assert delivered > 0 and report.signals[signal].failed == report.signals[signal].rejected == 0
         assert metrics.get(ACCEPTED[signal]) == delivered, signal
         assert metrics.get(REFUSED[signal], 0) == 0, signal
+
+
+@pytest.mark.parametrize("grpc_client, compression", [("grpcio", "none"), ("curl", "none"), ("curl", "gzip"),
+                                                      ("curl", "zstd")])
+def test_the_collector_over_tls_counts_what_telegen_delivered(template_dir, tmp_path, grpc_client, compression):
+    """The Collector's gRPC receiver with TLS (a test CA's certificate):
+    both gRPC clients verify it and deliver, counted exactly; without the CA
+    the handshake fails and nothing is delivered."""
+    from test_send_http import _certificate
+
+    key, cert = _certificate(tmp_path, "localhost")  # self-signed: its own CA, for localhost and 127.0.0.1
+    with Collector(workdir=tmp_path, tls={"cert_file": str(cert), "key_file": str(key)}) as collector:
+        report = send(template_dir, collector.grpc_endpoint, compression, grpc_client=grpc_client,
+                      insecure=False, ca_file=str(cert))
+        metrics = collector.wait_for(ACCEPTED["logs"], report.signals["logs"].delivered)
+        untrusted = send(template_dir, collector.grpc_endpoint, compression, passes=1, grpc_client=grpc_client,
+                         insecure=False, retry={"max_attempts": 1}, timeout=5)
+    for signal in ("traces", "metrics", "logs"):
+        figures = report.signals[signal]
+        assert figures.failed == figures.rejected == 0
+        assert figures.delivered == figures.sent == metrics[ACCEPTED[signal]] > 0
+        assert untrusted.signals[signal].delivered == 0 and untrusted.signals[signal].failed > 0
 
 
 def test_the_collector_runs_its_processors(template_dir, tmp_path):

@@ -542,6 +542,34 @@ def test_mutual_tls_with_compressed_messages(templates, tmp_path):
     assert anonymous.signals["logs"].delivered == 0 and anonymous.signals["logs"].failed > 0
 
 
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_megabyte_messages_through_a_server_that_allows_two_streams(templates, compression):
+    """Messages of 1-4 MB (the size OTLP receivers accept by default) to a
+    server whose SETTINGS allow 2 concurrent streams, with 8 requests in
+    flight: the streams past the limit wait (or go on another connection)
+    rather than fail, HTTP/2 flow control carries megabytes per stream, and
+    every event arrives once."""
+    from telegen.send.load.compression import with_gzip
+
+    records = templates.records("traces") * 6
+    loaded = [with_gzip(build_batches("traces", records, 120, 4 * 2**20)),
+              with_gzip(build_batches("traces", records, 360, 4 * 2**20))]
+    assert all(10**6 < len(b.data) < 4 * 2**20 and len(b.pieces) == 1 for t in loaded for b in t.batches)
+    recorder = Recorder()
+    server, port = serve(recorder, options=(("grpc.max_concurrent_streams", 2),))
+    try:
+        report = run(loaded, settings_for("", passes=2, concurrency=8, target=target_for(
+            f"127.0.0.1:{port}", insecure=True, timeout=30, compression=compression)), quiet)
+    finally:
+        server.stop(0)
+    traces = report.signals["traces"]
+    assert traces.failed == traces.rejected == 0
+    assert traces.delivered == traces.sent == recorder.events("traces") == 2 * sum(
+        b.events for t in loaded for b in t.batches)
+    sizes = [r.ByteSize() for r in recorder.requests["traces"]]
+    assert len(sizes) == 2 * 4 and min(sizes) > 10**6 and max(sizes) < 4 * 2**20
+
+
 def test_a_server_that_sends_goaway_every_few_hundred_ms(templates):
     """A server that ends every connection after 300 ms (GOAWAY, with a grace
     for the streams in flight, as a load balancer draining it does): the
