@@ -152,8 +152,10 @@ def test_receiver_down_at_start_then_up(templates):
         holder["sink"] = Sink(listen=f"127.0.0.1:{port}").start()
 
     threading.Thread(target=start_later).start()
+    # 12 attempts, ~3 s: grpcio's own reconnect back-off (1 s, then 1.6x,
+    # jittered) must find the sink inside them on a busy machine too.
     settings = settings_for(f"127.0.0.1:{port}", passes=1,
-                            retry=RetryPolicy(max_attempts=8, initial_backoff=0.1, max_backoff=0.3))
+                            retry=RetryPolicy(max_attempts=12, initial_backoff=0.1, max_backoff=0.3))
     report = run(loaded_batches(templates, ("traces",)), settings, quiet)
     sink = holder["sink"]
     try:

@@ -281,7 +281,7 @@ def _carrier(target: Target) -> str:
 def _compression(target: Target, settings: SendSettings) -> str:
     """How the bodies are compressed, as the setup line says it."""
     encoding = body_encoding(target, settings.gzip_encoder, settings.zstd_encoder)
-    if encoding == IDENTITY:
+    if encoding.codec == IDENTITY.codec:
         return "gzip by grpcio" if target.compression == "gzip" else target.compression
     return str(encoding)
 

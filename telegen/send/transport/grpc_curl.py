@@ -58,14 +58,16 @@ def available() -> bool:
 def choose(client: str, compression: str) -> str:
     """The client that carries gRPC for `otlp.grpc_client`. auto, by
     measurement (benchmarks/test_grpc_curl.py, docs/performance.md): libcurl
-    for compressed messages, where it sends the engine's patchable gzip or
-    zstd as they are (the sender's CPU per event 1.15-1.26x OTLP/HTTP's,
-    grpcio's zlib 11.5-12.8x) and where libcurl speaks HTTP/2; grpcio
-    uncompressed, where the two cost about the same (1.31-1.46x against
-    1.32-1.46x) and grpcio held 1 M metric points/s that libcurl did not."""
+    wherever it speaks HTTP/2. Compressed, it sends the engine's patchable
+    gzip or zstd as they are (the sender's CPU per event 1.15-1.26x
+    OTLP/HTTP's, grpcio's zlib 11-13x); uncompressed it costs no more than
+    grpcio (1.22-1.42x OTLP/HTTP against grpcio's 1.29-1.65x, once the
+    engine wrote the message prefix in place). grpcio where libcurl has no
+    HTTP/2 (a pycurl built without nghttp2). `compression` is kept for the
+    callers that ask per compression."""
     if client != "auto":
         return client
-    return "curl" if compression in ("gzip", "zstd") and available() else "grpcio"
+    return "curl" if available() else "grpcio"
 
 
 def grpc_timeout(seconds: float) -> str:
@@ -138,6 +140,12 @@ class CurlGrpcTransport(HttpTransport):
         curl.setopt(pycurl.TCP_KEEPALIVE, 1)
         curl.setopt(pycurl.TCP_KEEPIDLE, 30)
         curl.setopt(pycurl.TCP_KEEPINTVL, 10)
+
+    def _connection_message(self, errno: int, error: str) -> str:
+        # libcurl's text alone: one fault reaches it as several error numbers
+        # (an HTTP/1 answer to the HTTP/2 preface is 16 or 55 by when it is
+        # read), and the counts group failures by their words.
+        return error or f"curl error {errno}"
 
     def _answered(self, request: _Request, status: int, body: bytes) -> None:
         headers = request.headers

@@ -251,13 +251,17 @@ class HttpTransport(Carrier):
         curl.setopt(pycurl.POSTFIELDS, b"")  # drop the reference to the body
         self._idle.append(curl)
         if errno is not None:
-            self._failed(request, self.CONNECTION_CODE, f"curl error {errno}: {error}", None, retryable=True)
+            self._failed(request, self.CONNECTION_CODE, self._connection_message(errno, error), None, retryable=True)
             return
         try:
             self._answered(request, status, b"".join(request.chunks))
         except Exception as exc:  # noqa: BLE001 - an answer nobody can read fails its piece, never the thread
             request.state.finish_piece(request.index, failed=True, code="BAD_ANSWER",
                                        message=f"unreadable answer: {type(exc).__name__}: {exc}")
+
+    def _connection_message(self, errno: int, error: str) -> str:
+        """How a transfer that failed without an answer is told (its reason in the counts)."""
+        return f"curl error {errno}: {error}"
 
     def _answered(self, request: _Request, status: int, body: bytes) -> None:
         """What an answer (HTTP `status`, `body`, the headers) means for its piece."""
