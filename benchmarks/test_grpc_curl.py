@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 import test_gzip
+import test_telemetrygen
 from conftest import BATCH_SIZES, ROUNDS, median_of
 from test_gzip import send_for
 
@@ -26,6 +27,7 @@ CARRIERS = {"http": (HTTP_PROTOBUF, "grpcio"), "grpcio": (GRPC, "grpcio"), "curl
 
 
 sink = test_gzip.sink  # the sink in its own process, with gRPC and OTLP/HTTP
+template_dir = test_telemetrygen.template_dir  # the benchmark templates, saved once
 
 
 def send_with(loaded, sink, signal: str, carrier: str, compression: str) -> dict:
@@ -53,3 +55,31 @@ def test_grpc_carriers_at_an_equal_rate(benchmark, loaded, sink, signal, compres
         f"{name} {r['cpu_s_per_million']:.3f} ({r['events_per_second']:,.0f}/s, {r['wire_bytes_per_event']:.0f} B)"
         for name, r in results.items())
         + f"  gRPC on libcurl / HTTP x{ratio:.2f}, grpcio / HTTP x{grpcio:.2f}")
+
+
+@pytest.mark.parametrize("signal", list(BATCH_SIZES))
+def test_grpc_clients_unbounded_in_one_process(benchmark, template_dir, tmp_path, signal):
+    """Uncompressed gRPC as fast as one `telegen send` process goes (the
+    telemetrygen benchmark's telegen run, a fresh sink each), grpcio against
+    libcurl, alternating: events/s and the sender's CPU per million events
+    (start-up and load included). Why `auto` keeps grpcio uncompressed."""
+    runs: dict[str, list[dict]] = {"grpcio": [], "curl": []}
+
+    def one(client: str) -> dict:
+        def send(endpoint: str) -> dict:
+            return test_telemetrygen.telegen_run(template_dir, signal, "none", endpoint, tmp_path, grpc_client=client)
+        return test_telemetrygen.figures(test_telemetrygen.with_sink(tmp_path, send), signal)
+
+    def alternate():
+        for _ in range(ROUNDS):
+            for client in runs:
+                runs[client].append(one(client))
+
+    benchmark.pedantic(alternate, rounds=1)
+    results = {client: median_of(values) for client, values in runs.items()}
+    ratio = results["grpcio"]["events_per_second"] / results["curl"]["events_per_second"]
+    benchmark.extra_info.update(kind="grpc_clients_unbounded", signal=signal, ratio=ratio, rounds=ROUNDS,
+                                **{client: r for client, r in results.items()})
+    print(f"\n{signal:8s} unbounded, one process: " + "  ".join(
+        f"{client} {r['events_per_second']:,.0f}/s ({r['cpu_s_per_million']:.2f} CPU-s/M)"
+        for client, r in results.items()) + f"  grpcio / libcurl x{ratio:.2f} events/s")

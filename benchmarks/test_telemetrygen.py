@@ -84,12 +84,13 @@ def run_child(command: list[str], port: int, env: dict[str, str] | None = None) 
 
 
 def telegen_run(template_dir: Path, signal: str, compression: str, endpoint: str, tmp_path: Path,
-                protocol: str = "grpc") -> dict:
+                protocol: str = "grpc", grpc_client: str = "auto") -> dict:
     config, stats = tmp_path / "send.yaml", tmp_path / "send.json"
-    inputs = {s: (str(template_dir / f"telemetry-{s}.pb") if s == signal else None) for s in BATCH_SIZES}
+    inputs = {s: (str(template_dir / f"telemetry-{s}.pb") if s == signal else False) for s in BATCH_SIZES}
     config.write_text(json.dumps({
         "input": inputs, "otlp": {"endpoint": endpoint, "insecure": True, "compression": compression,
-                                  "protocol": "http/protobuf" if protocol == "http" else "grpc"},
+                                  "protocol": "http/protobuf" if protocol == "http" else "grpc",
+                                  "grpc_client": grpc_client},
         "sending": {"batch_size": BATCH_SIZES, "concurrency": CONCURRENCY, "duration": SECONDS, "multiplier": 0,
                     "rate_limit": {"events_per_second": 0}, "stats_interval": 3600}}))
     child = run_child([sys.executable, "-m", "telegen", "send", "--config", str(config), "--stats-json", str(stats)],

@@ -194,8 +194,8 @@ class OtlpConfig:
     protocol: str = "grpc"  # or http/protobuf
     compression: str = "none"
     # Which client carries gRPC: grpcio, or curl (libcurl over HTTP/2, which
-    # sends the engine's messages as they are, compressed in advance or not);
-    # auto: curl where libcurl speaks HTTP/2, else grpcio (transport/grpc_curl.choose).
+    # sends messages compressed in advance); auto: curl for gzip and zstd
+    # (where libcurl speaks HTTP/2), grpcio uncompressed (transport/grpc_curl.choose).
     grpc_client: str = "auto"
     timeout: float = 10.0  # seconds per export RPC
     tls: TlsConfig = field(default_factory=TlsConfig)

@@ -58,16 +58,16 @@ def available() -> bool:
 def choose(client: str, compression: str) -> str:
     """The client that carries gRPC for `otlp.grpc_client`. auto, by
     measurement (benchmarks/test_grpc_curl.py, docs/performance.md): libcurl
-    wherever it speaks HTTP/2. Compressed, it sends the engine's patchable
-    gzip or zstd as they are (the sender's CPU per event 1.15-1.26x
-    OTLP/HTTP's, grpcio's zlib 11-13x); uncompressed it costs no more than
-    grpcio (1.22-1.42x OTLP/HTTP against grpcio's 1.29-1.65x, once the
-    engine wrote the message prefix in place). grpcio where libcurl has no
-    HTTP/2 (a pycurl built without nghttp2). `compression` is kept for the
-    callers that ask per compression."""
+    for compressed messages, where it sends the engine's patchable gzip or
+    zstd as they are (the sender's CPU per event 1.15-1.26x OTLP/HTTP's,
+    grpcio's zlib 11-13x) and where libcurl speaks HTTP/2; grpcio
+    uncompressed: per event the two cost about the same (libcurl 1.22-1.42x
+    OTLP/HTTP at an equal rate, grpcio 1.29-1.65x), but unbounded one
+    process held 7-19 % more events/s on grpcio, whose I/O runs in its C
+    threads beside the interpreter."""
     if client != "auto":
         return client
-    return "curl" if available() else "grpcio"
+    return "curl" if compression in ("gzip", "zstd") and available() else "grpcio"
 
 
 def grpc_timeout(seconds: float) -> str:
