@@ -63,7 +63,7 @@ def choose(client: str, compression: str) -> str:
     grpcio's zlib 11-13x) and where libcurl speaks HTTP/2; grpcio
     uncompressed: per event the two cost about the same (libcurl 1.22-1.42x
     OTLP/HTTP at an equal rate, grpcio 1.29-1.65x), but unbounded one
-    process held 7-19 % more events/s on grpcio, whose I/O runs in its C
+    process held 9-17 % more events/s on grpcio, whose I/O runs in its C
     threads beside the interpreter."""
     if client != "auto":
         return client
