@@ -10,8 +10,11 @@ users and pods.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -82,8 +85,11 @@ class AtomicFile:
 
 
 def commit_all(files: Iterable[AtomicFile]) -> list[Path]:
-    """Commit files that belong together: all on disk first, then all
-    renamed, so a failure before the renames changes none of them."""
+    """Commit files that belong together, all or none: all on disk first,
+    then renamed into place one by one; where a rename fails (a directory
+    in the way, a name taken on another file system), the ones already
+    renamed are put back as they were (the old file, or no file), so a set
+    is never left half new."""
     files = list(files)
     try:
         for f in files:
@@ -92,11 +98,52 @@ def commit_all(files: Iterable[AtomicFile]) -> list[Path]:
         for f in files:
             f.discard()
         raise
-    for f in files:
-        os.replace(f.temporary, f.path)
+    done: list[tuple[AtomicFile, Path | None]] = []  # renamed, with the old file's hard link
+    try:
+        for f in files:
+            if f.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a directory is in the way", str(f.path))
+            done.append((f, _keep_old(f.path)))
+            try:
+                os.replace(f.temporary, f.path)
+            except BaseException:
+                _drop(done.pop()[1])
+                raise
+    except BaseException:
+        for renamed, old in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    os.replace(old, renamed.path)
+                else:
+                    os.unlink(renamed.path)
+        for f in files:
+            f.discard()
+        raise
+    for _, old in done:
+        _drop(old)
     for directory in {f.path.parent for f in files}:
         sync_directory(directory)
     return [f.path for f in files]
+
+
+def _keep_old(path: Path) -> Path | None:
+    """A hard link to the file at `path` (None where there is none), to put back."""
+    if not path.exists():
+        return None
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(old)
+    try:
+        os.link(path, old)
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, old)
+    return old
+
+
+def _drop(old: Path | None) -> None:
+    if old is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(old)
 
 
 def sync_directory(directory: str | os.PathLike) -> None:

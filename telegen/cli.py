@@ -3,6 +3,7 @@ wrappers over the library. A user error prints one line and exits 2."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import math
 import os
@@ -20,7 +21,7 @@ import yaml
 
 from . import __version__
 from .atomic import write_json
-from .errors import ConfigError, ConfigWarning, TelegenError
+from .errors import ConfigError, ConfigWarning, OutputError, TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
 from .sink import Sink, SinkFaults
@@ -138,11 +139,16 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def _stats_json_path(value: str | None) -> Path | None:
-    # Checked before serving, so a long run never ends in a write error.
+    # Checked before serving or sending, so a long run never ends in a write error.
     if value is None:
         return None
     path = Path(value)
-    check_writable(path.parent)
+    if path.is_dir():
+        raise TelegenError(f"--stats-json {value}: is a directory; name a file to write, e.g. {path / 'stats.json'}")
+    try:
+        check_writable(path.parent)
+    except OutputError as exc:
+        raise TelegenError(f"--stats-json {value}: {exc}") from None
     return path
 
 
@@ -287,6 +293,7 @@ FLAG_KEYS: dict[str, str] = {
     "sending.rate_limit.events_per_second": "--rate",
     "sending.duration": "--duration",
     "sending.processes": "--processes",
+    "sending.force": "--force",
     "input.cache_dir": "--cache-dir",
     "sending.shard.index": "--shard",
     "sending.shard.count": "--shard",
@@ -318,6 +325,7 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
         "sending.rate_limit.events_per_second": args.rate,
         "sending.duration": args.duration,
         "sending.processes": getattr(args, "processes", None),
+        "sending.force": True if getattr(args, "force", False) else None,
         "input.cache_dir": args.cache_dir,
     }
     find_max = getattr(args, "find_max", None)
@@ -532,6 +540,14 @@ def _start_metrics(args: argparse.Namespace) -> MetricsServer | None:
 def _new_timeline(args: argparse.Namespace) -> Timeline | None:
     if args.report is None:
         return None
+    # Checked before sending, as --stats-json is: the report is written once the run has ended.
+    report = Path(args.report)
+    if report.exists() and not report.is_dir():
+        raise TelegenError(f"--report {args.report}: is a file; name a directory to write the timeline and chart into")
+    try:
+        check_writable(report)
+    except OutputError as exc:
+        raise TelegenError(f"--report {args.report}: {exc}") from None
     from .send.report.timeline import Timeline
     return Timeline()
 
@@ -585,6 +601,8 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, metavar="N", help="events per second over all signals; 0: unthrottled")
     parser.add_argument("--duration", metavar="D", help="how long to send: 30s, 10m, 1h; 0: until stopped")
     parser.add_argument("--processes", type=int, metavar="N", help="worker processes sharing the rate")
+    parser.add_argument("--force", action="store_true",
+                        help="start --processes beyond 4x this machine's cores (refused without it)")
     parser.add_argument("--cache-dir", metavar="DIR",
                         help="save loaded batches here and map them on later loads; senders on one machine that "
                              "share it share one copy in memory (overrides input.cache_dir)")
@@ -736,13 +754,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    status = EXIT_INTERRUPTED
     try:
         with warnings.catch_warnings():
             _show_config_warnings(parser.prog)
-            return args.handler(args)
+            status = args.handler(args)
+            return status
     except TelegenError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        status = EXIT_USAGE
+        return status
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -750,7 +771,43 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         # The reader left (`telegen inspect DIR | head`): stop quietly, as
         # Unix tools do, and keep the interpreter's final flush from failing too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        status = EXIT_BROKEN_PIPE
+        return status
+    finally:
+        _exit_on_late_signals(status)
+
+
+def _exit_on_late_signals(status: int) -> None:
+    """The command is over; a Ctrl-C or SIGTERM while the interpreter shuts
+    down (threads joined, files closed) leaves at once with 130 if the run
+    was interrupted, else with the run's own status: never Python's
+    traceback or the default action's 143. Late in shutdown the interpreter
+    resets handlers it owns to the default, but leaves ignored signals
+    ignored: the last atexit callback (registered first, at import) ignores
+    them for that part."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def late(*_: object) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED if status == EXIT_INTERRUPTED else status)
+
+    signal.signal(signal.SIGINT, late)
+    signal.signal(signal.SIGTERM, late)
+
+
+def _ignore_signals_at_exit() -> None:
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+# atexit runs its callbacks last-registered first: this one, registered on
+# import, runs after every other (Ray's, multiprocessing's).
+atexit.register(_ignore_signals_at_exit)
 
 
 def _show_config_warnings(prog: str) -> None:

@@ -16,22 +16,22 @@ def _size(path: Path) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
-def _trace_lines(templates: TemplateSet) -> list[str]:
+def _trace_lines(templates: TemplateSet, source: str = "<traces>") -> list[str]:
     total = 0
     largest = 0
-    for record in templates.traces:
-        request = decode_record("traces", record)
+    for index, record in enumerate(templates.traces):
+        request = decode_record("traces", record, f"{source} record {index}")
         n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         total += n
         largest = max(largest, n)
     return [f"{len(templates.traces)} traces, {total} spans (largest trace {largest} spans)"]
 
 
-def _metric_lines(templates: TemplateSet) -> list[str]:
+def _metric_lines(templates: TemplateSet, source: str = "<metrics>") -> list[str]:
     kinds: Counter[str] = Counter()
     series = points = 0
-    for record in templates.metrics:
-        request = decode_record("metrics", record)
+    for index, record in enumerate(templates.metrics):
+        request = decode_record("metrics", record, f"{source} record {index}")
         metrics = [m for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
         if not metrics:
             continue
@@ -50,10 +50,10 @@ def _metric_lines(templates: TemplateSet) -> list[str]:
     return [f"{len(templates.metrics)} metrics ({mix}), {series} time series{more}"]
 
 
-def _log_lines(templates: TemplateSet) -> list[str]:
+def _log_lines(templates: TemplateSet, source: str = "<logs>") -> list[str]:
     severities: Counter[str] = Counter()
-    for record in templates.logs:
-        request = decode_record("logs", record)
+    for index, record in enumerate(templates.logs):
+        request = decode_record("logs", record, f"{source} record {index}")
         for rl in request.resource_logs:
             for sl in rl.scope_logs:
                 for log in sl.log_records:
@@ -63,11 +63,11 @@ def _log_lines(templates: TemplateSet) -> list[str]:
     return [f"{total} log records (severity: {mix})"]
 
 
-def sample_trace(templates: TemplateSet, max_spans: int = 25) -> list[str]:
+def sample_trace(templates: TemplateSet, max_spans: int = 25, source: str = "<traces>") -> list[str]:
     """The smallest multi-span trace among the first few, as an indented tree."""
     spans: list = []
-    for record in templates.traces[:200]:
-        request = decode_record("traces", record)
+    for index, record in enumerate(templates.traces[:200]):
+        request = decode_record("traces", record, f"{source} record {index}")
         found: list = []
         for rs in request.resource_spans:
             service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "?")
@@ -121,7 +121,7 @@ def describe(directory: str | os.PathLike) -> str:
         if not templates.records(signal):
             out.append(f"  {signal:8s} (none)")
             continue
-        for line in describers[signal](templates):
+        for line in describers[signal](templates, str(path)):
             out.append(f"  {signal:8s} {path.name} ({_size(path)}): {line}")
-    out.extend(sample_trace(templates))
+    out.extend(sample_trace(templates, source=str(pb_path(directory, prefix, "traces"))))
     return "\n".join(out)

@@ -440,7 +440,8 @@ def _write_atomically(directory: Path, files: dict[Path, Iterable[bytes]]) -> No
     except OSError as exc:
         for f in opened:
             f.discard()
-        raise OutputError(f"cannot write templates to {str(directory)!r}: {exc.strerror or exc}") from None
+        where = f" ({Path(exc.filename).name})" if exc.filename else ""
+        raise OutputError(f"cannot write templates to {str(directory)!r}{where}: {exc.strerror or exc}") from None
     except BaseException:
         for f in opened:
             f.discard()

@@ -13,6 +13,7 @@ from .._version import __version__
 from ..templates import TemplateSet
 from .application_metrics import generate_application_metrics
 from .base import TIME_BASE_NS, signal_rng
+from .budget import check_fits
 from .config import GeneratorConfig
 from .logs import generate_logs
 from .metrics import generate_metrics
@@ -36,6 +37,7 @@ def generate(config: GeneratorConfig | Mapping[str, Any] | str | os.PathLike | N
     neither, a random seed is drawn and recorded in the metadata, so any run
     can be repeated byte for byte."""
     config = _as_config(config)
+    check_fits(config)
     if seed is None:
         seed = config.seed if config.seed is not None else secrets.randbits(63)
     config = replace(config, seed=seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._memory import release_free_memory
-from ..errors import TemplateFileError
+from ..errors import ConfigError, TemplateFileError
 from ..templates import SIGNALS
 from .config import InputConfig, SenderConfig
 from .engine import ScheduleItem, SendSettings, run, stage_line
@@ -213,6 +213,7 @@ class Sender:
         `rate_control`: a controller sets the rate and stops the run (the
         capacity search; see find_max): no time or pass bound, no progress
         lines, no thresholds (the search judges its own steps)."""
+        check_processes(self.config.sending.processes, self.config.sending.force)
         loaded = self.load()
         self.write(self.describe_setup())
         pace = self.describe_metric_pace()
@@ -270,6 +271,25 @@ def nothing_to_send(config: InputConfig) -> str:
         return message + (f" but has templates with prefix {', '.join(found)}: set input.prefix: {found[0]}")
     return message + (f"; write them with `telegen generate --config examples/generator-config.yaml "
                       f"--output-dir {directory}`, or name files in input.traces, input.metrics, input.logs")
+
+
+# Worker processes per usable core beyond which a run needs sending.force:
+# each is a Python interpreter that wants a core (more only time-share it).
+MAX_PROCESSES_PER_CORE = 4
+
+
+def check_processes(processes: int, force: bool = False) -> None:
+    """Refuse (exit 2) `sending.processes` far beyond the cores this process
+    may use (affinity and cgroup quota), unless forced."""
+    from .search.judge import usable_cores
+
+    cores = usable_cores()
+    limit = max(1, int(MAX_PROCESSES_PER_CORE * cores))
+    if processes > limit and not force:
+        raise ConfigError(f"sending.processes: {processes} is invalid: expected at most {limit} "
+                          f"({MAX_PROCESSES_PER_CORE} per core; this process may use {cores:g} cores): each worker "
+                          f"wants a core of its own; set sending.force: true (telegen send --force) to start "
+                          f"them anyway")
 
 
 def _carrier(target: Target) -> str:

@@ -326,6 +326,10 @@ class SendingConfig:
     duration: float = 600.0
     multiplier: int = 10
     processes: int = 1
+    # Start `processes` beyond MAX_PROCESSES_PER_CORE x the cores this
+    # process may use (refused without it: on 2 cores, 1,000 workers is a
+    # typo, not a load test); `telegen send --force`.
+    force: bool = False
     max_message_bytes: int = 4 * 1024 * 1024  # grpc's default receive limit
     # How gzip bodies are made where the carrier sends bytes as given
     # (OTLP/HTTP with compression gzip): "patchable" compresses each batch

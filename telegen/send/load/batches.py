@@ -152,16 +152,18 @@ def _build(signal: str, records: Sequence[Buffer], per_batch: int, max_bytes: in
             weight = 1 if signal == "traces" else events
             if len(record) > max_bytes:
                 if units:
-                    batches.append(finish_batch(signal, [grouper.build()]))
+                    batches.append(_finished(signal, grouper, records, first_pending, index, source))
                     grouper, units, size = _fastpath.Regrouper(signal, width), 0, 0
                 batches.append(finish_batch(signal, _fastpath.split(signal, record, max_bytes, width)))
                 first_pending, unreleased = index + 1, unreleased + len(record)
                 continue
             if units and (units + weight > per_batch or size + len(record) > max_bytes):
-                batches.append(finish_batch(signal, [grouper.build()]))
+                batches.append(_finished(signal, grouper, records, first_pending, index, source))
                 grouper, units, size = _fastpath.Regrouper(signal, width), 0, 0
                 first_pending = index
             grouper.add(record)
+        except TemplateFileError:
+            raise
         except ValueError as exc:
             raise TemplateFileError(f"{source} record {index}: {exc}") from None
         units += weight
@@ -174,9 +176,26 @@ def _build(signal: str, records: Sequence[Buffer], per_batch: int, max_bytes: in
             progress(index + 1, len(records))
             next_report += PROGRESS_INTERVAL
     if units:
-        batches.append(finish_batch(signal, [grouper.build()]))
+        batches.append(_finished(signal, grouper, records, first_pending, len(records), source))
     return SignalTemplates(signal=signal, templates=len(records), events=total_events, batches=tuple(batches),
                            copies=copies)
+
+
+def _finished(signal: str, grouper: _fastpath.Regrouper, records: Sequence[Buffer], first: int, end: int,
+              source: str) -> Batch:
+    """The batch of records[first:end] (regrouped in `grouper`), scanned; a
+    record the scan refuses (a valid protobuf of another signal reads as
+    this one's fields with the wrong types) is named by its place in the
+    file, not by an offset into the joined batch."""
+    try:
+        return finish_batch(signal, [grouper.build()])
+    except ValueError as exc:
+        for index in range(first, end):
+            try:
+                _fastpath.scan(signal, records[index])
+            except ValueError as own:
+                raise TemplateFileError(f"{source} record {index}: {own}") from None
+        raise TemplateFileError(f"{source} records {first}-{end - 1}: {exc}") from None
 
 
 def finish_batch(signal: str, pieces: Sequence[bytes]) -> Batch:

@@ -1,0 +1,204 @@
+"""What telegen does when the input, the outputs or the user's signals go
+wrong (docs/failure-behaviour.md): a clear one-line error and exit 2 for bad
+input, found before anything is sent or written; nothing half-written; exit
+codes that mean what they say. One test per defect the fault-injection
+review found (issue 26), each run as a user runs the CLI."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import eventually
+
+from telegen.sink import Sink
+
+
+def telegen(*args: str, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "telegen", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The run said one readable line on stderr, and no traceback."""
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("telegen: error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def sender_config(path, inputs: str, endpoint: str = "127.0.0.1:1", sending: str = "duration: 2") -> None:
+    path.write_text(f"input: {{{inputs}}}\notlp: {{endpoint: \"{endpoint}\", insecure: true}}\n"
+                    f"sending: {{{sending}}}\n")
+
+
+# -- 1. a template of the wrong signal -------------------------------------------
+
+
+@pytest.mark.parametrize("signal_name", ["traces", "logs"])
+def test_a_metrics_file_given_as_another_signal_names_the_file_and_record(template_dir, tmp_path, signal_name):
+    """A valid protobuf of the wrong signal: exit 2 and the file's own record
+    number (not an offset into a joined batch), before anything is sent."""
+    others = ", ".join(f"{s}: false" for s in ("traces", "metrics", "logs") if s != signal_name)
+    metrics = template_dir / "telemetry-metrics.pb"
+    config = tmp_path / "send.yaml"
+    sender_config(config, f"{others}, {signal_name}: \"{metrics}\"")
+    result = telegen("send", "--config", str(config))
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert f"{metrics} record 0: malformed {signal_name} request" in line, line
+    assert "Sending to" not in result.stdout
+
+
+def test_inspect_names_the_file_of_a_record_it_cannot_read(template_dir, tmp_path):
+    directory = tmp_path / "mixed"
+    shutil.copytree(template_dir, directory)
+    shutil.copy(directory / "telemetry-logs.pb", directory / "telemetry-traces.pb")
+    result = telegen("inspect", str(directory))
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert f"{directory / 'telemetry-traces.pb'} record " in line and "<record>" not in line, line
+
+
+# -- 2. output paths checked before the run ----------------------------------------
+
+
+@pytest.mark.parametrize("flag, make, said", [
+    ("--stats-json", "directory", "is a directory; name a file"),
+    ("--report", "file", "is a file; name a directory"),
+])
+def test_an_unusable_output_path_is_refused_before_sending(template_dir, tmp_path, flag, make, said):
+    """Found before the run, not after it (the run's results would be lost)."""
+    target = tmp_path / "out"
+    if make == "directory":
+        target.mkdir()
+    else:
+        target.write_text("keep me")
+    config = tmp_path / "send.yaml"
+    sender_config(config, f"directory: \"{template_dir}\"", sending="duration: 30")
+    started = time.monotonic()
+    result = telegen("send", "--config", str(config), flag, str(target))
+    assert result.returncode == 2 and time.monotonic() - started < 20
+    line = one_error_line(result)
+    assert f"{flag} {target}: {said}" in line, line
+    assert "Sending to" not in result.stdout
+    assert make == "directory" or target.read_text() == "keep me"
+
+
+# -- 3. generate: sizes that cannot fit --------------------------------------------
+
+
+@pytest.mark.parametrize("yaml_text, key", [
+    ("traces: {count: 1000000000000}", "traces.count"),
+    ("traces: {count: 10, spans: {high_span_traces: {count: 10, span_count: 10000000000}}}",
+     "traces.spans.high_span_traces.span_count"),
+    ("metrics: {metric_count: 100000000}", "metrics.metric_count"),
+    ("logs: {count: 100000000000}", "logs.count"),
+])
+def test_generate_refuses_counts_that_cannot_fit_in_memory(tmp_path, yaml_text, key):
+    config = tmp_path / "gen.yaml"
+    config.write_text(yaml_text + "\n")
+    started = time.monotonic()
+    result = telegen("generate", "--config", str(config), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and time.monotonic() - started < 30
+    line = one_error_line(result)
+    assert line.startswith(f"telegen: error: {key}: ") and "is too large" in line and "available" in line, line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_estimate_follows_the_config():
+    from telegen.generate.budget import check_fits, estimate
+    from telegen.generate.config import GeneratorConfig
+    config = GeneratorConfig.from_dict({"traces": {"count": 100, "spans": {"avg_per_trace": 10,
+                                                                          "high_span_traces": {"enabled": False}}},
+                                        "metrics": {"metric_count": 0}, "logs": {"count": 50}})
+    guess = estimate(config)
+    assert (guess.spans, guess.series, guess.logs) == (1000, 0, 50)
+    assert check_fits(config, available=10**9) == guess
+    with pytest.raises(Exception, match="traces.count: 100 is too large"):
+        check_fits(config, available=1000)
+
+
+# -- 4. generate: all files of a set or none ------------------------------------------
+
+
+def test_generate_leaves_no_partial_set_when_a_later_file_cannot_be_written(tmp_path):
+    """The metrics file's name is taken by a directory: nothing of the new
+    set lands, and an older set in the directory is left as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "telemetry-traces.pb").write_bytes(b"the old set")
+    (out / "telemetry-metrics.pb").mkdir()
+    config = tmp_path / "gen.yaml"
+    config.write_text("traces: {count: 5, spans: {high_span_traces: {enabled: false}}}\n"
+                      "metrics: {metric_count: 3}\nlogs: {count: 10}\n")
+    result = telegen("generate", "--config", str(config), "--output-dir", str(out))
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "telemetry-metrics.pb" in line, line
+    assert (out / "telemetry-traces.pb").read_bytes() == b"the old set"
+    assert not (out / "telemetry-logs.pb").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["telemetry-metrics.pb", "telemetry-traces.pb"], \
+        "no temporary or backup file left behind"
+
+
+# -- 5. a second SIGTERM while the process shuts down --------------------------------
+
+
+def test_more_sigterms_while_it_stops_still_exit_130(template_dir, tmp_path):
+    """SIGTERM stops the run; more of them, every few ms from 50 ms later
+    until the process is gone (through the drain, the summary and the
+    interpreter's shutdown), must not turn 130 into the default action's
+    143 (-15 here). Before the fix: 2 of 6 such runs ended -15."""
+    config = tmp_path / "send.yaml"
+    codes = []
+    with Sink() as sink:
+        sender_config(config, f"directory: \"{template_dir}\"", endpoint=sink.endpoint,
+                      sending="duration: 60, multiplier: 0, rate_limit: {events_per_second: 20000}")
+        for _ in range(6):
+            process = subprocess.Popen([sys.executable, "-m", "telegen", "send", "--config", str(config)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                before = sum(s.events for s in sink.stats().signals().values())
+                eventually(lambda: sum(s.events for s in sink.stats().signals().values()) > before, 60,
+                           "this run's events")
+                process.send_signal(signal.SIGTERM)
+                time.sleep(0.05)
+                deadline = time.monotonic() + 30
+                while process.poll() is None and time.monotonic() < deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.send_signal(signal.SIGTERM)
+                    time.sleep(0.001)
+                process.wait(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+            codes.append(process.returncode)
+    assert codes == [130] * 6, codes
+
+
+# -- 7. worker processes far beyond the cores -----------------------------------------
+
+
+def test_processes_far_beyond_the_cores_need_force(template_dir, tmp_path):
+    from telegen.errors import ConfigError
+    from telegen.send.search.judge import usable_cores
+    from telegen.send.sender import MAX_PROCESSES_PER_CORE, check_processes
+
+    limit = max(1, int(MAX_PROCESSES_PER_CORE * usable_cores()))
+    check_processes(limit)
+    check_processes(limit + 1, force=True)
+    with pytest.raises(ConfigError, match=f"sending.processes: {limit + 1} is invalid: expected at most {limit}"):
+        check_processes(limit + 1)
+    config = tmp_path / "send.yaml"
+    sender_config(config, f"directory: \"{template_dir}\"")
+    result = telegen("send", "--config", str(config), "--processes", "1000")
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "--force" in line and "sending.processes: 1000" in line or "--processes: 1000" in line, line
+    assert "Sending to" not in result.stdout
+
