@@ -202,3 +202,55 @@ def test_processes_far_beyond_the_cores_need_force(template_dir, tmp_path):
     assert "--force" in line and "sending.processes: 1000" in line or "--processes: 1000" in line, line
     assert "Sending to" not in result.stdout
 
+
+
+# -- 9. a receiver restart of several seconds, with the default retry budget ---------
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_six_second_receiver_restart_is_ridden_out_with_the_default_budget(template_dir, protocol):
+    """The receiver is gone from 0.5 s to 6.5 s of a 10 s run. The retry
+    budget is time-based by default (retry.max_elapsed 60 s, no count
+    bound), so however short the back-off (0.1-0.5 s here: under the old
+    default of 5 attempts a request gave up after ~1 s), nothing fails and
+    everything sent arrives."""
+    import threading
+
+    import telegen
+    from telegen.sink import free_port
+
+    grpc_port, http_port = free_port(), free_port()
+
+    def receiver() -> Sink:
+        return Sink(listen=f"127.0.0.1:{grpc_port}", listen_http=f"127.0.0.1:{http_port}").start()
+
+    sinks = [receiver()]
+
+    def restart() -> None:
+        time.sleep(0.5)
+        sinks[0].stop(grace=0)
+        time.sleep(6.0)
+        sinks.append(receiver())
+
+    endpoint = f"127.0.0.1:{grpc_port}" if protocol == "grpc" else f"http://127.0.0.1:{http_port}"
+    restarter = threading.Thread(target=restart)
+    restarter.start()
+    try:
+        report = telegen.Sender({
+            "input": {"directory": str(template_dir), "traces": False, "metrics": False},
+            "otlp": {"endpoint": endpoint, "insecure": True, "protocol": protocol, "timeout": 2},
+            "sending": {"duration": 10, "multiplier": 0, "rate_limit": {"events_per_second": 5000},
+                        "retry": {"initial_backoff": 0.1, "max_backoff": 0.5}},
+        }, write=lambda line: None).run()
+        restarter.join()
+        logs = report.signals["logs"]
+        received = eventually(lambda: sum(s.stats().logs.events for s in sinks) if sum(
+            s.stats().logs.events for s in sinks) >= logs.delivered else None, 10, "the last answers counted")
+    finally:
+        restarter.join()
+        for sink in sinks:
+            sink.stop()
+    assert logs.failed == 0 and logs.rejected == 0, report.signals["logs"]
+    assert logs.delivered == logs.sent > 0 and logs.retries > 0
+    biggest = 1000  # a request the dying receiver counted but never answered arrives twice (at least once)
+    assert logs.delivered <= received <= logs.delivered + logs.retries * biggest

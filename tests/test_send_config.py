@@ -89,7 +89,7 @@ def test_defaults_for_every_key_left_out() -> None:
     assert (sending.concurrency, sending.processes, sending.metric_series_multiplier) == (50, 1, 1)
     assert sending.max_message_bytes == 4 * 1024 * 1024
     assert sending.stats_interval == 5.0
-    assert sending.retry == RetryConfig(max_attempts=5, initial_backoff=1.0, max_backoff=30.0,
+    assert sending.retry == RetryConfig(max_attempts=0, max_elapsed=60.0, initial_backoff=1.0, max_backoff=30.0,
                                         backoff_multiplier=2.0)
     assert config.timestamps == TimestampsConfig(1000, 0)
     assert config.input == InputConfig(traces=None, metrics=None, logs=None, directory=None)
@@ -429,7 +429,9 @@ def test_errors_about_headers_never_show_the_value(yaml: str, env: dict[str, str
     ("sending: {metric_series_multiplier: 0}",
      "sending.metric_series_multiplier: 0 is invalid: expected an integer >= 1"),
     ("sending: {stats_interval: 0}", "sending.stats_interval: 0 is invalid: expected a duration > 0"),
-    ("sending: {retry: {max_attempts: 0}}", "sending.retry.max_attempts: 0 is invalid: expected an integer >= 1"),
+    ("sending: {retry: {max_attempts: -1}}", "sending.retry.max_attempts: -1 is invalid: expected an integer >= 0"),
+    ("sending: {retry: {max_attempts: 0, max_elapsed: 0}}",
+     "sending.retry.max_elapsed: 0 is invalid: expected a duration > 0 when sending.retry.max_attempts is 0"),
     ("sending: {retry: {backoff_multiplier: 0.5}}",
      "sending.retry.backoff_multiplier: 0.5 is invalid: expected a number >= 1"),
     ("sending: {retry: {initial_backoff: 10s, max_backoff: 5s}}",

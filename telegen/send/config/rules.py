@@ -100,7 +100,8 @@ RULES: dict[str, Rule] = {
     "sending.metric_series_multiplier": AT_LEAST_1,
     "sending.metric_interval": Duration(low=0, note="0 = as often as the rate asks"),
     "sending.stats_interval": Duration(low=0, low_open=True),
-    "sending.retry.max_attempts": AT_LEAST_1,
+    "sending.retry.max_attempts": AT_LEAST_0,
+    "sending.retry.max_elapsed": Duration(low=0, note="0 = no time bound"),
     "sending.retry.initial_backoff": Duration(low=0, low_open=True),
     "sending.retry.max_backoff": Duration(low=0, low_open=True),
     "sending.retry.backoff_multiplier": Range(low=1),
@@ -291,6 +292,9 @@ def _check_tls(config: SenderConfig) -> None:
 
 def _check_retry(config: SenderConfig) -> None:
     retry = config.sending.retry
+    if retry.max_attempts == 0 and retry.max_elapsed == 0:
+        raise invalid("sending.retry.max_elapsed", 0, "a duration > 0 when sending.retry.max_attempts is 0 "
+                      "(one of them must bound the retries)")
     if retry.max_backoff < retry.initial_backoff:
         raise invalid("sending.retry.max_backoff", retry.max_backoff,
                       f"a duration >= sending.retry.initial_backoff ({retry.initial_backoff:g})")

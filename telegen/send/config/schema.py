@@ -222,7 +222,13 @@ class BatchSizeConfig:
 
 @dataclass(frozen=True)
 class RetryConfig:
-    max_attempts: int = 5  # attempts per request, the first included
+    # A request is retried until either bound: attempts (the first included;
+    # 0: no count) or seconds since its first attempt (0: no time bound), as
+    # the Collector's exporterhelper bounds by max_elapsed_time. Time-based by
+    # default, so a receiver restart of a few seconds is ridden out whatever
+    # the back-off drew.
+    max_attempts: int = 0
+    max_elapsed: float = 60.0  # seconds
     initial_backoff: float = 1.0  # seconds
     max_backoff: float = 30.0
     backoff_multiplier: float = 2.0

@@ -77,10 +77,21 @@ class Target:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How a request that failed retryably is retried: until `max_attempts`
+    (0: no count bound) or `max_elapsed` seconds since its first attempt
+    (0: no time bound), whichever comes first; never past the run's end."""
+
     max_attempts: int = 5
     initial_backoff: float = 1.0
     max_backoff: float = 30.0
     multiplier: float = 2.0
+    max_elapsed: float = 0.0
+
+    def allows(self, attempt: int, elapsed: float, wait: float) -> bool:
+        """Whether attempt `attempt + 1` may follow, `wait` s from now, `elapsed` s after the first began."""
+        if self.max_attempts and attempt >= self.max_attempts:
+            return False
+        return not self.max_elapsed or elapsed + wait <= self.max_elapsed
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff before attempt `attempt + 1`."""
@@ -331,11 +342,14 @@ class Carrier:
         A back-off that would end past the run's deadline is not waited: the
         run's duration bounds it even when every request fails."""
         state.answered(index, state.piece_events[index])
-        if retryable and attempt < self.retry.max_attempts and not (self._closed or self._retries_stopped):
+        if retryable and not (self._closed or self._retries_stopped):
             wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
             if not math.isfinite(wait):
                 wait = self.retry.max_backoff
-            if self.deadline is None or time.monotonic() + wait < self.deadline:
+            now = time.monotonic()
+            first = state.handed_over[index]
+            if self.retry.allows(attempt, now - (first if first is not None else now), wait) \
+                    and (self.deadline is None or now + wait < self.deadline):
                 state.retried()
                 if self.on_retry is not None:
                     self.on_retry(code, message)

@@ -57,6 +57,14 @@ def open_channel(target: Target) -> grpc.Channel:
         ("grpc.max_receive_message_length", 16 * 2**20),
         # Separate channels per signal must not collapse onto one subchannel.
         ("grpc.use_local_subchannel_pool", 1),
+        # grpcio's own reconnect back-off grows to 120 s by default: after a
+        # few seconds of a receiver restarting, every retry the engine makes
+        # (retry.max_elapsed) would fail fast on a channel not yet trying
+        # again. Reconnect within a second, as the OTLP/HTTP carrier's fresh
+        # connection per attempt does.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     if target.insecure:
         return grpc.insecure_channel(target.endpoint, options=options)
