@@ -6,6 +6,7 @@ review found (issue 26), each run as a user runs the CLI."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import subprocess
@@ -164,8 +165,8 @@ def test_more_sigterms_while_it_stops_still_exit_130(template_dir, tmp_path):
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 before = sum(s.events for s in sink.stats().signals().values())
-                eventually(lambda: sum(s.events for s in sink.stats().signals().values()) > before, 60,
-                           "this run's events")
+                eventually(lambda before=before: sum(s.events for s in sink.stats().signals().values()) > before,
+                           60, "this run's events")
                 process.send_signal(signal.SIGTERM)
                 time.sleep(0.05)
                 deadline = time.monotonic() + 30
@@ -254,3 +255,46 @@ def test_a_six_second_receiver_restart_is_ridden_out_with_the_default_budget(tem
     assert logs.delivered == logs.sent > 0 and logs.retries > 0
     biggest = 1000  # a request the dying receiver counted but never answered arrives twice (at least once)
     assert logs.delivered <= received <= logs.delivered + logs.retries * biggest
+
+
+# -- 6. permanent failures stop early, with a hint --------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_an_untrusted_certificate_stops_the_run_early_with_a_hint(template_dir, tmp_path, protocol):
+    """TLS to a server whose certificate no CA given vouches for: not
+    retried (it cannot get better), said in plain words, and the run stops
+    after a few seconds of nothing delivered instead of repeating it for
+    its whole duration; exit 1."""
+    import grpc
+    from conftest import Recorder, serve
+    from http_receiver import HttpRecorder, serve_http
+    from test_send_http import _certificate
+
+    key, cert = _certificate(tmp_path, "localhost")
+    if protocol == "grpc":
+        server, port = serve(Recorder(), grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())]))
+        endpoint, stop = f"localhost:{port}", lambda: server.stop(0)
+    else:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server, port = serve_http(HttpRecorder(), tls=context)
+        endpoint, stop = f"https://localhost:{port}", server.shutdown
+    config = tmp_path / "send.yaml"
+    config.write_text(f"input: {{directory: \"{template_dir}\", metrics: false, logs: false}}\n"
+                      f"otlp: {{endpoint: \"{endpoint}\", protocol: {protocol}}}\n"
+                      "sending: {duration: 60, multiplier: 0, rate_limit: {events_per_second: 2000}}\n")
+    started = time.monotonic()
+    try:
+        result = telegen("send", "--config", str(config), "--stats-json", str(tmp_path / "stats.json"))
+    finally:
+        stop()
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 30, ("stopped early, not after its 60 s", result.stdout)
+    output = result.stdout + result.stderr
+    assert "the endpoint's TLS certificate is not trusted: set otlp.tls.ca_file to its CA" in output, output
+    assert "aborting: nothing delivered" in result.stdout
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    traces = stats["signals"]["traces"]
+    assert traces["delivered"] == 0 and traces["failed"] == traces["sent"] > 0 and traces["retries"] == 0

@@ -145,7 +145,10 @@ def test_a_killed_sender_is_reported_with_its_counts(cluster, template_dir, poli
         assert any("stopping the fleet" in line for line in lines)
     # What the dead sender delivered after its last report is received but not counted.
     assert received >= report.delivered
-    assert "at least" in report.summary()
+    summary = report.summary()
+    assert "totals are lower bounds: sender(s) 1 died" in summary
+    assert any(line.startswith("  total ") and " at least " in line for line in summary.splitlines()), summary
+    assert report.to_dict()["lower_bound"] is True
 
 
 def test_ctrl_c_drains_the_fleet_and_exits_130(template_dir, tmp_path):

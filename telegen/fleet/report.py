@@ -71,6 +71,12 @@ class FleetReport:
     def nodes(self) -> int:
         return len({row.node for row in self.senders})
 
+    @property
+    def lower_bound(self) -> bool:
+        """Whether the totals are lower bounds: a sender died, and what it
+        delivered after its last report is delivered but not counted."""
+        return any(row.died is not None for row in self.senders)
+
     def failures(self) -> list[str]:
         """Why the run failed, or []: a sender died, or the fleet's totals
         failed as a single sender's would (see SendReport.failures)."""
@@ -78,8 +84,13 @@ class FleetReport:
         return died + self.totals.failures()
 
     def summary(self) -> str:
+        totals = signal_lines(self.totals)
+        if self.lower_bound:
+            dead = ", ".join(str(row.index) for row in self.senders if row.died is not None)
+            totals = [f"  totals are lower bounds: sender(s) {dead} died, and what they delivered after their "
+                      "last report is not counted", *(_at_least(line) for line in totals)]
         lines = [f"Fleet of {len(self.senders)} senders on {self.nodes} node(s), {self.elapsed:.1f} s"
-                 + (" (interrupted)" if self.interrupted else ""), *signal_lines(self.totals)]
+                 + (" (interrupted)" if self.interrupted else ""), *totals]
         lines.append(f"  {'sender':>6s}  {'node':12s}  {'delivered':>13s}  {'events/s':>11s}  {'failed':>9s}  "
                      f"{'rejected':>9s}  status")
         for row in self.senders:
@@ -96,9 +107,19 @@ class FleetReport:
     def to_dict(self) -> dict:
         totals = self.totals.to_dict()
         totals.pop("processes")
-        return {**totals, "senders": [
+        # A dead sender's counts are its last report's: the totals are at least these.
+        return {**totals, "lower_bound": self.lower_bound, "senders": [
             {"index": row.index, "node": row.node, "status": row.status, "died": row.died,
              "report": row.report.to_dict() if row.report else None} for row in self.senders]}
+
+
+def _at_least(line: str) -> str:
+    """A summary line's delivered count said as a lower bound."""
+    head, sep, rest = line.partition(" delivered (")
+    if not sep:
+        return line
+    label, _, number = head.rstrip().rpartition(" ")
+    return f"{label} at least {number} delivered ({rest}"
 
 
 def merged_signals(parts: Iterable[Mapping[str, SignalReport]], elapsed: float) -> dict[str, SignalReport]:

@@ -34,7 +34,10 @@ ATTEMPT_COUNTERS = ("answered", "refused")
 # (forked workers only: one in the parent is the parent's) and the time it
 # was held back by the endpoint: waiting for an in-flight slot, or with every
 # unsent batch waiting for answers (a metric generation's), microseconds.
-USAGE = ("cpu_us", "slot_wait_us")
+# "permanent": events failed with an error retrying cannot fix (a
+# certificate nobody trusts, the wrong protocol for the port, 401/404/501):
+# with nothing delivered, the parent stops the run early (progress.Watch).
+USAGE = ("cpu_us", "slot_wait_us", "permanent")
 # Counters per tenant and signal (otlp.tenants), in another shared array:
 # [tenant][signal][TENANT_COUNTERS], made only when there are several tenants.
 TENANT_COUNTERS = ("sent", "delivered", "rejected", "failed", "requests", "bytes")

@@ -217,6 +217,22 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+# How long a run may go with nothing delivered and requests failing with
+# errors retrying cannot fix before it stops: a config error costs seconds,
+# not the run's duration.
+HOPELESS_S = 3.0
+
+
+def _hopeless_since(totals: dict[str, dict[str, int]], permanent: int, since: float | None) -> float | None:
+    """Since when the run looks hopeless, or None: nothing delivered (or
+    refused by a backend that read it), and requests failed with errors
+    retrying cannot fix. A receiver that is down (refused connections) is
+    retried instead: it may come up."""
+    if permanent <= 0 or any(t["delivered"] or t["rejected"] for t in totals.values()):
+        return None
+    return since if since is not None else time.monotonic()
+
+
 @dataclass
 class Watch:
     """The parent's loop while workers send: progress lines every interval,
@@ -233,14 +249,32 @@ class Watch:
     tick: Callable[[], None] | None = None
 
     def until(self, alive: Callable[[], bool]) -> str | None:
-        """Watch until `alive` says the workers ended; the reason when abort_check stopped the run."""
+        """Watch until `alive` says the workers ended; the reason when
+        abort_check stopped the run, or when for HOPELESS_S nothing was
+        delivered and requests failed with errors retrying cannot fix (a
+        certificate nobody trusts, the wrong protocol for the port, HTTP
+        401/404/501: the error lines above say which): a configuration
+        error, and the rest of the run would only repeat it."""
         next_line = self.started + self.settings.stats_interval
         aborted = None
+        hopeless_since: float | None = None
+        next_look = self.started
         while alive():
             if self.tick is not None:
                 self.tick()
             if self.stop.is_set():
                 self.progress.stopped(time.monotonic() - self.started)
+            elif aborted is None and self.settings.rate_control is None and time.monotonic() >= next_look:
+                next_look = time.monotonic() + 0.25
+                hopeless_since = _hopeless_since(Counters.totals(self.arrays),
+                                                 Counters.usage_totals(self.arrays)["permanent"], hopeless_since)
+                if hopeless_since is not None and time.monotonic() - hopeless_since >= HOPELESS_S:
+                    aborted = (f"nothing delivered in {time.monotonic() - self.started:.0f} s, and requests failed "
+                               "with errors that retrying cannot fix (see the errors above)")
+                    self.progress.write(f"aborting: {aborted}")
+                    if self.progress.timeline is not None:
+                        self.progress.timeline.aborted_at = time.monotonic() - self.started
+                    self.stop.set()
             cut = self.cuts.next_cut()
             now = time.monotonic()
             # Wake at a stage's end on time: its figures are read there.

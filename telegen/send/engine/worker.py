@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from ..scenarios.churn import Churn
 from ..transport import Outcome, Transport, explain, open_transport
 from ..transport.base import FAILED, reason_text
+from ..transport.hints import permanent_reason
 from .clock import TraceClock
 from .counters import Counters, ErrorLog, Reasons, Relay, RelayedErrorLog
 from .order import Generations
@@ -77,6 +78,8 @@ def run_worker(schedule: Sequence[ScheduleItem], settings: SendSettings, counter
                     if kind == FAILED:
                         errors.failed(item.signal, reason, events, outcome.attempts,
                                       before_any_success=not delivered_any.is_set(), hint=hint)
+                        if permanent_reason(reason, hint):
+                            counters.add_usage("permanent", events)
                     else:
                         errors.rejected(item.signal, reason, events, hint=hint)
             finally:

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from .hints import explain
+from .hints import explain, permanent
 
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
@@ -342,7 +342,7 @@ class Carrier:
         A back-off that would end past the run's deadline is not waited: the
         run's duration bounds it even when every request fails."""
         state.answered(index, state.piece_events[index])
-        if retryable and not (self._closed or self._retries_stopped):
+        if retryable and not (self._closed or self._retries_stopped) and not permanent(message):
             wait = delay if delay is not None else self.retry.backoff(attempt, self._retrier.rng)
             if not math.isfinite(wait):
                 wait = self.retry.max_backoff
