@@ -271,16 +271,17 @@ def test_an_untrusted_certificate_stops_the_run_early_with_a_hint(template_dir, 
     from http_receiver import HttpRecorder, serve_http
     from test_send_http import _certificate
 
+    # An address, not "localhost": an IPv6 attempt refused first would be retried, rightly.
     key, cert = _certificate(tmp_path, "localhost")
     if protocol == "grpc":
         server, port = serve(Recorder(), grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())]))
-        endpoint, stop = f"localhost:{port}", lambda: server.stop(0)
+        endpoint, stop = f"127.0.0.1:{port}", lambda: server.stop(0)
     else:
         import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         server, port = serve_http(HttpRecorder(), tls=context)
-        endpoint, stop = f"https://localhost:{port}", server.shutdown
+        endpoint, stop = f"https://127.0.0.1:{port}", server.shutdown
     config = tmp_path / "send.yaml"
     config.write_text(f"input: {{directory: \"{template_dir}\", metrics: false, logs: false}}\n"
                       f"otlp: {{endpoint: \"{endpoint}\", protocol: {protocol}}}\n"
