@@ -299,3 +299,21 @@ def test_an_untrusted_certificate_stops_the_run_early_with_a_hint(template_dir, 
     stats = json.loads((tmp_path / "stats.json").read_text())
     traces = stats["signals"]["traces"]
     assert traces["delivered"] == 0 and traces["failed"] == traces["sent"] > 0 and traces["retries"] == 0
+
+
+def test_zstd_over_grpc_to_a_server_without_zstd_says_so_and_stops(template_dir, tmp_path):
+    """telegen sink's gRPC server (grpcio's core) has no zstd: every request
+    is refused as INTERNAL "Error parsing 'grpc-encoding' metadata". The
+    error line says what to do instead, and the run stops early."""
+    with Sink() as sink:
+        config = tmp_path / "send.yaml"
+        config.write_text(f"input: {{directory: \"{template_dir}\"}}\n"
+                          f"otlp: {{endpoint: \"{sink.endpoint}\", insecure: true, compression: zstd}}\n"
+                          "sending: {duration: 60, multiplier: 0, rate_limit: {events_per_second: 2000}}\n")
+        started = time.monotonic()
+        result = telegen("send", "--config", str(config))
+    assert result.returncode == 1 and time.monotonic() - started < 30, result.stdout
+    assert "grpc on libcurl, insecure, zstd, patchable" in result.stdout
+    assert "the gRPC server does not accept this message encoding" in result.stdout
+    assert "use compression gzip over gRPC, or zstd over OTLP/HTTP" in result.stdout
+    assert "aborting: nothing delivered" in result.stdout

@@ -24,6 +24,11 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     # HTTP/1.1 request with binary frames, which libcurl takes for HTTP/0.9.
     (("Received HTTP/0.9 when not allowed", "Weird server reply"),
      "the endpoint does not answer HTTP/1.1 (a gRPC port?): try --protocol grpc (otlp.protocol: grpc)"),
+    # A gRPC server without the message encoding sent: grpc-core servers
+    # (grpcio's, so `telegen sink`'s) know gzip and deflate, not zstd.
+    (("Error parsing 'grpc-encoding' metadata",),
+     "the gRPC server does not accept this message encoding (grpc-core servers, telegen sink's among them, have "
+     "no zstd): use compression gzip over gRPC, or zstd over OTLP/HTTP (--protocol http)"),
     # Plaintext at a TLS port: the server drops the connection at the first
     # bytes (grpcio: "Socket closed"; libcurl: an empty reply or a reset).
     # A restarting server does that too, so this one is retried.
@@ -34,10 +39,10 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 # Errors that retrying cannot fix (a certificate nobody trusts, TLS or HTTP
 # spoken to the wrong kind of port): failed at once, not retried.
-_PERMANENT = tuple(needle for needles, _ in _HINTS[:2] + _HINTS[4:6] for needle in needles)
+_PERMANENT = tuple(needle for needles, _ in _HINTS[:2] + _HINTS[4:7] for needle in needles)
 # Their hints: a reason is cut short for the lines (200 characters), the hint
 # was read from the whole message.
-_PERMANENT_HINTS = frozenset(hint for _, hint in _HINTS[:2] + _HINTS[4:6])
+_PERMANENT_HINTS = frozenset(hint for _, hint in _HINTS[:2] + _HINTS[4:7])
 
 
 # Answers that say the request can never succeed as configured: a missing or
