@@ -247,6 +247,8 @@ class Watch:
     stop: threading.Event
     # Called on every turn of the loop (about every 50 ms): forked workers' relay is read here.
     tick: Callable[[], None] | None = None
+    # Says why the run cannot go on (a worker process died), or None.
+    broken: Callable[[], str | None] | None = None
 
     def until(self, alive: Callable[[], bool]) -> str | None:
         """Watch until `alive` says the workers ended; the reason when
@@ -262,6 +264,13 @@ class Watch:
         while alive():
             if self.tick is not None:
                 self.tick()
+            why = self.broken() if aborted is None and self.broken is not None else None
+            if why is not None:
+                aborted = why
+                self.progress.write(f"aborting: {aborted}")
+                if self.progress.timeline is not None:
+                    self.progress.timeline.aborted_at = time.monotonic() - self.started
+                self.stop.set()
             if self.stop.is_set():
                 self.progress.stopped(time.monotonic() - self.started)
             elif aborted is None and self.settings.rate_control is None and time.monotonic() >= next_look:

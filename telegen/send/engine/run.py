@@ -2,7 +2,9 @@
 the parent's watch, and the report at the end."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -90,6 +92,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
             return report
         on_start(current)
     watch = Watch(arrays, latency_arrays, progress, cuts, settings, started, stop)
+    dead: list[str] = []  # worker processes that did not end well
     generations = Generations(settings.processes, run_start_ns, settings.metric_interval)
     if settings.processes <= 1:
         counters = Counters(arrays[0], latency_arrays[0], tenant_arrays[0] if tenant_arrays else None)
@@ -101,7 +104,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
         worker.join()
     else:
         aborted = _run_processes(schedule, settings, stop, run_start_ns, errors, reasons, watch, started,
-                                 generations, clock, tenant_arrays)
+                                 generations, clock, dead, tenant_arrays)
     elapsed = time.monotonic() - started
     totals, latencies = Counters.totals(arrays), Counters.latency_totals(latency_arrays)
     progress.last(totals, elapsed, latencies)
@@ -109,6 +112,7 @@ def run(loaded: Sequence[SignalTemplates], settings: SendSettings, write: Callab
     report = _report(totals, latencies, elapsed, settings, active, reasons,
                      interrupted=stop.is_set() and aborted is None and not _bounds_reached(settings, elapsed))
     report.aborted = aborted
+    report.lower_bound = bool(dead)
     report.stages = cuts.rows
     report.scenarios = scenario_report(settings.scenarios, totals)
     report.started_at, report.ended_at = run_start_ns / 1e9, time.time()
@@ -159,13 +163,17 @@ def _report(totals: dict[str, dict[str, int]], latencies: dict[str, dict[str, Hi
 
 def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, stop: threading.Event,
                    run_start_ns: int, errors: ErrorLog, reasons: Reasons, watch: Watch, started: float,
-                   generations: Generations, clock: TraceClock,
+                   generations: Generations, clock: TraceClock, dead: list[str],
                    tenant_arrays: Sequence | None = None) -> str | None:
     """Fork workers after loading (templates shared copy-on-write); grpc is
     only ever started inside the children. Worker i counts into arrays[i];
-    their error lines and reasons come through one relay."""
+    their error lines and reasons come through one relay. The names of those
+    that ended badly go to `dead`."""
     context = multiprocessing.get_context("fork")
-    process_stop = context.Event()
+    # A flag in shared memory, not a multiprocessing.Event: Event.set() waits
+    # for every process sleeping in wait() to wake, and one that was killed
+    # never does, so the others would never hear of the stop.
+    process_stop = context.RawValue("b", 0)
     relay = Relay(context)
     children = []
     for index in range(settings.processes):
@@ -180,15 +188,39 @@ def _run_processes(schedule: Sequence[ScheduleItem], settings: SendSettings, sto
 
     def relay_stop() -> None:
         stop.wait()
-        process_stop.set()
+        process_stop.value = 1
 
     threading.Thread(target=relay_stop, daemon=True).start()
     # Read the relay while watching: a child blocked on a full pipe would never end.
     watch.tick = lambda: relay.deliver(errors, reasons)
+    watch.broken = lambda: _dead_worker(children, started)
     aborted = watch.until(lambda: any(c.is_alive() for c in children))
     for child in children:
         child.join()
         if child.exitcode not in (0, None):
-            errors.error("worker", f"worker process {child.name} exited with status {child.exitcode}")
+            dead.append(child.name)
+            if aborted is None:
+                errors.error("worker", f"worker process {child.name} {_how_it_ended(child.exitcode)}")
     relay.deliver(errors, reasons)
     return aborted
+
+
+def _dead_worker(children: Sequence, started: float) -> str | None:
+    """Why the run cannot go on: a worker process ended before the run did
+    (killed, out of memory). Its share of the load stopped with it, so the
+    rate would be short of the target for the rest of the run, and what it
+    had in flight is counted nowhere: the run stops, its totals lower bounds."""
+    for child in children:
+        if child.exitcode not in (0, None):
+            return (f"worker process {child.name} {_how_it_ended(child.exitcode)} after "
+                    f"{time.monotonic() - started:.1f} s; its share of the load stopped with it, so the run "
+                    "stops, and its totals are lower bounds (its requests in flight are counted nowhere)")
+    return None
+
+
+def _how_it_ended(exitcode: int) -> str:
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"

@@ -384,7 +384,8 @@ def child_main(schedule: Sequence[ScheduleItem], settings: SendSettings, shared,
     stop = threading.Event()
 
     def relay_stop() -> None:
-        process_stop.wait()
+        while not process_stop.value:  # the parent's flag (see _run_processes)
+            time.sleep(0.02)
         stop.set()
 
     threading.Thread(target=relay_stop, daemon=True).start()

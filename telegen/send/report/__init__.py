@@ -166,6 +166,9 @@ class SendReport:
     # Thresholds the run breached (telegen.send.report.thresholds), set by Sender.run.
     breaches: list[str] = field(default_factory=list)
     aborted: str | None = None  # why the run was stopped early (abort_on_breach)
+    # A worker process died: what it had in flight is counted nowhere, so
+    # every total is a lower bound (as a fleet's with a dead sender).
+    lower_bound: bool = False
     stages: list[StageReport] = field(default_factory=list)  # with sending.stages: a row per stage
     # The run's wall-clock window, Unix seconds: when sending started, and
     # when the last request was answered (what `telegen verify` bounds its
@@ -220,6 +223,7 @@ class SendReport:
             "interrupted": self.interrupted,
             "thresholds_breached": list(self.breaches),
             "aborted": self.aborted,
+            "lower_bound": self.lower_bound,
             "signals": _signals_dict(self.signals),
             "stages": [stage.to_dict() for stage in self.stages],
             **({"scenarios": self.scenarios} if self.scenarios is not None else {}),
