@@ -4,8 +4,8 @@ arrived (gzip bodies inflated), ready for `telegen import`.
 
 Files grow while the sink runs as `recorded-<signal>.pb.part` and take their
 final name when it stops, so a finished recording is never half-written; the
-`.part` of a sink that was killed is still readable up to its last whole
-record (`telegen import` names the offset where it is cut short).
+`.part` of a sink that was killed holds every request it answered and is
+readable up to its last whole record (`telegen import` names the offset where it is cut short).
 """
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ class Recorder:
             if out is None:
                 out = self._files[signal] = AtomicFile(recorded_path(self.directory, signal), self._part(signal))
             out.write(encode_varint(len(data)) + data)
+            # Handed to the kernel before the request is answered: a sink
+            # killed (SIGKILL) keeps every request it said it took.
+            out.file.flush()
             self.requests[signal] += 1
 
     def close(self) -> list[Path]:
