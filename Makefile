@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG ?= examples/generator-config.yaml
 
-.PHONY: venv test demo demo-generate bench bench-quick bench-check bench-baseline peers clean
+.PHONY: venv test faults demo demo-generate bench bench-quick bench-check bench-baseline peers toxiproxy clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard telegen/*.pyx telegen/*.pxd telegen/*.pxi)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ venv: $(STAMP)
 
 test: $(STAMP) peers
 	$(PY) -m pytest -q
+
+# The fault-injection suite (docs/failure-behaviour.md, under ten minutes):
+# toxiproxy between telegen and its receiver (latency, bandwidth, resets,
+# blackholes, connections cut after N bytes), the receiver killed and
+# restarted, signals, a fleet sender killed, and the bad-input corpus. It
+# needs Go to build toxiproxy and fails, never skips, without it. Each fault
+# run's figures land in $(FAULTS_TABLE).
+FAULTS_TABLE ?= faults-table.md
+faults: $(STAMP) toxiproxy
+	TELEGEN_FAULTS_TABLE=$(FAULTS_TABLE) TELEGEN_FAULTS_REQUIRED=1 $(PY) -m pytest -q -m faults tests/test_faults.py
 
 # The main job on built-in defaults: generate small templates (seconds), start
 # a local sink, send to it for 10 s, print sender and sink figures side by side.
@@ -97,6 +107,8 @@ JAEGER_KEY := $(shell cat peers/jaeger/go.mod peers/jaeger/go.sum 2>/dev/null | 
 JAEGER_BIN := $(PEERS_CACHE)/jaeger-$(JAEGER_KEY)/jaeger
 PROMETHEUS_BIN := $(PEERS_CACHE)/prometheus-$(PROMETHEUS_VERSION)/prometheus
 VICTORIALOGS_BIN := $(PEERS_CACHE)/victorialogs-$(VICTORIALOGS_VERSION)/victoria-logs
+TOXIPROXY_VERSION := v2.12.0
+TOXIPROXY_BIN := $(PEERS_CACHE)/toxiproxy-$(TOXIPROXY_VERSION)/toxiproxy-server
 PEER_BINS := $(PEERS_DIR)/otelcol-telegen $(PEERS_DIR)/telemetrygen $(JAEGER_BIN) $(PROMETHEUS_BIN) $(VICTORIALOGS_BIN)
 
 peers:
@@ -127,6 +139,17 @@ $(PROMETHEUS_BIN):
 	mkdir -p $(dir $@).gobin
 	GOBIN=$(dir $@).gobin go install -trimpath github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 	mv $(dir $@).gobin/prometheus $@
+
+# toxiproxy is built on demand by `make faults` only (not by `make peers`).
+toxiproxy:
+	@command -v go >/dev/null 2>&1 || { echo "make faults: toxiproxy is built from its Go module and there is no Go toolchain on PATH"; exit 1; }
+	@$(MAKE) --no-print-directory $(TOXIPROXY_BIN)
+	@mkdir -p .peers && ln -sfn $(TOXIPROXY_BIN) .peers/
+
+$(TOXIPROXY_BIN):
+	mkdir -p $(dir $@).gobin
+	GOBIN=$(dir $@).gobin go install -trimpath github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(dir $@).gobin/server $@
 
 $(VICTORIALOGS_BIN):
 	mkdir -p $(dir $@).gobin

@@ -3,7 +3,9 @@ Collector run as its own process on loopback ports, and where to find
 telemetrygen. Tests skip (saying why) when the binaries are not built."""
 from __future__ import annotations
 
+import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / ".peers"
 COLLECTOR = PEERS / "otelcol-telegen"
 TELEMETRYGEN = PEERS / "telemetrygen"
+TOXIPROXY = PEERS / "toxiproxy-server"
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -245,6 +248,110 @@ class LimitedCollector(Collector):
             super().__exit__(*exc_info)
         finally:
             self.sink.__exit__(*exc_info)
+
+
+class Toxiproxy(PeerProcess):
+    """toxiproxy (`make faults` builds it): TCP proxies on loopback whose
+    links take toxics (latency, bandwidth, reset_peer, timeout, limit_data,
+    ...) through its HTTP API while connections are open."""
+
+    name = "toxiproxy"
+    start_timeout = 20.0
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        if not TOXIPROXY.exists():
+            # The fault suite fails, never skips, without it.
+            pytest.fail("toxiproxy-server is not built: run `make faults` (it builds it with Go)")
+        super().__init__(workdir)
+        self.port = free_port()
+
+    def command(self) -> list[str]:
+        return [str(TOXIPROXY), "-host", "127.0.0.1", "-port", str(self.port)]
+
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    def api(self, method: str, path: str, body: dict | None = None) -> object:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read()
+        return json.loads(text) if text.strip() else None
+
+    def proxy(self, name: str, upstream: str) -> str:
+        """A new proxy to `upstream`; the address it listens on."""
+        listen = f"127.0.0.1:{free_port()}"
+        self.api("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True})
+        return listen
+
+    def delete(self, name: str) -> None:
+        self.api("DELETE", f"/proxies/{name}")
+
+    def add(self, proxy: str, toxic: str, kind: str, stream: str = "downstream", toxicity: float = 1.0,
+            **attributes: float) -> None:
+        self.api("POST", f"/proxies/{proxy}/toxics", {"name": toxic, "type": kind, "stream": stream,
+                                                      "toxicity": toxicity, "attributes": attributes})
+
+    def remove(self, proxy: str, toxic: str) -> None:
+        self.api("DELETE", f"/proxies/{proxy}/toxics/{toxic}")
+
+
+class SinkProcess(PeerProcess):
+    """`telegen sink` in its own process, serving gRPC and OTLP/HTTP on free
+    loopback ports (fixed for its life, so a restart serves the same ones).
+    stop() ends it with SIGTERM and reads what it counted (--stats-json);
+    kill() ends it with SIGKILL, which leaves only its --record stream (each
+    request is in it before it is answered)."""
+
+    name = "sink"
+    start_timeout = 30.0
+
+    def __init__(self, workdir: Path | None = None, grpc_port: int | None = None, http_port: int | None = None,
+                 record: Path | None = None, args: tuple[str, ...] = ()) -> None:
+        super().__init__(workdir)
+        self.grpc_port, self.http_port = grpc_port or free_port(), http_port or free_port()
+        self.record, self.args = record, args
+        self.stats_path = self.workdir / f"sink-{self.grpc_port}-{time.monotonic_ns()}.json"
+        self.stats: dict | None = None
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "telegen", "sink", "--listen", self.grpc_endpoint,
+                "--listen-http", self.http_endpoint, "--interval", "3600", "--stats-json", str(self.stats_path),
+                *(["--record", str(self.record)] if self.record else []), *self.args]
+
+    def ports(self) -> list[int]:
+        return [self.grpc_port, self.http_port]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.stats is None and self.stats_path.exists():
+            self.stats = json.loads(self.stats_path.read_text())
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+    def events(self) -> dict[str, int]:
+        """What it took, per signal (after stop())."""
+        assert self.stats is not None, "the sink wrote no --stats-json"
+        return {signal: self.stats[signal]["events"] for signal in ("traces", "metrics", "logs")}
 
 
 def _listening(port: int) -> bool:
