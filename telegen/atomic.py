@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from .errors import OutputError
+
 
 def _umask() -> int:
     # The only portable way to read it is to set it; set it straight back.
@@ -34,7 +36,8 @@ class AtomicFile:
     `with` block that raised nothing) and leaves no trace on discard().
     `temporary`: the name to write under (default: a hidden, unique one)."""
 
-    def __init__(self, path: str | os.PathLike, temporary: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, temporary: str | os.PathLike | None = None,
+                 buffered: bool = True) -> None:
         self.path = Path(path)
         if temporary is None:
             fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
@@ -43,7 +46,9 @@ class AtomicFile:
             self.temporary = Path(temporary)
             fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o666 & ~_umask())
-        self.file: BinaryIO = os.fdopen(fd, "wb")
+        # Unbuffered (buffered=False): each write() is one system call, whose
+        # byte count says how much landed (a full disk cuts it short).
+        self.file: BinaryIO = os.fdopen(fd, "wb") if buffered else os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes | memoryview) -> int:
         return self.file.write(data)
@@ -161,9 +166,15 @@ def sync_directory(directory: str | os.PathLike) -> None:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """`data` to `path`, atomically and durably."""
-    with AtomicFile(path) as out:
-        out.write(data)
+    """`data` to `path`, atomically and durably; OutputError (an OSError)
+    naming the file when it cannot be (a full disk: nothing is left)."""
+    try:
+        with AtomicFile(path) as out:
+            out.write(data)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

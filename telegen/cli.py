@@ -21,6 +21,7 @@ import yaml
 
 from . import __version__
 from .atomic import write_json
+from .configkit.source import parse_yaml, read_text
 from .errors import ConfigError, ConfigWarning, OutputError, TelegenError
 from .generate import generate
 from .generate.config import GeneratorConfig
@@ -80,7 +81,14 @@ def _sets_output_directory(path: str) -> bool:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    config = GeneratorConfig.from_file(args.config)
+    text = read_text(args.config)
+    if parse_yaml(text, args.config) is None:
+        # An empty file is far more often a mistake (the wrong file, one cut
+        # short) than a wish for the defaults, which are big; `{}` says that.
+        raise TelegenError(f"{args.config}: the config is empty; write {{}} in it for the built-in defaults "
+                           "(every signal: about 1.15 M spans), or start from "
+                           "examples/generator-config.yaml")
+    config = GeneratorConfig.from_yaml(text, args.config)
     if args.seed is not None and args.seed < 0:
         raise TelegenError(f"--seed: {args.seed} is invalid: expected an integer >= 0")
     # --output-dir wins, then output.directory when the config file sets it;
@@ -215,7 +223,10 @@ def run_sink(args: argparse.Namespace) -> int:
                         retry_after_s=args.retry_after_s, drop_every=args.drop_every, capacity=args.capacity,
                         capacity_mode=args.capacity_mode or "refuse")
     sink = Sink(listen=args.listen, validate=args.validate, faults=faults, listen_http=args.listen_http,
-                record=args.record).start()
+                record=args.record)
+    sink.on_record_error = lambda problem: print(f"telegen sink: {problem}; refusing requests (UNAVAILABLE, HTTP "
+                                                 "503) while it cannot be written", file=sys.stderr, flush=True)
+    sink.start()
     stop = threading.Event()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     _on_sigterm(stop)
@@ -236,8 +247,16 @@ def run_sink(args: argparse.Namespace) -> int:
         print(f"Recorded {', '.join(str(p) for p in sink.recorded) or 'nothing (no request was accepted)'}"
               + (f"; make templates of it: telegen import {args.record} --output-dir DIR" if sink.recorded else ""))
     if stats_path is not None:
-        write_stats_json(stats, stats_path)
+        try:
+            write_stats_json(stats, stats_path)
+        except OutputError as exc:
+            raise TelegenError(f"--stats-json: {exc} (the sink's figures are in the summary above)") from None
         print(f"Wrote {stats_path}")
+    if sink.record_error is not None:
+        # The recording misses nothing it answered for, but it is not all that was sent.
+        print(f"telegen: error: the recording is incomplete: {sink.unrecorded:,} request(s) were refused, "
+              f"{sink.record_error}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -343,6 +362,23 @@ def _send_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {key: value for key, value in flags.items() if value is not None}
 
 
+def _beside_the_config(config, config_path: str) -> str:
+    """A hint when the config's relative input paths are missing here but
+    exist beside the config file: they are read from the working directory
+    (as the Collector reads its own), so that the README's commands, run from
+    the clone, find ./generated whichever config they name."""
+    inputs = config.input
+    here = os.getcwd()
+    for path in (inputs.directory, *(getattr(inputs, s) for s in ("traces", "metrics", "logs"))):
+        if not isinstance(path, str) or os.path.isabs(path) or os.path.exists(path):
+            continue
+        beside = os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
+        if os.path.exists(beside):
+            return (f" (relative paths in a sender config are read from the working directory, {here}, "
+                    f"not from the config's: {beside} exists; run from there or give that path)")
+    return ""
+
+
 def _stop_on_signals(stop: threading.Event, before_exit: Callable[[], None] | None = None) -> None:
     """First Ctrl-C (or SIGTERM): stop taking work, drain, report. A second
     Ctrl-C leaves at once (after `before_exit`, which must be quick)."""
@@ -381,7 +417,10 @@ def run_send(args: argparse.Namespace) -> int:
     watcher = None
     try:
         sender = Sender(config, write=lambda line: print(line, flush=True))
-        sender.load()
+        try:
+            sender.load()
+        except TelegenError as exc:
+            raise TelegenError(f"{exc}{_beside_the_config(config, args.config)}") from None
         stop = threading.Event()
         _stop_on_signals(stop)
         watcher = _lag_watcher(backends, args.settle_timeout) if backends else None
@@ -567,7 +606,10 @@ def _write_run_files(args: argparse.Namespace, timeline: Timeline | None, stats_
               + ("" if any(p.suffix == ".png" for p in written)
                  else " (no chart: it needs matplotlib, the report extra: pip install '.[report]' in telegen's clone)"))
     if stats_path is not None:
-        write_json(stats_path, {**report.to_dict(), **(extra or {})})
+        try:
+            write_json(stats_path, {**report.to_dict(), **(extra or {})})
+        except OutputError as exc:
+            raise TelegenError(f"--stats-json: {exc} (the run's figures are in the summary above)") from None
         print(f"Wrote {stats_path}")
 
 

@@ -317,3 +317,167 @@ def test_zstd_over_grpc_to_a_server_without_zstd_says_so_and_stops(template_dir,
     assert "the gRPC server does not accept this message encoding" in result.stdout
     assert "use compression gzip over gRPC, or zstd over OTLP/HTTP" in result.stdout
     assert "aborting: nothing delivered" in result.stdout
+
+
+# -- the bad-input corpus: each a clear line and exit 2, before anything is sent ------
+
+
+def _corpus_case(tmp_path, template_dir, case: str) -> list[str]:
+    """Sets up `case` in tmp_path; the telegen command line that meets it."""
+    traces = (template_dir / "telemetry-traces.pb").read_bytes()
+    config = tmp_path / "send.yaml"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    if case in ("truncated template", "random template"):
+        import random
+        data = traces[: len(traces) // 2] if case == "truncated template" else random.Random(7).randbytes(5000)
+        (tmp_path / "bad.pb").write_bytes(data)
+        sender_config(config, f"traces: \"{tmp_path / 'bad.pb'}\", metrics: false, logs: false")
+        return ["send", "--config", str(config)]
+    if case == "bad YAML (send)":
+        config.write_text("input: {directory: x\notlp: [\n")
+        return ["send", "--config", str(config)]
+    if case == "bad YAML (generate)":
+        config.write_text("traces: {count: [\n")
+        return ["generate", "--config", str(config), "--output-dir", str(tmp_path / "out")]
+    if case == "empty generator config":
+        config.write_text("# only a comment\n")
+        return ["generate", "--config", str(config), "--output-dir", str(tmp_path / "out")]
+    if case == "negative rate":
+        sender_config(config, f"directory: \"{template_dir}\"", sending="rate_limit: {events_per_second: -5}")
+        return ["send", "--config", str(config)]
+    if case == "duration not a number":
+        sender_config(config, f"directory: \"{template_dir}\"", sending="duration: soon")
+        return ["send", "--config", str(config)]
+    if case == "stats under a file":
+        sender_config(config, f"directory: \"{template_dir}\"")
+        return ["send", "--config", str(config), "--stats-json", str(blocker / "stats.json")]
+    if case == "templates under a file":
+        config.write_text("traces: {count: 2}\nmetrics: {metric_count: 2}\nlogs: {count: 5}\n")
+        return ["generate", "--config", str(config), "--output-dir", str(blocker / "out")]
+    if case == "recording under a file":
+        return ["sink", "--listen", "127.0.0.1:0", "--record", str(blocker / "rec"), "--duration", "1"]
+    if case == "corrupt capture":
+        (tmp_path / "recorded-traces.pb").write_bytes(b"\xff\xff\x03" + traces[:100])
+        return ["import", str(tmp_path / "recorded-traces.pb"), "--output-dir", str(tmp_path / "out")]
+    if case == "unresolvable endpoint":
+        sender_config(config, f"directory: \"{template_dir}\"", endpoint="no-such-host.invalid:4317")
+        return ["send", "--config", str(config)]
+    if case == "relative path beside the config":
+        (tmp_path / "conf").mkdir()
+        shutil.copytree(template_dir, tmp_path / "conf" / "tpl")
+        sender_config(tmp_path / "conf" / "send.yaml", "directory: tpl")
+        return ["send", "--config", str(tmp_path / "conf" / "send.yaml")]
+    raise AssertionError(case)
+
+
+CORPUS = {
+    "truncated template": "(truncated file?)",
+    "random template": "bad.pb: record at byte offset",
+    "bad YAML (send)": "malformed YAML at line 2",
+    "bad YAML (generate)": "malformed YAML at line 2",
+    "empty generator config": "the config is empty; write {} in it for the built-in defaults",
+    "negative rate": "sending.rate_limit.events_per_second: -5 is invalid: expected",
+    "duration not a number": "sending.duration: 'soon' is invalid",
+    "stats under a file": "--stats-json",
+    "templates under a file": "a-file",
+    "recording under a file": "--record: cannot create",
+    "corrupt capture": "recorded-traces.pb",
+    "unresolvable endpoint": "the host name 'no-such-host.invalid' does not resolve",
+    "relative path beside the config": "relative paths in a sender config are read from the working directory",
+}
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, template_dir, case):
+    if case == "unresolvable endpoint":
+        import socket
+        try:
+            socket.getaddrinfo("no-such-host.invalid", None)
+        except socket.gaierror as exc:
+            if exc.errno != socket.EAI_NONAME:
+                pytest.skip(f"this machine's resolver cannot say a name does not exist ({exc})")
+    started = time.monotonic()
+    result = telegen(*_corpus_case(tmp_path, template_dir, case), cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    line = one_error_line(result)
+    assert CORPUS[case] in line, line
+    assert "Sending to" not in result.stdout, "found before anything was sent"
+    assert time.monotonic() - started < 30
+    if case == "empty generator config" or case == "templates under a file":
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_duration_bounded_run_to_a_full_disk_keeps_its_figures(template_dir, tmp_path):
+    """--stats-json on a filesystem that fills up during the run (a 64 KiB
+    tmpfs, full, in a user namespace): the summary is printed, then one
+    line naming the file and the reason, exit 2; no traceback, no partial file."""
+    if not shutil.which("unshare") or subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True).returncode:
+        pytest.skip("no unprivileged user namespaces here, to mount a small tmpfs in")
+    small = tmp_path / "small"
+    small.mkdir()
+    with Sink() as sink:
+        config = tmp_path / "send.yaml"
+        sender_config(config, f"directory: \"{template_dir}\"", endpoint=sink.endpoint, sending="duration: 2")
+        script = (f"mount -t tmpfs -o size=64k tmpfs {small} && (head -c 1000000 /dev/zero > {small}/fill "
+                  f"2>/dev/null; true) && exec {sys.executable} -m telegen send --config {config} "
+                  f"--stats-json {small}/stats.json")
+        result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    line = one_error_line(result)
+    assert f"--stats-json: cannot write {small}/stats.json: No space left on device" in line, line
+    assert "  total " in result.stdout, "the summary came first"
+
+
+def test_a_recording_sink_on_a_full_disk_refuses_what_it_cannot_keep(template_dir, tmp_path):
+    """`telegen sink --record` whose files may grow to 400 KiB (RLIMIT_FSIZE,
+    as a full disk): a request it cannot write is refused UNAVAILABLE and
+    not counted as taken, so the sender retries it and its counts agree with
+    the sink's; the stream stays whole records; one line says why, and the
+    sink exits 1 saying the recording is incomplete."""
+    import resource
+
+    from telegen.sink import free_port
+
+    port = free_port()
+    record = tmp_path / "rec"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400 * 1024, 400 * 1024))
+
+    sink = subprocess.Popen([sys.executable, "-m", "telegen", "sink", "--listen", f"127.0.0.1:{port}", "--record",
+                             str(record), "--interval", "3600", "--stats-json", str(tmp_path / "sink.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    try:
+        eventually(lambda: _listening(port), 30, "the sink")
+        config = tmp_path / "send.yaml"
+        sender_config(config, f"directory: \"{template_dir}\"", endpoint=f"127.0.0.1:{port}",
+                      sending="duration: 3, multiplier: 0, rate_limit: {events_per_second: 20000}")
+        result = telegen("send", "--config", str(config), "--stats-json", str(tmp_path / "send.json"))
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        out, err = sink.communicate(timeout=30)
+    assert sink.returncode == 1, (out, err)
+    assert "refusing requests (UNAVAILABLE, HTTP 503) while it cannot be written" in err
+    assert "the recording is incomplete" in err and "File too large" in err
+    sent = json.loads((tmp_path / "send.json").read_text())["signals"]
+    took = json.loads((tmp_path / "sink.json").read_text())
+    assert result.returncode == 1
+    for name in ("traces", "metrics", "logs"):
+        assert took[name]["events"] == sent[name]["delivered"], name
+        assert sent[name]["delivered"] + sent[name]["failed"] == sent[name]["sent"]
+    assert any(sent[name]["failed"] for name in sent)
+    imported = telegen("import", str(record), "--output-dir", str(tmp_path / "imported"))
+    assert imported.returncode in (0, 2) and "Traceback" not in imported.stderr
+    assert "truncated" not in imported.stderr, "the stream is whole records"
+
+
+def _listening(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -36,6 +36,7 @@ from .search.settings import SearchSettings
 from .shard import SeriesCopies
 from .transport import RetryPolicy, Target
 from .transport.grpc_curl import choose as choose_grpc_client
+from .transport.resolve import check_endpoints_resolve
 
 
 class Sender:
@@ -216,6 +217,7 @@ class Sender:
         lines, no thresholds (the search judges its own steps)."""
         check_processes(self.config.sending.processes, self.config.sending.force)
         loaded = self.load()
+        check_endpoints_resolve((t.signal, self.target(t.signal).endpoint) for t in loaded)
         self.write(self.describe_setup())
         pace = self.describe_metric_pace()
         if pace:

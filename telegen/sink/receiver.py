@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
@@ -191,6 +192,8 @@ class Sink:
         self.record = Path(record) if record is not None else None
         self._recorder: Recorder | None = None
         self.recorded: list[Path] = []  # the recording's files, once stopped
+        # Hears of the first request that could not be recorded (a full disk).
+        self.on_record_error: Callable[[str], None] | None = None
 
     @property
     def address(self) -> str:
@@ -219,12 +222,23 @@ class Sink:
         /v1/metrics or /v1/logs."""
         return f"http://{self.http_address}"
 
+    @property
+    def record_error(self) -> str | None:
+        """Why requests could not be recorded (they were refused), or None."""
+        return self._recorder.error if self._recorder is not None else None
+
+    @property
+    def unrecorded(self) -> int:
+        """Requests refused because they could not be recorded."""
+        return self._recorder.failed if self._recorder is not None else 0
+
     def start(self) -> Sink:
         if self._server is not None:
             raise RuntimeError("the sink is already started")
         reuse_large_buffers()  # requests arrive as large buffers, like the sender's
         if self.record is not None:
             self._recorder = Recorder(self.record)
+            self._recorder.on_error = self.on_record_error
         http = None
         if self._http_listen is not None:
             from .http import HttpReceiver  # aiohttp is imported only by a sink that serves HTTP
@@ -343,11 +357,15 @@ class Sink:
         if self._bucket is not None and not self._bucket.admit(events):
             self._counters.add(signal, refused_requests=1, refused_events=events)
             return _refused(faults.over_capacity())
+        if self._recorder is not None:
+            unrecorded = self._recorder.write(signal, data)
+            if unrecorded:
+                # Not taken, so not counted as taken: the client sends it again.
+                self._counters.add(signal, refused_requests=1, refused_events=events)
+                return Answer(grpc.StatusCode.UNAVAILABLE, message=f"sink: {unrecorded}")
         delay_s = self._queue.delay(events) if self._queue is not None else 0.0
         rejected = faults.rejected(events)
         self._counters.add(signal, requests=1, events=events - rejected, rejected_events=rejected, bytes=len(data))
-        if self._recorder is not None:
-            self._recorder.write(signal, data)
         return Answer(OK, _response(signal, rejected) if rejected else _EMPTY_RESPONSE[signal], delay_s=delay_s)
 
 

@@ -9,8 +9,11 @@ readable up to its last whole record (`telegen import` names the offset where it
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..atomic import AtomicFile
@@ -19,6 +22,24 @@ from ..templates import SIGNALS
 from ..varint import encode_varint
 
 RECORD_PREFIX = "recorded"
+
+
+def _write_whole(out: AtomicFile, record: bytes) -> None:
+    """All of `record`, or none of it: a write cut short (a full disk) is
+    undone, so the stream stays readable up to its last whole record."""
+    start = out.file.tell()
+    view = memoryview(record)
+    try:
+        while view:
+            written = out.file.write(view)
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+    except OSError:
+        with contextlib.suppress(OSError):
+            out.file.truncate(start)
+            out.file.seek(start)
+        raise
 
 
 def recorded_path(directory: str | os.PathLike, signal: str) -> Path:
@@ -41,19 +62,34 @@ class Recorder:
         self._locks = {signal: threading.Lock() for signal in SIGNALS}
         self.requests = dict.fromkeys(SIGNALS, 0)
         self.closed = False
+        self.failed = 0  # requests that could not be written (and were refused)
+        self.error: str | None = None  # the last reason
+        self.on_error: Callable[[str], None] | None = None  # hears of the first
 
-    def write(self, signal: str, data: bytes) -> None:
+    def write(self, signal: str, data: bytes) -> str | None:
+        """Append one request; None when it is kept, else why it could not
+        be (a full disk): the stream is cut back to its last whole record,
+        and the sink refuses the request so that the client sends it again."""
         with self._locks[signal]:
             if self.closed:
-                return
+                return None
             out = self._files.get(signal)
-            if out is None:
-                out = self._files[signal] = AtomicFile(recorded_path(self.directory, signal), self._part(signal))
-            out.write(encode_varint(len(data)) + data)
-            # Handed to the kernel before the request is answered: a sink
-            # killed (SIGKILL) keeps every request it said it took.
-            out.file.flush()
+            try:
+                if out is None:
+                    out = self._files[signal] = AtomicFile(recorded_path(self.directory, signal),
+                                                           self._part(signal), buffered=False)
+                _write_whole(out, encode_varint(len(data)) + data)
+            except OSError as exc:
+                self.failed += 1
+                problem = f"cannot record to {self._part(signal)}: {exc.strerror or exc}"
+                if self.error is None and self.on_error is not None:
+                    self.on_error(problem)
+                self.error = problem
+                return problem
+            # Written unbuffered, so in the kernel before the request is
+            # answered: a sink killed (SIGKILL) keeps every request it took.
             self.requests[signal] += 1
+            return None
 
     def close(self) -> list[Path]:
         """Flush and give each stream its final name; the paths written."""
@@ -64,7 +100,10 @@ class Recorder:
                 out = self._files.pop(signal, None)
                 if out is None:
                     continue
-                written.append(out.commit())
+                try:
+                    written.append(out.commit())
+                except OSError as exc:
+                    self.error = f"cannot finish {out.path}: {exc.strerror or exc} (its records are in {out.temporary})"
         return written
 
     def _part(self, signal: str) -> Path:
