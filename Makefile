@@ -22,12 +22,15 @@ test: $(STAMP) peers
 # The fault-injection suite (docs/failure-behaviour.md, under ten minutes):
 # toxiproxy between telegen and its receiver (latency, bandwidth, resets,
 # blackholes, connections cut after N bytes), the receiver killed and
-# restarted, signals, a fleet sender killed, and the bad-input corpus. It
+# restarted, signals, a worker process or a fleet sender killed, and the
+# bad-input corpus (tests/test_failure_behaviour.py, also in `make test`). It
 # needs Go to build toxiproxy and fails, never skips, without it. Each fault
 # run's figures land in $(FAULTS_TABLE).
 FAULTS_TABLE ?= faults-table.md
 faults: $(STAMP) toxiproxy
-	TELEGEN_FAULTS_TABLE=$(FAULTS_TABLE) TELEGEN_FAULTS_REQUIRED=1 $(PY) -m pytest -q -m faults tests/test_faults.py
+	TELEGEN_FAULTS_TABLE=$(FAULTS_TABLE) $(PY) -m pytest -q -m "" tests/test_faults.py \
+		tests/test_failure_behaviour.py "tests/test_fleet.py::test_a_killed_sender_is_reported_with_its_counts"
+	@echo; cat $(FAULTS_TABLE)
 
 # The main job on built-in defaults: generate small templates (seconds), start
 # a local sink, send to it for 10 s, print sender and sink figures side by side.

@@ -226,7 +226,7 @@ def no_traceback(run: Run) -> None:
 NETWORK_FAULTS = {
     # name: (toxic kind, stream, attributes, (from s, to s) or None for the whole run, run duration)
     "latency 250 ms": ("latency", "downstream", {"latency": 250, "jitter": 50}, None, 6),
-    "bandwidth 1 MB/s a connection": ("bandwidth", "upstream", {"rate": 1000}, None, 6),
+    "bandwidth 5 MB/s a connection": ("bandwidth", "upstream", {"rate": 5000}, None, 6),
     "reset 1 s": ("reset_peer", "upstream", {"timeout": 0}, (2.0, 3.0), 7),
     "blackhole 5 s": ("timeout", "upstream", {"timeout": 0}, (2.0, 7.0), 10),
     "cut after 600 kB": ("limit_data", "upstream", {"bytes": 600_000}, (2.0, 4.5), 7),
