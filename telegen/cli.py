@@ -400,6 +400,27 @@ def _stop_on_signals(stop: threading.Event, before_exit: Callable[[], None] | No
     signal.signal(signal.SIGTERM, first)
 
 
+def _write_figures_so_far(figures: list[Callable[[], SendReport]], stats_path: Path | None) -> None:
+    """A second Ctrl-C leaves without waiting for the answers in flight, but
+    --stats-json still gets the counts so far: marked interrupted and lower
+    bounds (what was in flight is counted nowhere). Given 2 s at most, in a
+    thread: the interrupted main thread may hold what the counts need."""
+    if stats_path is None or not figures:
+        return
+
+    def write() -> None:
+        report = figures[0]()
+        report.interrupted, report.lower_bound = True, True
+        report.aborted = "a second Ctrl-C or SIGTERM: left without waiting for the requests in flight"
+        write_json(stats_path, report.to_dict())
+        print(f"Wrote {stats_path} (the counts so far; the requests in flight are counted nowhere)",
+              file=sys.stderr, flush=True)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(2.0)
+
+
 def run_send(args: argparse.Namespace) -> int:
     from .send.config import SenderConfig
     from .send.sender import Sender, summary
@@ -422,9 +443,16 @@ def run_send(args: argparse.Namespace) -> int:
         except TelegenError as exc:
             raise TelegenError(f"{exc}{_beside_the_config(config, args.config)}") from None
         stop = threading.Event()
-        _stop_on_signals(stop)
+        figures: list[Callable[[], SendReport]] = []  # the counts so far, once sending starts
+
+        def on_start(current: Callable[[], SendReport]) -> None:
+            figures.append(current)
+            if metrics is not None:
+                metrics.attach(current)
+
+        _stop_on_signals(stop, before_exit=lambda: _write_figures_so_far(figures, stats_path))
         watcher = _lag_watcher(backends, args.settle_timeout) if backends else None
-        hooks = dict(on_start=metrics.attach if metrics is not None else None, timeline=timeline,
+        hooks = dict(on_start=on_start, timeline=timeline,
                      on_sent=watcher.sampler if watcher is not None else None)
         search = sender.find_max(stop, **hooks) if config.sending.search.enabled else None
         report = search.run if search is not None else sender.run(stop, **hooks)
