@@ -127,22 +127,42 @@ def _padded_buckets(number: int, buckets: Message) -> bytes:
     return _len_field(number, body)
 
 
-def padded_exponential_metric(metric: Message) -> bytes:
+def _keeping_fixed64(point: Message, names: frozenset[str]) -> bytes:
+    """`point` encoded with the fixed64 fields in `names` on the wire even
+    when 0 (protobuf leaves a zero out): where a template had such a field,
+    the send path rewrites it in place, and a count that wraps to exactly 0
+    stays there as an explicit 0 (the twin must write what the kernel does)."""
+    zeros = sorted(point.DESCRIPTOR.fields_by_name[name].number for name in names if not getattr(point, name))
+    if not zeros:
+        return point.SerializeToString()
+    before, rest = type(point)(), type(point)()
+    before.CopyFrom(point)
+    rest.CopyFrom(point)
+    for known, _ in point.ListFields():
+        (before if known.number >= zeros[0] else rest).ClearField(known.name)
+    head = before.SerializeToString()
+    return (head + encode_varint(zeros[0] << 3 | 1) + bytes(8)
+            + _keeping_fixed64(rest, frozenset(n for n in names if point.DESCRIPTOR.fields_by_name[n].number
+                                               > zeros[0])))
+
+
+def padded_exponential_metric(metric: Message, kept: list[frozenset[str]] | None = None) -> bytes:
     """A Metric holding an exponential histogram, encoded with every bucket
     count a varint padded to 10 bytes: still protobuf (parsers read
     non-minimal varints), and the send path grows a captured series' buckets
     in place (GROW_VARINT10 in telegen/_plan.pxi). The other fields are
     protobuf's own encoding; the Buckets follow them on the wire, the
     temporality comes before the points, the name, description, unit and
-    metadata before the histogram."""
+    metadata before the histogram. `kept`, per point: fixed64 fields to
+    write even when 0 (see _keeping_fixed64)."""
     data = metric.exponential_histogram
     points = b""
-    for point in data.data_points:
+    for index, point in enumerate(data.data_points):
         bare = type(point)()
         bare.CopyFrom(point)
         bare.ClearField("positive")
         bare.ClearField("negative")
-        encoded = bare.SerializeToString()
+        encoded = _keeping_fixed64(bare, kept[index]) if kept else bare.SerializeToString()
         for number, name in ((8, "positive"), (9, "negative")):
             if point.HasField(name):
                 encoded += _padded_buckets(number, getattr(point, name))

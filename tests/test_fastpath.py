@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 from conftest import decode_logs, decode_metrics, decode_traces
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -655,6 +655,9 @@ def test_any_parameters_agree_with_reference(templates, seed, now, jitter, backd
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32), now=st.integers(10**12, 2**63), replayed=st.integers(-10**12, 10**16),
        which=st.integers(0, 6))
+# Found by hypothesis: "wraps" grown two steps lands its zero count on exactly
+# 2**64 = 0, which the kernel keeps on the wire (in place) and protobuf drops.
+@example(seed=0, now=10**12, replayed=120 * 10**9, which=4)
 def test_series_growth_at_any_time_agrees_with_reference(seed, now, replayed, which):
     """Metric series kept whole, of every kind (padded exponential
     histograms included), replayed for any time (or before their start):

@@ -167,11 +167,13 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
     rng = Xoshiro256(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
     run_start = run_start or now
     padded: list[bool] = []
+    kept: list[list[frozenset[str]]] = []
     keyed = _Keyed(id_key, send_number, clock, slots) if id_key is not None else None
     while True:
         message = decode_record(signal, data)
         if signal == "metrics":
             padded = _padded_layout(message, bytes(data))
+            kept = _fixed64_present(message, padded)
         groups = _Groups()
         if signal == "traces":
             _group_traces(message, groups)
@@ -192,7 +194,7 @@ def patch_reference(signal: str, data: bytes, now: int, jitter_ns: int = 0, back
             keyed.attempt += 1
     if replica >= 0:
         _patch_replicas(message, signal, replica)
-    return head + (_encode_metrics(message, padded) if any(padded) else message.SerializeToString())
+    return head + (_encode_metrics(message, padded, kept) if any(padded) else message.SerializeToString())
 
 
 # -- traces ----------------------------------------------------------------------
@@ -563,16 +565,29 @@ def _len_field(number: int, payload: bytes) -> bytes:
     return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
-def _encode_metrics(message: Message, padded: list[bool]) -> bytes:
+def _fixed64_present(message: Message, padded: list[bool]) -> list[list[frozenset[str]]]:
+    """Per padded metric, per point: its fixed64 counts on the template's
+    wire (non-zero), which the kernel rewrites in place and so keeps there
+    even when one wraps to exactly 0."""
+    kept = []
+    for metric, is_padded in zip(_metrics(message), padded):
+        if is_padded:
+            kept.append([frozenset(name for name in ("count", "zero_count") if getattr(point, name))
+                         for point in metric.exponential_histogram.data_points])
+    return kept
+
+
+def _encode_metrics(message: Message, padded: list[bool], kept: list[list[frozenset[str]]]) -> bytes:
     """The request as protobuf writes it, but for the metrics in the padded layout."""
     flags = iter(padded)
+    kept_points = iter(kept)
     out = b""
     for rm in message.resource_metrics:
         body = type(rm)(resource=rm.resource).SerializeToString() if rm.HasField("resource") else b""
         for sm in rm.scope_metrics:
             scope = type(sm)(scope=sm.scope).SerializeToString() if sm.HasField("scope") else b""
             for metric in sm.metrics:
-                scope += _len_field(2, padded_exponential_metric(metric) if next(flags)
+                scope += _len_field(2, padded_exponential_metric(metric, next(kept_points)) if next(flags)
                                     else metric.SerializeToString())
             body += _len_field(2, scope + type(sm)(schema_url=sm.schema_url).SerializeToString())
         out += _len_field(1, body + type(rm)(schema_url=rm.schema_url).SerializeToString())
