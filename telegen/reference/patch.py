@@ -577,17 +577,19 @@ def _fixed64_present(message: Message, padded: list[bool]) -> list[list[frozense
     return kept
 
 
-def _encode_metrics(message: Message, padded: list[bool], kept: list[list[frozenset[str]]]) -> bytes:
-    """The request as protobuf writes it, but for the metrics in the padded layout."""
+def _encode_metrics(message: Message, padded: list[bool], kept: list[list[frozenset[str]]] | None = None) -> bytes:
+    """The request as protobuf writes it, but for the metrics in the padded
+    layout; `kept`: see _fixed64_present (None: nothing kept at 0)."""
     flags = iter(padded)
-    kept_points = iter(kept)
+    kept_points = iter(kept) if kept is not None else None
     out = b""
     for rm in message.resource_metrics:
         body = type(rm)(resource=rm.resource).SerializeToString() if rm.HasField("resource") else b""
         for sm in rm.scope_metrics:
             scope = type(sm)(scope=sm.scope).SerializeToString() if sm.HasField("scope") else b""
             for metric in sm.metrics:
-                scope += _len_field(2, padded_exponential_metric(metric, next(kept_points)) if next(flags)
+                scope += _len_field(2, padded_exponential_metric(metric, next(kept_points) if kept_points else None)
+                                    if next(flags)
                                     else metric.SerializeToString())
             body += _len_field(2, scope + type(sm)(schema_url=sm.schema_url).SerializeToString())
         out += _len_field(1, body + type(rm)(schema_url=rm.schema_url).SerializeToString())
